@@ -1,1 +1,44 @@
-//! skeleton
+//! Domain types of connect-audit: who changed which Amazon Connect user, and when.
+//!
+//! - [`AuditRecord`]: the one row per audited event every engine yields and every exporter
+//!   writes, with its Arrow schema ([`record::arrow_schema`]).
+//! - [`cloudtrail`]: parsing a CloudTrail record and finding its actor and target.
+//! - [`catalogue`]: which Connect calls are audited, in groups.
+//! - [`Directory`]: ids → names, from the snapshot store ([`store`]) and the trail itself.
+//! - [`location`]: local paths (and, later, S3) and atomic file output.
+//!
+//! ```
+//! use connect_audit_core::cloudtrail::{parse_record, Parsed};
+//! use connect_audit_core::{catalogue, Directory, NameSource, TargetKind};
+//!
+//! let raw = r#"{"eventTime":"2024-05-02T09:14:02Z","eventID":"e1",
+//!   "eventSource":"connect.amazonaws.com","eventName":"DeleteUser","awsRegion":"us-east-1",
+//!   "recipientAccountId":"111122223333",
+//!   "userIdentity":{"type":"IAMUser","userName":"ops","principalId":"AIDA1"},
+//!   "requestParameters":{"InstanceId":"i","UserId":"66666666-7777-8888-9999-000000000000"}}"#;
+//! let Parsed::Connect(rec) = parse_record(raw).unwrap() else { unreachable!() };
+//! let group = catalogue::group_of("DeleteUser").unwrap();
+//! let mut row = rec.to_audit_record(group).unwrap();
+//! let mut dir = Directory::new();
+//! dir.insert_snapshot(TargetKind::User, "66666666-7777-8888-9999-000000000000", "jdoe");
+//! dir.resolve(&mut row);
+//! assert_eq!(row.target_name.as_deref(), Some("jdoe"));
+//! assert_eq!(row.name_source, NameSource::Snapshot);
+//! ```
+
+pub mod catalogue;
+pub mod cloudtrail;
+pub mod directory;
+pub mod error;
+pub mod ids;
+pub mod location;
+pub mod record;
+pub mod store;
+pub mod window;
+
+pub use catalogue::{EventGroup, EventSelection};
+pub use directory::Directory;
+pub use error::Error;
+pub use location::{AtomicFile, Location};
+pub use record::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
+pub use window::Window;

@@ -1,0 +1,659 @@
+//! CloudTrail records: parsing the fields the audit needs, and turning an audited Connect
+//! event into an [`AuditRecord`] (actor, target, origin, redaction).
+
+use std::borrow::Cow;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::catalogue::{CONNECT_EVENT_SOURCE, EventGroup};
+use crate::ids::{bare_id, leading_uuid, parse_connect_arn};
+use crate::record::{ActorKind, AuditRecord, NameSource, Origin, TargetKind};
+
+/// Role name prefix of the Connect admin website's service-linked role.
+const CONNECT_ROLE_PREFIX: &str = "AWSServiceRoleForAmazonConnect_";
+/// Role name prefix of the Global Resiliency synchronization service-linked role.
+const SYNC_ROLE_PREFIX: &str = "AWSServiceRoleForAmazonConnectSynchronization_";
+
+/// One CloudTrail record, reduced to the fields the audit reads. Unknown fields are ignored;
+/// `requestParameters`/`responseElements` may be objects, `null` or absent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudTrailRecord<'a> {
+    /// `eventTime`, RFC 3339.
+    #[serde(borrow)]
+    pub event_time: Option<Cow<'a, str>>,
+    /// `eventID`.
+    #[serde(rename = "eventID", borrow)]
+    pub event_id: Option<Cow<'a, str>>,
+    /// `eventSource`, e.g. `connect.amazonaws.com`.
+    #[serde(borrow)]
+    pub event_source: Option<Cow<'a, str>>,
+    /// `eventName`, the API operation.
+    #[serde(borrow)]
+    pub event_name: Option<Cow<'a, str>>,
+    /// `awsRegion`.
+    #[serde(borrow)]
+    pub aws_region: Option<Cow<'a, str>>,
+    /// `recipientAccountId`.
+    #[serde(borrow)]
+    pub recipient_account_id: Option<Cow<'a, str>>,
+    /// `sourceIPAddress`.
+    #[serde(rename = "sourceIPAddress", borrow)]
+    pub source_ip_address: Option<Cow<'a, str>>,
+    /// `userAgent`.
+    #[serde(borrow)]
+    pub user_agent: Option<Cow<'a, str>>,
+    /// `errorCode`.
+    #[serde(borrow)]
+    pub error_code: Option<Cow<'a, str>>,
+    /// `errorMessage`.
+    #[serde(borrow)]
+    pub error_message: Option<Cow<'a, str>>,
+    /// `userIdentity`.
+    #[serde(borrow)]
+    pub user_identity: Option<UserIdentity<'a>>,
+    /// `requestParameters`, any JSON value.
+    pub request_parameters: Option<Value>,
+    /// `responseElements`, any JSON value.
+    pub response_elements: Option<Value>,
+}
+
+/// `userIdentity` of a CloudTrail record.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity<'a> {
+    /// `type`: `AssumedRole`, `IAMUser`, `Root`, `AWSService`, ….
+    #[serde(rename = "type", borrow)]
+    pub kind: Option<Cow<'a, str>>,
+    /// `principalId`: `AROA…:<session>` for role sessions.
+    #[serde(borrow)]
+    pub principal_id: Option<Cow<'a, str>>,
+    /// `arn` of the caller.
+    #[serde(borrow)]
+    pub arn: Option<Cow<'a, str>>,
+    /// `accountId` of the caller.
+    #[serde(borrow)]
+    pub account_id: Option<Cow<'a, str>>,
+    /// `userName` (IAM users).
+    #[serde(borrow)]
+    pub user_name: Option<Cow<'a, str>>,
+    /// `invokedBy` (calls made by an AWS service).
+    #[serde(borrow)]
+    pub invoked_by: Option<Cow<'a, str>>,
+    /// `sessionContext`.
+    #[serde(borrow)]
+    pub session_context: Option<SessionContext<'a>>,
+}
+
+/// `userIdentity.sessionContext`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext<'a> {
+    /// `sessionIssuer`: the role behind an assumed-role session.
+    #[serde(borrow)]
+    pub session_issuer: Option<SessionIssuer<'a>>,
+}
+
+/// `userIdentity.sessionContext.sessionIssuer`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer<'a> {
+    /// The role's name.
+    #[serde(borrow)]
+    pub user_name: Option<Cow<'a, str>>,
+    /// The role's ARN.
+    #[serde(borrow)]
+    pub arn: Option<Cow<'a, str>>,
+}
+
+/// Why a record could not be audited.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The record is not a JSON object of the CloudTrail shape.
+    #[error("not a CloudTrail record: {0}")]
+    Shape(String),
+    /// A field the audit needs is missing or null.
+    #[error("missing `{0}`")]
+    Missing(&'static str),
+    /// `eventTime` is not an RFC 3339 timestamp.
+    #[error("unparseable eventTime `{0}`")]
+    BadTime(String),
+}
+
+/// What parsing a raw record found.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// A Connect event (any name); the caller decides whether it is audited.
+    Connect(Box<CloudTrailRecord<'a>>),
+    /// Some other service's event.
+    Other,
+}
+
+/// Parses one record of a trail file's `Records` array.
+///
+/// A record that fails to parse is an error only when it claims to be a Connect event or its
+/// source cannot be told; another service's odd record is none of our business.
+pub fn parse_record(raw: &str) -> Result<Parsed<'_>, RecordError> {
+    match serde_json::from_str::<CloudTrailRecord<'_>>(raw) {
+        Ok(rec) => match rec.event_source.as_deref() {
+            Some(CONNECT_EVENT_SOURCE) => Ok(Parsed::Connect(Box::new(rec))),
+            Some(_) => Ok(Parsed::Other),
+            None => Err(RecordError::Missing("eventSource")),
+        },
+        Err(err) => {
+            #[derive(Deserialize)]
+            struct Head {
+                #[serde(rename = "eventSource")]
+                event_source: Option<Value>,
+            }
+            match serde_json::from_str::<Head>(raw) {
+                Ok(Head {
+                    event_source: Some(Value::String(s)),
+                }) if s != CONNECT_EVENT_SOURCE => Ok(Parsed::Other),
+                _ => Err(RecordError::Shape(err.to_string())),
+            }
+        }
+    }
+}
+
+/// A name the trail itself teaches: the id and name of something created or renamed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedName {
+    /// What was named.
+    pub kind: TargetKind,
+    /// Its bare id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+impl CloudTrailRecord<'_> {
+    fn request(&self) -> Option<&Map<String, Value>> {
+        self.request_parameters.as_ref().and_then(Value::as_object)
+    }
+
+    fn response(&self) -> Option<&Map<String, Value>> {
+        self.response_elements.as_ref().and_then(Value::as_object)
+    }
+
+    /// The name this event gives to an id, if it creates or renames a user, profile or group
+    /// and succeeded.
+    pub fn learned_name(&self) -> Option<LearnedName> {
+        if self.error_code.is_some() {
+            return None;
+        }
+        let req = self.request()?;
+        let resp = self.response();
+        let (kind, id, name) = match self.event_name.as_deref()? {
+            "CreateUser" => (
+                TargetKind::User,
+                str_field(resp?, "UserId").or_else(|| str_field(resp?, "UserArn"))?,
+                str_field(req, "Username")?,
+            ),
+            "CreateUserHierarchyGroup" => (
+                TargetKind::HierarchyGroup,
+                str_field(resp?, "HierarchyGroupId")?,
+                str_field(req, "Name")?,
+            ),
+            "UpdateUserHierarchyGroupName" => (
+                TargetKind::HierarchyGroup,
+                str_field(req, "HierarchyGroupId")?,
+                str_field(req, "Name")?,
+            ),
+            "CreateSecurityProfile" => (
+                TargetKind::SecurityProfile,
+                str_field(resp?, "SecurityProfileId")?,
+                str_field(req, "SecurityProfileName")?,
+            ),
+            "CreateRoutingProfile" => (
+                TargetKind::RoutingProfile,
+                str_field(resp?, "RoutingProfileId")?,
+                str_field(req, "Name")?,
+            ),
+            "UpdateRoutingProfileName" => (
+                TargetKind::RoutingProfile,
+                str_field(req, "RoutingProfileId")?,
+                str_field(req, "Name")?,
+            ),
+            _ => return None,
+        };
+        Some(LearnedName {
+            kind,
+            id: bare_id(id).to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// Builds the audit record of this Connect event, before naming (see
+    /// [`crate::Directory::resolve`]): names are those the trail itself carries.
+    pub fn to_audit_record(&self, group: &EventGroup) -> Result<AuditRecord, RecordError> {
+        let event_id = self.event_id.as_deref().ok_or(RecordError::Missing("eventID"))?;
+        let event_name = self
+            .event_name
+            .as_deref()
+            .ok_or(RecordError::Missing("eventName"))?;
+        let time_text = self
+            .event_time
+            .as_deref()
+            .ok_or(RecordError::Missing("eventTime"))?;
+        let event_time = time_text
+            .parse::<Timestamp>()
+            .map_err(|_| RecordError::BadTime(time_text.to_owned()))?;
+        let identity = self
+            .user_identity
+            .as_ref()
+            .ok_or(RecordError::Missing("userIdentity"))?;
+        let region = self
+            .aws_region
+            .as_deref()
+            .ok_or(RecordError::Missing("awsRegion"))?;
+        let account_id = self
+            .recipient_account_id
+            .as_deref()
+            .or(identity.account_id.as_deref())
+            .ok_or(RecordError::Missing("recipientAccountId"))?;
+
+        let actor = Actor::of(identity);
+        let target = Target::of(event_name, self.request(), self.response());
+        let instance_id = self
+            .request()
+            .and_then(|r| str_field(r, "InstanceId"))
+            .map(|i| bare_id(i).to_owned())
+            .or(target.instance_id);
+        let user_agent = self.user_agent.as_deref();
+        let source_ip = self.source_ip_address.as_deref();
+        let origin = if actor.kind == ActorKind::ConnectUser
+            || user_agent == Some(CONNECT_EVENT_SOURCE)
+            || source_ip == Some(CONNECT_EVENT_SOURCE)
+        {
+            Origin::Console
+        } else {
+            Origin::Api
+        };
+        let request_parameters = self.request_parameters.as_ref().and_then(|v| {
+            let mut v = v.clone();
+            remove_secrets(&mut v);
+            json_text(&v)
+        });
+        Ok(AuditRecord {
+            event_time,
+            event_id: event_id.to_owned(),
+            event_name: event_name.to_owned(),
+            category: group.category,
+            account_id: account_id.to_owned(),
+            region: region.to_owned(),
+            instance_id,
+            actor_kind: actor.kind,
+            actor_id: actor.id,
+            actor_name: actor.name,
+            actor_arn: identity.arn.as_deref().map(str::to_owned),
+            target_kind: target.kind,
+            target_id: target.id,
+            target_name: target.name,
+            name_source: NameSource::Unresolved,
+            origin,
+            source_ip: source_ip.map(str::to_owned),
+            user_agent: user_agent.map(str::to_owned),
+            error_code: self.error_code.as_deref().map(str::to_owned),
+            error_message: self.error_message.as_deref().map(str::to_owned),
+            request_parameters,
+            response_elements: self.response_elements.as_ref().and_then(json_text),
+        })
+    }
+}
+
+/// The actor of an event, as far as the trail tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// Admin-website user, IAM principal or service.
+    pub kind: ActorKind,
+    /// Connect user id, IAM principal id, or the service's role session name.
+    pub id: Option<String>,
+    /// The name the trail carries (IAM session or user name, the service); `None` for a
+    /// Connect user, whose name comes from the Directory.
+    pub name: Option<String>,
+}
+
+impl Actor {
+    /// Reads the actor from `userIdentity`.
+    pub fn of(identity: &UserIdentity<'_>) -> Self {
+        let arn = identity.arn.as_deref();
+        let (arn_role, arn_session) = arn.and_then(split_assumed_role).unzip();
+        let issuer = identity
+            .session_context
+            .as_ref()
+            .and_then(|c| c.session_issuer.as_ref());
+        let role = issuer
+            .and_then(|i| i.user_name.as_deref())
+            .or(arn_role)
+            .unwrap_or("");
+        let session = arn_session.or_else(|| {
+            identity
+                .principal_id
+                .as_deref()
+                .and_then(|p| p.split_once(':'))
+                .map(|(_, s)| s)
+        });
+        if role.starts_with(SYNC_ROLE_PREFIX)
+            || identity.kind.as_deref() == Some("AWSService")
+        {
+            let name = identity
+                .invoked_by
+                .as_deref()
+                .or((!role.is_empty()).then_some(role));
+            return Self {
+                kind: ActorKind::Service,
+                id: session.map(str::to_owned),
+                name: name.map(str::to_owned),
+            };
+        }
+        if role.starts_with(CONNECT_ROLE_PREFIX) {
+            let id = session.map(|s| leading_uuid(s).unwrap_or(s).to_ascii_lowercase());
+            return Self {
+                kind: ActorKind::ConnectUser,
+                id,
+                name: None,
+            };
+        }
+        let name = match identity.kind.as_deref() {
+            Some("IAMUser") => identity.user_name.as_deref(),
+            Some("Root") => Some("root"),
+            _ => session.or(identity.user_name.as_deref()),
+        };
+        Self {
+            kind: ActorKind::Iam,
+            id: identity.principal_id.as_deref().map(str::to_owned),
+            name: name.map(str::to_owned),
+        }
+    }
+}
+
+/// `arn:aws:sts::<acct>:assumed-role/<role>/<session>` → (`role`, `session`).
+fn split_assumed_role(arn: &str) -> Option<(&str, &str)> {
+    let (_, rest) = arn.split_once(":assumed-role/")?;
+    rest.split_once('/')
+}
+
+/// The target of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// What was changed.
+    pub kind: TargetKind,
+    /// Its bare id.
+    pub id: Option<String>,
+    /// A name the event itself carries (`CreateUser`'s `Username`, a new profile's name).
+    pub name: Option<String>,
+    /// The instance named by a resource ARN, for events without `InstanceId`.
+    pub instance_id: Option<String>,
+}
+
+impl Target {
+    fn new(kind: TargetKind, id: Option<&str>, name: Option<&str>) -> Self {
+        Self {
+            kind,
+            id: id.map(|i| bare_id(i).to_owned()),
+            name: name.map(str::to_owned),
+            instance_id: None,
+        }
+    }
+
+    fn from_arn(arn: Option<&str>) -> Self {
+        match arn.and_then(parse_connect_arn) {
+            Some(r) => Self {
+                kind: r.kind,
+                id: Some(r.id.to_owned()),
+                name: None,
+                instance_id: r.instance_id.map(str::to_owned),
+            },
+            None => Self::new(
+                if arn.is_some() {
+                    TargetKind::Resource
+                } else {
+                    TargetKind::None
+                },
+                arn,
+                None,
+            ),
+        }
+    }
+
+    /// Finds the target of `event_name` in its request and response.
+    pub fn of(
+        event_name: &str,
+        req: Option<&Map<String, Value>>,
+        resp: Option<&Map<String, Value>>,
+    ) -> Self {
+        let r = |k: &str| req.and_then(|m| str_field(m, k));
+        let o = |k: &str| resp.and_then(|m| str_field(m, k));
+        use TargetKind as K;
+        match event_name {
+            "CreateUser" => Self::new(K::User, o("UserId").or(o("UserArn")), r("Username")),
+            "CreateUserHierarchyGroup" => {
+                Self::new(K::HierarchyGroup, o("HierarchyGroupId"), r("Name"))
+            }
+            "UpdateUserHierarchyGroupName" => {
+                Self::new(K::HierarchyGroup, r("HierarchyGroupId"), r("Name"))
+            }
+            "DeleteUserHierarchyGroup" => Self::new(K::HierarchyGroup, r("HierarchyGroupId"), None),
+            "CreateSecurityProfile" => Self::new(
+                K::SecurityProfile,
+                o("SecurityProfileId"),
+                r("SecurityProfileName"),
+            ),
+            "UpdateSecurityProfile" | "DeleteSecurityProfile" => {
+                Self::new(K::SecurityProfile, r("SecurityProfileId"), None)
+            }
+            "AssociateSecurityProfiles" | "DisassociateSecurityProfiles" => {
+                Self::from_arn(r("EntityArn"))
+            }
+            "CreateRoutingProfile" => Self::new(K::RoutingProfile, o("RoutingProfileId"), r("Name")),
+            "UpdateRoutingProfileName" => {
+                Self::new(K::RoutingProfile, r("RoutingProfileId"), r("Name"))
+            }
+            name if name.contains("RoutingProfile") && !name.starts_with("UpdateUser") => {
+                Self::new(K::RoutingProfile, r("RoutingProfileId"), None)
+            }
+            "TagResource" | "UntagResource" => Self::from_arn(r("resourceArn")),
+            "CreateAgentStatus" => Self::new(K::Resource, o("AgentStatusId"), r("Name")),
+            "UpdateAgentStatus" => Self::new(K::Resource, r("AgentStatusId"), r("Name")),
+            "UpdateAuthenticationProfile" => {
+                Self::new(K::Resource, r("AuthenticationProfileId"), r("Name"))
+            }
+            "CreateInstance" | "ReplicateInstance" => Self::new(K::Resource, o("Id"), None),
+            _ => match r("UserId") {
+                Some(id) => Self::new(K::User, Some(id), None),
+                None => Self::new(K::None, None, None),
+            },
+        }
+    }
+}
+
+fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
+    map.get(key).and_then(Value::as_str)
+}
+
+/// Compact JSON text of a value; `None` for `null`.
+fn json_text(v: &Value) -> Option<String> {
+    (!v.is_null()).then(|| v.to_string())
+}
+
+/// Removes every `Password` key (any letter case, at any depth).
+fn remove_secrets(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.retain(|k, _| !k.eq_ignore_ascii_case("password"));
+            map.values_mut().for_each(remove_secrets);
+        }
+        Value::Array(items) => items.iter_mut().for_each(remove_secrets),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::group_of;
+    use serde_json::json;
+
+    const ADMIN: &str = "78adbca8-17ff-47dd-b354-2405d9371018";
+    const USER: &str = "66666666-7777-8888-9999-000000000000";
+    const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+
+    fn audit(v: &Value) -> AuditRecord {
+        let text = v.to_string();
+        let Parsed::Connect(rec) = parse_record(&text).unwrap() else {
+            panic!("not a connect record")
+        };
+        let group = group_of(rec.event_name.as_deref().unwrap()).unwrap();
+        rec.to_audit_record(group).unwrap()
+    }
+
+    fn console(session: &str) -> Value {
+        json!({
+            "type": "AssumedRole",
+            "principalId": format!("AROAEXAMPLE:{session}"),
+            "arn": format!("arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAmazonConnect_Dw/{session}"),
+            "accountId": "111122223333",
+            "sessionContext": {"sessionIssuer": {"userName": "AWSServiceRoleForAmazonConnect_Dw"}}
+        })
+    }
+
+    fn event(name: &str, identity: Value, req: Value, resp: Value) -> Value {
+        json!({
+            "eventTime": "2024-05-02T09:14:02Z", "eventID": "e-1", "eventSource": "connect.amazonaws.com",
+            "eventName": name, "awsRegion": "ap-northeast-1", "recipientAccountId": "111122223333",
+            "sourceIPAddress": "connect.amazonaws.com", "userAgent": "connect.amazonaws.com",
+            "userIdentity": identity, "requestParameters": req, "responseElements": resp
+        })
+    }
+
+    #[test]
+    fn console_create_user_names_itself_and_drops_the_password() {
+        let rec = audit(&event(
+            "CreateUser",
+            console(ADMIN),
+            json!({"InstanceId": INSTANCE, "Username": "jdoe", "Password": "HIDDEN", "IdentityInfo": {"password": "x"}}),
+            json!({"UserId": USER, "UserArn": format!("arn:aws:connect:ap-northeast-1:111122223333:instance/{INSTANCE}/agent/{USER}")}),
+        ));
+        assert_eq!(rec.actor_kind, ActorKind::ConnectUser);
+        assert_eq!(rec.actor_id.as_deref(), Some(ADMIN));
+        assert_eq!(rec.target_kind, TargetKind::User);
+        assert_eq!(rec.target_id.as_deref(), Some(USER));
+        assert_eq!(rec.target_name.as_deref(), Some("jdoe"));
+        assert_eq!(rec.origin, Origin::Console);
+        let params = rec.request_parameters.unwrap();
+        assert!(!params.to_lowercase().contains("password"), "{params}");
+        assert!(params.contains("jdoe"));
+    }
+
+    #[test]
+    fn session_name_with_more_after_the_uuid() {
+        let session = format!("{ADMIN}@someone.with.a.long.address@example.c");
+        let rec = audit(&event("DeleteUser", console(&session), json!({"UserId": USER}), Value::Null));
+        assert_eq!(rec.actor_id.as_deref(), Some(ADMIN));
+    }
+
+    #[test]
+    fn sync_role_is_a_service_and_arn_ids_are_normalised() {
+        let identity = json!({
+            "type": "AssumedRole", "invokedBy": "synchronization.connect.amazonaws.com",
+            "arn": "arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAmazonConnectSynchronization_1-2-3/ResourceSynchronization",
+            "sessionContext": {"sessionIssuer": {"userName": "AWSServiceRoleForAmazonConnectSynchronization_1-2-3"}}
+        });
+        let mut v = event(
+            "DeleteUser",
+            identity,
+            json!({
+                "InstanceId": format!("arn:aws:connect:us-west-2:111122223333:instance/{INSTANCE}"),
+                "UserId": format!("arn:aws:connect:us-west-2:111122223333:instance/{INSTANCE}/agent/{USER}")
+            }),
+            Value::Null,
+        );
+        v["userAgent"] = json!("synchronization.connect.amazonaws.com");
+        v["sourceIPAddress"] = json!("synchronization.connect.amazonaws.com");
+        let rec = audit(&v);
+        assert_eq!(rec.actor_kind, ActorKind::Service);
+        assert_eq!(rec.actor_id.as_deref(), Some("ResourceSynchronization"));
+        assert_eq!(rec.instance_id.as_deref(), Some(INSTANCE));
+        assert_eq!(rec.target_id.as_deref(), Some(USER));
+        assert_eq!(rec.origin, Origin::Api);
+        assert_eq!(rec.response_elements, None);
+    }
+
+    #[test]
+    fn iam_actors_keep_session_or_user_name() {
+        let sso = json!({
+            "type": "AssumedRole", "principalId": "AROAEXAMPLESSO:admin@example.com",
+            "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admins_0123/admin@example.com",
+            "sessionContext": {"sessionIssuer": {"userName": "AWSReservedSSO_Admins_0123"}}
+        });
+        let mut v = event("UpdateUserHierarchy", sso, json!({"UserId": USER, "HierarchyGroupId": "g"}), Value::Null);
+        v["userAgent"] = json!("aws-cli/2");
+        v["sourceIPAddress"] = json!("203.0.113.10");
+        let rec = audit(&v);
+        assert_eq!(rec.actor_kind, ActorKind::Iam);
+        assert_eq!(rec.actor_name.as_deref(), Some("admin@example.com"));
+        assert_eq!(rec.origin, Origin::Api);
+        let user = json!({"type": "IAMUser", "principalId": "AIDAX", "userName": "ops-bot",
+            "arn": "arn:aws:iam::111122223333:user/ops-bot"});
+        let rec = audit(&event("UpdateUserHierarchy", user, json!({"UserId": USER}), Value::Null));
+        assert_eq!(rec.actor_name.as_deref(), Some("ops-bot"));
+        assert_eq!(rec.actor_arn.as_deref(), Some("arn:aws:iam::111122223333:user/ops-bot"));
+    }
+
+    #[test]
+    fn targets_per_family() {
+        let t = |name: &str, req: Value, resp: Value| {
+            Target::of(name, req.as_object(), resp.as_object())
+        };
+        let agent = format!("arn:aws:connect:us-east-1:1:instance/{INSTANCE}/agent/{USER}");
+        let tag = t("TagResource", json!({"resourceArn": agent, "tags": {"a": "b"}}), Value::Null);
+        assert_eq!((tag.kind, tag.id.as_deref()), (TargetKind::User, Some(USER)));
+        assert_eq!(tag.instance_id.as_deref(), Some(INSTANCE));
+        let sp = t("UpdateSecurityProfile", json!({"SecurityProfileId": "sp-1"}), Value::Null);
+        assert_eq!(sp.kind, TargetKind::SecurityProfile);
+        let rp = t("UpdateRoutingProfileQueues", json!({"RoutingProfileId": "rp-1"}), Value::Null);
+        assert_eq!((rp.kind, rp.id.as_deref()), (TargetKind::RoutingProfile, Some("rp-1")));
+        let urp = t("UpdateUserRoutingProfile", json!({"UserId": USER, "RoutingProfileId": "rp"}), Value::Null);
+        assert_eq!(urp.kind, TargetKind::User);
+        let hg = t("CreateUserHierarchyGroup", json!({"Name": "Tokyo"}), json!({"HierarchyGroupId": "hg-1"}));
+        assert_eq!((hg.kind, hg.id.as_deref(), hg.name.as_deref()), (TargetKind::HierarchyGroup, Some("hg-1"), Some("Tokyo")));
+        let st = t("UpdateUserHierarchyStructure", json!({"HierarchyStructure": {}}), Value::Null);
+        assert_eq!(st.kind, TargetKind::None);
+        let assoc = t("AssociateSecurityProfiles", json!({"EntityArn": agent}), Value::Null);
+        assert_eq!(assoc.kind, TargetKind::User);
+    }
+
+    #[test]
+    fn failed_create_user_has_name_but_no_id_and_teaches_nothing() {
+        let mut v = event("CreateUser", console(ADMIN), json!({"Username": "dup"}), Value::Null);
+        v["errorCode"] = json!("DuplicateResourceException");
+        let text = v.to_string();
+        let Parsed::Connect(rec) = parse_record(&text).unwrap() else { panic!() };
+        assert_eq!(rec.learned_name(), None);
+        let a = rec.to_audit_record(group_of("CreateUser").unwrap()).unwrap();
+        assert_eq!((a.target_id, a.target_name.as_deref()), (None, Some("dup")));
+        assert_eq!(a.error_code.as_deref(), Some("DuplicateResourceException"));
+    }
+
+    #[test]
+    fn other_services_and_bad_records() {
+        let iam = json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateUser"}).to_string();
+        assert!(matches!(parse_record(&iam), Ok(Parsed::Other)));
+        let weird = json!({"eventSource": "s3.amazonaws.com", "eventTime": 5}).to_string();
+        assert!(matches!(parse_record(&weird), Ok(Parsed::Other)));
+        let bad = json!({"eventSource": "connect.amazonaws.com", "eventTime": 5}).to_string();
+        assert!(matches!(parse_record(&bad), Err(RecordError::Shape(_))));
+        assert!(matches!(parse_record("[1]"), Err(RecordError::Shape(_))));
+        let mut v = event("DeleteUser", console(ADMIN), json!({"UserId": USER}), Value::Null);
+        v["eventTime"] = json!("yesterday");
+        let text = v.to_string();
+        let Parsed::Connect(rec) = parse_record(&text).unwrap() else { panic!() };
+        assert_eq!(
+            rec.to_audit_record(group_of("DeleteUser").unwrap()),
+            Err(RecordError::BadTime("yesterday".into()))
+        );
+    }
+}
