@@ -1,1 +1,426 @@
-//! skeleton
+//! Configuration of connect-audit, layered lowest to highest:
+//!
+//! 1. built-in defaults;
+//! 2. the config file: `--config PATH`, else `$CONNECT_AUDIT_CONFIG`, else `./connect-audit.toml`
+//!    when it exists;
+//! 3. environment variables `CONNECT_AUDIT_…`, nested keys split on `__`
+//!    (`CONNECT_AUDIT_REPORT__SINCE=7d` sets `report.since`);
+//! 4. command-line flags (merged by the CLI on top of [`load`]'s figment).
+//!
+//! Validation ([`Settings::validate`]) is pure: no network, no disk, no credentials. Its errors
+//! name the key and the file or variable that set it.
+//!
+//! ```
+//! use connect_audit_config::{load, Settings};
+//! figment::Jail::expect_with(|jail| {
+//!     jail.create_file("connect-audit.toml", "[report]\ntrail = 'trail'\nsince = '2024-05-01'")?;
+//!     jail.set_env("CONNECT_AUDIT_REPORT__UNTIL", "2024-05-08");
+//!     let figment = load(None).unwrap();
+//!     let settings: Settings = figment.extract()?;
+//!     assert_eq!(settings.report.until.as_deref(), Some("2024-05-08"));
+//!     Ok(())
+//! });
+//! ```
+
+pub mod exporters;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use connect_audit_core::record::COLUMNS;
+use connect_audit_core::{EventSelection, Location, Window};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use exporters::{CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec};
+
+/// The file read when neither `--config` nor `CONNECT_AUDIT_CONFIG` names one.
+pub const DEFAULT_FILE: &str = "connect-audit.toml";
+/// The environment variable that names the config file.
+pub const CONFIG_ENV: &str = "CONNECT_AUDIT_CONFIG";
+/// The prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "CONNECT_AUDIT_";
+
+/// Everything a run can be told.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[report]`: what to scan and for which window.
+    #[serde(default)]
+    pub report: ReportSettings,
+    /// `[[exporters]]`: where the records go. Default: none (the CLI then writes JSON Lines to
+    /// stdout).
+    #[serde(default)]
+    pub exporters: Vec<ExporterSpec>,
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// The CloudTrail logs: a directory holding `AWSLogs/` (or any folder above or below it).
+    /// Required for a report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trail: Option<String>,
+    /// The snapshot store (a directory with `users/<id>.json`). Default: none; names then come
+    /// from the trail alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// First instant of the window: a date, RFC 3339, or a duration back from now (`7d`).
+    /// Default: 7 days before `until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// First instant after the window (exclusive). Default: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Event groups or names to audit. Default: `["default"]` (user, permissions, hierarchy,
+    /// security_profile, routing_profile, tags).
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Exit 0 even when bad trail files were skipped (they are still reported). Default: false.
+    #[serde(default)]
+    pub tolerate_bad_files: bool,
+    /// Scanner threads. Default: the number of cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+/// A configuration problem: the key, who set it, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key, e.g. `report.since` or `exporters[1].timezone`.
+    pub key: String,
+    /// Where the value came from (file path or environment variable), when known.
+    pub origin: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Some(origin) => write!(f, "{} (set by {origin}): {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Configuration that could not be loaded or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` or `CONNECT_AUDIT_CONFIG` does not exist.
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A value has the wrong type or an unknown key (figment names key and source).
+    #[error("{0}")]
+    Extract(Box<figment::Error>),
+    /// Values that parse but make no sense.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        Self::Extract(Box::new(e))
+    }
+}
+
+/// Which config file a run reads: the explicit one, `$CONNECT_AUDIT_CONFIG`, or
+/// `./connect-audit.toml` if present.
+pub fn config_file(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    let named = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from));
+    match named {
+        Some(path) if path.is_file() => Ok(Some(path)),
+        Some(path) => Err(ConfigError::MissingFile(path)),
+        None => Ok(Path::new(DEFAULT_FILE)
+            .is_file()
+            .then(|| PathBuf::from(DEFAULT_FILE))),
+    }
+}
+
+/// The layered figment: defaults, the config file, then `CONNECT_AUDIT_…` variables. Merge
+/// flags on top, then `extract::<Settings>()`.
+pub fn load(explicit: Option<&Path>) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(file) = config_file(explicit)? {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    Ok(figment.merge(
+        Env::prefixed(ENV_PREFIX)
+            .ignore(&["config"])
+            .split("__"),
+    ))
+}
+
+/// A report's settings, checked and turned into domain values.
+#[derive(Debug, Clone)]
+pub struct ValidReport {
+    /// The trail location.
+    pub trail: Location,
+    /// The snapshot store, if any.
+    pub snapshot: Option<Location>,
+    /// The time window.
+    pub window: Window,
+    /// The audited events.
+    pub events: EventSelection,
+}
+
+impl Settings {
+    /// Checks everything a report needs, without I/O. `now` anchors relative times.
+    /// Problems name the key and, via `figment`, the file or variable that set it.
+    pub fn validate(&self, figment: &Figment, now: Timestamp) -> Result<ValidReport, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                origin: origin_of(figment, key),
+                message,
+            });
+        };
+        let r = &self.report;
+        let trail = match r.trail.as_deref().map(Location::parse) {
+            None => {
+                problem("report.trail", "not set: give --trail DIR or report.trail".into());
+                None
+            }
+            Some(Err(e)) => {
+                problem("report.trail", e.to_string());
+                None
+            }
+            Some(Ok(l)) => Some(l),
+        };
+        let snapshot = match r.snapshot.as_deref().map(Location::parse) {
+            Some(Err(e)) => {
+                problem("report.snapshot", e.to_string());
+                None
+            }
+            Some(Ok(l)) => Some(l),
+            None => None,
+        };
+        let mut window = None;
+        for (key, value) in [("report.since", &r.since), ("report.until", &r.until)] {
+            if let Some(v) = value
+                && let Err(e) = connect_audit_core::window::parse_time(v, now)
+            {
+                problem(key, e.to_string());
+            }
+        }
+        match Window::parse(r.since.as_deref(), r.until.as_deref(), now) {
+            Ok(w) => window = Some(w),
+            Err(e @ connect_audit_core::window::WindowError::Empty { .. }) => {
+                problem("report.since", e.to_string());
+            }
+            Err(_) => {}
+        }
+        let events = match EventSelection::parse(&r.events) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                problem("report.events", e.to_string());
+                None
+            }
+        };
+        if r.threads == Some(0) {
+            problem("report.threads", "must be at least 1".into());
+        }
+        validate_exporters(&self.exporters, &mut problem);
+        match (trail, window, events) {
+            (Some(trail), Some(window), Some(events)) if problems.is_empty() => Ok(ValidReport {
+                trail,
+                snapshot,
+                window,
+                events,
+            }),
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+}
+
+fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, String)) {
+    let mut paths = BTreeSet::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let key = |field: &str| format!("exporters[{i}].{field}");
+        let path = spec.path();
+        if path.is_empty() {
+            problem(&key("path"), "must not be empty".into());
+        } else if !paths.insert(path) {
+            problem(
+                &key("path"),
+                format!("`{path}` is already the output of another exporter"),
+            );
+        }
+        if path.starts_with("s3://") {
+            problem(
+                &key("path"),
+                "s3:// outputs are not supported by this version yet".into(),
+            );
+        }
+        match spec {
+            ExporterSpec::Csv(csv) => {
+                if let Err(e) = jiff::tz::TimeZone::get(&csv.timezone) {
+                    problem(
+                        &key("timezone"),
+                        format!("`{}` is not an IANA time zone: {e}", csv.timezone),
+                    );
+                }
+                for column in csv.columns.iter().flatten() {
+                    if !COLUMNS.contains(&column.as_str()) {
+                        problem(
+                            &key("columns"),
+                            format!("unknown column `{column}` (columns: {})", COLUMNS.join(", ")),
+                        );
+                    }
+                }
+                if csv.columns.as_ref().is_some_and(Vec::is_empty) {
+                    problem(&key("columns"), "must name at least one column".into());
+                }
+            }
+            ExporterSpec::Parquet(p) => {
+                if p.path == "-" {
+                    problem(&key("path"), "Parquet cannot be written to stdout".into());
+                }
+                if p.row_group_size == 0 {
+                    problem(&key("row_group_size"), "must be at least 1".into());
+                }
+            }
+            ExporterSpec::Jsonl(_) => {}
+        }
+    }
+}
+
+/// Who set `key`: the file path or the environment variable.
+fn origin_of(figment: &Figment, key: &str) -> Option<String> {
+    // `exporters[1].timezone` → the metadata of `exporters` (figment has no index paths).
+    let lookup = key.split('[').next().unwrap_or(key);
+    let meta = figment.find_metadata(lookup)?;
+    if meta.name.contains("default") {
+        return None;
+    }
+    Some(match &meta.source {
+        Some(figment::Source::File(path)) => format!("file {}", path.display()),
+        _ if meta.name.contains("environment") => format!(
+            "environment variable {ENV_PREFIX}{}",
+            lookup.to_ascii_uppercase().replace('.', "__")
+        ),
+        _ => meta.name.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn now() -> Timestamp {
+        "2024-05-08T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn layers_file_then_env_then_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                r#"
+                [report]
+                trail = "from-file"
+                since = "2024-05-01"
+                until = "2024-05-08"
+                [[exporters]]
+                type = "csv"
+                path = "out.csv"
+                timezone = "Asia/Tokyo"
+                "#,
+            )?;
+            jail.set_env("CONNECT_AUDIT_REPORT__SINCE", "2024-05-02");
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            assert_eq!(s.report.trail.as_deref(), Some("from-file"));
+            assert_eq!(s.report.since.as_deref(), Some("2024-05-02"));
+            assert_eq!(s.exporters.len(), 1);
+            let figment = figment.merge(("report.trail", "from-flag"));
+            let s: Settings = figment.extract()?;
+            assert_eq!(s.report.trail.as_deref(), Some("from-flag"));
+            let v = s.validate(&figment, now()).unwrap();
+            assert_eq!(v.window.since, "2024-05-02T00:00:00Z".parse().unwrap());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_env_names_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file("other.toml", "[report]\ntrail = 'x'")?;
+            jail.set_env(CONFIG_ENV, "other.toml");
+            let s: Settings = load(None).unwrap().extract()?;
+            assert_eq!(s.report.trail.as_deref(), Some("x"));
+            jail.set_env(CONFIG_ENV, "missing.toml");
+            assert!(matches!(load(None), Err(ConfigError::MissingFile(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn problems_name_key_and_origin() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                "[report]\ntrail = 't'\nevents = ['Bogus']\n[[exporters]]\ntype = 'csv'\npath = 'a.csv'\ntimezone = 'Mars/Base'\ncolumns = ['nope']",
+            )?;
+            jail.set_env("CONNECT_AUDIT_REPORT__SINCE", "yesterday");
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            let err = s.validate(&figment, now()).unwrap_err().to_string();
+            assert!(err.contains("report.since (set by"), "{err}");
+            assert!(err.contains("CONNECT_AUDIT_REPORT__SINCE"), "{err}");
+            assert!(err.contains("report.events (set by file"), "{err}");
+            assert!(err.contains("connect-audit.toml"), "{err}");
+            assert!(err.contains("exporters[0].timezone"), "{err}");
+            assert!(err.contains("unknown column `nope`"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_source() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                "[[exporters]]\ntype = 'jsonl'\npath = 'x'\ncompression = 'zstd'",
+            )?;
+            let err = load(None).unwrap().extract::<Settings>().unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("compression"), "{text}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_trail_and_empty_window() {
+        Jail::expect_with(|_| {
+            let figment = load(None).unwrap().merge(("report.since", "2024-05-09"))
+                .merge(("report.until", "2024-05-01"));
+            let s: Settings = figment.extract()?;
+            let err = s.validate(&figment, now()).unwrap_err().to_string();
+            assert!(err.contains("report.trail: not set"), "{err}");
+            assert!(err.contains("window is empty"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn exporter_paths_must_differ_and_parquet_needs_a_file() {
+        let specs = vec![
+            ExporterSpec::Jsonl(JsonlSpec { path: "-".into() }),
+            ExporterSpec::Csv(CsvSpec::new("-")),
+            ExporterSpec::Parquet(ParquetSpec::new("x")),
+        ];
+        let mut found = Vec::new();
+        validate_exporters(&specs, &mut |k, m| found.push(format!("{k}: {m}")));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("exporters[1].path"));
+    }
+}
