@@ -1,0 +1,137 @@
+//! The error of every exporter: each variant names the exporter it is about (as
+//! [`Exporter::describe`](crate::Exporter::describe) writes it) and keeps the underlying error as
+//! its source, so a caller can walk the chain down to the [`std::io::Error`].
+
+use std::error::Error as _;
+use std::io;
+use std::path::PathBuf;
+
+/// An error building, writing to or finishing an exporter.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing to or flushing the output (a file or stdout) failed.
+    #[error("{exporter}: cannot write: {source}")]
+    Io {
+        /// The exporter, e.g. `csv out/audit.csv` or `jsonl stdout`.
+        exporter: String,
+        /// What the operating system said; `BrokenPipe` when stdout's reader went away.
+        #[source]
+        source: io::Error,
+    },
+    /// The output file could not be created or put under its final name, or its location is
+    /// not usable (e.g. an `s3://` location this build cannot write).
+    #[error("{exporter}: {source}")]
+    Output {
+        /// The exporter.
+        exporter: String,
+        /// The error of the location, naming the file.
+        #[source]
+        source: connect_audit_core::Error,
+    },
+    /// The CSV writer failed for a reason other than I/O.
+    #[error("{exporter}: {source}")]
+    Csv {
+        /// The exporter.
+        exporter: String,
+        /// The CSV writer's error.
+        #[source]
+        source: csv::Error,
+    },
+    /// A record could not be serialised to JSON.
+    #[error("{exporter}: record {event_id}: {source}")]
+    Json {
+        /// The exporter.
+        exporter: String,
+        /// The record's `event_id`.
+        event_id: String,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A batch of records could not be turned into Arrow columns.
+    #[error("{exporter}: cannot build an Arrow batch: {source}")]
+    Arrow {
+        /// The exporter.
+        exporter: String,
+        /// Arrow's error.
+        #[source]
+        source: Box<arrow_schema::ArrowError>,
+    },
+    /// The Parquet writer failed on one file.
+    #[error("{exporter}: {}: {source}", path.display())]
+    Parquet {
+        /// The exporter.
+        exporter: String,
+        /// The Parquet file (its final name).
+        path: PathBuf,
+        /// The Parquet writer's error.
+        #[source]
+        source: Box<parquet::errors::ParquetError>,
+    },
+    /// Parquet was asked to write to stdout (`path = "-"`).
+    #[error("{exporter}: Parquet cannot be written to stdout; give a file or directory path")]
+    StdoutUnsupported {
+        /// The exporter.
+        exporter: String,
+    },
+    /// A CSV column that the audit record does not have.
+    #[error("{exporter}: unknown column `{column}`")]
+    UnknownColumn {
+        /// The exporter.
+        exporter: String,
+        /// The column asked for.
+        column: String,
+    },
+    /// A CSV spec with an empty column list.
+    #[error("{exporter}: no columns to write")]
+    NoColumns {
+        /// The exporter.
+        exporter: String,
+    },
+    /// The CSV time zone is not an IANA time zone name.
+    #[error("{exporter}: `{timezone}` is not an IANA time zone: {source}")]
+    TimeZone {
+        /// The exporter.
+        exporter: String,
+        /// The name given.
+        timezone: String,
+        /// Why it was refused.
+        #[source]
+        source: jiff::Error,
+    },
+    /// A Parquet spec with `row_group_size = 0`.
+    #[error("{exporter}: row_group_size must be at least 1")]
+    RowGroupSize {
+        /// The exporter.
+        exporter: String,
+    },
+    /// [`finish`](crate::Exporter::finish) after a failed
+    /// [`write`](crate::Exporter::write): the output may be incomplete, so it was discarded
+    /// rather than put under its final name.
+    #[error("{exporter}: an earlier write failed; the output was discarded")]
+    Incomplete {
+        /// The exporter.
+        exporter: String,
+    },
+}
+
+impl Error {
+    /// The first [`io::Error`] in the chain of sources, if any.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        let mut cause = self.source();
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                return Some(io);
+            }
+            cause = e.source();
+        }
+        None
+    }
+
+    /// Whether this is the reader of stdout going away (`io::ErrorKind::BrokenPipe`), which a
+    /// command writing to a pipe usually treats as success.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.io_error()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
