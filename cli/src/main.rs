@@ -1,1 +1,115 @@
-fn main() {}
+//! `connect-audit`: who changed which Amazon Connect user, and when.
+//!
+//! The only crate that prints and uses `anyhow`. `main` maps outcomes to the documented exit
+//! codes and treats a closed stdout (broken pipe) as success.
+
+mod args;
+mod output;
+mod report;
+
+use std::io;
+
+use clap::Parser as _;
+use connect_audit_config::{ConfigError, Settings};
+use figment::Figment;
+
+use crate::args::{Cli, Command, ConfigCommand};
+use crate::output::Reporter;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Everything done.
+    Success = 0,
+    /// A run failed (I/O, snapshot, exporter): nothing was written under a final name by the
+    /// failing exporter.
+    Failed = 1,
+    /// Bad command line or configuration.
+    Usage = 2,
+    /// Done and written, but bad trail files or records were skipped.
+    BadInput = 3,
+}
+
+/// A usage mistake found by the CLI itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let code = match run(&cli) {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::Success,
+        Err(err) => {
+            output::error(&err);
+            if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Failed
+            }
+        }
+    };
+    std::process::ExitCode::from(code as u8)
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let figment = connect_audit_config::load(cli.config.as_deref())?;
+    match &cli.command {
+        Command::Report(args) => {
+            let figment = report::merge_flags(figment, args)?;
+            let (settings, valid) = settle(&figment)?;
+            let reporter = Reporter::new(cli.quiet);
+            report::run(&settings, valid, &reporter)
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let (settings, valid) = settle(&figment)?;
+            let file = connect_audit_config::config_file(cli.config.as_deref())?;
+            output::note(&format!(
+                "connect-audit: configuration OK ({}): trail {}, window {} .. {}, {} events, {} exporters",
+                file.map_or_else(|| "no config file".to_owned(), |f| f.display().to_string()),
+                valid.trail,
+                valid.window.since,
+                valid.window.until,
+                valid.events.names().count(),
+                settings.exporters.len().max(1),
+            ));
+            Ok(ExitCode::Success)
+        }
+        Command::Config(ConfigCommand::Show) => {
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+            output::data(&toml::to_string_pretty(&settings)?);
+            Ok(ExitCode::Success)
+        }
+    }
+}
+
+/// Extracts and validates the settings.
+fn settle(figment: &Figment) -> Result<(Settings, connect_audit_config::ValidReport), ConfigError> {
+    let settings: Settings = figment.extract()?;
+    let valid = settings.validate(figment, jiff::Timestamp::now())?;
+    Ok((settings, valid))
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

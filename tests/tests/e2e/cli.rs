@@ -1,1 +1,273 @@
-//! placeholder
+//! The `connect-audit` binary run as a process, as a user would.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use super::scan::fixtures;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `connect-audit` binary of this build (`scripts/test` builds it before the tests).
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join(format!("connect-audit{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo build -p connect-audit-cli` first (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CONNECT_AUDIT_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A copy of `examples/` in a fresh directory, as a user's checkout would have it.
+fn examples_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples"), &dir.path().join("examples"));
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn quick_start_demo_writes_every_output_and_a_summary() {
+    let dir = examples_copy();
+    let out = run(dir.path(), &["report", "--config", "examples/demo.toml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(out.stdout.is_empty(), "data goes to files, not stdout");
+    assert!(stderr.contains("audited events written"), "{stderr}");
+    let demo = dir.path().join("out/demo");
+    let csv = fs::read_to_string(demo.join("audit.csv")).unwrap();
+    let jsonl = fs::read_to_string(demo.join("audit.jsonl")).unwrap();
+    let rows = jsonl.lines().count();
+    assert!(rows > 10, "{rows} rows");
+    assert_eq!(csv.lines().count(), rows + 1, "CSV has a header and one row per event");
+    assert!(csv.contains("+09:00"), "the demo shows times in Asia/Tokyo");
+    let parts: Vec<_> = fs::read_dir(demo.join("parquet"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(parts.iter().all(|p| p.starts_with("date=2024-05-")), "{parts:?}");
+    assert!(!parts.is_empty());
+    // Nothing half-written is left behind.
+    let leftovers: Vec<_> = walk(&demo)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn jsonl_to_stdout_carries_the_record_fields_in_order() {
+    let dir = examples_copy();
+    let out = run(
+        dir.path(),
+        &[
+            "report",
+            "--trail",
+            "examples/trail",
+            "--snapshot",
+            "examples/snapshot",
+            "--since",
+            "2024-05-01",
+            "--until",
+            "2024-05-08",
+            "--format",
+            "jsonl",
+            "--output",
+            "-",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut count = 0;
+    for line in stdout.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, connect_audit_core::record::COLUMNS, "{line}");
+        let t = v["event_time"].as_str().unwrap();
+        assert!(("2024-05-01".."2024-05-08").contains(&t), "{t}");
+        count += 1;
+    }
+    assert!(count > 10);
+}
+
+#[test]
+fn bad_files_exit_3_unless_tolerated_and_good_records_are_still_written() {
+    let trail = fixtures().join("bad-trail");
+    let trail = trail.to_str().unwrap();
+    let args = [
+        "report", "--trail", trail, "--since", "2024-05-01", "--until", "2024-05-08", "--format",
+        "jsonl",
+    ];
+    let out = run(&repo(), &args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    for suffix in [
+        "_notgzip.json.gz: not gzip",
+        "_truncated.json.gz: truncated gzip",
+        "_notjson.json.gz: not JSON",
+        "_norecords.json.gz: no `Records` array",
+        "_recordsobject.json.gz: `Records` is not an array",
+        "_empty.json.gz: empty file",
+        "_badrecords.json.gz: record 1 (eventID bad-time): unparseable eventTime",
+    ] {
+        assert!(stderr.contains(suffix), "missing `{suffix}` in:\n{stderr}");
+    }
+    assert_eq!(text(&out.stdout).lines().count(), 4, "good-1..4 still written");
+
+    let mut tolerant = args.to_vec();
+    tolerant.push("--tolerate-bad-files");
+    let out = run(&repo(), &tolerant);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("not gzip"), "still reported");
+    assert_eq!(text(&out.stdout).lines().count(), 4);
+}
+
+#[test]
+fn a_snapshot_object_that_is_not_json_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("snap/users");
+    fs::create_dir_all(&users).unwrap();
+    fs::write(users.join("66666666-7777-8888-9999-000000000000.json"), "{oops").unwrap();
+    let trail = fixtures().join("bad-trail");
+    let out = run(
+        dir.path(),
+        &[
+            "report",
+            "--trail",
+            trail.to_str().unwrap(),
+            "--snapshot",
+            "snap",
+            "--since",
+            "2024-05-01",
+            "--until",
+            "2024-05-08",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("snap/users/66666666-7777-8888-9999-000000000000.json"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn config_check_names_the_key_and_who_set_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        "[report]\ntrail = 'trail'\nevents = ['NoSuchEvent']\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env_remove("CONNECT_AUDIT_CONFIG")
+        .env("CONNECT_AUDIT_REPORT__SINCE", "last tuesday")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("report.events (set by file"), "{stderr}");
+    assert!(stderr.contains("NoSuchEvent"), "{stderr}");
+    assert!(
+        stderr.contains("report.since (set by environment variable CONNECT_AUDIT_REPORT__SINCE)"),
+        "{stderr}"
+    );
+
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        "[report]\ntrail = 'trail'\nsince = '2024-05-01'\n[[exporters]]\ntype = 'csv'\npath = 'a.csv'\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["config", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(dir.path(), &["config", "show"]);
+    assert_eq!(out.status.code(), Some(0));
+    let shown: toml::Value = toml::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(shown["report"]["trail"].as_str(), Some("trail"));
+    assert_eq!(
+        shown["exporters"][0]["timezone"].as_str(),
+        Some("UTC"),
+        "defaults are shown"
+    );
+}
+
+#[test]
+fn unknown_config_keys_and_usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("c.toml"), "[report]\ntrial = 'typo'\n").unwrap();
+    let out = run(dir.path(), &["config", "check", "--config", "c.toml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("trial"), "{stderr}");
+    let out = run(dir.path(), &["report", "--format", "parquet"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(dir.path(), &["report", "--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_is_everywhere() {
+    for args in [
+        &["--help"][..],
+        &["report", "--help"],
+        &["config", "--help"],
+        &["config", "check", "--help"],
+        &["config", "show", "--help"],
+    ] {
+        let out = run(&repo(), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stdout).contains("Usage"), "{args:?}");
+    }
+    let out = run(&repo(), &["--help"]);
+    assert!(text(&out.stdout).contains("Exit codes"));
+}
+

@@ -1,0 +1,106 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Who changed which Amazon Connect user, and when: turns CloudTrail logs into a readable,
+/// complete audit trail (CSV, JSON Lines, Parquet).
+#[derive(Debug, Parser)]
+#[command(name = "connect-audit", version, about, long_about = None)]
+#[command(after_help = "Exit codes: 0 done; 1 failed; 2 bad usage or configuration; \
+3 done, but bad trail files or records were skipped (see stderr; --tolerate-bad-files exits 0).")]
+pub struct Cli {
+    /// Config file. Default: $CONNECT_AUDIT_CONFIG, else ./connect-audit.toml if present.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// No progress bar and no summary on stderr (warnings and errors still appear).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan a CloudTrail trail and write the audit trail of Connect user changes.
+    Report(ReportArgs),
+    /// Check or print the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration (no network, no files read but the config); exit 2 if invalid.
+    Check,
+    /// Print the effective configuration (defaults, file, environment merged) as TOML.
+    Show,
+}
+
+/// `report` flags; each overrides the config key named in its help.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// CloudTrail logs: a directory holding AWSLogs/ (or any folder above or below it).
+    /// [report.trail]
+    #[arg(long, value_name = "DIR")]
+    pub trail: Option<String>,
+
+    /// Snapshot store directory (users/<id>.json …). Without it, names come from the trail
+    /// only. [report.snapshot]
+    #[arg(long, value_name = "DIR")]
+    pub snapshot: Option<String>,
+
+    /// Start of the window (inclusive): 2024-05-01, RFC 3339, or a duration back from now
+    /// (7d, 12h). Default: 7 days before --until. [report.since]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+
+    /// End of the window (exclusive), same forms. Default: now. [report.until]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+
+    /// Event groups or names, comma-separated: user, permissions, hierarchy,
+    /// security_profile, routing_profile, tags (the default set), agent_status, instance,
+    /// sign_in, default, all, or API names like UpdateUserHierarchy. [report.events]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub events: Option<Vec<String>>,
+
+    /// Exit 0 even when bad trail files or records were skipped (they are still reported).
+    /// [report.tolerate_bad_files]
+    #[arg(long)]
+    pub tolerate_bad_files: bool,
+
+    /// Scanner threads. Default: the number of cores. [report.threads]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Write one output in this format instead of the configured [[exporters]].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Where the --format output goes: a file, a directory (partitioned Parquet), or - for
+    /// stdout. Default: stdout (csv, jsonl).
+    #[arg(long, short, value_name = "PATH", allow_hyphen_values = true)]
+    pub output: Option<String>,
+}
+
+/// Output formats of the one-exporter shorthand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Comma-separated values.
+    Csv,
+    /// JSON Lines.
+    Jsonl,
+    /// Parquet (zstd).
+    Parquet,
+}

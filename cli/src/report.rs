@@ -1,0 +1,212 @@
+//! `connect-audit report`: scan, name, export.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use connect_audit_config::{
+    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Settings, ValidReport,
+};
+use connect_audit_core::AuditRecord;
+use connect_audit_exporters::{ExportSummary, Exporter};
+use connect_audit_query::local::{BadInput, ScanOptions, ScanSink, ScanSummary, SinkError, TrailScanner};
+use figment::Figment;
+
+use crate::args::{Format, ReportArgs};
+use crate::output::Reporter;
+use crate::{ExitCode, UsageError};
+
+/// Merges the flags of `report` over the layered config.
+pub fn merge_flags(mut figment: Figment, args: &ReportArgs) -> Result<Figment, UsageError> {
+    if let Some(v) = &args.trail {
+        figment = figment.merge(("report.trail", v));
+    }
+    if let Some(v) = &args.snapshot {
+        figment = figment.merge(("report.snapshot", v));
+    }
+    if let Some(v) = &args.since {
+        figment = figment.merge(("report.since", v));
+    }
+    if let Some(v) = &args.until {
+        figment = figment.merge(("report.until", v));
+    }
+    if let Some(v) = &args.events {
+        figment = figment.merge(("report.events", v));
+    }
+    if args.tolerate_bad_files {
+        figment = figment.merge(("report.tolerate_bad_files", true));
+    }
+    if let Some(v) = args.threads {
+        figment = figment.merge(("report.threads", v));
+    }
+    if let Some(spec) = shorthand_exporter(args)? {
+        figment = figment.merge(("exporters", vec![spec]));
+    }
+    Ok(figment)
+}
+
+/// `--format`/`--output`: one exporter instead of the configured ones.
+fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageError> {
+    let format = match (args.format, args.output.as_deref()) {
+        (None, None) => return Ok(None),
+        (Some(f), _) => f,
+        (None, Some(path)) => {
+            if path.ends_with(".csv") {
+                Format::Csv
+            } else if path.ends_with(".jsonl") || path.ends_with(".json") {
+                Format::Jsonl
+            } else if path.ends_with(".parquet") {
+                Format::Parquet
+            } else {
+                return Err(UsageError(format!(
+                    "cannot tell the format of --output {path}: add --format csv|jsonl|parquet"
+                )));
+            }
+        }
+    };
+    let path = args.output.clone().unwrap_or_else(|| "-".to_owned());
+    Ok(Some(match format {
+        Format::Csv => ExporterSpec::Csv(CsvSpec::new(path)),
+        Format::Jsonl => ExporterSpec::Jsonl(JsonlSpec { path }),
+        Format::Parquet if path == "-" => {
+            return Err(UsageError(
+                "Parquet cannot go to stdout: give --output FILE.parquet or a directory".into(),
+            ));
+        }
+        Format::Parquet => {
+            let mut spec = ParquetSpec::new(path.clone());
+            spec.partition_by_date = !path.ends_with(".parquet");
+            ExporterSpec::Parquet(spec)
+        }
+    }))
+}
+
+/// Feeds every exporter and the progress display.
+struct FanOut<'a> {
+    exporters: Vec<Box<dyn Exporter>>,
+    reporter: &'a Reporter,
+    files: u64,
+    done: u64,
+}
+
+impl ScanSink for FanOut<'_> {
+    fn records(&mut self, batch: Vec<AuditRecord>) -> Result<(), SinkError> {
+        for exporter in &mut self.exporters {
+            exporter.write(&batch)?;
+        }
+        Ok(())
+    }
+
+    fn files_found(&mut self, files: u64, bytes: u64) {
+        self.files = files;
+        self.reporter.files_found(files, bytes);
+    }
+
+    fn file_scanned(&mut self, path: &std::path::Path, bytes: u64) {
+        self.done += 1;
+        self.reporter.file_scanned(self.done, self.files, bytes, path);
+    }
+
+    fn bad_input(&mut self, problem: &BadInput) {
+        self.reporter.bad_input(problem);
+    }
+}
+
+/// Runs a report with validated settings.
+pub fn run(settings: &Settings, valid: ValidReport, reporter: &Reporter) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let directory = match &valid.snapshot {
+        Some(root) => connect_audit_core::store::load_directory(root)
+            .with_context(|| format!("cannot load the snapshot store {root}"))?,
+        None => connect_audit_core::Directory::new(),
+    };
+    let specs = if settings.exporters.is_empty() {
+        vec![ExporterSpec::Jsonl(JsonlSpec { path: "-".into() })]
+    } else {
+        settings.exporters.clone()
+    };
+    let mut exporters = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let exporter = connect_audit_exporters::build(spec)
+            .with_context(|| format!("cannot start the {} exporter for {}", spec.kind(), spec.path()))?;
+        exporters.push(exporter);
+    }
+    let mut options = ScanOptions::new(valid.window, valid.events);
+    if let Some(threads) = settings.report.threads {
+        options.threads = threads;
+    }
+    let snapshot_names = directory.snapshot_len();
+    let scanner = TrailScanner::new(valid.trail.clone(), directory, options);
+    let mut sink = FanOut {
+        exporters,
+        reporter,
+        files: 0,
+        done: 0,
+    };
+    let scanned = scanner.scan(&mut sink);
+    reporter.finish();
+    let summary = scanned.with_context(|| format!("scan of {} failed", valid.trail))?;
+    let mut outputs = Vec::new();
+    for exporter in sink.exporters {
+        let name = exporter.describe();
+        outputs.push(exporter.finish().with_context(|| format!("exporter {name} failed"))?);
+    }
+    reporter.summary(&summary_text(&valid, &summary, &outputs, snapshot_names, started));
+    if summary.has_bad_input() && !settings.report.tolerate_bad_files {
+        return Ok(ExitCode::BadInput);
+    }
+    Ok(ExitCode::Success)
+}
+
+fn summary_text(
+    valid: &ValidReport,
+    s: &ScanSummary,
+    outputs: &[ExportSummary],
+    snapshot_names: usize,
+    started: Instant,
+) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "connect-audit: report of {} for {} .. {} (until exclusive), {:.1}s",
+        valid.trail,
+        valid.window.since,
+        valid.window.until,
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        t,
+        "  files:   {} found, {} outside the window, {} read ({:.1} MiB), {} bad",
+        s.files_found,
+        s.files_pruned,
+        s.files_read,
+        mib(s.bytes_read),
+        s.files_bad
+    );
+    let _ = writeln!(
+        t,
+        "  records: {} seen, {} audited events written, {} duplicate deliveries dropped, {} bad",
+        s.records_seen, s.records_matched, s.duplicates, s.records_bad
+    );
+    let _ = writeln!(
+        t,
+        "  names:   {} from the snapshot, {} rows with names unresolved",
+        snapshot_names, s.names_unresolved
+    );
+    for o in outputs {
+        let _ = writeln!(t, "  output:  {} ({} records)", o.exporter, o.records);
+    }
+    if s.has_bad_input() {
+        let _ = writeln!(
+            t,
+            "  warning: {} bad files and {} bad records were skipped (listed above)",
+            s.files_bad, s.records_bad
+        );
+    }
+    t
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
