@@ -21,6 +21,9 @@ pub enum Error {
     /// The consumer of the records failed (an exporter); the scan stopped.
     #[error("writing records failed")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Rows waiting for names could not be kept in a temporary file.
+    #[error("cannot hold unnamed rows in a temporary file")]
+    Spill(#[source] std::io::Error),
     /// A scanner thread panicked; this is a bug.
     #[error("a scanner thread panicked while reading {0}")]
     WorkerPanicked(String),

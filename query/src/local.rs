@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io::{self, BufRead as _, Read, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -245,7 +245,7 @@ impl TrailScanner {
         let mut pending = BTreeMap::new();
         let mut next = 0;
         let mut seen_ids = HashSet::new();
-        let mut held = Vec::new();
+        let mut held = HeldRows::default();
         for (i, result) in rx {
             pending.insert(i, result);
             while let Some(result) = pending.remove(&next) {
@@ -254,25 +254,23 @@ impl TrailScanner {
             }
         }
         // Rows still unnamed: the whole trail has been read now, so they get every name the
-        // trail can give, and come last.
-        held.sort_by(|a: &AuditRecord, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
-        for record in &mut held {
-            if !self.directory.resolve(record) {
-                summary.names_unresolved += 1;
+        // trail can give, and come last, in trail order.
+        held.drain(HELD_BATCH, |mut batch| {
+            for record in &mut batch {
+                if !self.directory.resolve(record) {
+                    summary.names_unresolved += 1;
+                }
             }
-        }
-        summary.records_matched += held.len() as u64;
-        if !held.is_empty() {
-            sink.records(held).map_err(Error::Sink)?;
-        }
-        Ok(())
+            summary.records_matched += batch.len() as u64;
+            sink.records(batch).map_err(Error::Sink)
+        })
     }
 
     fn take_file(
         &mut self,
         result: FileResult,
         seen_ids: &mut HashSet<String>,
-        held: &mut Vec<AuditRecord>,
+        held: &mut HeldRows,
         sink: &mut dyn ScanSink,
         summary: &mut ScanSummary,
     ) -> Result<(), Error> {
@@ -302,7 +300,7 @@ impl TrailScanner {
             if self.directory.resolve(&mut record) {
                 batch.push(record);
             } else {
-                held.push(record);
+                held.push(record)?;
             }
         }
         sink.file_scanned(&result.path, result.bytes);
@@ -367,6 +365,74 @@ impl TrailScanner {
             });
         }
         files
+    }
+}
+
+/// Rows held back in memory before they spill to a temporary file.
+const HELD_BATCH: usize = 20_000;
+
+/// Rows waiting for a name the rest of the trail may give. Past [`HELD_BATCH`] rows they go
+/// to a temporary JSON Lines file, so memory stays flat even when most rows wait (a run
+/// without a snapshot).
+struct HeldRows {
+    rows: Vec<AuditRecord>,
+    limit: usize,
+    spill: Option<io::BufWriter<fs::File>>,
+}
+
+impl Default for HeldRows {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            limit: HELD_BATCH,
+            spill: None,
+        }
+    }
+}
+
+impl HeldRows {
+    fn push(&mut self, record: AuditRecord) -> Result<(), Error> {
+        self.rows.push(record);
+        if self.rows.len() >= self.limit {
+            let spill = match &mut self.spill {
+                Some(spill) => spill,
+                None => self
+                    .spill
+                    .insert(io::BufWriter::new(tempfile::tempfile().map_err(Error::Spill)?)),
+            };
+            for row in self.rows.drain(..) {
+                serde_json::to_writer(&mut *spill, &row).map_err(|e| Error::Spill(e.into()))?;
+                spill.write_all(b"\n").map_err(Error::Spill)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands every held row to `emit` in batches of at most `size`, spilled rows first.
+    fn drain(
+        self,
+        size: usize,
+        mut emit: impl FnMut(Vec<AuditRecord>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        if let Some(spill) = self.spill {
+            let mut file = spill.into_inner().map_err(|e| Error::Spill(e.into_error()))?;
+            file.seek(io::SeekFrom::Start(0)).map_err(Error::Spill)?;
+            let mut batch = Vec::with_capacity(size);
+            for line in io::BufReader::new(file).lines() {
+                let line = line.map_err(Error::Spill)?;
+                batch.push(serde_json::from_str(&line).map_err(|e| Error::Spill(e.into()))?);
+                if batch.len() == size {
+                    emit(std::mem::take(&mut batch))?;
+                }
+            }
+            if !batch.is_empty() {
+                emit(batch)?;
+            }
+        }
+        if !self.rows.is_empty() {
+            emit(self.rows)?;
+        }
+        Ok(())
     }
 }
 
@@ -509,6 +575,51 @@ mod tests {
         assert_eq!(d, Some(Date::new(2024, 5, 2).unwrap()));
         assert_eq!(delivery_date(Path::new("trail/file.json.gz")), None);
         assert_eq!(delivery_date(Path::new("2024/13/02/f.json")), None);
+    }
+
+    #[test]
+    fn held_rows_spill_and_come_back_in_order() {
+        let record = |i: usize| AuditRecord {
+            event_time: jiff::Timestamp::UNIX_EPOCH,
+            event_id: format!("e{i}"),
+            event_name: "DeleteUser".into(),
+            category: connect_audit_core::Category::User,
+            account_id: "1".into(),
+            region: "r".into(),
+            instance_id: None,
+            actor_kind: connect_audit_core::ActorKind::Iam,
+            actor_id: None,
+            actor_name: Some("ops".into()),
+            actor_arn: None,
+            target_kind: connect_audit_core::TargetKind::User,
+            target_id: Some(format!("u{i}")),
+            target_name: None,
+            name_source: connect_audit_core::NameSource::Unresolved,
+            origin: connect_audit_core::Origin::Api,
+            source_ip: None,
+            user_agent: Some("a\nb\"c".into()),
+            error_code: None,
+            error_message: None,
+            request_parameters: Some("{\"UserId\":\"u\"}".into()),
+            response_elements: None,
+        };
+        let mut held = HeldRows {
+            limit: 3,
+            ..HeldRows::default()
+        };
+        for i in 0..8 {
+            held.push(record(i)).unwrap();
+        }
+        assert!(held.spill.is_some());
+        assert_eq!(held.rows.len(), 2);
+        let mut out = Vec::new();
+        held.drain(4, |batch| {
+            assert!(batch.len() <= 4);
+            out.extend(batch);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out, (0..8).map(record).collect::<Vec<_>>());
     }
 
     #[test]
