@@ -8,8 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// complete audit trail (CSV, JSON Lines, Parquet).
 #[derive(Debug, Parser)]
 #[command(name = "connect-audit", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 done; 1 failed; 2 bad usage or configuration; \
-3 done, but bad trail files or records were skipped (see stderr; --tolerate-bad-files exits 0).")]
+#[command(
+    after_help = "Exit codes: 0 done; 1 failed; 2 bad usage or configuration; \
+3 done, but bad trail files or records were skipped (see stderr; --tolerate-bad-files exits 0)."
+)]
 pub struct Cli {
     /// Config file. Default: $CONNECT_AUDIT_CONFIG, else ./connect-audit.toml if present.
     #[arg(long, global = true, value_name = "PATH")]

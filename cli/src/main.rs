@@ -43,7 +43,9 @@ fn main() -> std::process::ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::Success,
         Err(err) => {
             output::error(&err);
-            if err.downcast_ref::<ConfigError>().is_some() || err.downcast_ref::<UsageError>().is_some() {
+            if err.downcast_ref::<ConfigError>().is_some()
+                || err.downcast_ref::<UsageError>().is_some()
+            {
                 ExitCode::Usage
             } else {
                 ExitCode::Failed

@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use connect_audit_config::{
-    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Settings, ValidReport,
-};
+use connect_audit_config::{CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Settings, ValidReport};
 use connect_audit_core::AuditRecord;
 use connect_audit_exporters::{ExportSummary, Exporter};
-use connect_audit_query::local::{BadInput, ScanOptions, ScanSink, ScanSummary, SinkError, TrailScanner};
+use connect_audit_query::local::{
+    BadInput, ScanOptions, ScanSink, ScanSummary, SinkError, TrailScanner,
+};
 use figment::Figment;
 
 use crate::args::{Format, ReportArgs};
@@ -51,16 +51,18 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
         (None, None) => return Ok(None),
         (Some(f), _) => f,
         (None, Some(path)) => {
-            if path.ends_with(".csv") {
-                Format::Csv
-            } else if path.ends_with(".jsonl") || path.ends_with(".json") {
-                Format::Jsonl
-            } else if path.ends_with(".parquet") {
-                Format::Parquet
-            } else {
-                return Err(UsageError(format!(
-                    "cannot tell the format of --output {path}: add --format csv|jsonl|parquet"
-                )));
+            let extension = std::path::Path::new(path)
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase());
+            match extension.as_deref() {
+                Some("csv") => Format::Csv,
+                Some("jsonl" | "json") => Format::Jsonl,
+                Some("parquet") => Format::Parquet,
+                _ => {
+                    return Err(UsageError(format!(
+                        "cannot tell the format of --output {path}: add --format csv|jsonl|parquet"
+                    )));
+                }
             }
         }
     };
@@ -104,7 +106,8 @@ impl ScanSink for FanOut<'_> {
 
     fn file_scanned(&mut self, path: &std::path::Path, bytes: u64) {
         self.done += 1;
-        self.reporter.file_scanned(self.done, self.files, bytes, path);
+        self.reporter
+            .file_scanned(self.done, self.files, bytes, path);
     }
 
     fn bad_input(&mut self, problem: &BadInput) {
@@ -113,7 +116,11 @@ impl ScanSink for FanOut<'_> {
 }
 
 /// Runs a report with validated settings.
-pub fn run(settings: &Settings, valid: ValidReport, reporter: &Reporter) -> anyhow::Result<ExitCode> {
+pub fn run(
+    settings: &Settings,
+    valid: ValidReport,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let directory = match &valid.snapshot {
         Some(root) => connect_audit_core::store::load_directory(root)
@@ -127,11 +134,16 @@ pub fn run(settings: &Settings, valid: ValidReport, reporter: &Reporter) -> anyh
     };
     let mut exporters = Vec::with_capacity(specs.len());
     for spec in &specs {
-        let exporter = connect_audit_exporters::build(spec)
-            .with_context(|| format!("cannot start the {} exporter for {}", spec.kind(), spec.path()))?;
+        let exporter = connect_audit_exporters::build(spec).with_context(|| {
+            format!(
+                "cannot start the {} exporter for {}",
+                spec.kind(),
+                spec.path()
+            )
+        })?;
         exporters.push(exporter);
     }
-    let mut options = ScanOptions::new(valid.window, valid.events);
+    let mut options = ScanOptions::new(valid.window, valid.events.clone());
     if let Some(threads) = settings.report.threads {
         options.threads = threads;
     }
@@ -143,15 +155,25 @@ pub fn run(settings: &Settings, valid: ValidReport, reporter: &Reporter) -> anyh
         files: 0,
         done: 0,
     };
-    let scanned = scanner.scan(&mut sink);
+    let outcome = scanner.scan(&mut sink);
     reporter.finish();
-    let summary = scanned.with_context(|| format!("scan of {} failed", valid.trail))?;
+    let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
     let mut outputs = Vec::new();
     for exporter in sink.exporters {
         let name = exporter.describe();
-        outputs.push(exporter.finish().with_context(|| format!("exporter {name} failed"))?);
+        outputs.push(
+            exporter
+                .finish()
+                .with_context(|| format!("exporter {name} failed"))?,
+        );
     }
-    reporter.summary(&summary_text(&valid, &summary, &outputs, snapshot_names, started));
+    reporter.summary(&summary_text(
+        &valid,
+        &summary,
+        &outputs,
+        snapshot_names,
+        started,
+    ));
     if summary.has_bad_input() && !settings.report.tolerate_bad_files {
         return Ok(ExitCode::BadInput);
     }

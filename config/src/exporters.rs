@@ -74,7 +74,7 @@ pub struct JsonlSpec {
 pub struct ParquetSpec {
     /// Output file, or the directory of `date=YYYY-MM-DD/` partitions. Required.
     pub path: String,
-    /// Write Hive-style `date=YYYY-MM-DD/part-0.parquet` files under `path` (by event date,
+    /// Write Hive-style `date=YYYY-MM-DD/part-00000.parquet` files under `path` (by event date,
     /// UTC) instead of one file. Default: `false`.
     #[serde(default)]
     pub partition_by_date: bool,

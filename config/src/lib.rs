@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 
 use connect_audit_core::record::COLUMNS;
 use connect_audit_core::{EventSelection, Location, Window};
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -150,11 +150,7 @@ pub fn load(explicit: Option<&Path>) -> Result<Figment, ConfigError> {
     if let Some(file) = config_file(explicit)? {
         figment = figment.merge(Toml::file_exact(file));
     }
-    Ok(figment.merge(
-        Env::prefixed(ENV_PREFIX)
-            .ignore(&["config"])
-            .split("__"),
-    ))
+    Ok(figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__")))
 }
 
 /// A report's settings, checked and turned into domain values.
@@ -185,7 +181,10 @@ impl Settings {
         let r = &self.report;
         let trail = match r.trail.as_deref().map(Location::parse) {
             None => {
-                problem("report.trail", "not set: give --trail DIR or report.trail".into());
+                problem(
+                    "report.trail",
+                    "not set: give --trail DIR or report.trail".into(),
+                );
                 None
             }
             Some(Err(e)) => {
@@ -271,7 +270,10 @@ fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, Str
                     if !COLUMNS.contains(&column.as_str()) {
                         problem(
                             &key("columns"),
-                            format!("unknown column `{column}` (columns: {})", COLUMNS.join(", ")),
+                            format!(
+                                "unknown column `{column}` (columns: {})",
+                                COLUMNS.join(", ")
+                            ),
                         );
                     }
                 }
@@ -401,7 +403,9 @@ mod tests {
     #[test]
     fn missing_trail_and_empty_window() {
         Jail::expect_with(|_| {
-            let figment = load(None).unwrap().merge(("report.since", "2024-05-09"))
+            let figment = load(None)
+                .unwrap()
+                .merge(("report.since", "2024-05-09"))
                 .merge(("report.until", "2024-05-01"));
             let s: Settings = figment.extract()?;
             let err = s.validate(&figment, now()).unwrap_err().to_string();

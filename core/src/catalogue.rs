@@ -297,6 +297,10 @@ mod tests {
             EventSelection::parse(&["Bogus"]),
             Err(UnknownEvent("Bogus".into()))
         );
-        assert!(EventSelection::parse(&["all"]).unwrap().contains("SearchUsers"));
+        assert!(
+            EventSelection::parse(&["all"])
+                .unwrap()
+                .contains("SearchUsers")
+        );
     }
 }

@@ -229,7 +229,10 @@ impl CloudTrailRecord<'_> {
     /// Builds the audit record of this Connect event, before naming (see
     /// [`crate::Directory::resolve`]): names are those the trail itself carries.
     pub fn to_audit_record(&self, group: &EventGroup) -> Result<AuditRecord, RecordError> {
-        let event_id = self.event_id.as_deref().ok_or(RecordError::Missing("eventID"))?;
+        let event_id = self
+            .event_id
+            .as_deref()
+            .ok_or(RecordError::Missing("eventID"))?;
         let event_name = self
             .event_name
             .as_deref()
@@ -336,9 +339,7 @@ impl Actor {
                 .and_then(|p| p.split_once(':'))
                 .map(|(_, s)| s)
         });
-        if role.starts_with(SYNC_ROLE_PREFIX)
-            || identity.kind.as_deref() == Some("AWSService")
-        {
+        if role.starts_with(SYNC_ROLE_PREFIX) || identity.kind.as_deref() == Some("AWSService") {
             let name = identity
                 .invoked_by
                 .as_deref()
@@ -425,9 +426,9 @@ impl Target {
         req: Option<&Map<String, Value>>,
         resp: Option<&Map<String, Value>>,
     ) -> Self {
+        use TargetKind as K;
         let r = |k: &str| req.and_then(|m| str_field(m, k));
         let o = |k: &str| resp.and_then(|m| str_field(m, k));
-        use TargetKind as K;
         match event_name {
             "CreateUser" => Self::new(K::User, o("UserId").or(o("UserArn")), r("Username")),
             "CreateUserHierarchyGroup" => {
@@ -448,7 +449,9 @@ impl Target {
             "AssociateSecurityProfiles" | "DisassociateSecurityProfiles" => {
                 Self::from_arn(r("EntityArn"))
             }
-            "CreateRoutingProfile" => Self::new(K::RoutingProfile, o("RoutingProfileId"), r("Name")),
+            "CreateRoutingProfile" => {
+                Self::new(K::RoutingProfile, o("RoutingProfileId"), r("Name"))
+            }
             "UpdateRoutingProfileName" => {
                 Self::new(K::RoutingProfile, r("RoutingProfileId"), r("Name"))
             }
@@ -551,7 +554,12 @@ mod tests {
     #[test]
     fn session_name_with_more_after_the_uuid() {
         let session = format!("{ADMIN}@someone.with.a.long.address@example.c");
-        let rec = audit(&event("DeleteUser", console(&session), json!({"UserId": USER}), Value::Null));
+        let rec = audit(&event(
+            "DeleteUser",
+            console(&session),
+            json!({"UserId": USER}),
+            Value::Null,
+        ));
         assert_eq!(rec.actor_id.as_deref(), Some(ADMIN));
     }
 
@@ -589,7 +597,12 @@ mod tests {
             "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admins_0123/admin@example.com",
             "sessionContext": {"sessionIssuer": {"userName": "AWSReservedSSO_Admins_0123"}}
         });
-        let mut v = event("UpdateUserHierarchy", sso, json!({"UserId": USER, "HierarchyGroupId": "g"}), Value::Null);
+        let mut v = event(
+            "UpdateUserHierarchy",
+            sso,
+            json!({"UserId": USER, "HierarchyGroupId": "g"}),
+            Value::Null,
+        );
         v["userAgent"] = json!("aws-cli/2");
         v["sourceIPAddress"] = json!("203.0.113.10");
         let rec = audit(&v);
@@ -598,9 +611,17 @@ mod tests {
         assert_eq!(rec.origin, Origin::Api);
         let user = json!({"type": "IAMUser", "principalId": "AIDAX", "userName": "ops-bot",
             "arn": "arn:aws:iam::111122223333:user/ops-bot"});
-        let rec = audit(&event("UpdateUserHierarchy", user, json!({"UserId": USER}), Value::Null));
+        let rec = audit(&event(
+            "UpdateUserHierarchy",
+            user,
+            json!({"UserId": USER}),
+            Value::Null,
+        ));
         assert_eq!(rec.actor_name.as_deref(), Some("ops-bot"));
-        assert_eq!(rec.actor_arn.as_deref(), Some("arn:aws:iam::111122223333:user/ops-bot"));
+        assert_eq!(
+            rec.actor_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:user/ops-bot")
+        );
     }
 
     #[test]
@@ -609,48 +630,102 @@ mod tests {
             Target::of(name, req.as_object(), resp.as_object())
         };
         let agent = format!("arn:aws:connect:us-east-1:1:instance/{INSTANCE}/agent/{USER}");
-        let tag = t("TagResource", json!({"resourceArn": agent, "tags": {"a": "b"}}), Value::Null);
-        assert_eq!((tag.kind, tag.id.as_deref()), (TargetKind::User, Some(USER)));
+        let tag = t(
+            "TagResource",
+            json!({"resourceArn": agent, "tags": {"a": "b"}}),
+            Value::Null,
+        );
+        assert_eq!(
+            (tag.kind, tag.id.as_deref()),
+            (TargetKind::User, Some(USER))
+        );
         assert_eq!(tag.instance_id.as_deref(), Some(INSTANCE));
-        let sp = t("UpdateSecurityProfile", json!({"SecurityProfileId": "sp-1"}), Value::Null);
+        let sp = t(
+            "UpdateSecurityProfile",
+            json!({"SecurityProfileId": "sp-1"}),
+            Value::Null,
+        );
         assert_eq!(sp.kind, TargetKind::SecurityProfile);
-        let rp = t("UpdateRoutingProfileQueues", json!({"RoutingProfileId": "rp-1"}), Value::Null);
-        assert_eq!((rp.kind, rp.id.as_deref()), (TargetKind::RoutingProfile, Some("rp-1")));
-        let urp = t("UpdateUserRoutingProfile", json!({"UserId": USER, "RoutingProfileId": "rp"}), Value::Null);
+        let rp = t(
+            "UpdateRoutingProfileQueues",
+            json!({"RoutingProfileId": "rp-1"}),
+            Value::Null,
+        );
+        assert_eq!(
+            (rp.kind, rp.id.as_deref()),
+            (TargetKind::RoutingProfile, Some("rp-1"))
+        );
+        let urp = t(
+            "UpdateUserRoutingProfile",
+            json!({"UserId": USER, "RoutingProfileId": "rp"}),
+            Value::Null,
+        );
         assert_eq!(urp.kind, TargetKind::User);
-        let hg = t("CreateUserHierarchyGroup", json!({"Name": "Tokyo"}), json!({"HierarchyGroupId": "hg-1"}));
-        assert_eq!((hg.kind, hg.id.as_deref(), hg.name.as_deref()), (TargetKind::HierarchyGroup, Some("hg-1"), Some("Tokyo")));
-        let st = t("UpdateUserHierarchyStructure", json!({"HierarchyStructure": {}}), Value::Null);
+        let hg = t(
+            "CreateUserHierarchyGroup",
+            json!({"Name": "Tokyo"}),
+            json!({"HierarchyGroupId": "hg-1"}),
+        );
+        assert_eq!(
+            (hg.kind, hg.id.as_deref(), hg.name.as_deref()),
+            (TargetKind::HierarchyGroup, Some("hg-1"), Some("Tokyo"))
+        );
+        let st = t(
+            "UpdateUserHierarchyStructure",
+            json!({"HierarchyStructure": {}}),
+            Value::Null,
+        );
         assert_eq!(st.kind, TargetKind::None);
-        let assoc = t("AssociateSecurityProfiles", json!({"EntityArn": agent}), Value::Null);
+        let assoc = t(
+            "AssociateSecurityProfiles",
+            json!({"EntityArn": agent}),
+            Value::Null,
+        );
         assert_eq!(assoc.kind, TargetKind::User);
     }
 
     #[test]
     fn failed_create_user_has_name_but_no_id_and_teaches_nothing() {
-        let mut v = event("CreateUser", console(ADMIN), json!({"Username": "dup"}), Value::Null);
+        let mut v = event(
+            "CreateUser",
+            console(ADMIN),
+            json!({"Username": "dup"}),
+            Value::Null,
+        );
         v["errorCode"] = json!("DuplicateResourceException");
         let text = v.to_string();
-        let Parsed::Connect(rec) = parse_record(&text).unwrap() else { panic!() };
+        let Parsed::Connect(rec) = parse_record(&text).unwrap() else {
+            panic!()
+        };
         assert_eq!(rec.learned_name(), None);
-        let a = rec.to_audit_record(group_of("CreateUser").unwrap()).unwrap();
+        let a = rec
+            .to_audit_record(group_of("CreateUser").unwrap())
+            .unwrap();
         assert_eq!((a.target_id, a.target_name.as_deref()), (None, Some("dup")));
         assert_eq!(a.error_code.as_deref(), Some("DuplicateResourceException"));
     }
 
     #[test]
     fn other_services_and_bad_records() {
-        let iam = json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateUser"}).to_string();
+        let iam =
+            json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateUser"}).to_string();
         assert!(matches!(parse_record(&iam), Ok(Parsed::Other)));
         let weird = json!({"eventSource": "s3.amazonaws.com", "eventTime": 5}).to_string();
         assert!(matches!(parse_record(&weird), Ok(Parsed::Other)));
         let bad = json!({"eventSource": "connect.amazonaws.com", "eventTime": 5}).to_string();
         assert!(matches!(parse_record(&bad), Err(RecordError::Shape(_))));
         assert!(matches!(parse_record("[1]"), Err(RecordError::Shape(_))));
-        let mut v = event("DeleteUser", console(ADMIN), json!({"UserId": USER}), Value::Null);
+        let mut v = event(
+            "DeleteUser",
+            console(ADMIN),
+            json!({"UserId": USER}),
+            Value::Null,
+        );
         v["eventTime"] = json!("yesterday");
         let text = v.to_string();
-        let Parsed::Connect(rec) = parse_record(&text).unwrap() else { panic!() };
+        let Parsed::Connect(rec) = parse_record(&text).unwrap() else {
+            panic!()
+        };
         assert_eq!(
             rec.to_audit_record(group_of("DeleteUser").unwrap()),
             Err(RecordError::BadTime("yesterday".into()))

@@ -64,7 +64,11 @@ pub fn parse_connect_arn(arn: &str) -> Option<ConnectResource<'_>> {
                 "routing-profile" => TargetKind::RoutingProfile,
                 _ => TargetKind::Resource,
             };
-            let id = if kind == TargetKind::Resource { arn } else { id };
+            let id = if kind == TargetKind::Resource {
+                arn
+            } else {
+                id
+            };
             Some(ConnectResource {
                 instance_id: Some(instance),
                 kind,
@@ -116,7 +120,10 @@ mod tests {
         let r = parse_connect_arn(&agent).unwrap();
         assert_eq!((r.instance_id, r.kind), (Some(I), TargetKind::User));
         let group = format!("arn:aws-cn:connect:cn-north-1:1:instance/{I}/agent-group/{U}");
-        assert_eq!(parse_connect_arn(&group).unwrap().kind, TargetKind::HierarchyGroup);
+        assert_eq!(
+            parse_connect_arn(&group).unwrap().kind,
+            TargetKind::HierarchyGroup
+        );
         let queue = format!("arn:aws:connect:us-west-2:1:instance/{I}/queue/{U}");
         let q = parse_connect_arn(&queue).unwrap();
         assert_eq!((q.kind, q.id), (TargetKind::Resource, queue.as_str()));

@@ -273,7 +273,10 @@ mod tests {
         for c in Category::ALL {
             assert_eq!(Category::parse(c.as_str()), Some(*c));
         }
-        assert_eq!(TargetKind::parse("hierarchy_group"), Some(TargetKind::HierarchyGroup));
+        assert_eq!(
+            TargetKind::parse("hierarchy_group"),
+            Some(TargetKind::HierarchyGroup)
+        );
         assert_eq!(ActorKind::parse("nobody"), None);
     }
 }

@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn reads_dates_timestamps_and_durations() {
         let now = ts("2024-05-08T12:00:00Z");
-        assert_eq!(parse_time("2024-05-01", now).unwrap(), ts("2024-05-01T00:00:00Z"));
+        assert_eq!(
+            parse_time("2024-05-01", now).unwrap(),
+            ts("2024-05-01T00:00:00Z")
+        );
         assert_eq!(
             parse_time("2024-05-01T09:00:00+09:00", now).unwrap(),
             ts("2024-05-01T00:00:00Z")

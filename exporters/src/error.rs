@@ -135,3 +135,36 @@ impl Error {
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_pipe_is_found_through_the_chain() {
+        let direct = Error::Io {
+            exporter: "jsonl stdout".into(),
+            source: io::Error::from(io::ErrorKind::BrokenPipe),
+        };
+        assert!(direct.is_broken_pipe());
+        assert!(direct.to_string().starts_with("jsonl stdout: "));
+        let nested = Error::Output {
+            exporter: "csv a.csv".into(),
+            source: connect_audit_core::Error::io("a.csv", io::ErrorKind::BrokenPipe.into()),
+        };
+        assert!(nested.is_broken_pipe());
+        let other = Error::Output {
+            exporter: "csv a.csv".into(),
+            source: connect_audit_core::Error::io("a.csv", io::ErrorKind::NotFound.into()),
+        };
+        assert!(!other.is_broken_pipe());
+        assert_eq!(
+            other.io_error().map(io::Error::kind),
+            Some(io::ErrorKind::NotFound)
+        );
+        let none = Error::NoColumns {
+            exporter: "csv a.csv".into(),
+        };
+        assert!(none.io_error().is_none());
+    }
+}

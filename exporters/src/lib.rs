@@ -1,1 +1,111 @@
-//! skeleton
+//! Exporters of audit records: where the rows of a run go.
+//!
+//! One trait, [`Exporter`], usable as `Box<dyn Exporter>` so a run can fan out to several
+//! outputs: [`write`](Exporter::write) batches of [`AuditRecord`]s any number of times, then
+//! [`finish`](Exporter::finish) once. The registry is config's [`ExporterSpec`]; [`build`]
+//! turns a spec into an exporter and does the I/O.
+//!
+//! - [`CsvExporter`]: CSV for people, with a time zone, column choice and formula
+//!   neutralisation.
+//! - [`JsonlExporter`]: JSON Lines for pipes.
+//! - [`ParquetExporter`]: typed, zstd-compressed Parquet, optionally partitioned by date.
+//! - [`MemoryExporter`]: keeps records in memory, for tests.
+//!
+//! CSV and JSON Lines write to stdout when the path is `-`. Every file output is written to a
+//! temporary file beside its final name and renamed in `finish`: a run that crashes or fails
+//! never leaves a half file that looks complete.
+//!
+//! ```
+//! use connect_audit_config::{ExporterSpec, JsonlSpec};
+//! use connect_audit_core::AuditRecord;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("out/audit.jsonl");
+//! let spec = ExporterSpec::Jsonl(JsonlSpec { path: path.display().to_string() });
+//!
+//! let record: AuditRecord = serde_json::from_str(r#"{
+//!     "event_time": "2024-05-02T09:14:02Z", "event_id": "e1", "event_name": "DeleteUser",
+//!     "category": "user", "account_id": "111122223333", "region": "us-east-1",
+//!     "actor_kind": "iam", "actor_name": "ops", "target_kind": "user",
+//!     "target_id": "66666666-7777-8888-9999-000000000000", "target_name": "jdoe",
+//!     "name_source": "snapshot", "origin": "api"
+//! }"#)?;
+//!
+//! let mut exporter = connect_audit_exporters::build(&spec)?;
+//! exporter.write(std::slice::from_ref(&record))?;
+//! assert!(!path.exists(), "the file appears only when finished");
+//! let summary = exporter.finish()?;
+//!
+//! assert_eq!(summary.records, 1);
+//! assert_eq!(summary.outputs, [path.clone()]);
+//! let line = std::fs::read_to_string(&path)?;
+//! assert!(line.starts_with(r#"{"event_time":"2024-05-02T09:14:02Z","event_id":"e1","#));
+//! assert!(line.ends_with("}\n"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::PathBuf;
+
+use connect_audit_config::ExporterSpec;
+use connect_audit_core::AuditRecord;
+
+pub mod csv;
+pub mod error;
+pub mod jsonl;
+pub mod memory;
+mod output;
+pub mod parquet;
+
+pub use crate::csv::CsvExporter;
+pub use crate::error::Error;
+pub use crate::jsonl::JsonlExporter;
+pub use crate::memory::{MemoryExporter, MemoryRecords};
+pub use crate::parquet::ParquetExporter;
+
+/// A destination for audit records.
+///
+/// The contract:
+///
+/// 1. [`write`](Self::write) is called any number of times (zero included), each time with a
+///    batch of records in output order. An exporter keeps at most a bounded buffer, never the
+///    whole run.
+/// 2. [`finish`](Self::finish) is called once, after the last batch: it flushes, closes, puts
+///    file outputs under their final names and says what was written.
+/// 3. An exporter dropped without `finish` (the run failed or was interrupted) leaves no file
+///    under its final name. After a `write` error, `finish` refuses with
+///    [`Error::Incomplete`] for the same reason.
+///
+/// Errors name the exporter ([`describe`](Self::describe)) and keep the underlying error as
+/// their source; see [`Error::is_broken_pipe`] for a reader of stdout going away.
+pub trait Exporter: Send {
+    /// What the exporter writes where, for logs and messages: `csv out/audit.csv`,
+    /// `jsonl stdout`, `parquet lake (by date)`, `memory`.
+    fn describe(&self) -> String;
+
+    /// Writes one batch of records.
+    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error>;
+
+    /// Completes the output and reports what was written.
+    fn finish(self: Box<Self>) -> Result<ExportSummary, Error>;
+}
+
+/// What an exporter wrote, returned by [`Exporter::finish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// The exporter, as [`Exporter::describe`] names it.
+    pub exporter: String,
+    /// Records written.
+    pub records: u64,
+    /// Final paths of the files written, in order (partitions by date); empty for stdout.
+    pub outputs: Vec<PathBuf>,
+}
+
+/// Builds the exporter a spec describes: checks what config validation checks (columns, time
+/// zone, stdout for Parquet), then opens its output, so a temporary file exists from here on.
+pub fn build(spec: &ExporterSpec) -> Result<Box<dyn Exporter>, Error> {
+    Ok(match spec {
+        ExporterSpec::Csv(spec) => Box::new(CsvExporter::create(spec)?),
+        ExporterSpec::Jsonl(spec) => Box::new(JsonlExporter::create(spec)?),
+        ExporterSpec::Parquet(spec) => Box::new(ParquetExporter::create(spec)?),
+    })
+}

@@ -350,11 +350,16 @@ impl TrailScanner {
             }
             let name = entry.file_name().to_string_lossy();
             let is_trail = name.ends_with(".json.gz") || name.ends_with(".json");
-            if !is_trail || name.contains("_CloudTrail-Digest_") || name.contains("_CloudTrail-Insight_") {
+            if !is_trail
+                || name.contains("_CloudTrail-Digest_")
+                || name.contains("_CloudTrail-Insight_")
+            {
                 continue;
             }
             summary.files_found += 1;
-            if delivery_date(entry.path()).is_some_and(|d| !self.options.window.may_hold_delivery_date(d)) {
+            if delivery_date(entry.path())
+                .is_some_and(|d| !self.options.window.may_hold_delivery_date(d))
+            {
                 summary.files_pruned += 1;
                 continue;
             }
@@ -396,9 +401,9 @@ impl HeldRows {
         if self.rows.len() >= self.limit {
             let spill = match &mut self.spill {
                 Some(spill) => spill,
-                None => self
-                    .spill
-                    .insert(io::BufWriter::new(tempfile::tempfile().map_err(Error::Spill)?)),
+                None => self.spill.insert(io::BufWriter::new(
+                    tempfile::tempfile().map_err(Error::Spill)?,
+                )),
             };
             for row in self.rows.drain(..) {
                 serde_json::to_writer(&mut *spill, &row).map_err(|e| Error::Spill(e.into()))?;
@@ -415,7 +420,9 @@ impl HeldRows {
         mut emit: impl FnMut(Vec<AuditRecord>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         if let Some(spill) = self.spill {
-            let mut file = spill.into_inner().map_err(|e| Error::Spill(e.into_error()))?;
+            let mut file = spill
+                .into_inner()
+                .map_err(|e| Error::Spill(e.into_error()))?;
             file.seek(io::SeekFrom::Start(0)).map_err(Error::Spill)?;
             let mut batch = Vec::with_capacity(size);
             for line in io::BufReader::new(file).lines() {
@@ -448,11 +455,23 @@ fn walk_error_reason(e: &walkdir::Error) -> String {
 
 /// The delivery date of a file from `…/YYYY/MM/DD/<file>`, if its path has one.
 fn delivery_date(path: &Path) -> Option<Date> {
-    let mut dirs = path.parent()?.components().rev().map(|c| c.as_os_str().to_str());
+    let mut dirs = path
+        .parent()?
+        .components()
+        .rev()
+        .map(|c| c.as_os_str().to_str());
     let day: i8 = dirs.next()??.parse().ok()?;
     let month: i8 = dirs.next()??.parse().ok()?;
     let year: i16 = dirs.next()??.parse().ok()?;
     Date::new(year, month, day).ok()
+}
+
+/// The top level of a trail file: only `Records`, each kept as raw text until it passes the
+/// byte-level filter.
+#[derive(Deserialize)]
+struct Records<'a> {
+    #[serde(rename = "Records", borrow)]
+    records: Option<Vec<&'a RawValue>>,
 }
 
 /// Reads, decompresses and scans one file. Never panics on bad input; problems become
@@ -476,11 +495,6 @@ fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
             return result;
         }
     };
-    #[derive(Deserialize)]
-    struct Records<'a> {
-        #[serde(rename = "Records", borrow)]
-        records: Option<Vec<&'a RawValue>>,
-    }
     let records = match serde_json::from_slice::<Records<'_>>(&text) {
         Ok(Records {
             records: Some(records),
@@ -490,7 +504,9 @@ fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
             return result;
         }
         Err(e) if e.is_data() => {
-            result.bad.push(bad_file(format!("`Records` is not an array of records: {e}")));
+            result.bad.push(bad_file(format!(
+                "`Records` is not an array of records: {e}"
+            )));
             return result;
         }
         Err(e) => {
@@ -503,15 +519,21 @@ fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
     let needle = memchr::memmem::Finder::new(CONNECT_EVENT_SOURCE);
     for (index, raw) in records.iter().enumerate() {
         let raw = raw.get();
-        if needle.find(raw.as_bytes()).is_none() {
-            continue;
-        }
         let bad_record = |event_id: Option<&str>, reason: String| BadInput {
             path: file.path.clone(),
             record: Some(index),
             event_id: event_id.map(str::to_owned),
             reason,
         };
+        if !raw.starts_with('{') {
+            result
+                .bad
+                .push(bad_record(None, "not a JSON object".into()));
+            continue;
+        }
+        if needle.find(raw.as_bytes()).is_none() {
+            continue;
+        }
         let rec = match parse_record(raw) {
             Ok(Parsed::Connect(rec)) => rec,
             Ok(Parsed::Other) => continue,
@@ -522,7 +544,10 @@ fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
         };
         result.learned.extend(rec.learned_name());
         let Some(name) = rec.event_name.as_deref() else {
-            result.bad.push(bad_record(rec.event_id.as_deref(), "missing `eventName`".into()));
+            result.bad.push(bad_record(
+                rec.event_id.as_deref(),
+                "missing `eventName`".into(),
+            ));
             continue;
         };
         let Some(group) = group_of(name).filter(|_| options.events.contains(name)) else {
@@ -531,7 +556,9 @@ fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
         match rec.to_audit_record(group) {
             Ok(record) if options.window.contains(record.event_time) => result.records.push(record),
             Ok(_) => {}
-            Err(e) => result.bad.push(bad_record(rec.event_id.as_deref(), e.to_string())),
+            Err(e) => result
+                .bad
+                .push(bad_record(rec.event_id.as_deref(), e.to_string())),
         }
     }
     result
@@ -633,6 +660,10 @@ mod tests {
         std::io::Write::write_all(&mut enc, &[b'x'; 10_000]).unwrap();
         let bytes = enc.finish().unwrap();
         fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(read_trail_file(&truncated).unwrap_err().contains("truncated"));
+        assert!(
+            read_trail_file(&truncated)
+                .unwrap_err()
+                .contains("truncated")
+        );
     }
 }

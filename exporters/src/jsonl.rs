@@ -1,0 +1,87 @@
+//! JSON Lines for pipes and log shippers: one JSON object per record, `\n`-terminated, UTF-8.
+//!
+//! Each object is the serde form of [`AuditRecord`]: snake_case keys in column order, nulls as
+//! `null`, `event_time` as RFC 3339 UTC (`2024-05-02T09:14:02Z`).
+
+use connect_audit_config::JsonlSpec;
+use connect_audit_core::AuditRecord;
+
+use crate::output::{self, Output};
+use crate::{Error, ExportSummary, Exporter};
+
+/// Writes records as JSON Lines to a file or stdout. Built from a [`JsonlSpec`].
+pub struct JsonlExporter {
+    name: String,
+    line: Vec<u8>,
+    output: Output,
+    records: u64,
+    failed: bool,
+}
+
+impl std::fmt::Debug for JsonlExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonlExporter")
+            .field("name", &self.name)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JsonlExporter {
+    /// Opens the output: a temporary file beside `spec.path`, or stdout for `-`.
+    pub fn create(spec: &JsonlSpec) -> Result<Self, Error> {
+        let name = output::describe("jsonl", &spec.path);
+        let output = Output::open(&name, &spec.path)?;
+        Ok(Self {
+            name,
+            line: Vec::with_capacity(1024),
+            output,
+            records: 0,
+            failed: false,
+        })
+    }
+
+    fn write_batch(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+        for record in batch {
+            self.line.clear();
+            // Serialised into memory first, so an I/O error reaches the caller as a plain
+            // `io::Error` rather than inside a serde_json error.
+            serde_json::to_writer(&mut self.line, record).map_err(|source| Error::Json {
+                exporter: self.name.clone(),
+                event_id: record.event_id.clone(),
+                source,
+            })?;
+            self.line.push(b'\n');
+            self.output.append(&self.line)?;
+        }
+        self.output.end_batch()?;
+        self.records += batch.len() as u64;
+        Ok(())
+    }
+}
+
+impl Exporter for JsonlExporter {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+        let result = self.write_batch(batch);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn finish(self: Box<Self>) -> Result<ExportSummary, Error> {
+        if self.failed {
+            return Err(Error::Incomplete {
+                exporter: self.name,
+            });
+        }
+        let outputs = self.output.finish()?;
+        Ok(ExportSummary {
+            exporter: self.name,
+            records: self.records,
+            outputs,
+        })
+    }
+}

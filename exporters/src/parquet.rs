@@ -1,0 +1,320 @@
+//! Parquet for the data lake: typed columns ([`arrow_schema()`]), zstd, dictionary encoding.
+//!
+//! - `event_time` is `TIMESTAMP(MICROS, UTC)` (sub-microsecond digits are dropped), the five
+//!   enum columns are dictionary-encoded strings, everything else nullable UTF-8.
+//! - Rows are grouped `row_group_size` at a time; each [`write`](Exporter::write) becomes Arrow
+//!   columns once, so memory holds at most one open row group per file.
+//! - One file at `path`, or with `partition_by_date` one file per event date (UTC) in Hive
+//!   layout: `path/date=YYYY-MM-DD/part-00000.parquet`, replacing that file if it exists.
+//! - Files appear under their final names only in [`finish`](Exporter::finish). A run without
+//!   records still writes a valid, empty file with the schema, or no partition at all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ::parquet::arrow::ArrowWriter;
+use ::parquet::basic::{Compression, ZstdLevel};
+use ::parquet::errors::ParquetError;
+use ::parquet::file::properties::WriterProperties;
+use arrow_array::types::Int8Type;
+use arrow_array::{
+    ArrayRef, DictionaryArray, Int8Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow_schema::ArrowError;
+use connect_audit_config::ParquetSpec;
+use connect_audit_core::record::arrow_schema;
+use connect_audit_core::{
+    ActorKind, AtomicFile, AuditRecord, Category, NameSource, Origin, TargetKind,
+};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+
+use crate::output::{self, STDOUT};
+use crate::{Error, ExportSummary, Exporter};
+
+/// The name of the one file in each `date=YYYY-MM-DD/` partition.
+pub const PARTITION_FILE: &str = "part-00000.parquet";
+
+/// Writes records as Parquet, to one file or to date partitions. Built from a
+/// [`ParquetSpec`].
+pub struct ParquetExporter {
+    name: String,
+    properties: WriterProperties,
+    layout: Layout,
+    records: u64,
+    failed: bool,
+}
+
+/// An open file: its final name and the writer over its temporary file.
+type OpenFile = (PathBuf, ArrowWriter<AtomicFile>);
+
+enum Layout {
+    File(Box<OpenFile>),
+    ByDate {
+        root: PathBuf,
+        partitions: BTreeMap<Date, OpenFile>,
+    },
+}
+
+impl std::fmt::Debug for ParquetExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParquetExporter")
+            .field("name", &self.name)
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParquetExporter {
+    /// Checks the spec and, for a single file, opens a temporary file beside `spec.path`.
+    /// Partitions are opened as their first record arrives.
+    pub fn create(spec: &ParquetSpec) -> Result<Self, Error> {
+        let name = if spec.partition_by_date {
+            format!("parquet {} (by date)", spec.path)
+        } else {
+            output::describe("parquet", &spec.path)
+        };
+        if spec.path == STDOUT {
+            return Err(Error::StdoutUnsupported { exporter: name });
+        }
+        if spec.row_group_size == 0 {
+            return Err(Error::RowGroupSize { exporter: name });
+        }
+        let path = output::local_path(&name, &spec.path)?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_dictionary_enabled(true)
+            .set_max_row_group_row_count(Some(spec.row_group_size))
+            .build();
+        let layout = if spec.partition_by_date {
+            Layout::ByDate {
+                root: path,
+                partitions: BTreeMap::new(),
+            }
+        } else {
+            Layout::File(Box::new(open(&name, path, &properties)?))
+        };
+        Ok(Self {
+            name,
+            properties,
+            layout,
+            records: 0,
+            failed: false,
+        })
+    }
+
+    fn write_batch(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match &mut self.layout {
+            Layout::File(file) => {
+                let (path, writer) = &mut **file;
+                let rows: Vec<&AuditRecord> = batch.iter().collect();
+                write_rows(&self.name, path, writer, &rows)?;
+            }
+            Layout::ByDate { root, partitions } => {
+                let mut by_date: BTreeMap<Date, Vec<&AuditRecord>> = BTreeMap::new();
+                for record in batch {
+                    let date = TimeZone::UTC.to_datetime(record.event_time).date();
+                    by_date.entry(date).or_default().push(record);
+                }
+                for (date, rows) in by_date {
+                    let (path, writer) = match partitions.entry(date) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let path = root.join(format!("date={date}")).join(PARTITION_FILE);
+                            e.insert(open(&self.name, path, &self.properties)?)
+                        }
+                    };
+                    write_rows(&self.name, path, writer, &rows)?;
+                }
+            }
+        }
+        self.records += batch.len() as u64;
+        Ok(())
+    }
+}
+
+impl Exporter for ParquetExporter {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+        let result = self.write_batch(batch);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn finish(self: Box<Self>) -> Result<ExportSummary, Error> {
+        let Self {
+            name,
+            layout,
+            records,
+            failed,
+            ..
+        } = *self;
+        if failed {
+            return Err(Error::Incomplete { exporter: name });
+        }
+        let open_files = match layout {
+            Layout::File(file) => vec![*file],
+            Layout::ByDate { partitions, .. } => partitions.into_values().collect(),
+        };
+        // Every footer is written before any file is renamed, so a failure here leaves no
+        // partition of this run under its final name.
+        let mut finished = Vec::with_capacity(open_files.len());
+        for (path, writer) in open_files {
+            let file = writer
+                .into_inner()
+                .map_err(|source| parquet_error(&name, &path, source))?;
+            finished.push(file);
+        }
+        let outputs = finished
+            .into_iter()
+            .map(|file| output::commit_file(&name, file))
+            .collect::<Result<_, _>>()?;
+        Ok(ExportSummary {
+            exporter: name,
+            records,
+            outputs,
+        })
+    }
+}
+
+fn parquet_error(exporter: &str, path: &Path, source: ParquetError) -> Error {
+    Error::Parquet {
+        exporter: exporter.to_owned(),
+        path: path.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+fn open(exporter: &str, path: PathBuf, properties: &WriterProperties) -> Result<OpenFile, Error> {
+    let file = output::create_file(exporter, &path)?;
+    let writer = ArrowWriter::try_new(file, arrow_schema(), Some(properties.clone()))
+        .map_err(|source| parquet_error(exporter, &path, source))?;
+    Ok((path, writer))
+}
+
+fn write_rows(
+    exporter: &str,
+    path: &Path,
+    writer: &mut ArrowWriter<AtomicFile>,
+    rows: &[&AuditRecord],
+) -> Result<(), Error> {
+    let batch = record_batch(rows).map_err(|source| Error::Arrow {
+        exporter: exporter.to_owned(),
+        source: Box::new(source),
+    })?;
+    writer
+        .write(&batch)
+        .map_err(|source| parquet_error(exporter, path, source))
+}
+
+/// The records as Arrow columns of [`arrow_schema()`].
+fn record_batch(rows: &[&AuditRecord]) -> Result<RecordBatch, ArrowError> {
+    let schema = arrow_schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| column(field.name(), rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
+}
+
+fn column(name: &str, rows: &[&AuditRecord]) -> Result<ArrayRef, ArrowError> {
+    let text = |value: fn(&AuditRecord) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(|r| value(r)).collect::<StringArray>())
+    };
+    Ok(match name {
+        "event_time" => Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                rows.iter().map(|r| r.event_time.as_microsecond()),
+            )
+            .with_timezone("UTC"),
+        ),
+        "event_id" => text(|r| Some(&r.event_id)),
+        "event_name" => text(|r| Some(&r.event_name)),
+        "category" => dictionary(Category::ALL, Category::as_str, rows, |r| r.category)?,
+        "account_id" => text(|r| Some(&r.account_id)),
+        "region" => text(|r| Some(&r.region)),
+        "instance_id" => text(|r| r.instance_id.as_deref()),
+        "actor_kind" => dictionary(ActorKind::ALL, ActorKind::as_str, rows, |r| r.actor_kind)?,
+        "actor_id" => text(|r| r.actor_id.as_deref()),
+        "actor_name" => text(|r| r.actor_name.as_deref()),
+        "actor_arn" => text(|r| r.actor_arn.as_deref()),
+        "target_kind" => dictionary(TargetKind::ALL, TargetKind::as_str, rows, |r| r.target_kind)?,
+        "target_id" => text(|r| r.target_id.as_deref()),
+        "target_name" => text(|r| r.target_name.as_deref()),
+        "name_source" => dictionary(NameSource::ALL, NameSource::as_str, rows, |r| r.name_source)?,
+        "origin" => dictionary(Origin::ALL, Origin::as_str, rows, |r| r.origin)?,
+        "source_ip" => text(|r| r.source_ip.as_deref()),
+        "user_agent" => text(|r| r.user_agent.as_deref()),
+        "error_code" => text(|r| r.error_code.as_deref()),
+        "error_message" => text(|r| r.error_message.as_deref()),
+        "request_parameters" => text(|r| r.request_parameters.as_deref()),
+        "response_elements" => text(|r| r.response_elements.as_deref()),
+        other => {
+            return Err(ArrowError::SchemaError(format!(
+                "column `{other}` of the audit schema has no writer"
+            )));
+        }
+    })
+}
+
+/// A dictionary column whose dictionary is every value of the enum, in declaration order, so
+/// keys mean the same in every batch and file.
+fn dictionary<T: Copy + PartialEq>(
+    all: &[T],
+    text: fn(T) -> &'static str,
+    rows: &[&AuditRecord],
+    value: fn(&AuditRecord) -> T,
+) -> Result<ArrayRef, ArrowError> {
+    let keys: Int8Array = rows
+        .iter()
+        .map(|r| {
+            let v = value(r);
+            all.iter()
+                .position(|a| *a == v)
+                .and_then(|i| i8::try_from(i).ok())
+        })
+        .collect();
+    let values = StringArray::from_iter_values(all.iter().map(|a| text(*a)));
+    Ok(Arc::new(DictionaryArray::<Int8Type>::try_new(
+        keys,
+        Arc::new(values),
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_batch_has_the_audit_schema() {
+        let record: AuditRecord = serde_json::from_value(serde_json::json!({
+            "event_time": "2024-05-02T09:14:02.123456789Z",
+            "event_id": "e1",
+            "event_name": "CreateUser",
+            "category": "user",
+            "account_id": "111122223333",
+            "region": "us-east-1",
+            "actor_kind": "connect_user",
+            "target_kind": "user",
+            "name_source": "snapshot",
+            "origin": "console",
+        }))
+        .unwrap();
+        let batch = record_batch(&[&record]).unwrap();
+        assert_eq!(batch.schema(), arrow_schema());
+        let times = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(times.value(0), 1_714_641_242_123_456);
+    }
+}
