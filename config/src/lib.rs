@@ -55,6 +55,65 @@ pub struct Settings {
     /// stdout).
     #[serde(default)]
     pub exporters: Vec<ExporterSpec>,
+    /// `[[instances]]`: the Connect instances to snapshot. Default: none.
+    #[serde(default)]
+    pub instances: Vec<InstanceSettings>,
+    /// `[snapshot]`: where and how the user directory is snapshotted.
+    #[serde(default)]
+    pub snapshot: SnapshotSettings,
+}
+
+/// `[[instances]]`: one Amazon Connect instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceSettings {
+    /// The instance id or ARN. Required.
+    pub id: String,
+    /// Its region. Default: the region of the ARN, else the AWS default region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Its account (informational; checked against the ARN). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// `[snapshot]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    /// The snapshot store: `s3://bucket/prefix` or a directory. Required for `snapshot`; also
+    /// the default of `report.snapshot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    /// Call `DescribeUser` per user for e-mail, names, profile and hierarchy ids. Default: false.
+    #[serde(default)]
+    pub describe_users: bool,
+    /// `DescribeUser` calls in flight per instance. Default: 4 (Connect's limits are low).
+    #[serde(default = "four")]
+    pub concurrency: usize,
+    /// Attempts per Connect or S3 call, with exponential backoff, on throttling and 5xx.
+    /// Default: 8.
+    #[serde(default = "eight")]
+    pub max_attempts: u32,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        Self {
+            store: None,
+            describe_users: false,
+            concurrency: four(),
+            max_attempts: eight(),
+        }
+    }
+}
+
+fn four() -> usize {
+    4
+}
+
+fn eight() -> u32 {
+    8
 }
 
 /// `[report]`.
@@ -153,6 +212,26 @@ pub fn load(explicit: Option<&Path>) -> Result<Figment, ConfigError> {
     Ok(figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__")))
 }
 
+/// One instance, checked: a bare id and the region to call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidInstance {
+    /// The bare instance id (UUID).
+    pub id: String,
+    /// The region from config or the ARN; `None` means the AWS default region.
+    pub region: Option<String>,
+    /// The account from config or the ARN.
+    pub account: Option<String>,
+}
+
+/// A snapshot's settings, checked.
+#[derive(Debug, Clone)]
+pub struct ValidSnapshot {
+    /// The store.
+    pub store: Location,
+    /// The instances.
+    pub instances: Vec<ValidInstance>,
+}
+
 /// A report's settings, checked and turned into domain values.
 #[derive(Debug, Clone)]
 pub struct ValidReport {
@@ -193,9 +272,15 @@ impl Settings {
             }
             Some(Ok(l)) => Some(l),
         };
-        let snapshot = match r.snapshot.as_deref().map(Location::parse) {
+        let snapshot_key = if r.snapshot.is_some() {
+            "report.snapshot"
+        } else {
+            "snapshot.store"
+        };
+        let snapshot_text = r.snapshot.as_deref().or(self.snapshot.store.as_deref());
+        let snapshot = match snapshot_text.map(Location::parse) {
             Some(Err(e)) => {
-                problem("report.snapshot", e.to_string());
+                problem(snapshot_key, e.to_string());
                 None
             }
             Some(Ok(l)) => Some(l),
@@ -237,6 +322,109 @@ impl Settings {
             _ => Err(ConfigError::Invalid(problems)),
         }
     }
+}
+
+impl Settings {
+    /// Checks what `snapshot` needs, without I/O: the store and at least one instance, each an
+    /// instance id or ARN, with a plausible region and account.
+    pub fn validate_snapshot(&self, figment: &Figment) -> Result<ValidSnapshot, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                origin: origin_of(figment, key),
+                message,
+            });
+        };
+        let store = match self.snapshot.store.as_deref().map(Location::parse) {
+            None => {
+                problem(
+                    "snapshot.store",
+                    "not set: give --store s3://bucket/prefix (or a directory) or snapshot.store"
+                        .into(),
+                );
+                None
+            }
+            Some(Err(e)) => {
+                problem("snapshot.store", e.to_string());
+                None
+            }
+            Some(Ok(l)) => Some(l),
+        };
+        if self.instances.is_empty() {
+            problem(
+                "instances",
+                "no instance: give --instance ID-or-ARN or an [[instances]] entry".into(),
+            );
+        }
+        if self.snapshot.concurrency == 0 {
+            problem("snapshot.concurrency", "must be at least 1".into());
+        }
+        if self.snapshot.max_attempts == 0 {
+            problem("snapshot.max_attempts", "must be at least 1".into());
+        }
+        let mut instances = Vec::new();
+        for (i, instance) in self.instances.iter().enumerate() {
+            match check_instance(instance) {
+                Ok(valid) => instances.push(valid),
+                Err(message) => problem(&format!("instances[{i}]"), message),
+            }
+        }
+        match store {
+            Some(store) if problems.is_empty() => Ok(ValidSnapshot { store, instances }),
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+}
+
+/// An instance id or `arn:aws:connect:<region>:<account>:instance/<id>`, with region and
+/// account checked against the ARN.
+fn check_instance(instance: &InstanceSettings) -> Result<ValidInstance, String> {
+    use connect_audit_core::ids::is_uuid;
+    let (id, arn_region, arn_account) = if let Some(rest) = instance.id.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        match parts.as_slice() {
+            [_, "connect", region, account, resource] => match resource.strip_prefix("instance/") {
+                Some(id) => (id, Some(*region), Some(*account)),
+                None => return Err(format!("`{}` is not an instance ARN", instance.id)),
+            },
+            _ => return Err(format!("`{}` is not a Connect instance ARN", instance.id)),
+        }
+    } else {
+        (instance.id.as_str(), None, None)
+    };
+    if !is_uuid(id) {
+        return Err(format!("instance id `{id}` is not a Connect id (UUID)"));
+    }
+    let region = instance.region.as_deref().or(arn_region);
+    if let (Some(given), Some(from_arn)) = (instance.region.as_deref(), arn_region)
+        && given != from_arn
+    {
+        return Err(format!("region `{given}` differs from the ARN's `{from_arn}`"));
+    }
+    if let Some(r) = region
+        && !(r.len() <= 32
+            && r.split('-').count() >= 3
+            && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    {
+        return Err(format!("`{r}` is not an AWS region"));
+    }
+    let account = instance.account.as_deref().or(arn_account);
+    if let Some(a) = account
+        && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("account `{a}` is not a 12-digit AWS account id"));
+    }
+    if let (Some(given), Some(from_arn)) = (instance.account.as_deref(), arn_account)
+        && given != from_arn
+    {
+        return Err(format!("account `{given}` differs from the ARN's `{from_arn}`"));
+    }
+    Ok(ValidInstance {
+        id: id.to_owned(),
+        region: region.map(str::to_owned),
+        account: account.map(str::to_owned),
+    })
 }
 
 fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, String)) {
@@ -415,6 +603,61 @@ mod tests {
             assert!(err.contains("window is empty"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn snapshot_settings_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                r#"
+                [snapshot]
+                store = "s3://audit-bucket/connect-audit"
+                describe_users = true
+                [[instances]]
+                id = "arn:aws:connect:ap-northeast-1:111122223333:instance/11111111-2222-3333-4444-555555555555"
+                [[instances]]
+                id = "66666666-7777-8888-9999-000000000000"
+                region = "us-east-1"
+                [report]
+                trail = "t"
+                "#,
+            )?;
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            let v = s.validate_snapshot(&figment).unwrap();
+            assert_eq!(v.instances.len(), 2);
+            assert_eq!(v.instances[0].region.as_deref(), Some("ap-northeast-1"));
+            assert_eq!(v.instances[0].account.as_deref(), Some("111122223333"));
+            assert_eq!(v.instances[0].id, "11111111-2222-3333-4444-555555555555");
+            let report = s.validate(&figment, now()).unwrap();
+            assert_eq!(
+                report.snapshot.unwrap().to_string(),
+                "s3://audit-bucket/connect-audit",
+                "report.snapshot defaults to snapshot.store"
+            );
+            Ok(())
+        });
+        let bad = |id: &str, region: Option<&str>| {
+            check_instance(&InstanceSettings {
+                id: id.into(),
+                region: region.map(Into::into),
+                account: None,
+            })
+            .unwrap_err()
+        };
+        assert!(bad("../../x", None).contains("not a Connect id"));
+        assert!(bad("arn:aws:iam::1:role/x", None).contains("not a Connect instance ARN"));
+        let arn = "arn:aws:connect:us-west-2:111122223333:instance/11111111-2222-3333-4444-555555555555";
+        assert!(bad(arn, Some("eu-west-1")).contains("differs"));
+        assert!(bad("11111111-2222-3333-4444-555555555555", Some("Mars")).contains("not an AWS region"));
+        let empty = Settings::default();
+        let err = empty
+            .validate_snapshot(&Figment::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("snapshot.store: not set"), "{err}");
+        assert!(err.contains("instances: no instance"), "{err}");
     }
 
     #[test]
