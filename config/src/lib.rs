@@ -400,12 +400,15 @@ fn check_instance(instance: &InstanceSettings) -> Result<ValidInstance, String> 
     if let (Some(given), Some(from_arn)) = (instance.region.as_deref(), arn_region)
         && given != from_arn
     {
-        return Err(format!("region `{given}` differs from the ARN's `{from_arn}`"));
+        return Err(format!(
+            "region `{given}` differs from the ARN's `{from_arn}`"
+        ));
     }
     if let Some(r) = region
         && !(r.len() <= 32
             && r.split('-').count() >= 3
-            && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
     {
         return Err(format!("`{r}` is not an AWS region"));
     }
@@ -418,7 +421,9 @@ fn check_instance(instance: &InstanceSettings) -> Result<ValidInstance, String> 
     if let (Some(given), Some(from_arn)) = (instance.account.as_deref(), arn_account)
         && given != from_arn
     {
-        return Err(format!("account `{given}` differs from the ARN's `{from_arn}`"));
+        return Err(format!(
+            "account `{given}` differs from the ARN's `{from_arn}`"
+        ));
     }
     Ok(ValidInstance {
         id: id.to_owned(),
@@ -648,9 +653,12 @@ mod tests {
         };
         assert!(bad("../../x", None).contains("not a Connect id"));
         assert!(bad("arn:aws:iam::1:role/x", None).contains("not a Connect instance ARN"));
-        let arn = "arn:aws:connect:us-west-2:111122223333:instance/11111111-2222-3333-4444-555555555555";
+        let arn =
+            "arn:aws:connect:us-west-2:111122223333:instance/11111111-2222-3333-4444-555555555555";
         assert!(bad(arn, Some("eu-west-1")).contains("differs"));
-        assert!(bad("11111111-2222-3333-4444-555555555555", Some("Mars")).contains("not an AWS region"));
+        assert!(
+            bad("11111111-2222-3333-4444-555555555555", Some("Mars")).contains("not an AWS region")
+        );
         let empty = Settings::default();
         let err = empty
             .validate_snapshot(&Figment::new())
