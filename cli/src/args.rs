@@ -35,6 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Scan a CloudTrail trail and write the audit trail of Connect user changes.
     Report(ReportArgs),
+    /// Snapshot the Connect user directory (users, security profiles, routing profiles,
+    /// hierarchy groups) into the snapshot store. Objects are never deleted; a user gone from
+    /// Connect is marked Deleted. An unchanged re-run writes no object.
+    Snapshot(SnapshotArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -94,6 +98,27 @@ pub struct ReportArgs {
     /// stdout. Default: stdout (csv, jsonl).
     #[arg(long, short, value_name = "PATH", allow_hyphen_values = true)]
     pub output: Option<String>,
+}
+
+/// `snapshot` flags; each overrides the config key named in its help.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// Instance id or ARN; repeat for several. Replaces [[instances]].
+    #[arg(long, value_name = "ID-OR-ARN")]
+    pub instance: Vec<String>,
+
+    /// Region of the --instance ids (an ARN carries its own). Default: the AWS default region.
+    #[arg(long, value_name = "REGION", requires = "instance")]
+    pub region: Option<String>,
+
+    /// The snapshot store: s3://bucket/prefix or a directory. [snapshot.store]
+    #[arg(long, value_name = "LOCATION")]
+    pub store: Option<String>,
+
+    /// Call DescribeUser per user for e-mail, names, profiles and hierarchy group.
+    /// [snapshot.describe_users]
+    #[arg(long)]
+    pub describe_users: bool,
 }
 
 /// Output formats of the one-exporter shorthand.

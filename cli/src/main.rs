@@ -4,8 +4,10 @@
 //! codes and treats a closed stdout (broken pipe) as success.
 
 mod args;
+mod aws;
 mod output;
 mod report;
+mod snapshot;
 
 use std::io;
 
@@ -63,6 +65,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let (settings, valid) = settle(&figment)?;
             let reporter = Reporter::new(cli.quiet);
             report::run(&settings, valid, &reporter)
+        }
+        Command::Snapshot(args) => {
+            let figment = snapshot::merge_flags(figment, args);
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+            let valid = settings.validate_snapshot(&figment)?;
+            let reporter = Reporter::new(cli.quiet);
+            snapshot::run(&settings, &valid, &reporter)
         }
         Command::Config(ConfigCommand::Check) => {
             let (settings, valid) = settle(&figment)?;

@@ -46,6 +46,31 @@ impl Reporter {
         self.bar.set_message(format!("{done}/{files} files"));
     }
 
+    /// Switches the bar to counting `unit`s (a length that grows as work is found).
+    pub fn start_counting(&self, unit: &str) {
+        self.bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    }
+
+    /// More work was found.
+    pub fn add_length(&self, n: u64) {
+        self.bar.inc_length(n);
+    }
+
+    /// Work was done.
+    pub fn advance(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    /// What is being done now.
+    pub fn status(&self, message: &str) {
+        self.bar.set_message(message.to_owned());
+    }
+
     /// A bad file or record, as it is found.
     pub fn bad_input(&self, problem: &BadInput) {
         self.bar

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use connect_audit_config::{CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Settings, ValidReport};
-use connect_audit_core::AuditRecord;
+use connect_audit_core::{AuditRecord, Location, Store};
 use connect_audit_exporters::{ExportSummary, Exporter};
 use connect_audit_query::local::{
     BadInput, ScanOptions, ScanSink, ScanSummary, SinkError, TrailScanner,
@@ -122,9 +122,23 @@ pub fn run(
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let is_s3 = |l: &Location| matches!(l, Location::S3 { .. });
+    let s3 = (is_s3(&valid.trail) || valid.snapshot.as_ref().is_some_and(is_s3)).then(|| {
+        runtime.block_on(async {
+            crate::aws::s3_client(&crate::aws::sdk_config(settings.snapshot.max_attempts).await)
+        })
+    });
     let directory = match &valid.snapshot {
-        Some(root) => connect_audit_core::store::load_directory(root)
-            .with_context(|| format!("cannot load the snapshot store {root}"))?,
+        Some(root) => {
+            let store = Store::open(root, s3.as_ref())?;
+            runtime
+                .block_on(connect_audit_core::store::load_directory(&store))
+                .with_context(|| format!("cannot load the snapshot store {root}"))?
+        }
         None => connect_audit_core::Directory::new(),
     };
     let specs = if settings.exporters.is_empty() {
@@ -148,7 +162,9 @@ pub fn run(
         options.threads = threads;
     }
     let snapshot_names = directory.snapshot_len();
-    let scanner = TrailScanner::new(valid.trail.clone(), directory, options);
+    let trail = Store::open(&valid.trail, s3.as_ref())?;
+    let scanner =
+        TrailScanner::new(trail, directory, options).with_runtime(runtime.handle().clone());
     let mut sink = FanOut {
         exporters,
         reporter,

@@ -14,17 +14,49 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// An `s3://` location was given, but this build has no S3 support yet.
-    #[error("{0}: s3:// locations are not supported by this version yet; use a local directory")]
+    /// An S3 request failed.
+    #[error("{url}: S3 {operation} failed{detail}")]
+    S3 {
+        /// The object or prefix, as `s3://bucket/key`.
+        url: String,
+        /// The S3 operation, e.g. `GetObject`.
+        operation: &'static str,
+        /// `: <code>: <message>` from the service when it said something, else empty.
+        detail: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An `s3://` location was given where only a local path works.
+    #[error("{0}: s3:// locations are not supported here; use a local path")]
     S3Unsupported(String),
+    /// An `s3://` location was opened without an S3 client to reach it.
+    #[error("{0}: an S3 client is needed to read or write this location")]
+    NoS3Client(String),
     /// A location string is neither a path nor a well-formed `s3://bucket/prefix`.
     #[error("`{0}` is not a location: give a directory path or s3://bucket/prefix")]
     BadLocation(String),
+    /// An object key that could escape the store or is not a plain relative key.
+    #[error("{key:?} is not a valid object key: {reason}")]
+    BadKey {
+        /// The key given.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An id that should be a Connect id (UUID) and is not, so it cannot name an object.
+    #[error("{id:?} is not a Connect {kind} id (UUID)")]
+    BadId {
+        /// What the id was meant to name.
+        kind: &'static str,
+        /// The id given.
+        id: String,
+    },
     /// A snapshot object is not a JSON object of the expected shape.
-    #[error("snapshot object {path}: {reason}")]
+    #[error("snapshot object {object}: {reason}")]
     BadSnapshotObject {
-        /// The object's file.
-        path: PathBuf,
+        /// The object: a path or `s3://bucket/key`.
+        object: String,
         /// What is wrong with it.
         reason: String,
     },

@@ -5,7 +5,8 @@
 //! - [`cloudtrail`]: parsing a CloudTrail record and finding its actor and target.
 //! - [`catalogue`]: which Connect calls are audited, in groups.
 //! - [`Directory`]: ids → names, from the snapshot store ([`store`]) and the trail itself.
-//! - [`location`]: local paths (and, later, S3) and atomic file output.
+//! - [`location`]: a local path or `s3://bucket/prefix`, the [`Store`] that reads and writes
+//!   objects there, and atomic file output.
 //!
 //! ```
 //! use connect_audit_core::cloudtrail::{parse_record, Parsed};
@@ -39,6 +40,6 @@ pub mod window;
 pub use catalogue::{EventGroup, EventSelection};
 pub use directory::Directory;
 pub use error::Error;
-pub use location::{AtomicFile, Location};
+pub use location::{AtomicFile, Location, ObjectInfo, Store};
 pub use record::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
 pub use window::Window;

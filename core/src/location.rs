@@ -1,13 +1,35 @@
-//! Where inputs and outputs live: a local path or `s3://bucket/prefix`. The one place that
-//! touches files, so snapshot, query and exporters never write that code twice.
+//! Where inputs and outputs live: a local path or `s3://bucket/prefix`, and the [`Store`] that
+//! reads and writes objects there. The one place that touches files or S3 objects, so
+//! snapshot, query and exporters never write that code twice.
 //!
-//! Local paths work today; `s3://` locations are recognised and answered with a clear
-//! [`Error::S3Unsupported`] until the S3 backend lands.
+//! A [`Store`] is a [`Location`] bound to what it needs: a local root directory, or an S3
+//! client, bucket and prefix. Objects are named by relative, `/`-separated keys, checked by
+//! [`validate_key`] before they become a path or an S3 key, so a key from outside (an id from
+//! an API, a key from a listing) can never reach outside the store.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use connect_audit_core::location::Store;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::local(dir.path());
+//! store.put("users/a.json", b"{}".to_vec()).await?;
+//! assert_eq!(store.get("users/a.json").await?, Some(b"{}".to_vec()));
+//! assert_eq!(store.get("users/b.json").await?, None);
+//! assert_eq!(store.list_dirs("").await?, ["users/"]);
+//! assert!(store.get("../etc/passwd").await.is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
 
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStream;
 
 use crate::error::Error;
 
@@ -71,6 +93,528 @@ impl fmt::Display for Location {
             Self::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
+}
+
+/// A [`Location`] bound to what it needs to be read and written: a local root, or an S3
+/// client + bucket + prefix.
+///
+/// Keys are relative to the root and `/`-separated on every backend, so the same code writes
+/// `users/<id>.json` to a directory or to S3. Cloning is cheap (the S3 client is shared).
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Local {
+        root: PathBuf,
+    },
+    S3 {
+        client: aws_sdk_s3::Client,
+        bucket: String,
+        /// No leading or trailing `/`; possibly empty.
+        prefix: String,
+    },
+}
+
+/// An object found by [`Store::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The key, relative to the store's root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Store {
+    /// A store in a local directory (created on the first [`put`](Self::put)).
+    pub fn local(root: impl Into<PathBuf>) -> Self {
+        Self {
+            backend: Backend::Local { root: root.into() },
+        }
+    }
+
+    /// A store under `s3://bucket/prefix`, reached with `client`.
+    pub fn s3(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Self {
+        Self {
+            backend: Backend::S3 {
+                client,
+                bucket: bucket.into(),
+                prefix: prefix.into().trim_matches('/').to_owned(),
+            },
+        }
+    }
+
+    /// A local path becomes a local store; an `s3://` location needs a client
+    /// ([`Error::NoS3Client`] if `s3` is `None`).
+    pub fn open(location: &Location, s3: Option<&aws_sdk_s3::Client>) -> Result<Self, Error> {
+        match (location, s3) {
+            (Location::Local(root), _) => Ok(Self::local(root.clone())),
+            (Location::S3 { bucket, prefix }, Some(client)) => {
+                Ok(Self::s3(client.clone(), bucket.clone(), prefix.clone()))
+            }
+            (Location::S3 { .. }, None) => Err(Error::NoS3Client(location.to_string())),
+        }
+    }
+
+    /// Where the store is.
+    pub fn location(&self) -> Location {
+        match &self.backend {
+            Backend::Local { root } => Location::Local(root.clone()),
+            Backend::S3 { bucket, prefix, .. } => Location::S3 {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            },
+        }
+    }
+
+    /// The root directory of a local store; `None` for S3.
+    pub fn local_root(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Local { root } => Some(root),
+            Backend::S3 { .. } => None,
+        }
+    }
+
+    /// The human-readable name of a key, for messages: a path, or `s3://bucket/prefix/key`.
+    pub fn describe(&self, key: &str) -> String {
+        match &self.backend {
+            Backend::Local { root } if key.is_empty() => root.display().to_string(),
+            Backend::Local { root } => root.join(key).display().to_string(),
+            Backend::S3 { bucket, prefix, .. } if key.is_empty() => Location::S3 {
+                bucket: bucket.clone(),
+                prefix: prefix.clone(),
+            }
+            .to_string(),
+            Backend::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{}", s3_key(prefix, key)),
+        }
+    }
+
+    /// Reads a whole object; `None` when it does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        validate_key(key)?;
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                blocking(path.clone(), move || match fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io(path, e)),
+                })
+                .await
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let sent = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(s3_key(prefix, key))
+                    .send()
+                    .await;
+                let output = match sent {
+                    Ok(output) => output,
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(GetObjectError::is_no_such_key) =>
+                    {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(s3_error(self.describe(key), "GetObject", e)),
+                };
+                let body = output.body.collect().await.map_err(|e| Error::S3 {
+                    url: self.describe(key),
+                    operation: "GetObject",
+                    detail: format!(": reading the body: {}", chain_text(&e)),
+                    source: Box::new(e),
+                })?;
+                Ok(Some(body.to_vec()))
+            }
+        }
+    }
+
+    /// Every object under `prefix` (recursive; a plain string prefix, as S3 has it), keys
+    /// relative to the store root, sorted, with sizes. Nothing there is an empty list.
+    ///
+    /// Locally, the temporary files of writes in progress (`.<name>.<random>.tmp`) are not
+    /// listed, and a file name that is not UTF-8 is an error naming the file.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, Error> {
+        validate_prefix(prefix)?;
+        let mut objects = match &self.backend {
+            Backend::Local { root } => {
+                let (root, prefix) = (root.clone(), prefix.to_owned());
+                blocking(root.clone(), move || list_local(&root, &prefix, None)).await?
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix: root,
+            } => {
+                let full = s3_key(root, prefix);
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&full)
+                    .into_paginator()
+                    .send();
+                let mut objects = Vec::new();
+                while let Some(page) = pages.next().await {
+                    let page =
+                        page.map_err(|e| s3_error(self.describe(prefix), "ListObjectsV2", e))?;
+                    for object in page.contents() {
+                        let Some(key) = object.key().and_then(|k| relative_key(root, k)) else {
+                            continue;
+                        };
+                        // Zero-byte "folder" markers some tools create are not objects.
+                        if key.is_empty() || key.ends_with('/') {
+                            continue;
+                        }
+                        objects.push(ObjectInfo {
+                            key: key.to_owned(),
+                            size: object
+                                .size()
+                                .and_then(|s| u64::try_from(s).ok())
+                                .unwrap_or(0),
+                        });
+                    }
+                }
+                objects
+            }
+        };
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// Whether any object exists under `prefix` (on S3, one request whatever the size).
+    pub async fn has_objects(&self, prefix: &str) -> Result<bool, Error> {
+        validate_prefix(prefix)?;
+        match &self.backend {
+            Backend::Local { root } => {
+                let (root, prefix) = (root.clone(), prefix.to_owned());
+                blocking(root.clone(), move || {
+                    list_local(&root, &prefix, Some(1)).map(|found| !found.is_empty())
+                })
+                .await
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix: root,
+            } => {
+                let page = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(s3_key(root, prefix))
+                    .max_keys(1)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(self.describe(prefix), "ListObjectsV2", e))?;
+                Ok(!page.contents().is_empty())
+            }
+        }
+    }
+
+    /// The "sub-directories" directly under `prefix` (S3: common prefixes with delimiter `/`;
+    /// locally: directories), as relative keys ending in `/`, sorted. S3 has no empty
+    /// directories; a local one is listed.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        validate_prefix(prefix)?;
+        let mut dirs = match &self.backend {
+            Backend::Local { root } => {
+                let (root, prefix) = (root.clone(), prefix.to_owned());
+                blocking(root.clone(), move || list_local_dirs(&root, &prefix)).await?
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix: root,
+            } => {
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(s3_key(root, prefix))
+                    .delimiter("/")
+                    .into_paginator()
+                    .send();
+                let mut dirs = Vec::new();
+                while let Some(page) = pages.next().await {
+                    let page =
+                        page.map_err(|e| s3_error(self.describe(prefix), "ListObjectsV2", e))?;
+                    for common in page.common_prefixes() {
+                        if let Some(dir) = common.prefix().and_then(|p| relative_key(root, p)) {
+                            dirs.push(dir.to_owned());
+                        }
+                    }
+                }
+                dirs
+            }
+        };
+        dirs.sort();
+        Ok(dirs)
+    }
+
+    /// Writes a whole object so that it appears complete or not at all: locally an
+    /// [`AtomicFile`] (temporary file, fsync, rename); on S3 one `PutObject`.
+    pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+        validate_key(key)?;
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                blocking(path.clone(), move || {
+                    let mut file = AtomicFile::create(&path)?;
+                    file.write_all(&body).map_err(|e| Error::io(&path, e))?;
+                    file.commit().map(drop)
+                })
+                .await
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let mut request = client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(s3_key(prefix, key))
+                    .body(ByteStream::from(body));
+                if Path::new(key).extension().is_some_and(|e| e == "json") {
+                    request = request.content_type("application/json");
+                }
+                request
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(self.describe(key), "PutObject", e))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Checks that `key` names an object inside a store: relative, `/`-separated, not empty, no
+/// `..`, no backslash, no NUL or other control character, no empty or `.` segment, no
+/// trailing `/`. Every key the store uses passes here first, so ids and listed keys cannot
+/// escape the root or alias another object.
+pub fn validate_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(bad_key(key, "it is empty"));
+    }
+    check_parts(key, false)
+}
+
+/// [`validate_key`] for a listing prefix: may also be empty or end with `/`.
+fn validate_prefix(prefix: &str) -> Result<(), Error> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    check_parts(prefix, true)
+}
+
+fn check_parts(key: &str, trailing_slash: bool) -> Result<(), Error> {
+    if key.starts_with('/') {
+        return Err(bad_key(key, "it is absolute (starts with `/`)"));
+    }
+    if key.contains("..") {
+        return Err(bad_key(key, "it contains `..`"));
+    }
+    if key.contains('\\') {
+        return Err(bad_key(key, "it contains a backslash"));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(bad_key(key, "it contains a control character"));
+    }
+    let body = if trailing_slash {
+        key.strip_suffix('/').unwrap_or(key)
+    } else {
+        key
+    };
+    if body
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == ".")
+    {
+        return Err(bad_key(key, "it has an empty or `.` path segment"));
+    }
+    Ok(())
+}
+
+fn bad_key(key: &str, reason: &'static str) -> Error {
+    Error::BadKey {
+        key: key.to_owned(),
+        reason,
+    }
+}
+
+/// The full S3 key of a relative key (or prefix) under the store's prefix.
+fn s3_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}/{key}")
+    }
+}
+
+/// A full S3 key made relative to the store's prefix; `None` if it is not under it.
+fn relative_key<'a>(prefix: &str, full: &'a str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(full);
+    }
+    full.strip_prefix(prefix)?.strip_prefix('/')
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    path: PathBuf,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(Error::io(path, io::Error::other(e))))
+}
+
+/// Files under `root` whose relative key starts with `prefix`, up to `limit` of them.
+fn list_local(root: &Path, prefix: &str, limit: Option<usize>) -> Result<Vec<ObjectInfo>, Error> {
+    let dir = root.join(&prefix[..prefix.rfind('/').map_or(0, |i| i + 1)]);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut objects = Vec::new();
+    for entry in walkdir::WalkDir::new(&dir).follow_links(true).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(&dir).to_owned();
+            Error::io(path, e.into())
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            continue;
+        }
+        let key = local_key(root, entry.path())?;
+        if !key.starts_with(prefix) {
+            continue;
+        }
+        let size = entry
+            .metadata()
+            .map_err(|e| Error::io(entry.path(), e.into()))?
+            .len();
+        objects.push(ObjectInfo { key, size });
+        if limit.is_some_and(|n| objects.len() >= n) {
+            break;
+        }
+    }
+    Ok(objects)
+}
+
+/// Directories directly under `root/prefix`'s folder whose key starts with `prefix`.
+fn list_local_dirs(root: &Path, prefix: &str) -> Result<Vec<String>, Error> {
+    let split = prefix.rfind('/').map_or(0, |i| i + 1);
+    let (folder, start) = prefix.split_at(split);
+    let dir = root.join(folder);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            return Err(not_utf8(&path));
+        };
+        if name.starts_with(start) {
+            dirs.push(format!("{folder}{name}/"));
+        }
+    }
+    Ok(dirs)
+}
+
+/// The `/`-separated key of a file under `root`.
+fn local_key(root: &Path, path: &Path) -> Result<String, Error> {
+    let relative = path.strip_prefix(root).unwrap_or(path);
+    let mut key = String::new();
+    for part in relative.components() {
+        let part = part.as_os_str().to_str().ok_or_else(|| not_utf8(path))?;
+        if !key.is_empty() {
+            key.push('/');
+        }
+        key.push_str(part);
+    }
+    Ok(key)
+}
+
+fn not_utf8(path: &Path) -> Error {
+    Error::io(
+        path,
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the file name is not UTF-8, so it cannot be an object key",
+        ),
+    )
+}
+
+/// Wraps an SDK error with the object it is about, keeping the SDK error as the source.
+fn s3_error<E, R>(url: String, operation: &'static str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: fmt::Debug + Send + Sync + 'static,
+{
+    let detail = match err.as_service_error() {
+        Some(service) => {
+            let mut detail = String::new();
+            if let Some(code) = service.code() {
+                detail.push_str(": ");
+                detail.push_str(code);
+            }
+            if let Some(message) = service.message() {
+                detail.push_str(": ");
+                detail.push_str(message);
+            }
+            if detail.is_empty() {
+                detail = format!(": {}", chain_text(&err));
+            }
+            detail
+        }
+        None => format!(": {}", chain_text(&err)),
+    };
+    Error::S3 {
+        url,
+        operation,
+        detail,
+        source: Box::new(err),
+    }
+}
+
+/// An error and its causes on one line, e.g. `dispatch failure: io error: … Connection refused`.
+fn chain_text(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// A file that appears under its final name only when complete: written to a temporary file
@@ -151,6 +695,152 @@ mod tests {
         let s3 = Location::parse("s3://bucket").unwrap();
         assert!(matches!(s3.get(), Err(Error::S3Unsupported(_))));
         assert_eq!(s3.to_string(), "s3://bucket");
+        assert!(matches!(
+            Store::open(&s3, None),
+            Err(Error::NoS3Client(name)) if name == "s3://bucket"
+        ));
+        let local = Store::open(&Location::Local("some/dir".into()), None).unwrap();
+        assert_eq!(local.location(), Location::Local("some/dir".into()));
+    }
+
+    #[test]
+    fn keys_that_could_escape_are_rejected() {
+        for key in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "users/../../x",
+            "a/..",
+            "a..b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "a\u{7f}b",
+            "a//b",
+            "./a",
+            "a/./b",
+            "users/",
+        ] {
+            let err = validate_key(key).unwrap_err();
+            assert!(
+                matches!(&err, Error::BadKey { key: k, .. } if k == key),
+                "{key:?}: {err}"
+            );
+            assert!(err.to_string().contains(&format!("{key:?}")), "{err}");
+        }
+        for key in [
+            "users/66666666-7777-8888-9999-000000000000.json",
+            "a",
+            "a/b.c/d-e_f",
+        ] {
+            validate_key(key).unwrap();
+        }
+        validate_prefix("").unwrap();
+        validate_prefix("users/").unwrap();
+        assert!(validate_prefix("users//").is_err());
+        assert!(validate_prefix("/users/").is_err());
+    }
+
+    #[test]
+    fn s3_keys_sit_under_the_prefix() {
+        assert_eq!(s3_key("", "users/a.json"), "users/a.json");
+        assert_eq!(s3_key("p/q", "users/a.json"), "p/q/users/a.json");
+        assert_eq!(s3_key("p", ""), "p/");
+        assert_eq!(relative_key("p", "p/users/a.json"), Some("users/a.json"));
+        assert_eq!(relative_key("p", "pq/users/a.json"), None);
+        assert_eq!(relative_key("", "users/a.json"), Some("users/a.json"));
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Runtime::new().unwrap()
+    }
+
+    #[test]
+    fn local_store_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::local(dir.path().join("root"));
+        runtime().block_on(async {
+            assert_eq!(store.get("users/a.json").await.unwrap(), None);
+            assert_eq!(store.list("").await.unwrap(), []);
+            assert_eq!(store.list_dirs("").await.unwrap(), Vec::<String>::new());
+            store.put("users/a.json", b"A".to_vec()).await.unwrap();
+            store.put("users/b.json", b"BB".to_vec()).await.unwrap();
+            store
+                .put("users/sub/c.json", b"CCC".to_vec())
+                .await
+                .unwrap();
+            store.put("runs/r.json", Vec::new()).await.unwrap();
+            store.put("users/a.json", b"A2".to_vec()).await.unwrap();
+            assert_eq!(
+                store.get("users/a.json").await.unwrap(),
+                Some(b"A2".to_vec())
+            );
+            let listed = store.list("users/").await.unwrap();
+            let keys: Vec<_> = listed.iter().map(|o| (o.key.as_str(), o.size)).collect();
+            assert_eq!(
+                keys,
+                [
+                    ("users/a.json", 2),
+                    ("users/b.json", 2),
+                    ("users/sub/c.json", 3)
+                ]
+            );
+            let keys: Vec<_> = store
+                .list("users/b")
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|o| o.key)
+                .collect();
+            assert_eq!(keys, ["users/b.json"]);
+            assert_eq!(store.list("").await.unwrap().len(), 4);
+            assert_eq!(store.list("nothing/").await.unwrap(), []);
+            assert!(store.has_objects("").await.unwrap());
+            assert!(store.has_objects("users/sub/").await.unwrap());
+            assert!(!store.has_objects("nothing/").await.unwrap());
+            assert_eq!(store.list_dirs("").await.unwrap(), ["runs/", "users/"]);
+            assert_eq!(store.list_dirs("users/").await.unwrap(), ["users/sub/"]);
+            assert_eq!(store.list_dirs("u").await.unwrap(), ["users/"]);
+            assert_eq!(
+                store.list_dirs("users/a.json/").await.unwrap(),
+                Vec::<String>::new()
+            );
+            let err = store.put("../escape.json", Vec::new()).await.unwrap_err();
+            assert!(err.to_string().contains("../escape.json"), "{err}");
+            assert!(store.list("../").await.is_err());
+            assert!(store.list_dirs("/").await.is_err());
+        });
+        assert!(!dir.path().join("escape.json").exists());
+        assert_eq!(
+            store.describe("users/a.json"),
+            dir.path().join("root/users/a.json").display().to_string()
+        );
+    }
+
+    #[test]
+    fn local_listing_skips_writes_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::local(dir.path());
+        fs::create_dir_all(dir.path().join("users")).unwrap();
+        fs::write(dir.path().join("users/.a.json.x1y2.tmp"), b"half").unwrap();
+        fs::write(dir.path().join("users/a.json"), b"{}").unwrap();
+        let listed = runtime().block_on(store.list("")).unwrap();
+        assert_eq!(
+            listed,
+            [ObjectInfo {
+                key: "users/a.json".into(),
+                size: 2
+            }]
+        );
+    }
+
+    #[test]
+    fn local_read_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("users/a.json")).unwrap();
+        let store = Store::local(dir.path());
+        let err = runtime().block_on(store.get("users/a.json")).unwrap_err();
+        assert!(err.to_string().contains("users/a.json"), "{err}");
     }
 
     #[test]

@@ -5,19 +5,21 @@
 //! <root>/security-profiles/<id>.json          {"Arn","Id","Name",…}
 //! <root>/routing-profiles/<id>.json           {"Arn","Id","Name",…}
 //! <root>/hierarchy-groups/<id>.json           {"Arn","Id","Name",…}
+//! <root>/runs/<YYYYMMDDTHHMMSSZ>.json         the change log of one snapshot run
 //! ```
 //! One JSON object per file, on one line, so the classic Athena table over `users/` (openx
-//! JsonSerDe, `Arn, Id, Username`) still reads it. Objects are never deleted.
+//! JsonSerDe, `Arn, Id, Username`) still reads it. Objects are never deleted. `<root>` is a
+//! [`Store`]: a local directory or `s3://bucket/prefix`, one code path. Keys are built only by
+//! [`object_key`] and [`run_key`], from ids checked to be UUIDs.
 
-use std::fs;
-use std::path::Path;
-
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::directory::Directory;
 use crate::error::Error;
 use crate::ids::is_uuid;
-use crate::location::Location;
+use crate::location::Store;
 use crate::record::TargetKind;
 
 /// The folders of the store, what they hold, and which field carries the name.
@@ -28,64 +30,126 @@ pub const FOLDERS: [(&str, TargetKind, &str); 4] = [
     ("hierarchy-groups", TargetKind::HierarchyGroup, "Name"),
 ];
 
+/// The folder of the change log a snapshot run writes, one object per run.
+pub const RUNS: &str = "runs";
+
+/// Objects read at once while loading the store: enough to hide S3 latency, few enough to
+/// stay polite.
+const LOAD_CONCURRENCY: usize = 16;
+
+/// The store folder of objects of `kind`, if the store keeps that kind.
+pub fn folder_of(kind: TargetKind) -> Option<&'static str> {
+    FOLDERS
+        .iter()
+        .find(|(_, k, _)| *k == kind)
+        .map(|(folder, _, _)| *folder)
+}
+
+/// The key of the object of `kind` with Connect id `id`: `users/<id>.json`,
+/// `security-profiles/<id>.json`, `routing-profiles/<id>.json`, `hierarchy-groups/<id>.json`.
+///
+/// `id` must have the shape of a Connect id (a UUID), so nothing an API returns can become a
+/// key that escapes its folder; the kinds without a folder ([`TargetKind::Resource`],
+/// [`TargetKind::None`]) are errors too.
+pub fn object_key(kind: TargetKind, id: &str) -> Result<String, Error> {
+    let folder = folder_of(kind).ok_or(Error::BadKey {
+        key: id.to_owned(),
+        reason: "the snapshot store keeps only users, security profiles, routing profiles and hierarchy groups",
+    })?;
+    if !is_uuid(id) {
+        return Err(Error::BadId {
+            kind: kind.as_str(),
+            id: id.to_owned(),
+        });
+    }
+    Ok(format!("{folder}/{id}.json"))
+}
+
+/// `users/<id>.json`, for a user id of UUID shape.
+pub fn user_key(id: &str) -> Result<String, Error> {
+    object_key(TargetKind::User, id)
+}
+
+/// `runs/<YYYYMMDDTHHMMSSZ>.json`: the change log of the snapshot run at `at` (UTC).
+pub fn run_key(at: Timestamp) -> String {
+    format!("{RUNS}/{}.json", at.strftime("%Y%m%dT%H%M%SZ"))
+}
+
 /// Loads every object of the store into a Directory.
 ///
 /// A folder that does not exist is empty. An object that is not a JSON object with a string
-/// `Id` of UUID shape and a string name is an error naming its file: a snapshot is evidence,
-/// and a silently skipped user would leave rows unnamed without saying why.
-pub fn load_directory(root: &Location) -> Result<Directory, Error> {
-    let root = root.local_path()?;
+/// `Id` of UUID shape and a string name is an error naming it ([`Store::describe`]): a
+/// snapshot is evidence, and a silently skipped user would leave rows unnamed without saying
+/// why. Objects are read a few at a time and inserted in key order.
+pub async fn load_directory(store: &Store) -> Result<Directory, Error> {
     let mut directory = Directory::new();
     for (folder, kind, name_field) in FOLDERS {
-        let dir = root.join(folder);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(&dir, e)),
-        };
-        let mut paths = Vec::new();
-        for entry in entries {
-            let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
-        for path in paths {
-            let (id, name) = read_object(&path, name_field)?;
+        let keys: Vec<String> = store
+            .list(&format!("{folder}/"))
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .filter(|k| {
+                k.strip_prefix(folder)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|name| {
+                        !name.contains('/')
+                            && std::path::Path::new(name)
+                                .extension()
+                                .is_some_and(|e| e == "json")
+                    })
+            })
+            .collect();
+        let mut objects = futures_util::stream::iter(keys)
+            .map(|key| async move {
+                let bytes = store.get(&key).await?;
+                Ok::<_, Error>((key, bytes))
+            })
+            .buffered(LOAD_CONCURRENCY);
+        while let Some((key, bytes)) = objects.try_next().await? {
+            let bad = |reason: String| Error::BadSnapshotObject {
+                object: store.describe(&key),
+                reason,
+            };
+            let bytes = bytes.ok_or_else(|| bad("listed, then gone when read".into()))?;
+            let (id, name) = read_object(&bytes, name_field).map_err(bad)?;
             directory.insert_snapshot(kind, &id, &name);
         }
     }
     Ok(directory)
 }
 
-fn read_object(path: &Path, name_field: &str) -> Result<(String, String), Error> {
-    let bad = |reason: String| Error::BadSnapshotObject {
-        path: path.to_owned(),
-        reason,
-    };
-    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    let value: Value =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| bad("not a JSON object".into()))?;
+/// [`load_directory`] for callers without an async runtime: runs it on a small one.
+pub fn load_directory_blocking(store: &Store) -> Result<Directory, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io(store.describe(""), e))?;
+    runtime.block_on(load_directory(store))
+}
+
+/// The id and name of one snapshot object, or what is wrong with it.
+fn read_object(bytes: &[u8], name_field: &str) -> Result<(String, String), String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let obj = value.as_object().ok_or("not a JSON object")?;
     let id = obj
         .get("Id")
         .and_then(Value::as_str)
-        .ok_or_else(|| bad("no string `Id`".into()))?;
+        .ok_or("no string `Id`")?;
     if !is_uuid(id) {
-        return Err(bad(format!("`Id` {id:?} is not a Connect id (UUID)")));
+        return Err(format!("`Id` {id:?} is not a Connect id (UUID)"));
     }
     let name = obj
         .get(name_field)
         .and_then(Value::as_str)
-        .ok_or_else(|| bad(format!("no string `{name_field}`")))?;
+        .ok_or_else(|| format!("no string `{name_field}`"))?;
     Ok((id.to_owned(), name.to_owned()))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::record::NameSource;
 
@@ -113,7 +177,7 @@ mod tests {
                 r#"{"Id":"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee","Name":"Admin"}"#,
             ),
         ]);
-        let d = load_directory(&Location::Local(dir.path().into())).unwrap();
+        let d = load_directory_blocking(&Store::local(dir.path())).unwrap();
         let (e, s) = d.lookup(&U.to_uppercase()).unwrap();
         assert_eq!((e.name.as_str(), s), ("jdoe", NameSource::Snapshot));
         assert_eq!(d.snapshot_len(), 2);
@@ -128,8 +192,57 @@ mod tests {
             format!(r#"{{"Id":"{U}"}}"#),
         ] {
             let dir = store(&[("users/x.json", &body)]);
-            let err = load_directory(&Location::Local(dir.path().into())).unwrap_err();
+            let err = load_directory_blocking(&Store::local(dir.path())).unwrap_err();
             assert!(err.to_string().contains("users/x.json"), "{err}");
         }
+    }
+
+    #[test]
+    fn object_keys_come_only_from_connect_ids() {
+        assert_eq!(user_key(U).unwrap(), format!("users/{U}.json"));
+        assert_eq!(
+            object_key(TargetKind::HierarchyGroup, U).unwrap(),
+            format!("hierarchy-groups/{U}.json")
+        );
+        assert_eq!(
+            object_key(TargetKind::SecurityProfile, U).unwrap(),
+            format!("security-profiles/{U}.json")
+        );
+        assert_eq!(
+            object_key(TargetKind::RoutingProfile, U).unwrap(),
+            format!("routing-profiles/{U}.json")
+        );
+        for id in [
+            "../../etc/passwd",
+            "",
+            "x",
+            &format!("{U}/x"),
+            &format!("{U} "),
+        ] {
+            let err = user_key(id).unwrap_err();
+            assert!(err.to_string().contains(&format!("{id:?}")), "{err}");
+        }
+        assert!(object_key(TargetKind::Resource, U).is_err());
+        assert!(object_key(TargetKind::None, U).is_err());
+    }
+
+    #[test]
+    fn run_keys_sort_by_time() {
+        let at: Timestamp = "2024-05-01T09:08:07.654Z".parse().unwrap();
+        assert_eq!(run_key(at), "runs/20240501T090807Z.json");
+    }
+
+    #[test]
+    fn stray_files_in_folders_are_not_objects() {
+        let dir = store(&[
+            (
+                &format!("users/{U}.json"),
+                &format!(r#"{{"Id":"{U}","Username":"jdoe"}}"#),
+            ),
+            ("users/README.txt", "not an object"),
+            ("users/nested/x.json", "{not json"),
+        ]);
+        let d = load_directory_blocking(&Store::local(dir.path())).unwrap();
+        assert_eq!(d.snapshot_len(), 1);
     }
 }

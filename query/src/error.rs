@@ -9,7 +9,7 @@ pub enum Error {
     /// The trail root does not exist or cannot be read.
     #[error("trail {path}: {source}")]
     Trail {
-        /// The root given.
+        /// The root given: a path, or `s3://bucket/prefix`.
         path: PathBuf,
         /// What the operating system said.
         #[source]
@@ -24,6 +24,9 @@ pub enum Error {
     /// Rows waiting for names could not be kept in a temporary file.
     #[error("cannot hold unnamed rows in a temporary file")]
     Spill(#[source] std::io::Error),
+    /// The async runtime that lists and fetches S3 objects could not start.
+    #[error("cannot start the runtime that reads S3")]
+    Runtime(#[source] std::io::Error),
     /// A scanner thread panicked; this is a bug.
     #[error("a scanner thread panicked while reading {0}")]
     WorkerPanicked(String),

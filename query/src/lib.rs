@@ -1,19 +1,19 @@
 //! The engines that yield [`AuditRecord`](connect_audit_core::AuditRecord)s.
 //!
-//! - [`local`]: the embedded engine. Walks CloudTrail files under a directory, filters audited
-//!   Connect events on the raw bytes before parsing, names actors and targets from the
-//!   snapshot and the trail, removes duplicate deliveries, and streams batches to a
-//!   [`local::ScanSink`] using every core.
+//! - [`local`]: the embedded engine. Walks CloudTrail files under a directory or an S3 prefix
+//!   (a [`Store`](connect_audit_core::Store)), filters audited Connect events on the raw bytes
+//!   before parsing, names actors and targets from the snapshot and the trail, removes
+//!   duplicate deliveries, and streams batches to a [`local::ScanSink`] using every core.
 //! - `athena` (for trails too big for one machine) arrives later; it will yield the same
 //!   records from the same trail.
 //!
 //! ```no_run
-//! use connect_audit_core::{Directory, EventSelection, Location, Window};
+//! use connect_audit_core::{Directory, EventSelection, Store, Window};
 //! use connect_audit_query::local::{ScanOptions, TrailScanner};
 //!
 //! let window = Window::parse(Some("2024-05-01"), Some("2024-05-08"), jiff::Timestamp::now())?;
 //! let options = ScanOptions::new(window, EventSelection::defaults());
-//! let scanner = TrailScanner::new(Location::parse("examples/trail")?, Directory::new(), options);
+//! let scanner = TrailScanner::new(Store::local("examples/trail"), Directory::new(), options);
 //! let mut records = Vec::new();
 //! let summary = scanner.scan(&mut records)?;
 //! println!("{} records from {} files", records.len(), summary.files_read);

@@ -1,9 +1,18 @@
-//! The embedded engine: scan CloudTrail files under a directory.
+//! The embedded engine: scan CloudTrail files under a directory or an S3 prefix.
 //!
 //! Layouts: `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz` and organization
 //! trails `AWSLogs/<o-id>/<account>/CloudTrail/…`; the root may be any folder above or below
-//! `AWSLogs`, or a single file. `CloudTrail-Digest/` and `CloudTrail-Insight/` are skipped.
-//! Files are pruned by the delivery date in their path, with a day of slack on each side.
+//! `AWSLogs`, or (locally) a single file. `CloudTrail-Digest/` and `CloudTrail-Insight/` are
+//! skipped. Files are pruned by the delivery date in their path, with a day of slack on each
+//! side.
+//!
+//! A local trail is walked and each file streamed from disk. An S3 trail is never listed
+//! whole: accounts and regions are found with delimiter listings, then only the date prefixes
+//! `YYYY/MM/DD/` of the window (and its slack) are listed, so files outside the window are
+//! neither fetched nor counted in [`ScanSummary::files_found`]. Objects are fetched
+//! [`FETCH_CONCURRENCY`] at a time on a tokio runtime and handed, in memory, to the same
+//! per-file code the local walk uses; a bounded channel keeps at most a few dozen objects in
+//! memory at once.
 //!
 //! Files are read by `threads` workers; results are put back into path order before they
 //! reach the sink, so output is deterministic: rows come by file (path order), then by event
@@ -14,17 +23,20 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs;
-use std::io::{self, BufRead as _, Read, Seek as _, Write as _};
+use std::io::{self, BufRead, Read, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, group_of};
 use connect_audit_core::cloudtrail::{LearnedName, Parsed, parse_record};
-use connect_audit_core::{AuditRecord, Directory, EventSelection, Location, Window};
+use connect_audit_core::{AuditRecord, Directory, EventSelection, ObjectInfo, Store, Window};
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing::debug;
 use walkdir::WalkDir;
 
@@ -63,7 +75,7 @@ impl ScanSink for Vec<AuditRecord> {
 /// A file or record that could not be read, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadInput {
-    /// The file.
+    /// The file: its path, or `s3://bucket/key` for an S3 object.
     pub path: PathBuf,
     /// Index of the record in the file's `Records` array, for a bad record.
     pub record: Option<usize>,
@@ -112,7 +124,9 @@ impl ScanOptions {
 /// Counts of a finished scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanSummary {
-    /// Trail files found under the root (digest and insight files excluded).
+    /// Trail files found under the root (digest and insight files excluded). On S3 only the
+    /// window's date prefixes are listed, so files of other dates are not counted here (nor
+    /// in `files_pruned`): they are never seen.
     pub files_found: u64,
     /// Files skipped because their delivery date is outside the window (with slack).
     pub files_pruned: u64,
@@ -143,19 +157,44 @@ impl ScanSummary {
     }
 }
 
+/// S3 objects fetched (and listings run) at once.
+pub const FETCH_CONCURRENCY: usize = 16;
+
 /// Scans a trail and joins it with a [`Directory`].
 #[derive(Debug)]
 pub struct TrailScanner {
-    root: Location,
+    trail: Store,
     directory: Directory,
     options: ScanOptions,
+    runtime: Option<Handle>,
 }
 
 /// A trail file to read.
 #[derive(Debug)]
 struct TrailFile {
+    /// A local path, or `s3://bucket/key`: what messages name.
     path: PathBuf,
+    /// The key in the store, for an S3 object.
+    key: Option<String>,
     bytes: u64,
+}
+
+impl TrailFile {
+    /// The segments of its S3 key, for sorting as a local walk does (by path component).
+    fn key_segments(&self) -> std::str::Split<'_, char> {
+        self.key.as_deref().unwrap_or_default().split('/')
+    }
+}
+
+/// What an S3 fetch gave for the file at an index.
+type Fetched = (usize, Result<Option<Vec<u8>>, connect_audit_core::Error>);
+
+/// Where workers take their next file from.
+enum Feed<'a> {
+    /// Workers open files themselves, by index.
+    Disk(&'a AtomicUsize),
+    /// The runtime fetches objects; workers take them as they arrive.
+    Fetched(&'a Mutex<tokio::sync::mpsc::Receiver<Fetched>>),
 }
 
 /// What a worker found in one file.
@@ -171,47 +210,125 @@ struct FileResult {
 }
 
 impl TrailScanner {
-    /// A scanner of the trail under `root`, naming ids from `directory`.
-    pub fn new(root: Location, directory: Directory, options: ScanOptions) -> Self {
+    /// A scanner of the trail in `trail` (a local directory or file, or an S3 prefix), naming
+    /// ids from `directory`.
+    pub fn new(trail: Store, directory: Directory, options: ScanOptions) -> Self {
         Self {
-            root,
+            trail,
             directory,
             options,
+            runtime: None,
         }
+    }
+
+    /// Runs the S3 listings and fetches on this multi-threaded runtime (the one the S3
+    /// client was built and used on) instead of a private one. A current-thread runtime is
+    /// ignored: it would only run while its owner blocks on it.
+    #[must_use]
+    pub fn with_runtime(mut self, runtime: Handle) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Scans every file, streaming records to `sink`. Bad files and records are reported to
     /// the sink and in the summary; they do not stop the scan.
+    ///
+    /// This blocks: from async code, call it inside `tokio::task::spawn_blocking`.
     pub fn scan(mut self, sink: &mut dyn ScanSink) -> Result<ScanSummary, Error> {
-        let root = self.root.local_path()?.to_owned();
-        fs::metadata(&root).map_err(|source| Error::Trail {
-            path: root.clone(),
-            source,
-        })?;
         let mut summary = ScanSummary::default();
-        let files = self.find_files(&root, &mut summary, sink);
+        let root = self.trail.describe("");
+        if let Some(local) = self.trail.local_root() {
+            let local = local.to_owned();
+            fs::metadata(&local).map_err(|source| Error::Trail {
+                path: local.clone(),
+                source,
+            })?;
+            let files = self.find_files(&local, &mut summary, sink);
+            let next = AtomicUsize::new(0);
+            self.scan_files(&files, &Feed::Disk(&next), sink, summary, &root)
+        } else {
+            // Kept alive until the scan is over when it is ours.
+            let private;
+            let handle = match &self.runtime {
+                Some(h) if h.runtime_flavor() != RuntimeFlavor::CurrentThread => h.clone(),
+                _ => {
+                    private = tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
+                        .thread_name("connect-audit-s3")
+                        .enable_all()
+                        .build()
+                        .map_err(Error::Runtime)?;
+                    private.handle().clone()
+                }
+            };
+            let store = self.trail.clone();
+            let window = self.options.window;
+            let files = handle.block_on(find_objects(&store, window, &mut summary))?;
+            let (fetch_tx, fetch_rx) = tokio::sync::mpsc::channel::<Fetched>(FETCH_CONCURRENCY);
+            let keys: Vec<(usize, String)> = files
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| Some((i, f.key.clone()?)))
+                .collect();
+            let fetcher = handle.spawn(async move {
+                let mut fetched = futures_util::stream::iter(keys)
+                    .map(|(i, key)| {
+                        let store = store.clone();
+                        async move { (i, store.get(&key).await) }
+                    })
+                    .buffer_unordered(FETCH_CONCURRENCY);
+                while let Some(item) = fetched.next().await {
+                    if fetch_tx.send(item).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let fetch_rx = Mutex::new(fetch_rx);
+            let scanned = self.scan_files(&files, &Feed::Fetched(&fetch_rx), sink, summary, &root);
+            fetcher.abort();
+            scanned
+        }
+    }
+
+    /// Reads `files` on worker threads and merges their results in order.
+    fn scan_files(
+        &mut self,
+        files: &[TrailFile],
+        feed: &Feed<'_>,
+        sink: &mut dyn ScanSink,
+        mut summary: ScanSummary,
+        root: &str,
+    ) -> Result<ScanSummary, Error> {
         let total: u64 = files.iter().map(|f| f.bytes).sum();
         sink.files_found(files.len() as u64, total);
-        debug!(root = %root.display(), files = files.len(), bytes = total, "Found trail files.");
+        debug!(%root, files = files.len(), bytes = total, "Found trail files.");
 
         let threads = self.options.threads.clamp(1, files.len().max(1));
-        let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let (tx, rx) = mpsc::sync_channel::<(usize, FileResult)>(threads * 4);
         let options = &self.options.clone();
-        let files = &files;
         let outcome = std::thread::scope(|scope| {
             let mut workers = Vec::new();
             for _ in 0..threads {
                 let tx = tx.clone();
-                let (next, stop) = (&next, &stop);
+                let stop = &stop;
                 workers.push(scope.spawn(move || {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= files.len() || stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let result = scan_file(&files[i], options);
+                    while !stop.load(Ordering::Relaxed) {
+                        let (i, result) = match feed {
+                            Feed::Disk(next) => {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                let Some(file) = files.get(i) else { break };
+                                (i, scan_local_file(file, options))
+                            }
+                            Feed::Fetched(fetched) => {
+                                let next = fetched
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                    .blocking_recv();
+                                let Some((i, got)) = next else { break };
+                                (i, scan_fetched_object(&files[i], got, options))
+                            }
+                        };
                         if tx.send((i, result)).is_err() {
                             break;
                         }
@@ -226,7 +343,7 @@ impl TrailScanner {
             drop(rx);
             for w in workers {
                 if w.join().is_err() {
-                    return Err(Error::WorkerPanicked(root.display().to_string()));
+                    return Err(Error::WorkerPanicked(root.to_owned()));
                 }
             }
             merged
@@ -366,6 +483,7 @@ impl TrailScanner {
             let bytes = entry.metadata().map_or(0, |m| m.len());
             files.push(TrailFile {
                 path: entry.into_path(),
+                key: None,
                 bytes,
             });
         }
@@ -453,6 +571,209 @@ fn walk_error_reason(e: &walkdir::Error) -> String {
     }
 }
 
+/// A step of the walk down an S3 trail: a relative prefix (`""` or ending in `/`) and what
+/// the CloudTrail layout puts there.
+#[derive(Debug)]
+enum Step {
+    /// `AWSLogs/`: account ids and organization ids.
+    Accounts(String),
+    /// `AWSLogs/o-…/`: the accounts of an organization trail.
+    Organization(String),
+    /// `AWSLogs/[o-…/]<account>/`.
+    Account(String),
+    /// `…/CloudTrail/`: regions.
+    Regions(String),
+    /// `…/CloudTrail/<region>/`: dates.
+    Region(String),
+    /// A prefix whose objects are listed recursively.
+    Objects(String),
+}
+
+/// Where the walk starts, from the store's own prefix: a root at or below `AWSLogs` is placed
+/// in the layout by its last segments; anything else is looked at by [`first_steps`].
+fn start_step(root_prefix: &str) -> Option<Step> {
+    let segments: Vec<&str> = root_prefix.split('/').filter(|s| !s.is_empty()).collect();
+    let at = segments.iter().rposition(|s| *s == "AWSLogs")?;
+    let here = String::new();
+    Some(match &segments[at + 1..] {
+        [] => Step::Accounts(here),
+        [org] if org.starts_with("o-") => Step::Organization(here),
+        [_] => Step::Account(here),
+        [org, account] if org.starts_with("o-") && *account != "CloudTrail" => Step::Account(here),
+        [_, "CloudTrail"] | [_, _, "CloudTrail"] => Step::Regions(here),
+        [_, "CloudTrail", _] | [_, _, "CloudTrail", _] => Step::Region(here),
+        _ => Step::Objects(here),
+    })
+}
+
+/// The first steps for a root above `AWSLogs` (a bucket root or a key prefix of the trail):
+/// `AWSLogs/` if it is there, else every object under the root, pruned by the date in its key.
+async fn first_steps(store: &Store) -> Result<Vec<Step>, Error> {
+    let dirs = store.list_dirs("").await?;
+    Ok(if dirs.iter().any(|d| d == "AWSLogs/") {
+        vec![Step::Accounts("AWSLogs/".into())]
+    } else {
+        vec![Step::Objects(String::new())]
+    })
+}
+
+/// Lists what one step holds: further steps, or objects.
+async fn expand(
+    store: &Store,
+    dates: &[String],
+    step: Step,
+) -> Result<(Vec<Step>, Vec<ObjectInfo>), Error> {
+    let last_segment = |dir: &str| {
+        dir.trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .map(str::to_owned)
+    };
+    let steps = match step {
+        Step::Accounts(base) => store
+            .list_dirs(&base)
+            .await?
+            .into_iter()
+            .map(|d| match last_segment(&d) {
+                Some(id) if id.starts_with("o-") => Step::Organization(d),
+                _ => Step::Account(d),
+            })
+            .collect(),
+        Step::Organization(base) => store
+            .list_dirs(&base)
+            .await?
+            .into_iter()
+            .map(Step::Account)
+            .collect(),
+        Step::Account(base) => vec![Step::Regions(format!("{base}CloudTrail/"))],
+        Step::Regions(base) => store
+            .list_dirs(&base)
+            .await?
+            .into_iter()
+            .map(Step::Region)
+            .collect(),
+        Step::Region(base) => dates
+            .iter()
+            .map(|date| Step::Objects(format!("{base}{date}")))
+            .collect(),
+        Step::Objects(prefix) => return Ok((Vec::new(), store.list(&prefix).await?)),
+    };
+    Ok((steps, Vec::new()))
+}
+
+/// The date prefixes of delivery dates the window may hold (see
+/// [`Window::may_hold_delivery_date`]): `YYYY/MM/DD/` for windows up to about three months,
+/// `YYYY/MM/` beyond, so a long window costs one listing per month, not per day. Dates before
+/// CloudTrail existed (November 2013) or after tomorrow hold no files and are not listed.
+fn date_prefixes(window: Window, today: Date) -> Vec<String> {
+    let day = |t: jiff::Timestamp| t.to_zoned_datetime(TimeZone::UTC).date();
+    let oldest = Date::new(2013, 11, 1).unwrap_or(Date::MIN);
+    let newest = today.tomorrow().unwrap_or(Date::MAX);
+    let first = day(window.since)
+        .yesterday()
+        .unwrap_or(Date::MIN)
+        .max(oldest);
+    let last = day(window.until)
+        .tomorrow()
+        .unwrap_or(Date::MAX)
+        .min(newest);
+    let mut prefixes = Vec::new();
+    if first > last {
+        return prefixes;
+    }
+    let by_day = first.until(last).is_ok_and(|span| span.get_days() <= 100);
+    let mut date = first;
+    while date <= last {
+        if by_day {
+            prefixes.push(format!("{}/", date.strftime("%Y/%m/%d")));
+            date = match date.tomorrow() {
+                Ok(next) => next,
+                Err(_) => break,
+            };
+        } else {
+            prefixes.push(format!("{}/", date.strftime("%Y/%m")));
+            date = match date.first_of_month().checked_add(jiff::ToSpan::months(1)) {
+                Ok(next) => next,
+                Err(_) => break,
+            };
+        }
+    }
+    prefixes
+}
+
+/// Finds the trail objects of the window under an S3 store, in path order. Listings run
+/// [`FETCH_CONCURRENCY`] at a time; a listing that fails stops the scan (the trail cannot be
+/// read as a whole), and so does a root with no objects at all (a mistyped bucket or prefix
+/// must not look like a quiet week).
+async fn find_objects(
+    store: &Store,
+    window: Window,
+    summary: &mut ScanSummary,
+) -> Result<Vec<TrailFile>, Error> {
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(TimeZone::UTC)
+        .date();
+    let dates = date_prefixes(window, today);
+    let root_prefix = match store.location() {
+        connect_audit_core::Location::S3 { prefix, .. } => prefix,
+        connect_audit_core::Location::Local(_) => String::new(),
+    };
+    let mut steps = match start_step(&root_prefix) {
+        Some(step) => vec![step],
+        None => first_steps(store).await?,
+    };
+    let mut objects = Vec::new();
+    while !steps.is_empty() {
+        let expanded: Vec<(Vec<Step>, Vec<ObjectInfo>)> = futures_util::stream::iter(steps)
+            .map(|step| expand(store, &dates, step))
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        steps = Vec::new();
+        for (more, found) in expanded {
+            steps.extend(more);
+            objects.extend(found);
+        }
+    }
+    let mut files = Vec::new();
+    for object in objects {
+        let mut segments = object.key.split('/');
+        let name = segments.next_back().unwrap_or_default();
+        let is_trail =
+            name.ends_with(".json.gz") || Path::new(name).extension().is_some_and(|e| e == "json");
+        if !is_trail
+            || name.contains("_CloudTrail-Digest_")
+            || name.contains("_CloudTrail-Insight_")
+            || segments.any(|s| s == "CloudTrail-Digest" || s == "CloudTrail-Insight")
+        {
+            continue;
+        }
+        summary.files_found += 1;
+        if delivery_date(Path::new(&object.key)).is_some_and(|d| !window.may_hold_delivery_date(d))
+        {
+            summary.files_pruned += 1;
+            continue;
+        }
+        files.push(TrailFile {
+            path: PathBuf::from(store.describe(&object.key)),
+            key: Some(object.key),
+            bytes: object.size,
+        });
+    }
+    if summary.files_found == 0 && !store.has_objects("").await? {
+        return Err(Error::Trail {
+            path: store.describe("").into(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                "no objects under this prefix (check the bucket and prefix)",
+            ),
+        });
+    }
+    // The order a local walk gives (by path component), so results merge identically.
+    files.sort_by(|a, b| a.key_segments().cmp(b.key_segments()));
+    Ok(files)
+}
+
 /// The delivery date of a file from `…/YYYY/MM/DD/<file>`, if its path has one.
 fn delivery_date(path: &Path) -> Option<Date> {
     let mut dirs = path
@@ -474,9 +795,47 @@ struct Records<'a> {
     records: Option<Vec<&'a RawValue>>,
 }
 
-/// Reads, decompresses and scans one file. Never panics on bad input; problems become
-/// [`BadInput`]s.
-fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
+/// Opens a local file and scans it, streaming it from disk through the decompressor.
+fn scan_local_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
+    match fs::File::open(&file.path) {
+        Ok(f) => scan_file(file, io::BufReader::new(f), options),
+        Err(e) => bad_file_result(file, format!("cannot read: {e}")),
+    }
+}
+
+/// Scans an object the runtime fetched.
+fn scan_fetched_object(
+    file: &TrailFile,
+    got: Result<Option<Vec<u8>>, connect_audit_core::Error>,
+    options: &ScanOptions,
+) -> FileResult {
+    match got {
+        Ok(Some(bytes)) => scan_file(file, bytes.as_slice(), options),
+        Ok(None) => bad_file_result(file, "cannot read: listed, then gone when fetched".into()),
+        Err(connect_audit_core::Error::S3 {
+            operation, detail, ..
+        }) => bad_file_result(file, format!("cannot read: S3 {operation} failed{detail}")),
+        Err(e) => bad_file_result(file, format!("cannot read: {e}")),
+    }
+}
+
+fn bad_file_result(file: &TrailFile, reason: String) -> FileResult {
+    FileResult {
+        path: file.path.clone(),
+        bytes: file.bytes,
+        bad: vec![BadInput {
+            path: file.path.clone(),
+            record: None,
+            event_id: None,
+            reason,
+        }],
+        ..FileResult::default()
+    }
+}
+
+/// Decompresses and scans one file, local or fetched, from `reader`. Never panics on bad
+/// input; problems become [`BadInput`]s.
+fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> FileResult {
     let mut result = FileResult {
         path: file.path.clone(),
         bytes: file.bytes,
@@ -488,7 +847,8 @@ fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
         event_id: None,
         reason,
     };
-    let text = match read_trail_file(&file.path) {
+    let gz = file.path.extension().is_some_and(|e| e == "gz");
+    let text = match read_trail(gz, file.bytes, reader) {
         Ok(text) => text,
         Err(reason) => {
             result.bad.push(bad_file(reason));
@@ -567,25 +927,33 @@ fn scan_file(file: &TrailFile, options: &ScanOptions) -> FileResult {
     result
 }
 
-/// The JSON text of a trail file: `.json.gz` is gunzipped (all members), `.json` read as is.
-fn read_trail_file(path: &Path) -> Result<Vec<u8>, String> {
-    let raw = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let gz = path.extension().is_some_and(|e| e == "gz");
+/// The JSON text of a trail file: gzip (`.json.gz`, all members) is decompressed as it is
+/// read, `.json` read as is.
+fn read_trail(gz: bool, size: u64, mut reader: impl BufRead) -> Result<Vec<u8>, String> {
+    let cannot_read = |e: io::Error| format!("cannot read: {e}");
     if !gz {
-        return Ok(raw);
+        let mut text = Vec::new();
+        reader.read_to_end(&mut text).map_err(cannot_read)?;
+        return Ok(text);
     }
-    if raw.is_empty() {
+    let head = reader.fill_buf().map_err(cannot_read)?;
+    if head.is_empty() {
         return Err("empty file (expected gzip)".into());
     }
-    if !raw.starts_with(&[0x1f, 0x8b]) {
+    if !head.starts_with(&[0x1f, 0x8b]) {
         return Err("not gzip (no gzip magic bytes)".into());
     }
-    let mut text = Vec::with_capacity(raw.len() * 8);
-    flate2::read::MultiGzDecoder::new(raw.as_slice())
+    // CloudTrail JSON compresses about tenfold; the guess only saves reallocations.
+    let guess = usize::try_from(size.saturating_mul(8).min(1 << 28)).unwrap_or(0);
+    let mut text = Vec::with_capacity(guess);
+    flate2::bufread::MultiGzDecoder::new(reader)
         .read_to_end(&mut text)
         .map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => "truncated gzip (unexpected end of data)".to_owned(),
-            _ => format!("corrupt gzip: {e}"),
+            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
+                format!("corrupt gzip: {e}")
+            }
+            _ => cannot_read(e),
         })?;
     Ok(text)
 }
@@ -651,19 +1019,82 @@ mod tests {
 
     #[test]
     fn gzip_problems_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let not_gz = dir.path().join("a.json.gz");
-        fs::write(&not_gz, b"{\"Records\":[]}").unwrap();
-        assert!(read_trail_file(&not_gz).unwrap_err().contains("not gzip"));
-        let truncated = dir.path().join("b.json.gz");
+        let not_gz = read_trail(true, 14, &b"{\"Records\":[]}"[..]).unwrap_err();
+        assert!(not_gz.contains("not gzip"), "{not_gz}");
+        assert!(
+            read_trail(true, 0, &b""[..])
+                .unwrap_err()
+                .contains("empty file")
+        );
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut enc, &[b'x'; 10_000]).unwrap();
         let bytes = enc.finish().unwrap();
-        fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(
-            read_trail_file(&truncated)
-                .unwrap_err()
-                .contains("truncated")
+        let half = &bytes[..bytes.len() / 2];
+        let truncated = read_trail(true, half.len() as u64, half).unwrap_err();
+        assert!(truncated.contains("truncated"), "{truncated}");
+        assert_eq!(read_trail(true, 0, bytes.as_slice()).unwrap().len(), 10_000);
+        assert_eq!(read_trail(false, 2, &b"{}"[..]).unwrap(), b"{}");
+    }
+
+    #[test]
+    fn s3_walk_starts_where_the_root_sits_in_the_layout() {
+        let step = |p: &str| format!("{:?}", start_step(p));
+        assert_eq!(step(""), "None");
+        assert_eq!(step("trails/prod"), "None");
+        assert_eq!(step("AWSLogs"), r#"Some(Accounts(""))"#);
+        assert_eq!(step("x/AWSLogs"), r#"Some(Accounts(""))"#);
+        assert_eq!(step("AWSLogs/111122223333"), r#"Some(Account(""))"#);
+        assert_eq!(step("AWSLogs/o-abc"), r#"Some(Organization(""))"#);
+        assert_eq!(step("AWSLogs/o-abc/111122223333"), r#"Some(Account(""))"#);
+        assert_eq!(
+            step("AWSLogs/111122223333/CloudTrail"),
+            r#"Some(Regions(""))"#
         );
+        assert_eq!(step("AWSLogs/o-abc/1/CloudTrail"), r#"Some(Regions(""))"#);
+        assert_eq!(
+            step("AWSLogs/1/CloudTrail/us-east-1"),
+            r#"Some(Region(""))"#
+        );
+        assert_eq!(
+            step("AWSLogs/o-a/1/CloudTrail/eu-west-1"),
+            r#"Some(Region(""))"#
+        );
+        assert_eq!(
+            step("AWSLogs/1/CloudTrail/us-east-1/2024"),
+            r#"Some(Objects(""))"#
+        );
+    }
+
+    #[test]
+    fn date_prefixes_cover_the_window_and_its_slack() {
+        let window = |since: &str, until: &str| {
+            Window::parse(
+                Some(since),
+                Some(until),
+                "2030-01-01T00:00:00Z".parse().unwrap(),
+            )
+            .unwrap()
+        };
+        let today = Date::new(2025, 1, 1).unwrap();
+        let days = date_prefixes(window("2024-05-01", "2024-05-08"), today);
+        assert_eq!(days.first().unwrap(), "2024/04/30/");
+        assert_eq!(days.last().unwrap(), "2024/05/09/");
+        assert_eq!(days.len(), 10);
+        let year_end = date_prefixes(
+            window("2023-12-31T10:00:00Z", "2024-01-01T10:00:00Z"),
+            today,
+        );
+        assert_eq!(
+            year_end,
+            ["2023/12/30/", "2023/12/31/", "2024/01/01/", "2024/01/02/"]
+        );
+        let months = date_prefixes(window("2023-01-15", "2024-03-01"), today);
+        assert_eq!(months.first().unwrap(), "2023/01/");
+        assert_eq!(months.last().unwrap(), "2024/03/");
+        assert_eq!(months.len(), 15);
+        let clamped = date_prefixes(window("2001-01-01", "2024-12-30"), today);
+        assert_eq!(clamped.first().unwrap(), "2013/11/");
+        assert_eq!(clamped.last().unwrap(), "2024/12/");
+        assert!(date_prefixes(window("2026-01-01", "2026-02-01"), today).is_empty());
     }
 }

@@ -1,9 +1,848 @@
-//! Snapshots the Amazon Connect user directory into the snapshot store.
+//! Snapshots the Amazon Connect user directory into the snapshot store, local or S3.
 //!
-//! This crate is a documented skeleton: the snapshot command (paging `ListUsers`, optional
-//! `DescribeUser`, profile and hierarchy names, writing `<root>/users/<id>.json` objects that
-//! are never deleted) arrives with the snapshot issue. Until then a snapshot store can be
-//! written by any tool that follows the layout in
-//! [`connect_audit_core::store`], and the report reads it.
+//! CloudTrail names the people in a Connect change only by ids; a deleted user vanishes from
+//! `ListUsers`. A [`Snapshotter`] keeps what the directory said, for every configured
+//! instance, in the store the report reads ([`connect_audit_core::store`]):
+//!
+//! ```text
+//! <root>/users/<user-id>.json          {"Arn","Id","Username","InstanceId","LastModifiedTime",…,"FirstSeen","LastSeen","Deleted"}
+//! <root>/security-profiles/<id>.json   {"Arn","Id","Name","InstanceId",…,"FirstSeen","LastSeen","Deleted"}
+//! <root>/routing-profiles/<id>.json    (same shape)
+//! <root>/hierarchy-groups/<id>.json    (same shape)
+//! <root>/runs/<YYYYMMDDTHHMMSSZ>.json  the change log of one run
+//! ```
+//!
+//! One run, per instance: page through `ListUsers` (`MaxResults` 1000, every `NextToken`),
+//! `ListSecurityProfiles`, `ListRoutingProfiles` and `ListUserHierarchyGroups`; with
+//! [`SnapshotOptions::describe_users`], `DescribeUser` the users that need it, a few at a
+//! time, for e-mail, names, security profiles, routing profile and hierarchy group. Every id
+//! the API returns is checked to be a UUID before it becomes a key; a bad one fails the
+//! instance with an error naming it, before anything of that instance is written. Throttling
+//! (`ThrottlingException`, `TooManyRequestsException`) and 5xx answers are retried by the SDK
+//! with the retry configuration the caller gave the client.
+//!
+//! # What is written, and when
+//!
+//! - Objects are **never deleted**. A user (or profile, or group) gone from its list call is
+//!   rewritten once with `Deleted: true`, its last known fields, `DeletedAt` (the time of the
+//!   first run that no longer listed it) and `LastSeen` (the last run that still did, taken
+//!   from the run logs): it was deleted in between.
+//! - An object is rewritten **only when something in it changes**. `LastSeen` is not bumped
+//!   on every run (that would rewrite every object every night): it is the time of the run
+//!   that last wrote the object. That a user was still there at a later run is recorded by
+//!   the run log instead — every instance a run log lists was seen whole at its `RunAt`, and
+//!   an object with `Deleted: false` was present in each of them. So an unchanged re-run makes
+//!   zero object writes; only its run log is written.
+//! - `FirstSeen` is the time of the run that first wrote the object.
+//! - `DescribeUser` is called for a user when it is new, when `ListUsers` shows it changed
+//!   (`Arn`, `Username` or `LastModifiedTime` differ from the object), when the object has no
+//!   `DescribeUser` fields yet, or always with [`SnapshotOptions::redescribe_unchanged`].
+//!   Connect's API limits are low; this keeps a nightly run to a handful of calls. A run
+//!   without `describe_users` keeps the `DescribeUser` fields an earlier run wrote.
+//! - `runs/<time>.json` ([`RunLog`]) lists, per instance, the users and resources added,
+//!   changed (with the changed fields) and removed, and how many were unchanged. A run that
+//!   fails part-way still writes its log, listing the instances it finished and the error.
+//!
+//! Instances are done one after the other; an instance fails as a whole (nothing written for
+//! it) when a Connect call fails after the SDK's retries or the API answers something the
+//! snapshot cannot trust (a non-UUID id, a repeated `NextToken`): the listing must be
+//! complete before anyone is marked deleted.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use connect_audit_core::location::Store;
+//! use connect_audit_snapshot::{Instance, NoProgress, SnapshotOptions, Snapshotter};
+//!
+//! let sdk = aws_config::load_from_env().await;
+//! let connect = aws_sdk_connect::Client::new(&sdk);
+//! let store = Store::s3(aws_sdk_s3::Client::new(&sdk), "audit-bucket", "connect-audit");
+//! let options = SnapshotOptions { describe_users: true, ..SnapshotOptions::default() };
+//! let instance = Instance::parse(
+//!     "arn:aws:connect:ap-northeast-1:111122223333:instance/6762b34f-4e26-4a8e-a032-35a1e58e1b1c",
+//! )?;
+//! let summary = Snapshotter::new(connect, store, options)
+//!     .run(&[instance], &NoProgress)
+//!     .await?;
+//! let totals = summary.user_totals();
+//! println!("{}: {} users added, {} deleted", summary.run_key, totals.added, totals.deleted);
+//! # Ok(())
+//! # }
+//! ```
 
-pub use connect_audit_core::store::FOLDERS;
+mod diff;
+mod error;
+mod fetch;
+pub mod objects;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_sdk_connect::config::Region;
+use connect_audit_core::TargetKind;
+use connect_audit_core::ids::{is_uuid, parse_connect_arn};
+use connect_audit_core::location::Store;
+use connect_audit_core::store::{RUNS, folder_of, run_key};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use jiff::Timestamp;
+use serde_json::Value;
+use tracing::{debug, warn};
+
+use crate::diff::{Pass, Write, needs_describe, reconcile, resource_candidate, user_candidate};
+use crate::fetch::{RESOURCE_KINDS, dedupe, describe_users, list_resources, list_users};
+
+pub use crate::error::{ConnectSource, Error};
+use crate::objects::SnapshotObject;
+pub use crate::objects::{ChangeEntry, ChangeLog, InstanceLog, ResourceObject, RunLog, UserObject};
+
+/// How many older run logs a run reads, at most, to find when each instance was last seen.
+const RUN_LOGS_READ: usize = 10;
+
+/// How a run behaves. `SnapshotOptions::default()` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotOptions {
+    /// Call `DescribeUser` for e-mail, first and last name, security profiles, routing
+    /// profile and hierarchy group. Default: `false`.
+    pub describe_users: bool,
+    /// `DescribeUser` calls in flight at once. Default: 4 (Connect's limits are a few
+    /// requests per second; the SDK retries what is throttled).
+    pub concurrency: usize,
+    /// Describe every listed user on every run, not only new and changed ones.
+    /// Default: `false`.
+    pub redescribe_unchanged: bool,
+    /// Store reads and writes in flight at once. Default: 32.
+    pub store_concurrency: usize,
+    /// `MaxResults` of the list calls (1–1000). Default: 1000.
+    pub page_size: i32,
+}
+
+impl Default for SnapshotOptions {
+    fn default() -> Self {
+        Self {
+            describe_users: false,
+            concurrency: 4,
+            redescribe_unchanged: false,
+            store_concurrency: 32,
+            page_size: 1000,
+        }
+    }
+}
+
+/// A Connect instance to snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The bare instance id (a UUID).
+    pub id: String,
+    /// The region to call its API in; `None`: the region of the client given to
+    /// [`Snapshotter::new`].
+    pub region: Option<String>,
+    /// The account it lives in, recorded in the run log; `None` when not known.
+    pub account: Option<String>,
+}
+
+impl Instance {
+    /// An instance from its id or its ARN; an ARN also gives the region and account.
+    pub fn parse(id_or_arn: &str) -> Result<Self, Error> {
+        let given = id_or_arn.trim();
+        let bad = || Error::BadInstance {
+            given: given.to_owned(),
+        };
+        let (id, region, account) = if given.starts_with("arn:") {
+            // arn:partition:connect:region:account:instance/<id>, and nothing below it (an
+            // agent ARN also ends in a UUID, but it names a user).
+            let resource = parse_connect_arn(given).ok_or_else(bad)?;
+            if resource.kind != TargetKind::Resource || resource.instance_id != Some(resource.id) {
+                return Err(bad());
+            }
+            let mut parts = given.split(':').skip(3);
+            let mut part = || parts.next().filter(|s| !s.is_empty()).map(str::to_owned);
+            (resource.id, part(), part())
+        } else {
+            (given, None, None)
+        };
+        if !is_uuid(id) {
+            return Err(bad());
+        }
+        Ok(Self {
+            id: id.to_owned(),
+            region,
+            account,
+        })
+    }
+
+    /// Sets the region (overriding one taken from an ARN).
+    #[must_use]
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// Sets the account (overriding one taken from an ARN).
+    #[must_use]
+    pub fn with_account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into());
+        self
+    }
+}
+
+impl fmt::Display for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.id)
+    }
+}
+
+/// Hooks a run calls as it goes, for a progress bar. Every hook defaults to doing nothing.
+///
+/// Hooks are called from the task running [`Snapshotter::run`], possibly from several
+/// concurrent futures of it, so they take `&self` and must be quick.
+pub trait SnapshotProgress: Sync {
+    /// An instance is starting.
+    fn instance_started(&self, _instance: &str) {}
+    /// A page of `ListUsers` brought `users` more users.
+    fn users_listed(&self, _instance: &str, _users: u64) {}
+    /// `users` users are about to be described.
+    fn describing(&self, _instance: &str, _users: u64) {}
+    /// One `DescribeUser` answered.
+    fn user_described(&self) {}
+    /// `objects` objects are about to be written.
+    fn writing(&self, _instance: &str, _objects: u64) {}
+    /// One object was written to the store.
+    fn object_written(&self) {}
+    /// An instance is done.
+    fn instance_finished(&self, _summary: &InstanceSummary) {}
+}
+
+/// A [`SnapshotProgress`] that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl SnapshotProgress for NoProgress {}
+
+/// What happened to one kind of object in one instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Listed by the API now.
+    pub listed: u64,
+    /// New objects written.
+    pub added: u64,
+    /// Objects rewritten because something changed (a deleted one listed again included).
+    pub changed: u64,
+    /// Listed and unchanged: not written.
+    pub unchanged: u64,
+    /// Newly marked `Deleted` (and written).
+    pub deleted: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Self) {
+        self.listed += other.listed;
+        self.added += other.added;
+        self.changed += other.changed;
+        self.unchanged += other.unchanged;
+        self.deleted += other.deleted;
+    }
+}
+
+/// Connect calls a run made, per operation. These are the snapshot's calls: attempts the SDK
+/// retried after throttling or a 5xx count once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectCalls {
+    /// `ListUsers` pages.
+    pub list_users: u64,
+    /// `DescribeUser` calls.
+    pub describe_user: u64,
+    /// `ListSecurityProfiles` pages.
+    pub list_security_profiles: u64,
+    /// `ListRoutingProfiles` pages.
+    pub list_routing_profiles: u64,
+    /// `ListUserHierarchyGroups` pages.
+    pub list_user_hierarchy_groups: u64,
+}
+
+impl ConnectCalls {
+    /// All calls.
+    pub fn total(&self) -> u64 {
+        self.list_users
+            + self.describe_user
+            + self.list_security_profiles
+            + self.list_routing_profiles
+            + self.list_user_hierarchy_groups
+    }
+}
+
+/// What a run did in one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceSummary {
+    /// The bare instance id.
+    pub instance_id: String,
+    /// The region its API was called in (`None`: the client's).
+    pub region: Option<String>,
+    /// Users.
+    pub users: Counts,
+    /// Security profiles.
+    pub security_profiles: Counts,
+    /// Routing profiles.
+    pub routing_profiles: Counts,
+    /// Hierarchy groups.
+    pub hierarchy_groups: Counts,
+    /// Users described with `DescribeUser`.
+    pub users_described: u64,
+    /// Connect calls made.
+    pub connect_calls: ConnectCalls,
+    /// Objects written (users, profiles, groups).
+    pub object_puts: u64,
+}
+
+/// What a run did. Returned by [`Snapshotter::run`]; also written, with the ids and names of
+/// what changed, as the run's [`RunLog`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// When the run started (whole seconds, UTC).
+    pub run_at: Timestamp,
+    /// The key of its change log, e.g. `runs/20240501T000000Z.json`.
+    pub run_key: String,
+    /// Per instance, in the order given.
+    pub instances: Vec<InstanceSummary>,
+    /// Objects already in the store when the run started (all four folders).
+    pub existing_objects: u64,
+    /// Objects written (users, profiles, groups) — zero for an unchanged re-run.
+    pub object_puts: u64,
+    /// Run logs written (one).
+    pub run_log_puts: u64,
+    /// Store objects read (existing objects and older run logs).
+    pub store_gets: u64,
+    /// Store listings made.
+    pub store_lists: u64,
+    /// The change log, as written to [`run_key`](Self::run_key).
+    pub log: RunLog,
+}
+
+impl RunSummary {
+    /// User counts of every instance together.
+    pub fn user_totals(&self) -> Counts {
+        let mut total = Counts::default();
+        for i in &self.instances {
+            total.add(&i.users);
+        }
+        total
+    }
+
+    /// Connect calls of every instance together.
+    pub fn connect_calls(&self) -> ConnectCalls {
+        let mut total = ConnectCalls::default();
+        for i in &self.instances {
+            let c = &i.connect_calls;
+            total.list_users += c.list_users;
+            total.describe_user += c.describe_user;
+            total.list_security_profiles += c.list_security_profiles;
+            total.list_routing_profiles += c.list_routing_profiles;
+            total.list_user_hierarchy_groups += c.list_user_hierarchy_groups;
+        }
+        total
+    }
+}
+
+/// Takes snapshots of Connect instances into a [`Store`].
+#[derive(Debug, Clone)]
+pub struct Snapshotter {
+    connect: aws_sdk_connect::Client,
+    store: Store,
+    options: SnapshotOptions,
+}
+
+/// What the store held when the run started.
+#[derive(Debug, Default)]
+struct Existing {
+    users: HashMap<String, UserObject>,
+    security_profiles: HashMap<String, ResourceObject>,
+    routing_profiles: HashMap<String, ResourceObject>,
+    hierarchy_groups: HashMap<String, ResourceObject>,
+    /// Per instance: `RunAt` of the latest run log that lists it.
+    last_run: HashMap<String, Timestamp>,
+}
+
+impl Snapshotter {
+    /// A snapshotter calling Connect with `connect` (its region is the default for
+    /// instances that name none) and writing to `store`.
+    ///
+    /// Retries are the client's: configure them on the SDK config, e.g.
+    /// `RetryConfig::standard().with_max_attempts(8)`.
+    pub fn new(connect: aws_sdk_connect::Client, store: Store, options: SnapshotOptions) -> Self {
+        Self {
+            connect,
+            store,
+            options,
+        }
+    }
+
+    /// The store written to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Snapshots `instances`, now. If a run log already exists for this second (another run
+    /// just finished), waits for the next second.
+    pub async fn run(
+        &self,
+        instances: &[Instance],
+        progress: &dyn SnapshotProgress,
+    ) -> Result<RunSummary, Error> {
+        let mut attempts = 0;
+        loop {
+            match Box::pin(self.run_at(Timestamp::now(), instances, progress)).await {
+                Err(Error::RunExists { .. }) if attempts < 3 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Snapshots `instances` as a run at time `at` (cut to whole seconds): the time recorded
+    /// in `FirstSeen`, `LastSeen`, `DeletedAt` and the run log's key. For tests and replays;
+    /// [`run`](Self::run) uses the current time. [`Error::RunExists`] when a run log for that
+    /// second exists.
+    pub async fn run_at(
+        &self,
+        at: Timestamp,
+        instances: &[Instance],
+        progress: &dyn SnapshotProgress,
+    ) -> Result<RunSummary, Error> {
+        let mut unique = HashSet::new();
+        for instance in instances {
+            if !is_uuid(&instance.id) {
+                return Err(Error::BadInstance {
+                    given: instance.id.clone(),
+                });
+            }
+        }
+        // The same instance twice would be diffed twice against the same stored state.
+        let instances: Vec<&Instance> = instances
+            .iter()
+            .filter(|i| unique.insert(i.id.as_str()))
+            .collect();
+        let at = Timestamp::from_second(at.as_second()).unwrap_or(at);
+        let key = run_key(at);
+        let mut summary = RunSummary {
+            run_at: at,
+            run_key: key.clone(),
+            instances: Vec::new(),
+            existing_objects: 0,
+            object_puts: 0,
+            run_log_puts: 0,
+            store_gets: 0,
+            store_lists: 0,
+            log: RunLog {
+                run_at: at.to_string(),
+                describe_users: self.options.describe_users,
+                ..RunLog::default()
+            },
+        };
+
+        let existing = self.load_existing(&key, &instances, &mut summary).await?;
+        let mut failure = None;
+        for instance in instances {
+            progress.instance_started(&instance.id);
+            match Box::pin(self.snapshot_instance(instance, at, &existing, progress)).await {
+                Ok((instance_summary, log)) => {
+                    summary.object_puts += instance_summary.object_puts;
+                    progress.instance_finished(&instance_summary);
+                    summary.instances.push(instance_summary);
+                    summary.log.instances.push(log);
+                }
+                Err((e, puts)) => {
+                    summary.object_puts += puts;
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+
+        summary.log.object_puts = summary.object_puts;
+        summary.log.error = failure.as_ref().map(ToString::to_string);
+        let mut body = serde_json::to_vec_pretty(&summary.log).expect("a run log serialises");
+        body.push(b'\n');
+        let written = self.store.put(&key, body).await;
+        if written.is_ok() {
+            summary.run_log_puts = 1;
+        }
+        match (failure, written) {
+            (Some(e), Err(log_error)) => {
+                warn!(key, error = %log_error, "Could not write the run log of a failed run.");
+                Err(e)
+            }
+            (Some(e), Ok(())) => Err(e),
+            (None, Err(source)) => Err(Error::RunLog { key, source }),
+            (None, Ok(())) => Ok(summary),
+        }
+    }
+
+    /// Lists and reads every object of the four folders, and the latest run logs.
+    /// Lists the run logs (refusing to overwrite one), reads every object of the four
+    /// folders, and reads the latest run logs back until each of `instances` is found.
+    async fn load_existing(
+        &self,
+        key: &str,
+        instances: &[&Instance],
+        summary: &mut RunSummary,
+    ) -> Result<Existing, Error> {
+        let runs = self.store.list(&format!("{RUNS}/")).await?;
+        summary.store_lists += 1;
+        if runs.iter().any(|o| o.key == key) {
+            return Err(Error::RunExists {
+                key: key.to_owned(),
+            });
+        }
+
+        let mut existing = Existing {
+            users: self.load_folder(TargetKind::User, summary).await?,
+            security_profiles: self
+                .load_folder(TargetKind::SecurityProfile, summary)
+                .await?,
+            routing_profiles: self
+                .load_folder(TargetKind::RoutingProfile, summary)
+                .await?,
+            hierarchy_groups: self
+                .load_folder(TargetKind::HierarchyGroup, summary)
+                .await?,
+            last_run: HashMap::new(),
+        };
+        summary.existing_objects = [
+            existing.users.len(),
+            existing.security_profiles.len(),
+            existing.routing_profiles.len(),
+            existing.hierarchy_groups.len(),
+        ]
+        .iter()
+        .map(|n| *n as u64)
+        .sum();
+
+        let logs = runs.iter().rev().filter(|o| {
+            Path::new(&o.key)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        });
+        for run in logs.take(RUN_LOGS_READ) {
+            if instances
+                .iter()
+                .all(|i| existing.last_run.contains_key(&i.id))
+            {
+                break;
+            }
+            let Some(bytes) = self.store.get(&run.key).await? else {
+                continue;
+            };
+            summary.store_gets += 1;
+            let Some((run_at, ids)) = read_run_log(&bytes) else {
+                warn!(object = %self.store.describe(&run.key), "Skipping a run log that cannot be read.");
+                continue;
+            };
+            for id in ids {
+                existing.last_run.entry(id).or_insert(run_at);
+            }
+        }
+        Ok(existing)
+    }
+
+    async fn load_folder<T: SnapshotObject>(
+        &self,
+        kind: TargetKind,
+        summary: &mut RunSummary,
+    ) -> Result<HashMap<String, T>, Error> {
+        let folder = folder_of(kind).expect("every snapshot kind has a folder");
+        let listed = self.store.list(&format!("{folder}/")).await?;
+        summary.store_lists += 1;
+        let keys: Vec<(String, String)> = listed
+            .into_iter()
+            .filter_map(|o| {
+                let stem = o
+                    .key
+                    .strip_prefix(folder)?
+                    .strip_prefix('/')?
+                    .strip_suffix(".json")?;
+                (!stem.contains('/')).then(|| (stem.to_owned(), o.key.clone()))
+            })
+            .collect();
+        let store = &self.store;
+        let objects: Vec<(String, T)> = futures_util::stream::iter(keys)
+            .map(|(stem, key)| async move {
+                let bad = |reason: String| Error::BadObject {
+                    object: store.describe(&key),
+                    reason,
+                };
+                let bytes = store
+                    .get(&key)
+                    .await?
+                    .ok_or_else(|| bad("listed, then gone when read".into()))?;
+                let object: T = serde_json::from_slice(&bytes)
+                    .map_err(|e| bad(format!("not a snapshot object: {e}")))?;
+                if object.id() != stem {
+                    return Err(bad(format!(
+                        "its `Id` {:?} is not its file name",
+                        object.id()
+                    )));
+                }
+                if !is_uuid(&stem) {
+                    return Err(bad(format!("`Id` {stem:?} is not a Connect id (UUID)")));
+                }
+                Ok((stem, object))
+            })
+            .buffer_unordered(self.options.store_concurrency.max(1))
+            .try_collect()
+            .await?;
+        summary.store_gets += objects.len() as u64;
+        Ok(objects.into_iter().collect())
+    }
+
+    fn client_for(&self, instance: &Instance) -> aws_sdk_connect::Client {
+        let config = self.connect.config();
+        match &instance.region {
+            Some(region) if config.region().map(Region::as_ref) != Some(region.as_str()) => {
+                aws_sdk_connect::Client::from_conf(
+                    config
+                        .to_builder()
+                        .region(Region::new(region.clone()))
+                        .build(),
+                )
+            }
+            _ => self.connect.clone(),
+        }
+    }
+
+    /// One instance: list, describe, diff, write. On error, also returns the objects written
+    /// before it (none, unless writing itself failed).
+    async fn snapshot_instance(
+        &self,
+        instance: &Instance,
+        at: Timestamp,
+        existing: &Existing,
+        progress: &dyn SnapshotProgress,
+    ) -> Result<(InstanceSummary, InstanceLog), (Error, u64)> {
+        let client = self.client_for(instance);
+        let id = instance.id.as_str();
+        let mut summary = InstanceSummary {
+            instance_id: id.to_owned(),
+            region: instance
+                .region
+                .clone()
+                .or_else(|| client.config().region().map(ToString::to_string)),
+            ..InstanceSummary::default()
+        };
+        let mut log = InstanceLog {
+            instance_id: id.to_owned(),
+            region: summary.region.clone(),
+            account: instance.account.clone(),
+            ..InstanceLog::default()
+        };
+
+        // Everything is read and checked before anything is written.
+        let page_size = self.options.page_size.clamp(1, 1000);
+        let (users, profiles, routing, groups) = futures_util::try_join!(
+            Box::pin(list_users(&client, id, page_size, progress)),
+            Box::pin(list_resources(&client, id, page_size, 0)),
+            Box::pin(list_resources(&client, id, page_size, 1)),
+            Box::pin(list_resources(&client, id, page_size, 2)),
+        )
+        .map_err(|e| (e, 0))?;
+        summary.connect_calls.list_users = users.1;
+        summary.connect_calls.list_security_profiles = profiles.1;
+        summary.connect_calls.list_routing_profiles = routing.1;
+        summary.connect_calls.list_user_hierarchy_groups = groups.1;
+        let users = dedupe(users.0);
+        log.users_listed = users.len() as u64;
+
+        let to_describe: Vec<&str> = if self.options.describe_users {
+            users
+                .iter()
+                .filter(|u| {
+                    self.options.redescribe_unchanged
+                        || existing
+                            .users
+                            .get(&u.id)
+                            .is_none_or(|e| needs_describe(e, u))
+                })
+                .map(|u| u.id.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        progress.describing(id, to_describe.len() as u64);
+        let described = Box::pin(describe_users(
+            &client,
+            id,
+            &to_describe,
+            self.options.concurrency,
+            progress,
+        ))
+        .await
+        .map_err(|e| (e, 0))?;
+        summary.connect_calls.describe_user = to_describe.len() as u64;
+        summary.users_described = described.len() as u64;
+
+        let last_run = existing.last_run.get(id).copied();
+        let mut writes = Vec::new();
+        let candidates = users
+            .iter()
+            .map(|u| user_candidate(existing.users.get(&u.id), u, described.get(&u.id), id))
+            .collect();
+        let pass = Pass {
+            kind: TargetKind::User,
+            instance: id,
+            at,
+            last_run,
+        };
+        summary.users = reconcile(
+            pass,
+            &existing.users,
+            candidates,
+            &mut writes,
+            &mut log.users,
+        );
+        let resource_lists = [profiles.0, routing.0, groups.0];
+        for ((kind, _), listed) in RESOURCE_KINDS.iter().zip(resource_lists) {
+            let (map, counts, change_log) = match kind {
+                TargetKind::SecurityProfile => (
+                    &existing.security_profiles,
+                    &mut summary.security_profiles,
+                    &mut log.security_profiles,
+                ),
+                TargetKind::RoutingProfile => (
+                    &existing.routing_profiles,
+                    &mut summary.routing_profiles,
+                    &mut log.routing_profiles,
+                ),
+                _ => (
+                    &existing.hierarchy_groups,
+                    &mut summary.hierarchy_groups,
+                    &mut log.hierarchy_groups,
+                ),
+            };
+            let candidates = dedupe(listed)
+                .iter()
+                .map(|r| resource_candidate(map.get(&r.id), r, id))
+                .collect();
+            let pass = Pass {
+                kind: *kind,
+                ..pass
+            };
+            *counts = reconcile(pass, map, candidates, &mut writes, change_log);
+        }
+
+        progress.writing(id, writes.len() as u64);
+        let puts = self.write_all(writes, progress).await;
+        summary.object_puts = puts.0;
+        if let Some(e) = puts.1 {
+            return Err((e, puts.0));
+        }
+        debug!(
+            instance = id,
+            users = summary.users.listed,
+            added = summary.users.added,
+            changed = summary.users.changed,
+            deleted = summary.users.deleted,
+            puts = summary.object_puts,
+            "Snapshotted instance."
+        );
+        Ok((summary, log))
+    }
+
+    /// Writes every object, a few at a time. Returns how many were written and the first
+    /// error, if any (the others in flight finish first).
+    async fn write_all(
+        &self,
+        writes: Vec<Write>,
+        progress: &dyn SnapshotProgress,
+    ) -> (u64, Option<Error>) {
+        let store = &self.store;
+        let mut results = futures_util::stream::iter(writes)
+            .map(|w| async move {
+                let r = store.put(&w.key, w.body).await;
+                if r.is_ok() {
+                    progress.object_written();
+                }
+                r
+            })
+            .buffer_unordered(self.options.store_concurrency.max(1));
+        let mut puts = 0;
+        let mut first_error = None;
+        while let Some(r) = results.next().await {
+            match r {
+                Ok(()) => puts += 1,
+                Err(e) => {
+                    first_error.get_or_insert(Error::Store(e));
+                }
+            }
+        }
+        (puts, first_error)
+    }
+}
+
+/// `RunAt` and the instance ids of a run log, if it reads as one.
+fn read_run_log(bytes: &[u8]) -> Option<(Timestamp, Vec<String>)> {
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let run_at = value.get("RunAt")?.as_str()?.parse().ok()?;
+    let instances = value
+        .get("Instances")?
+        .as_array()?
+        .iter()
+        .filter_map(|i| i.get("InstanceId")?.as_str().map(str::to_owned))
+        .collect();
+    Some((run_at, instances))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: &str = "6762b34f-4e26-4a8e-a032-35a1e58e1b1c";
+
+    #[test]
+    fn instances_are_ids_or_arns() {
+        let bare = Instance::parse(I).unwrap();
+        assert_eq!(
+            (bare.id.as_str(), bare.region, bare.account),
+            (I, None, None)
+        );
+        let arn = Instance::parse(&format!(
+            " arn:aws:connect:ap-northeast-1:111122223333:instance/{I} "
+        ))
+        .unwrap();
+        assert_eq!(arn.id, I);
+        assert_eq!(arn.region.as_deref(), Some("ap-northeast-1"));
+        assert_eq!(arn.account.as_deref(), Some("111122223333"));
+        let arn = arn.with_region("us-west-2").with_account("444455556666");
+        assert_eq!(arn.region.as_deref(), Some("us-west-2"));
+        let agent = format!("arn:aws:connect:us-east-1:1:instance/{I}/agent/{I}");
+        for bad in [
+            "",
+            "my-instance",
+            "../../etc/passwd",
+            "arn:aws:iam::1:role/x",
+            &agent,
+            "arn:aws:connect:r:1:instance/x",
+        ] {
+            let err = Instance::parse(bad).unwrap_err();
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn run_logs_are_read_leniently() {
+        let log = RunLog {
+            run_at: "2024-05-01T00:00:00Z".into(),
+            instances: vec![InstanceLog {
+                instance_id: I.into(),
+                ..InstanceLog::default()
+            }],
+            ..RunLog::default()
+        };
+        let bytes = serde_json::to_vec(&log).unwrap();
+        let (at, instances) = read_run_log(&bytes).unwrap();
+        assert_eq!(at.to_string(), "2024-05-01T00:00:00Z");
+        assert_eq!(instances, [I]);
+        assert!(read_run_log(b"{}").is_none());
+        assert!(read_run_log(b"not json").is_none());
+    }
+}

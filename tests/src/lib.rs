@@ -22,6 +22,8 @@
 
 #[macro_use]
 mod json;
+pub mod fake_connect;
+pub mod garage;
 
 use std::fs;
 use std::io::{self, Write as _};

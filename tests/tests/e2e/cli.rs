@@ -296,3 +296,89 @@ fn help_is_everywhere() {
     let out = run(&repo(), &["--help"]);
     assert!(text(&out.stdout).contains("Exit codes"));
 }
+
+/// `snapshot` as a user runs it: the real SDK clients through `AWS_ENDPOINT_URL*`, the store on
+/// real S3 (Garage), Connect faked at the HTTP layer; then `report` reads that store.
+#[test]
+fn snapshot_command_fills_an_s3_store_that_report_reads() {
+    use connect_audit_tests::fake_connect::FakeConnect;
+    use connect_audit_tests::garage::Garage;
+
+    const INSTANCE: &str = "0a1b2c3d-0000-4000-8000-00000000c11a";
+    let garage = Garage::shared();
+    let fake = FakeConnect::start();
+    let users = fake.add_instance(INSTANCE, 30);
+    let store = format!(
+        "s3://{}/{}",
+        garage.bucket(),
+        garage.unique_prefix("cli-snapshot")
+    );
+    let snapshot = || {
+        Command::new(binary())
+            .args([
+                "snapshot",
+                "--instance",
+                INSTANCE,
+                "--region",
+                "us-east-1",
+                "--store",
+                &store,
+            ])
+            .envs(garage.aws_env())
+            .env("AWS_ENDPOINT_URL_CONNECT", fake.url())
+            .env_remove("CONNECT_AUDIT_CONFIG")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+    let out = snapshot();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("users 30 listed, 30 added"), "{stderr}");
+    let again = snapshot();
+    let stderr = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("30 unchanged"), "{stderr}");
+    assert!(
+        stderr.contains(" 0 written"),
+        "an unchanged re-run writes no object: {stderr}"
+    );
+
+    // A trail with a DeleteUser of one of those users, named from the S3 store.
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02");
+    fs::create_dir_all(&day).unwrap();
+    let record = serde_json::json!({"Records": [{
+        "eventTime": "2024-05-02T10:00:00Z", "eventID": "cli-delete", "eventName": "DeleteUser",
+        "eventSource": "connect.amazonaws.com", "awsRegion": "us-east-1",
+        "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "userName": "ops", "principalId": "AIDA1"},
+        "requestParameters": {"InstanceId": INSTANCE, "UserId": users[3].id}
+    }]});
+    fs::write(day.join("a.json"), record.to_string()).unwrap();
+    let out = Command::new(binary())
+        .args([
+            "report",
+            "--trail",
+            dir.path().to_str().unwrap(),
+            "--snapshot",
+            &store,
+            "--since",
+            "2024-05-01",
+            "--until",
+            "2024-05-08",
+        ])
+        .envs(garage.aws_env())
+        .env_remove("CONNECT_AUDIT_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let row: Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(
+        row["target_name"].as_str(),
+        Some(users[3].username.as_str())
+    );
+    assert_eq!(row["name_source"].as_str(), Some("snapshot"));
+}

@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 use connect_audit_config::{ExporterSpec, Settings};
 use connect_audit_core::ids::is_uuid;
 use connect_audit_core::record::COLUMNS;
-use connect_audit_core::store::load_directory;
+use connect_audit_core::store::load_directory_blocking;
 use connect_audit_core::{
-    ActorKind, AuditRecord, Category, EventSelection, Location, NameSource, Origin, TargetKind,
-    Window,
+    ActorKind, AuditRecord, Category, EventSelection, Location, NameSource, Origin, Store,
+    TargetKind, Window,
 };
 use connect_audit_query::local::{ScanOptions, ScanSummary, TrailScanner};
 use connect_audit_tests::events as ev;
@@ -192,12 +192,12 @@ fn window() -> Window {
 
 fn scan_with(events: EventSelection, threads: Option<usize>) -> (Vec<AuditRecord>, ScanSummary) {
     let root = examples();
-    let directory = load_directory(&Location::Local(root.join("snapshot"))).unwrap();
+    let directory = load_directory_blocking(&Store::local(root.join("snapshot"))).unwrap();
     let mut options = ScanOptions::new(window(), events);
     if let Some(threads) = threads {
         options.threads = threads;
     }
-    let scanner = TrailScanner::new(Location::Local(root.join("trail")), directory, options);
+    let scanner = TrailScanner::new(Store::local(root.join("trail")), directory, options);
     let mut records = Vec::new();
     let summary = scanner
         .scan(&mut records)

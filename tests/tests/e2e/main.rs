@@ -3,4 +3,6 @@
 mod cli;
 mod examples;
 mod exporters;
+mod s3;
 mod scan;
+mod snapshot;

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use connect_audit_core::{
-    ActorKind, AuditRecord, Directory, EventSelection, Location, NameSource, TargetKind, Window,
+    ActorKind, AuditRecord, Directory, EventSelection, NameSource, Store, TargetKind, Window,
 };
 use connect_audit_query::local::{ScanOptions, ScanSummary, TrailScanner};
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ fn window() -> Window {
 fn scan_with(root: &Path, directory: Directory, threads: usize) -> (Vec<AuditRecord>, ScanSummary) {
     let mut options = ScanOptions::new(window(), EventSelection::defaults());
     options.threads = threads;
-    let scanner = TrailScanner::new(Location::Local(root.to_owned()), directory, options);
+    let scanner = TrailScanner::new(Store::local(root), directory, options);
     let mut records = Vec::new();
     let summary = scanner.scan(&mut records).unwrap();
     (records, summary)
@@ -288,7 +288,7 @@ fn unnamed_ids_are_marked_unresolved() {
 fn missing_trail_is_an_error_naming_it() {
     let options = ScanOptions::new(window(), EventSelection::defaults());
     let scanner = TrailScanner::new(
-        Location::Local("/nonexistent/trail".into()),
+        Store::local("/nonexistent/trail"),
         Directory::new(),
         options,
     );

@@ -1,0 +1,801 @@
+//! A fake Amazon Connect API for tests: a real HTTP server speaking Connect's REST-JSON
+//! protocol, so the real `aws-sdk-connect` client talks to it through `endpoint_url`.
+//!
+//! It answers the five calls the snapshot makes, with the paths, query names and JSON shapes
+//! the SDK uses (checked against `aws-sdk-connect`'s `protocol_serde`):
+//!
+//! | call | request | answer |
+//! |---|---|---|
+//! | ListUsers | `GET /users-summary/{InstanceId}?maxResults&nextToken` | `UserSummaryList`, `NextToken` |
+//! | DescribeUser | `GET /users/{InstanceId}/{UserId}` | `User` |
+//! | ListSecurityProfiles | `GET /security-profiles-summary/{InstanceId}` | `SecurityProfileSummaryList` |
+//! | ListRoutingProfiles | `GET /routing-profiles-summary/{InstanceId}` | `RoutingProfileSummaryList` |
+//! | ListUserHierarchyGroups | `GET /user-hierarchy-groups-summary/{InstanceId}` | `UserHierarchyGroupSummaryList` |
+//!
+//! Errors carry `x-amzn-ErrorType` and a JSON `{"message"}` body, as the service sends them:
+//! `ResourceNotFoundException` (404) for an unknown instance or user,
+//! `InvalidParameterException` (400) for a bad `maxResults` or `nextToken`, and the injected
+//! faults ([`Fault`]). A request without an `Authorization` header is refused (403): the SDK
+//! always signs, and the fake checks that it did (it does not verify the signature).
+//!
+//! The server runs on its own thread and runtime, so sync tests, async tests and tests that
+//! start the `connect-audit` binary can all use it; dropping the [`FakeConnect`] stops it.
+//!
+//! ```no_run
+//! use connect_audit_tests::fake_connect::{FakeConnect, Fault, Operation};
+//!
+//! let fake = FakeConnect::start();
+//! let instance = "11111111-2222-3333-4444-555555555555";
+//! let users = fake.add_instance(instance, 2_500);
+//! fake.set_page_cap(1_000);
+//! fake.inject(None, Fault::Throttling, 3);
+//! fake.delete_user(instance, &users[0].id);
+//! // … point an aws_sdk_connect::Client at fake.url() …
+//! assert_eq!(fake.requests(Operation::ListUsers), 0);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+/// The account every generated ARN uses unless an instance says otherwise.
+pub const DEFAULT_ACCOUNT: &str = "111122223333";
+/// The region every generated ARN uses unless an instance says otherwise.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// `LastModifiedTime` of generated users and resources: 2024-05-01T00:00:00Z.
+pub const GENERATED_MODIFIED: f64 = 1_714_521_600.0;
+
+/// A Connect API call the fake answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    /// `ListUsers`.
+    ListUsers,
+    /// `DescribeUser`.
+    DescribeUser,
+    /// `ListSecurityProfiles`.
+    ListSecurityProfiles,
+    /// `ListRoutingProfiles`.
+    ListRoutingProfiles,
+    /// `ListUserHierarchyGroups`.
+    ListUserHierarchyGroups,
+}
+
+impl Operation {
+    /// Every operation, in a fixed order.
+    pub const ALL: [Self; 5] = [
+        Self::ListUsers,
+        Self::DescribeUser,
+        Self::ListSecurityProfiles,
+        Self::ListRoutingProfiles,
+        Self::ListUserHierarchyGroups,
+    ];
+
+    /// The API name, e.g. `ListUsers`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ListUsers => "ListUsers",
+            Self::DescribeUser => "DescribeUser",
+            Self::ListSecurityProfiles => "ListSecurityProfiles",
+            Self::ListRoutingProfiles => "ListRoutingProfiles",
+            Self::ListUserHierarchyGroups => "ListUserHierarchyGroups",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An error the fake can be told to answer instead of doing the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 429 `ThrottlingException`: what Connect's model names for its rate limits.
+    Throttling,
+    /// 429 `TooManyRequestsException`: the other throttling code AWS services send.
+    TooManyRequests,
+    /// 500 `InternalServiceException`.
+    Internal,
+}
+
+impl Fault {
+    fn status_and_code(self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Throttling => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+            Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServiceException",
+            ),
+        }
+    }
+}
+
+/// A user of a fake instance: what ListUsers and DescribeUser report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeUser {
+    /// The user id. Normally a UUID; a test may put anything here (e.g. `../../etc/passwd`)
+    /// to see what a client does with a bad id from the API.
+    pub id: String,
+    /// The username.
+    pub username: String,
+    /// `IdentityInfo.FirstName`.
+    pub first_name: String,
+    /// `IdentityInfo.LastName`.
+    pub last_name: String,
+    /// `IdentityInfo.Email`.
+    pub email: String,
+    /// `SecurityProfileIds`.
+    pub security_profile_ids: Vec<String>,
+    /// `RoutingProfileId`.
+    pub routing_profile_id: String,
+    /// `HierarchyGroupId`, if the user is in a group.
+    pub hierarchy_group_id: Option<String>,
+    /// `LastModifiedTime`, epoch seconds.
+    pub last_modified: f64,
+}
+
+/// A security profile, routing profile or hierarchy group of a fake instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeResource {
+    /// The id (a UUID, or anything a test wants to see rejected).
+    pub id: String,
+    /// The name.
+    pub name: String,
+}
+
+/// One fake Connect instance.
+#[derive(Debug, Clone, Default)]
+pub struct FakeInstance {
+    /// The account its ARNs name.
+    pub account: String,
+    /// The region its ARNs name.
+    pub region: String,
+    /// Users, in ListUsers order.
+    pub users: Vec<FakeUser>,
+    /// Security profiles, in list order.
+    pub security_profiles: Vec<FakeResource>,
+    /// Routing profiles, in list order.
+    pub routing_profiles: Vec<FakeResource>,
+    /// Hierarchy groups, in list order.
+    pub hierarchy_groups: Vec<FakeResource>,
+}
+
+#[derive(Debug)]
+struct FaultRule {
+    operation: Option<Operation>,
+    fault: Fault,
+    remaining: u64,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    // Arc: a request takes a cheap snapshot; mutations copy on write.
+    instances: BTreeMap<String, Arc<FakeInstance>>,
+    page_cap: Option<usize>,
+    latency: Duration,
+    faults: Vec<FaultRule>,
+    requests: BTreeMap<Operation, u64>,
+    faults_served: BTreeMap<Operation, u64>,
+    unsigned: u64,
+}
+
+type Shared = Arc<Mutex<FakeState>>;
+
+/// A running fake Connect API on `127.0.0.1` and a free port.
+pub struct FakeConnect {
+    url: String,
+    state: Shared,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for FakeConnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeConnect")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeConnect {
+    /// Starts a server with no instances, no page cap and no faults.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind the fake Connect server to a free port");
+        listener
+            .set_nonblocking(true)
+            .expect("make the fake Connect listener non-blocking");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let state = Shared::default();
+        let app = router(Arc::clone(&state));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("fake-connect".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("fake Connect runtime");
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .expect("fake Connect tokio listener");
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = rx.await;
+                        })
+                        .await
+                        .expect("fake Connect server");
+                });
+            })
+            .expect("spawn the fake Connect thread");
+        Self {
+            url,
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// The base URL to give the SDK as `endpoint_url`, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A real `aws-sdk-connect` client for this server: region [`DEFAULT_REGION`], static
+    /// test credentials, and the standard retry mode with up to `max_attempts` attempts and
+    /// millisecond backoffs (so retry tests are fast).
+    pub fn client(&self, max_attempts: u32) -> aws_sdk_connect::Client {
+        use aws_sdk_connect::config::retry::RetryConfig;
+        use aws_sdk_connect::config::{BehaviorVersion, Credentials, Region};
+        let retry = RetryConfig::standard()
+            .with_max_attempts(max_attempts)
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(20));
+        let config = aws_sdk_connect::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(DEFAULT_REGION))
+            .endpoint_url(self.url())
+            .credentials_provider(Credentials::new(
+                "AKIDFAKECONNECT",
+                "fake-connect-secret",
+                None,
+                None,
+                "fake-connect",
+            ))
+            .retry_config(retry)
+            .build();
+        aws_sdk_connect::Client::from_conf(config)
+    }
+
+    fn state(&self) -> MutexGuard<'_, FakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds an instance (in [`DEFAULT_ACCOUNT`], [`DEFAULT_REGION`]) with `users` generated
+    /// users and three of each profile and group, all derived from the instance id alone, so
+    /// the same call gives the same directory on every run. Returns the users.
+    pub fn add_instance(&self, instance_id: &str, users: usize) -> Vec<FakeUser> {
+        let instance = generate_instance(instance_id, users);
+        let out = instance.users.clone();
+        self.put_instance(instance_id, instance);
+        out
+    }
+
+    /// Adds or replaces an instance as given.
+    pub fn put_instance(&self, instance_id: &str, instance: FakeInstance) {
+        self.state()
+            .instances
+            .insert(instance_id.to_owned(), Arc::new(instance));
+    }
+
+    /// A copy of an instance as it is now.
+    pub fn instance(&self, instance_id: &str) -> Option<FakeInstance> {
+        self.state()
+            .instances
+            .get(instance_id)
+            .map(|i| FakeInstance::clone(i))
+    }
+
+    /// Caps every page at `cap` items, whatever `maxResults` asks for (the service's own
+    /// page size may be smaller than asked). `None` removes the cap.
+    pub fn set_page_cap(&self, cap: impl Into<Option<usize>>) {
+        self.state().page_cap = cap.into().map(|c| c.max(1));
+    }
+
+    /// Delays every answer by `latency`, to look more like the real service.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state().latency = latency;
+    }
+
+    /// The next `count` requests for `operation` (any operation for `None`) answer `fault`.
+    /// Rules are consumed in the order they were added.
+    pub fn inject(&self, operation: Option<Operation>, fault: Fault, count: u64) {
+        self.state().faults.push(FaultRule {
+            operation,
+            fault,
+            remaining: count,
+        });
+    }
+
+    /// Appends a user to an instance's ListUsers (and makes it describable).
+    pub fn insert_user(&self, instance_id: &str, user: FakeUser) {
+        self.with_instance(instance_id, |i| i.users.push(user));
+    }
+
+    /// Removes a user, as `DeleteUser` would. Returns whether it existed.
+    pub fn delete_user(&self, instance_id: &str, user_id: &str) -> bool {
+        self.with_instance(instance_id, |i| {
+            let before = i.users.len();
+            i.users.retain(|u| u.id != user_id);
+            before != i.users.len()
+        })
+    }
+
+    /// Changes a user in place (rename, new email, …). Returns whether it existed. The caller
+    /// sets `last_modified` if it wants the change to show there, as the service would.
+    pub fn modify_user(
+        &self,
+        instance_id: &str,
+        user_id: &str,
+        change: impl FnOnce(&mut FakeUser),
+    ) -> bool {
+        self.with_instance(instance_id, |i| {
+            i.users
+                .iter_mut()
+                .find(|u| u.id == user_id)
+                .map(change)
+                .is_some()
+        })
+    }
+
+    fn with_instance<T>(&self, instance_id: &str, f: impl FnOnce(&mut FakeInstance) -> T) -> T {
+        let mut state = self.state();
+        let instance = state
+            .instances
+            .get_mut(instance_id)
+            .unwrap_or_else(|| panic!("no fake instance {instance_id}"));
+        f(Arc::make_mut(instance))
+    }
+
+    /// Requests received for `operation` (faults and errors included, unsigned ones not).
+    pub fn requests(&self, operation: Operation) -> u64 {
+        self.state().requests.get(&operation).copied().unwrap_or(0)
+    }
+
+    /// Requests received, per operation name, every operation listed.
+    pub fn request_counts(&self) -> BTreeMap<&'static str, u64> {
+        let state = self.state();
+        Operation::ALL
+            .iter()
+            .map(|op| (op.name(), state.requests.get(op).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Injected faults answered for `operation`.
+    pub fn faults_served(&self, operation: Operation) -> u64 {
+        self.state()
+            .faults_served
+            .get(&operation)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Injected faults answered, all operations.
+    pub fn total_faults_served(&self) -> u64 {
+        self.state().faults_served.values().sum()
+    }
+
+    /// Requests refused for having no `Authorization` header.
+    pub fn unsigned_requests(&self) -> u64 {
+        self.state().unsigned
+    }
+
+    /// Sets every counter back to zero (instances, faults and settings are kept).
+    pub fn reset_counters(&self) {
+        let mut state = self.state();
+        state.requests.clear();
+        state.faults_served.clear();
+        state.unsigned = 0;
+    }
+}
+
+impl Drop for FakeConnect {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A deterministic UUID-shaped id from a seed string and a number.
+pub fn fake_uuid(seed: &str, n: u64) -> String {
+    // FNV-1a over the seed, then splitmix64: stable across platforms and Rust versions.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in seed.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut state = hash ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let (high, low) = (next(), next());
+    let hex = format!("{high:016x}{low:016x}");
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+const FIRST_NAMES: [&str; 8] = [
+    "Aiko", "Ben", "Chen", "Dana", "Emeka", "Farah", "Goro", "Hana",
+];
+const LAST_NAMES: [&str; 8] = [
+    "Sato", "Okafor", "Lopez", "Nguyen", "Smith", "Tanaka", "Weber", "Kim",
+];
+
+/// The `n`-th generated user of `instance_id` (see [`FakeConnect::add_instance`]).
+pub fn generated_user(instance_id: &str, n: usize, instance: &FakeInstance) -> FakeUser {
+    let first = FIRST_NAMES[n % FIRST_NAMES.len()];
+    let last = LAST_NAMES[(n / FIRST_NAMES.len()) % LAST_NAMES.len()];
+    let username = format!("agent{n:05}");
+    let pick = |list: &[FakeResource]| list.get(n % list.len().max(1)).map(|r| r.id.clone());
+    FakeUser {
+        id: fake_uuid(instance_id, n as u64),
+        email: format!("{username}@example-callcenter.com"),
+        username,
+        first_name: first.to_owned(),
+        last_name: last.to_owned(),
+        security_profile_ids: pick(&instance.security_profiles).into_iter().collect(),
+        routing_profile_id: pick(&instance.routing_profiles).unwrap_or_default(),
+        hierarchy_group_id: pick(&instance.hierarchy_groups),
+        last_modified: GENERATED_MODIFIED,
+    }
+}
+
+fn generate_instance(instance_id: &str, users: usize) -> FakeInstance {
+    let resources = |kind: &str, names: [&str; 3]| {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| FakeResource {
+                id: fake_uuid(&format!("{instance_id}/{kind}"), i as u64),
+                name: (*name).to_owned(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut instance = FakeInstance {
+        account: DEFAULT_ACCOUNT.to_owned(),
+        region: DEFAULT_REGION.to_owned(),
+        users: Vec::new(),
+        security_profiles: resources("security-profile", ["Admin", "Agent", "CallCenterManager"]),
+        routing_profiles: resources(
+            "routing-profile",
+            ["Basic Routing Profile", "Tier 1 Support", "Outbound Sales"],
+        ),
+        hierarchy_groups: resources("agent-group", ["Japan", "Tokyo", "Tokyo Floor 2"]),
+    };
+    instance.users = (0..users)
+        .map(|n| generated_user(instance_id, n, &instance))
+        .collect();
+    instance
+}
+
+fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/users-summary/{instance}", get(list_users))
+        .route("/users/{instance}/{user}", get(describe_user))
+        .route(
+            "/security-profiles-summary/{instance}",
+            get(list_security_profiles),
+        )
+        .route(
+            "/routing-profiles-summary/{instance}",
+            get(list_routing_profiles),
+        )
+        .route(
+            "/user-hierarchy-groups-summary/{instance}",
+            get(list_user_hierarchy_groups),
+        )
+        .with_state(state)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut response = (status, Json(json!({ "message": message }))).into_response();
+    if let Ok(value) = HeaderValue::from_str(code) {
+        response.headers_mut().insert("x-amzn-ErrorType", value);
+    }
+    response
+}
+
+/// What every handler does first: count, check the signature header, sleep, maybe fail.
+/// `Ok` carries a snapshot of the instance (or the error to send).
+async fn admit(
+    state: &Shared,
+    operation: Operation,
+    headers: &HeaderMap,
+    instance_id: &str,
+) -> Result<Arc<FakeInstance>, Response> {
+    let latency = {
+        let mut s = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !headers.contains_key(header::AUTHORIZATION) {
+            s.unsigned += 1;
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                "Missing Authentication Token",
+            ));
+        }
+        *s.requests.entry(operation).or_default() += 1;
+        s.latency
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut s = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fault = s
+        .faults
+        .iter_mut()
+        .find(|r| r.remaining > 0 && r.operation.is_none_or(|op| op == operation))
+        .map(|rule| {
+            rule.remaining -= 1;
+            rule.fault
+        });
+    s.faults.retain(|r| r.remaining > 0);
+    if let Some(fault) = fault {
+        *s.faults_served.entry(operation).or_default() += 1;
+        let (status, code) = fault.status_and_code();
+        return Err(error(status, code, &format!("injected {code}")));
+    }
+    s.instances.get(instance_id).cloned().ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("Instance not found: {instance_id}"),
+        )
+    })
+}
+
+/// The page of `items` asked for by `maxResults`/`nextToken`, and the next token; or why
+/// the parameters are invalid (`InvalidParameterException`).
+fn page<T: Clone>(
+    state: &Shared,
+    items: &[T],
+    query: &HashMap<String, String>,
+) -> Result<(Vec<T>, Option<String>), &'static str> {
+    let max = match query.get("maxResults") {
+        None => 100,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err("maxResults must be between 1 and 1000"),
+        },
+    };
+    let cap = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .page_cap;
+    let size = cap.map_or(max, |c| c.min(max));
+    let start = match query.get("nextToken") {
+        None => 0,
+        Some(t) => match t.strip_prefix("fake-page-").and_then(|n| n.parse().ok()) {
+            Some(n) if n <= items.len() => n,
+            _ => return Err("The nextToken is not valid"),
+        },
+    };
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| format!("fake-page-{end}"));
+    Ok((items[start..end].to_vec(), next))
+}
+
+fn arn(instance_id: &str, instance: &FakeInstance, kind: &str, id: &str) -> String {
+    format!(
+        "arn:aws:connect:{}:{}:instance/{instance_id}/{kind}/{id}",
+        instance.region, instance.account
+    )
+}
+
+fn list_response(list_key: &str, items: Vec<Value>, next: Option<String>) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert(list_key.to_owned(), Value::Array(items));
+    if let Some(next) = next {
+        body.insert("NextToken".to_owned(), Value::String(next));
+    }
+    Json(Value::Object(body)).into_response()
+}
+
+async fn list_users(
+    State(state): State<Shared>,
+    Path(instance_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let instance = match admit(&state, Operation::ListUsers, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let (users, next) = match page(&state, &instance.users, &query) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidParameterException", m),
+    };
+    let items = users
+        .iter()
+        .map(|u| {
+            json!({
+                "Arn": arn(&instance_id, &instance, "agent", &u.id),
+                "Id": u.id,
+                "Username": u.username,
+                "LastModifiedTime": u.last_modified,
+                "LastModifiedRegion": instance.region,
+            })
+        })
+        .collect();
+    list_response("UserSummaryList", items, next)
+}
+
+async fn describe_user(
+    State(state): State<Shared>,
+    Path((instance_id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let instance = match admit(&state, Operation::DescribeUser, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let Some(u) = instance.users.iter().find(|u| u.id == user_id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("User not found: {user_id}"),
+        );
+    };
+    let mut user = json!({
+        "Id": u.id,
+        "Arn": arn(&instance_id, &instance, "agent", &u.id),
+        "Username": u.username,
+        "IdentityInfo": {
+            "FirstName": u.first_name,
+            "LastName": u.last_name,
+            "Email": u.email,
+        },
+        "PhoneConfig": {
+            "PhoneType": "SOFT_PHONE",
+            "AutoAccept": false,
+            "AfterContactWorkTimeLimit": 0,
+            "DeskPhoneNumber": "",
+        },
+        "SecurityProfileIds": u.security_profile_ids,
+        "RoutingProfileId": u.routing_profile_id,
+        "Tags": {},
+        "LastModifiedTime": u.last_modified,
+        "LastModifiedRegion": instance.region,
+    });
+    if let Some(group) = &u.hierarchy_group_id {
+        user["HierarchyGroupId"] = json!(group);
+    }
+    Json(json!({ "User": user })).into_response()
+}
+
+async fn list_resources(
+    state: Shared,
+    operation: Operation,
+    instance_id: String,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+) -> Response {
+    let instance = match admit(&state, operation, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let (list, kind, key) = match operation {
+        Operation::ListSecurityProfiles => (
+            &instance.security_profiles,
+            "security-profile",
+            "SecurityProfileSummaryList",
+        ),
+        Operation::ListRoutingProfiles => (
+            &instance.routing_profiles,
+            "routing-profile",
+            "RoutingProfileSummaryList",
+        ),
+        _ => (
+            &instance.hierarchy_groups,
+            "agent-group",
+            "UserHierarchyGroupSummaryList",
+        ),
+    };
+    let (items, next) = match page(&state, list, &query) {
+        Ok(p) => p,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "InvalidParameterException", m),
+    };
+    let items = items
+        .iter()
+        .map(|r| {
+            json!({
+                "Id": r.id,
+                "Arn": arn(&instance_id, &instance, kind, &r.id),
+                "Name": r.name,
+                "LastModifiedTime": GENERATED_MODIFIED,
+                "LastModifiedRegion": instance.region,
+            })
+        })
+        .collect();
+    list_response(key, items, next)
+}
+
+async fn list_security_profiles(
+    State(state): State<Shared>,
+    Path(instance_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    list_resources(
+        state,
+        Operation::ListSecurityProfiles,
+        instance_id,
+        query,
+        headers,
+    )
+    .await
+}
+
+async fn list_routing_profiles(
+    State(state): State<Shared>,
+    Path(instance_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    list_resources(
+        state,
+        Operation::ListRoutingProfiles,
+        instance_id,
+        query,
+        headers,
+    )
+    .await
+}
+
+async fn list_user_hierarchy_groups(
+    State(state): State<Shared>,
+    Path(instance_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    list_resources(
+        state,
+        Operation::ListUserHierarchyGroups,
+        instance_id,
+        query,
+        headers,
+    )
+    .await
+}

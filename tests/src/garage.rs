@@ -1,0 +1,377 @@
+//! Real S3 for tests: one [Garage](https://garagehq.deuxfleurs.fr/) server per test binary.
+//!
+//! [`Garage::shared`] starts `garage server --single-node --default-bucket` the first time a
+//! test asks for it, on free loopback ports, with a generated configuration (metadata and data
+//! in a temporary directory, replication factor 1, a random RPC secret, region `us-east-1`,
+//! an admin API with a random token) and a random access key that owns the default bucket.
+//! It waits (at most [`STARTUP_TIMEOUT`]) until the admin API's `/health` answers 200, and
+//! panics with Garage's log if it does not.
+//!
+//! Tests share the server and its bucket and stay apart by key prefix
+//! ([`Garage::unique_prefix`]) or by bucket ([`Garage::create_bucket`]), so they can run in
+//! parallel.
+//!
+//! Stopping: the workspace forbids `unsafe`, so no `atexit` or `prctl(PR_SET_PDEATHSIG)`, and
+//! a `static` is never dropped. Instead a small `sh` watchdog, started beside Garage, polls
+//! the test process's pid once a second; when it is gone (normal exit, panic, or `SIGKILL`)
+//! it stops Garage (`TERM`, then `KILL`) and removes the temporary directory. Garage never
+//! outlives the test binary by more than about three seconds.
+//!
+//! ```no_run
+//! let garage = connect_audit_tests::garage::Garage::shared();
+//! let client = garage.client();
+//! # let _ = client;
+//! ```
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+/// How long Garage may take to answer `/health` before the harness gives up.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Garage version the harness is written for (`scripts/test` installs it).
+pub const VERSION: &str = "2.5.0";
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "connect-audit-tests";
+
+/// A running Garage server; see the module documentation.
+#[derive(Debug)]
+pub struct Garage {
+    endpoint: String,
+    admin_endpoint: String,
+    access_key: String,
+    secret_key: String,
+    dir: PathBuf,
+    /// Garage and its watchdog, owned for the life of the test binary; the watchdog stops
+    /// Garage when the binary is gone.
+    processes: [Child; 2],
+}
+
+impl Garage {
+    /// The server of this test binary, started on first use.
+    pub fn shared() -> &'static Garage {
+        static GARAGE: OnceLock<Garage> = OnceLock::new();
+        GARAGE.get_or_init(Garage::start)
+    }
+
+    fn start() -> Self {
+        let binary = garage_binary();
+        // Kept by the watchdog, which removes it after Garage stops.
+        let dir = tempfile::Builder::new()
+            .prefix("connect-audit-garage.")
+            .tempdir()
+            .expect("cannot create a temporary directory for Garage")
+            .keep();
+        let [s3_port, rpc_port, admin_port] = free_ports();
+        let access_key = format!("GK{}", random_hex(12));
+        let secret_key = random_hex(32);
+        let config = format!(
+            r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{rpc_secret}"
+
+[s3_api]
+s3_region = "{REGION}"
+api_bind_addr = "127.0.0.1:{s3_port}"
+
+[admin]
+api_bind_addr = "127.0.0.1:{admin_port}"
+admin_token = "{admin_token}"
+"#,
+            meta = dir.join("meta").display(),
+            data = dir.join("data").display(),
+            rpc_secret = random_hex(32),
+            admin_token = random_hex(16),
+        );
+        let config_path = dir.join("garage.toml");
+        fs::write(&config_path, config).expect("cannot write Garage's configuration");
+        let log_path = dir.join("garage.log");
+        let log = fs::File::create(&log_path).expect("cannot create Garage's log file");
+        let child = Command::new(&binary)
+            .arg("-c")
+            .arg(&config_path)
+            .args(["server", "--single-node", "--default-bucket"])
+            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
+            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
+            .env("GARAGE_DEFAULT_BUCKET", BUCKET)
+            .env("RUST_LOG", "garage=info,warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("cannot share Garage's log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let watchdog = start_watchdog(child.id(), &dir);
+        let mut garage = Self {
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            admin_endpoint: format!("127.0.0.1:{admin_port}"),
+            access_key,
+            secret_key,
+            dir,
+            processes: [child, watchdog],
+        };
+        garage.wait_until_healthy(&log_path);
+        garage
+    }
+
+    /// Polls the admin API's `/health` until it answers 200; panics with Garage's log if it
+    /// exits or takes longer than [`STARTUP_TIMEOUT`].
+    fn wait_until_healthy(&mut self, log: &Path) {
+        let started = Instant::now();
+        let fail = |why: String| -> ! {
+            let log = fs::read_to_string(log).unwrap_or_default();
+            panic!("Garage did not start: {why}\n--- garage log ---\n{log}");
+        };
+        loop {
+            if let Ok(Some(status)) = self.processes[0].try_wait() {
+                fail(format!("it exited with {status}"));
+            }
+            if self.health() == Some(200) {
+                return;
+            }
+            if started.elapsed() > STARTUP_TIMEOUT {
+                fail(format!(
+                    "/health on {} did not answer 200 within {STARTUP_TIMEOUT:?}",
+                    self.admin_endpoint
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The HTTP status of `GET /health` on the admin API, if it answers.
+    fn health(&self) -> Option<u16> {
+        let mut stream = TcpStream::connect(&self.admin_endpoint).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            stream,
+            "GET /health HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.admin_endpoint
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// The S3 endpoint, `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The region Garage checks in signatures.
+    pub fn region(&self) -> &str {
+        REGION
+    }
+
+    /// The access key id that owns [`bucket`](Self::bucket) and may create buckets.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    /// The secret of [`access_key`](Self::access_key).
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
+    /// The bucket created at startup.
+    pub fn bucket(&self) -> &str {
+        BUCKET
+    }
+
+    /// Garage's process id.
+    pub fn pid(&self) -> u32 {
+        self.processes[0].id()
+    }
+
+    /// The directory of Garage's configuration, data and log (`garage.log`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A real `aws-sdk-s3` client for this server: static credentials, the server's region,
+    /// path-style addressing. Make one per runtime: its connection pool belongs to the
+    /// runtime that first uses it.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let credentials = Credentials::new(
+            &self.access_key,
+            &self.secret_key,
+            None,
+            None,
+            "connect-audit-tests",
+        );
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(credentials)
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// The environment a `connect-audit` process needs to reach this server through the
+    /// standard AWS configuration, with nothing from the host's own AWS setup leaking in.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials".to_owned(),
+            ),
+        ]
+    }
+
+    /// A key prefix no other test of this binary uses: `<label>-<n>`.
+    pub fn unique_prefix(&self, label: &str) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        format!("{label}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Creates a bucket owned by [`access_key`](Self::access_key) (an existing one is fine).
+    pub async fn create_bucket(&self, client: &aws_sdk_s3::Client, name: &str) {
+        match client.create_bucket().bucket(name).send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+                }) => {}
+            Err(e) => panic!(
+                "cannot create bucket {name}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ),
+        }
+    }
+
+    /// Uploads every file under `local` to `s3://bucket/prefix/<relative path>`, returning
+    /// how many.
+    pub async fn upload_dir(
+        &self,
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+        prefix: &str,
+        local: &Path,
+    ) -> usize {
+        let mut files = Vec::new();
+        collect_files(local, &mut files);
+        files.sort();
+        for path in &files {
+            let relative = path.strip_prefix(local).unwrap();
+            let mut key = prefix.trim_end_matches('/').to_owned();
+            for part in relative.components() {
+                if !key.is_empty() {
+                    key.push('/');
+                }
+                key.push_str(part.as_os_str().to_str().unwrap());
+            }
+            let body = fs::read(path).unwrap();
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "cannot upload {} to s3://{bucket}/{key}: {}",
+                        path.display(),
+                        aws_sdk_s3::error::DisplayErrorContext(&e)
+                    )
+                });
+        }
+        files.len()
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// The `garage` binary: on `PATH`, else in cargo's bin directory (where `cargo install`
+/// puts it). Panics with what to do when it is missing.
+pub fn garage_binary() -> PathBuf {
+    let name = format!("garage{}", std::env::consts::EXE_SUFFIX);
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    on_path
+        .into_iter()
+        .chain(cargo_home.map(|home| home.join("bin")))
+        .map(|dir| dir.join(&name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "Garage {VERSION} is not installed (no `garage` on PATH or in ~/.cargo/bin): \
+                 run scripts/test (it installs Garage)"
+            )
+        })
+}
+
+/// Three distinct free loopback ports (held together while they are picked, so they differ).
+fn free_ports() -> [u16; 3] {
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("cannot bind a loopback port"))
+        .collect();
+    let port = |i: usize| listeners[i].local_addr().unwrap().port();
+    [port(0), port(1), port(2)]
+}
+
+/// `bytes` random bytes from the operating system, hex-encoded.
+fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0; bytes];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .expect("cannot read /dev/urandom");
+    raw.iter().fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
+}
+
+/// Starts the `sh` loop that stops Garage and removes `dir` once this process is gone.
+fn start_watchdog(garage: u32, dir: &Path) -> Child {
+    let me = std::process::id();
+    let script = format!(
+        "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
+         kill -TERM {garage} 2>/dev/null; i=0; \
+         while kill -0 {garage} 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
+         kill -KILL {garage} 2>/dev/null; rm -rf '{}'",
+        dir.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start the watchdog that stops Garage")
+}
