@@ -78,7 +78,7 @@ impl Garage {
         let config = format!(
             r#"metadata_dir = "{meta}"
 data_dir = "{data}"
-db_engine = "sqlite"
+db_engine = "lmdb"
 replication_factor = 1
 rpc_bind_addr = "127.0.0.1:{rpc_port}"
 rpc_public_addr = "127.0.0.1:{rpc_port}"
