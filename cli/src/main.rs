@@ -74,17 +74,33 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             snapshot::run(&settings, &valid, &reporter)
         }
         Command::Config(ConfigCommand::Check) => {
-            let (settings, valid) = settle(&figment)?;
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
             let file = connect_audit_config::config_file(cli.config.as_deref())?;
-            output::note(&format!(
-                "connect-audit: configuration OK ({}): trail {}, window {} .. {}, {} events, {} exporters",
-                file.map_or_else(|| "no config file".to_owned(), |f| f.display().to_string()),
-                valid.trail,
-                valid.window.since,
-                valid.window.until,
-                valid.events.names().count(),
-                settings.exporters.len().max(1),
-            ));
+            let file =
+                file.map_or_else(|| "no config file".to_owned(), |f| f.display().to_string());
+            // Check what is configured: the report, the snapshot, or both.
+            let snapshot_configured =
+                !settings.instances.is_empty() || settings.snapshot.store.is_some();
+            let report_configured = settings.report.trail.is_some() || !snapshot_configured;
+            if report_configured {
+                let valid = settings.validate(&figment, jiff::Timestamp::now())?;
+                output::note(&format!(
+                    "connect-audit: report configuration OK ({file}): trail {}, window {} .. {}, {} events, {} exporters",
+                    valid.trail,
+                    valid.window.since,
+                    valid.window.until,
+                    valid.events.names().count(),
+                    settings.exporters.len().max(1),
+                ));
+            }
+            if snapshot_configured {
+                let valid = settings.validate_snapshot(&figment)?;
+                output::note(&format!(
+                    "connect-audit: snapshot configuration OK ({file}): store {}, {} instances",
+                    valid.store,
+                    valid.instances.len(),
+                ));
+            }
             Ok(ExitCode::Success)
         }
         Command::Config(ConfigCommand::Show) => {

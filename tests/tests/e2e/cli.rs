@@ -13,7 +13,7 @@ fn repo() -> PathBuf {
 }
 
 /// The `connect-audit` binary of this build (`scripts/test` builds it before the tests).
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let bin = dir.join(format!("connect-audit{}", std::env::consts::EXE_SUFFIX));
@@ -381,4 +381,30 @@ fn snapshot_command_fills_an_s3_store_that_report_reads() {
         Some(users[3].username.as_str())
     );
     assert_eq!(row["name_source"].as_str(), Some("snapshot"));
+}
+
+#[test]
+fn config_check_validates_a_snapshot_only_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        "[snapshot]\nstore = 's3://audit-bucket/connect-audit'\n[[instances]]\nid = 'arn:aws:connect:ap-northeast-1:111122223333:instance/11111111-2222-3333-4444-555555555555'\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["config", "check"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("snapshot configuration OK"), "{stderr}");
+    assert!(!stderr.contains("report.trail"), "{stderr}");
+
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        "[snapshot]\nstore = 's3://audit-bucket/x'\n[[instances]]\nid = '../../etc/passwd'\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["config", "check"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("instances[0] (set by file"), "{stderr}");
+    assert!(stderr.contains("not a Connect id"), "{stderr}");
 }

@@ -15,6 +15,7 @@ use connect_audit_tests::garage::Garage;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
+use super::cli::binary;
 use super::scan::fixtures;
 
 fn repo() -> PathBuf {
@@ -449,19 +450,6 @@ fn snapshot_store_loads_the_same_from_s3() {
         err.to_string().contains(&store.describe("users/x.json")),
         "{err}"
     );
-}
-
-/// The `connect-audit` binary of this build (`scripts/test` builds it before the tests).
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(format!("connect-audit{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build -p connect-audit-cli` first (scripts/test does)",
-        bin.display()
-    );
-    bin
 }
 
 fn report(trail: &str, snapshot: &str, env: &[(&'static str, String)]) -> Output {
