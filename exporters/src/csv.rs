@@ -30,7 +30,6 @@ pub struct CsvExporter {
     encoder: ::csv::Writer<Output>,
     row: Vec<String>,
     records: u64,
-    failed: bool,
 }
 
 impl std::fmt::Debug for CsvExporter {
@@ -84,7 +83,6 @@ impl CsvExporter {
             to_stdout: spec.path == output::STDOUT,
             encoder,
             records: 0,
-            failed: false,
         })
     }
 
@@ -143,17 +141,10 @@ impl Exporter for CsvExporter {
     }
 
     fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
-        let result = self.write_batch(batch);
-        self.failed |= result.is_err();
-        result
+        self.write_batch(batch)
     }
 
     fn finish(self: Box<Self>) -> Result<ExportSummary, Error> {
-        if self.failed {
-            return Err(Error::Incomplete {
-                exporter: self.name,
-            });
-        }
         let output = self.encoder.into_inner().map_err(|e| Error::Io {
             exporter: self.name.clone(),
             source: e.into_error(),

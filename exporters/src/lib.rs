@@ -72,8 +72,8 @@ pub use crate::parquet::ParquetExporter;
 /// 2. [`finish`](Self::finish) is called once, after the last batch: it flushes, closes, puts
 ///    file outputs under their final names and says what was written.
 /// 3. An exporter dropped without `finish` (the run failed or was interrupted) leaves no file
-///    under its final name. After a `write` error, `finish` refuses with
-///    [`Error::Incomplete`] for the same reason.
+///    under its final name. After a `write` error, an exporter from [`build`] refuses to
+///    `finish` with [`Error::Incomplete`] for the same reason.
 ///
 /// Errors name the exporter ([`describe`](Self::describe)) and keep the underlying error as
 /// their source; see [`Error::is_broken_pipe`] for a reader of stdout going away.
@@ -102,10 +102,97 @@ pub struct ExportSummary {
 
 /// Builds the exporter a spec describes: checks what config validation checks (columns, time
 /// zone, stdout for Parquet), then opens its output, so a temporary file exists from here on.
+/// The exporter refuses to finish after a failed `write` ([`Error::Incomplete`]).
 pub fn build(spec: &ExporterSpec) -> Result<Box<dyn Exporter>, Error> {
-    Ok(match spec {
+    let inner: Box<dyn Exporter> = match spec {
         ExporterSpec::Csv(spec) => Box::new(CsvExporter::create(spec)?),
         ExporterSpec::Jsonl(spec) => Box::new(JsonlExporter::create(spec)?),
         ExporterSpec::Parquet(spec) => Box::new(ParquetExporter::create(spec)?),
-    })
+    };
+    Ok(Box::new(Guarded {
+        inner,
+        failed: false,
+    }))
+}
+
+/// Point 3 of the [`Exporter`] contract, kept in one place for every exporter: after a failed
+/// `write` the batch may be half written, so `finish` drops the output (no final name) and
+/// answers [`Error::Incomplete`].
+struct Guarded {
+    inner: Box<dyn Exporter>,
+    failed: bool,
+}
+
+impl Exporter for Guarded {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+        let result = self.inner.write(batch);
+        self.failed |= result.is_err();
+        result
+    }
+
+    fn finish(self: Box<Self>) -> Result<ExportSummary, Error> {
+        if self.failed {
+            return Err(Error::Incomplete {
+                exporter: self.inner.describe(),
+            });
+        }
+        self.inner.finish()
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    /// Fails its first write; would otherwise "commit" by finishing successfully.
+    struct FailsOnce(bool);
+
+    impl Exporter for FailsOnce {
+        fn describe(&self) -> String {
+            "flaky".into()
+        }
+
+        fn write(&mut self, _batch: &[AuditRecord]) -> Result<(), Error> {
+            if std::mem::replace(&mut self.0, false) {
+                return Err(Error::Incomplete {
+                    exporter: "flaky (simulated write error)".into(),
+                });
+            }
+            Ok(())
+        }
+
+        fn finish(self: Box<Self>) -> Result<ExportSummary, Error> {
+            Ok(ExportSummary {
+                exporter: "flaky".into(),
+                records: 0,
+                outputs: Vec::new(),
+            })
+        }
+    }
+
+    fn guarded(fails: bool) -> Box<dyn Exporter> {
+        Box::new(Guarded {
+            inner: Box::new(FailsOnce(fails)),
+            failed: false,
+        })
+    }
+
+    #[test]
+    fn finish_after_a_failed_write_is_refused() {
+        let mut e = guarded(true);
+        assert!(e.write(&[]).is_err());
+        assert!(e.write(&[]).is_ok(), "later writes reach the exporter");
+        let err = e.finish().unwrap_err();
+        assert!(
+            matches!(err, Error::Incomplete { ref exporter } if exporter == "flaky"),
+            "{err}"
+        );
+        let mut ok = guarded(false);
+        ok.write(&[]).unwrap();
+        assert_eq!(ok.finish().unwrap().exporter, "flaky");
+    }
 }

@@ -43,7 +43,6 @@ pub struct ParquetExporter {
     properties: WriterProperties,
     layout: Layout,
     records: u64,
-    failed: bool,
 }
 
 /// An open file: its final name and the writer over its temporary file.
@@ -100,7 +99,6 @@ impl ParquetExporter {
             properties,
             layout,
             records: 0,
-            failed: false,
         })
     }
 
@@ -143,9 +141,7 @@ impl Exporter for ParquetExporter {
     }
 
     fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
-        let result = self.write_batch(batch);
-        self.failed |= result.is_err();
-        result
+        self.write_batch(batch)
     }
 
     fn finish(self: Box<Self>) -> Result<ExportSummary, Error> {
@@ -153,12 +149,8 @@ impl Exporter for ParquetExporter {
             name,
             layout,
             records,
-            failed,
             ..
         } = *self;
-        if failed {
-            return Err(Error::Incomplete { exporter: name });
-        }
         let open_files = match layout {
             Layout::File(file) => vec![*file],
             Layout::ByDate { partitions, .. } => partitions.into_values().collect(),
