@@ -42,6 +42,50 @@ pub enum Command {
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Amazon Athena: create the tables and view, or print the audit query.
+    #[command(subcommand)]
+    Athena(AthenaCommand),
+}
+
+/// `athena …`.
+#[derive(Debug, Subcommand)]
+pub enum AthenaCommand {
+    /// Create the database, the CloudTrail table (partition projection over [athena] accounts,
+    /// regions and dates) and the snapshot tables. Idempotent: existing tables are kept.
+    Init(AthenaInitArgs),
+    /// Print the audit query for a window on stdout, its parameters as `--` comment lines
+    /// after it. Runs nothing.
+    Sql(AthenaSqlArgs),
+}
+
+/// `athena init` flags.
+#[derive(Debug, Args)]
+pub struct AthenaInitArgs {
+    /// Also create (or replace) the view `connect_user_audit`, one row per audited event, for
+    /// the Athena console and BI tools.
+    #[arg(long)]
+    pub view: bool,
+    /// Drop and re-create the tables (after [athena] accounts, regions or locations changed).
+    /// They are external: no log or snapshot object is deleted.
+    #[arg(long)]
+    pub replace: bool,
+    /// Print the statements instead of running them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `athena sql` flags; each overrides the config key named in its help.
+#[derive(Debug, Args)]
+pub struct AthenaSqlArgs {
+    /// Start of the window (inclusive), as for `report`. [report.since]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// End of the window (exclusive). [report.until]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Event groups or names, comma-separated. [report.events]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub events: Option<Vec<String>>,
 }
 
 /// `config …`.
@@ -90,6 +134,23 @@ pub struct ReportArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
+    /// Where the join runs: local (scan the trail here) or athena (see [athena]).
+    /// [report.engine]
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+
+    /// Only these accounts, comma-separated. [report.accounts]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub accounts: Option<Vec<String>>,
+
+    /// Only these regions, comma-separated. [report.regions]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub regions: Option<Vec<String>>,
+
+    /// Only these Connect instances (ids or ARNs), comma-separated. [report.instance_ids]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub instance_ids: Option<Vec<String>>,
+
     /// Write one output in this format instead of the configured [[exporters]].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -119,6 +180,15 @@ pub struct SnapshotArgs {
     /// [snapshot.describe_users]
     #[arg(long)]
     pub describe_users: bool,
+}
+
+/// `--engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    /// The embedded engine.
+    Local,
+    /// Amazon Athena.
+    Athena,
 }
 
 /// Output formats of the one-exporter shorthand.

@@ -4,6 +4,7 @@
 //! codes and treats a closed stdout (broken pipe) as success.
 
 mod args;
+mod athena;
 mod aws;
 mod output;
 mod report;
@@ -12,10 +13,9 @@ mod snapshot;
 use std::io;
 
 use clap::Parser as _;
-use connect_audit_config::{ConfigError, Settings};
-use figment::Figment;
+use connect_audit_config::{ConfigError, Engine, Settings};
 
-use crate::args::{Cli, Command, ConfigCommand};
+use crate::args::{AthenaCommand, Cli, Command, ConfigCommand};
 use crate::output::Reporter;
 
 /// The documented exit codes.
@@ -62,9 +62,26 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Report(args) => {
             let figment = report::merge_flags(figment, args)?;
-            let (settings, valid) = settle(&figment)?;
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
             let reporter = Reporter::new(cli.quiet);
+            if settings.report.engine == Engine::Athena {
+                let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
+                return athena::report(&settings, &valid, &reporter);
+            }
+            let valid = settings.validate(&figment, jiff::Timestamp::now())?;
             report::run(&settings, valid, &reporter)
+        }
+        Command::Athena(AthenaCommand::Init(args)) => {
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+            let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
+            let reporter = Reporter::new(cli.quiet);
+            athena::init(&settings, &valid, args, &reporter)
+        }
+        Command::Athena(AthenaCommand::Sql(args)) => {
+            let figment = athena::merge_sql_flags(figment, args);
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+            let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
+            Ok(athena::print_sql(&valid))
         }
         Command::Snapshot(args) => {
             let figment = snapshot::merge_flags(figment, args);
@@ -81,7 +98,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             // Check what is configured: the report, the snapshot, or both.
             let snapshot_configured =
                 !settings.instances.is_empty() || settings.snapshot.store.is_some();
-            let report_configured = settings.report.trail.is_some() || !snapshot_configured;
+            let athena_configured = settings.report.engine == Engine::Athena
+                || settings.athena != connect_audit_config::AthenaSettings::default();
+            let report_configured = settings.report.engine == Engine::Local
+                && (settings.report.trail.is_some() || !snapshot_configured);
+            if athena_configured {
+                let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
+                output::note(&format!(
+                    "connect-audit: athena configuration OK ({file}): table {}.{} over {}, {} accounts, {} regions, workgroup {}",
+                    valid.athena.database,
+                    valid.athena.table,
+                    valid.athena.aws_logs.url(""),
+                    valid.athena.accounts.len(),
+                    valid.athena.regions.len(),
+                    valid.athena.workgroup,
+                ));
+            }
             if report_configured {
                 let valid = settings.validate(&figment, jiff::Timestamp::now())?;
                 output::note(&format!(
@@ -109,13 +141,6 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Success)
         }
     }
-}
-
-/// Extracts and validates the settings.
-fn settle(figment: &Figment) -> Result<(Settings, connect_audit_config::ValidReport), ConfigError> {
-    let settings: Settings = figment.extract()?;
-    let valid = settings.validate(figment, jiff::Timestamp::now())?;
-    Ok((settings, valid))
 }
 
 fn init_logging(verbose: u8) {

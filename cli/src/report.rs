@@ -39,6 +39,22 @@ pub fn merge_flags(mut figment: Figment, args: &ReportArgs) -> Result<Figment, U
     if let Some(v) = args.threads {
         figment = figment.merge(("report.threads", v));
     }
+    if let Some(engine) = args.engine {
+        let name = match engine {
+            crate::args::EngineArg::Local => "local",
+            crate::args::EngineArg::Athena => "athena",
+        };
+        figment = figment.merge(("report.engine", name));
+    }
+    for (key, value) in [
+        ("report.accounts", &args.accounts),
+        ("report.regions", &args.regions),
+        ("report.instance_ids", &args.instance_ids),
+    ] {
+        if let Some(v) = value {
+            figment = figment.merge((key, v));
+        }
+    }
     if let Some(spec) = shorthand_exporter(args)? {
         figment = figment.merge(("exporters", vec![spec]));
     }
@@ -83,12 +99,51 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
     }))
 }
 
+/// The configured exporters, or JSON Lines on stdout when none is configured.
+pub fn build_exporters(settings: &Settings) -> anyhow::Result<Vec<Box<dyn Exporter>>> {
+    let specs = if settings.exporters.is_empty() {
+        vec![ExporterSpec::Jsonl(JsonlSpec { path: "-".into() })]
+    } else {
+        settings.exporters.clone()
+    };
+    let mut exporters = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let exporter = connect_audit_exporters::build(spec).with_context(|| {
+            format!(
+                "cannot start the {} exporter for {}",
+                spec.kind(),
+                spec.path()
+            )
+        })?;
+        exporters.push(exporter);
+    }
+    Ok(exporters)
+}
+
+/// Finishes every exporter: its output appears under its final name only now.
+pub fn finish_exporters(exporters: Vec<Box<dyn Exporter>>) -> anyhow::Result<Vec<ExportSummary>> {
+    let mut outputs = Vec::new();
+    for exporter in exporters {
+        let name = exporter.describe();
+        outputs.push(
+            exporter
+                .finish()
+                .with_context(|| format!("exporter {name} failed"))?,
+        );
+    }
+    Ok(outputs)
+}
+
 /// Feeds every exporter and the progress display.
-struct FanOut<'a> {
-    exporters: Vec<Box<dyn Exporter>>,
-    reporter: &'a Reporter,
-    files: u64,
-    done: u64,
+pub struct FanOut<'a> {
+    /// The exporters.
+    pub exporters: Vec<Box<dyn Exporter>>,
+    /// The progress display.
+    pub reporter: &'a Reporter,
+    /// Files to read.
+    pub files: u64,
+    /// Files read.
+    pub done: u64,
 }
 
 impl ScanSink for FanOut<'_> {
@@ -141,23 +196,9 @@ pub fn run(
         }
         None => connect_audit_core::Directory::new(),
     };
-    let specs = if settings.exporters.is_empty() {
-        vec![ExporterSpec::Jsonl(JsonlSpec { path: "-".into() })]
-    } else {
-        settings.exporters.clone()
-    };
-    let mut exporters = Vec::with_capacity(specs.len());
-    for spec in &specs {
-        let exporter = connect_audit_exporters::build(spec).with_context(|| {
-            format!(
-                "cannot start the {} exporter for {}",
-                spec.kind(),
-                spec.path()
-            )
-        })?;
-        exporters.push(exporter);
-    }
+    let exporters = build_exporters(settings)?;
     let mut options = ScanOptions::new(valid.window, valid.events.clone());
+    options.scope = valid.scope.clone();
     if let Some(threads) = settings.report.threads {
         options.threads = threads;
     }
@@ -174,15 +215,7 @@ pub fn run(
     let outcome = scanner.scan(&mut sink);
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
-    let mut outputs = Vec::new();
-    for exporter in sink.exporters {
-        let name = exporter.describe();
-        outputs.push(
-            exporter
-                .finish()
-                .with_context(|| format!("exporter {name} failed"))?,
-        );
-    }
+    let outputs = finish_exporters(sink.exporters)?;
     reporter.summary(&summary_text(
         &valid,
         &summary,

@@ -22,6 +22,7 @@
 //! });
 //! ```
 
+pub mod athena;
 pub mod exporters;
 
 use std::collections::BTreeSet;
@@ -29,12 +30,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use connect_audit_core::record::COLUMNS;
-use connect_audit_core::{EventSelection, Location, Window};
+use connect_audit_core::{EventSelection, Location, Scope, Window};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use athena::{AthenaSettings, S3Path, ValidAthena};
 pub use exporters::{CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec};
 
 /// The file read when neither `--config` nor `CONNECT_AUDIT_CONFIG` names one.
@@ -61,6 +63,9 @@ pub struct Settings {
     /// `[snapshot]`: where and how the user directory is snapshotted.
     #[serde(default)]
     pub snapshot: SnapshotSettings,
+    /// `[athena]`: the distributed engine (`report --engine athena`, `athena …`).
+    #[serde(default)]
+    pub athena: AthenaSettings,
 }
 
 /// `[[instances]]`: one Amazon Connect instance.
@@ -116,10 +121,24 @@ fn eight() -> u32 {
     8
 }
 
+/// Which engine a report runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The embedded engine: scans the trail on this machine.
+    #[default]
+    Local,
+    /// Amazon Athena: the join runs where the trail is (see `[athena]`).
+    Athena,
+}
+
 /// `[report]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportSettings {
+    /// The engine: `local` (scan here) or `athena`. Default: `local`.
+    #[serde(default)]
+    pub engine: Engine,
     /// The CloudTrail logs: a directory holding `AWSLogs/` (or any folder above or below it).
     /// Required for a report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +164,16 @@ pub struct ReportSettings {
     /// Scanner threads. Default: the number of cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
+    /// Report only events of these accounts (`recipientAccountId`). Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
+    /// Report only events of these regions. Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Report only events of these Connect instances (ids or ARNs); events that name no
+    /// instance are then left out. Default: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_ids: Vec<String>,
 }
 
 /// A configuration problem: the key, who set it, and what is wrong.
@@ -243,9 +272,162 @@ pub struct ValidReport {
     pub window: Window,
     /// The audited events.
     pub events: EventSelection,
+    /// The accounts, regions and instances reported.
+    pub scope: Scope,
+}
+
+/// A report on the Athena engine, checked.
+#[derive(Debug, Clone)]
+pub struct ValidAthenaReport {
+    /// The database, tables, workgroup and locations.
+    pub athena: ValidAthena,
+    /// The time window.
+    pub window: Window,
+    /// The audited events.
+    pub events: EventSelection,
+    /// The accounts, regions and instances reported.
+    pub scope: Scope,
+}
+
+/// What both engines' reports check: window, events, scope, threads, exporters.
+struct Common {
+    window: Option<Window>,
+    events: Option<EventSelection>,
+    scope: Option<Scope>,
 }
 
 impl Settings {
+    fn check_common(&self, now: Timestamp, problem: &mut impl FnMut(&str, String)) -> Common {
+        let r = &self.report;
+        let mut window = None;
+        for (key, value) in [("report.since", &r.since), ("report.until", &r.until)] {
+            if let Some(v) = value
+                && let Err(e) = connect_audit_core::window::parse_time(v, now)
+            {
+                problem(key, e.to_string());
+            }
+        }
+        match Window::parse(r.since.as_deref(), r.until.as_deref(), now) {
+            Ok(w) => window = Some(w),
+            Err(e @ connect_audit_core::window::WindowError::Empty { .. }) => {
+                problem("report.since", e.to_string());
+            }
+            Err(_) => {}
+        }
+        let events = match EventSelection::parse(&r.events) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                problem("report.events", e.to_string());
+                None
+            }
+        };
+        if r.threads == Some(0) {
+            problem("report.threads", "must be at least 1".into());
+        }
+        let mut scope_ok = true;
+        for a in &r.accounts {
+            if !athena::is_account(a) {
+                scope_ok = false;
+                problem(
+                    "report.accounts",
+                    format!("`{}` is not a 12-digit account id", a.escape_default()),
+                );
+            }
+        }
+        for g in &r.regions {
+            if !athena::is_region(g) {
+                scope_ok = false;
+                problem(
+                    "report.regions",
+                    format!("`{}` is not an AWS region", g.escape_default()),
+                );
+            }
+        }
+        let mut instances = Vec::new();
+        for (i, id) in r.instance_ids.iter().enumerate() {
+            let settings = InstanceSettings {
+                id: id.clone(),
+                region: None,
+                account: None,
+            };
+            match check_instance(&settings) {
+                Ok(valid) => instances.push(valid.id.to_ascii_lowercase()),
+                Err(message) => {
+                    scope_ok = false;
+                    problem(&format!("report.instance_ids[{i}]"), message);
+                }
+            }
+        }
+        validate_exporters(&self.exporters, problem);
+        Common {
+            window,
+            events,
+            scope: scope_ok.then(|| Scope {
+                accounts: r.accounts.clone(),
+                regions: r.regions.clone(),
+                instances,
+            }),
+        }
+    }
+
+    /// Checks a report on the Athena engine (and `athena init`/`athena sql`), without I/O:
+    /// `[athena]`, the window, events, scope and exporters. The report's scope must lie within
+    /// the accounts and regions the table covers.
+    pub fn validate_athena(
+        &self,
+        figment: &Figment,
+        now: Timestamp,
+    ) -> Result<ValidAthenaReport, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                origin: origin_of(figment, key),
+                message,
+            });
+        };
+        let common = self.check_common(now, &mut problem);
+        let snapshot = match (&self.report.snapshot, &self.snapshot.store) {
+            (Some(s), _) => Some(("report.snapshot", s.as_str())),
+            (None, Some(s)) => Some(("snapshot.store", s.as_str())),
+            (None, None) => None,
+        };
+        let athena = self
+            .athena
+            .check(self.report.trail.as_deref(), snapshot, &mut problem);
+        if let Some(a) = &athena {
+            for account in &self.report.accounts {
+                if !a.accounts.contains(account) {
+                    problem(
+                        "report.accounts",
+                        format!(
+                            "`{account}` is not one of athena.accounts, which the table covers"
+                        ),
+                    );
+                }
+            }
+            for region in &self.report.regions {
+                if !a.regions.contains(region) {
+                    problem(
+                        "report.regions",
+                        format!("`{region}` is not one of athena.regions, which the table covers"),
+                    );
+                }
+            }
+        }
+        match (athena, common.window, common.events, common.scope) {
+            (Some(athena), Some(window), Some(events), Some(scope)) if problems.is_empty() => {
+                Ok(ValidAthenaReport {
+                    athena,
+                    window,
+                    events,
+                    scope,
+                })
+            }
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+
     /// Checks everything a report needs, without I/O. `now` anchors relative times.
     /// Problems name the key and, via `figment`, the file or variable that set it.
     pub fn validate(&self, figment: &Figment, now: Timestamp) -> Result<ValidReport, ConfigError> {
@@ -286,39 +468,17 @@ impl Settings {
             Some(Ok(l)) => Some(l),
             None => None,
         };
-        let mut window = None;
-        for (key, value) in [("report.since", &r.since), ("report.until", &r.until)] {
-            if let Some(v) = value
-                && let Err(e) = connect_audit_core::window::parse_time(v, now)
-            {
-                problem(key, e.to_string());
+        let common = self.check_common(now, &mut problem);
+        match (trail, common.window, common.events, common.scope) {
+            (Some(trail), Some(window), Some(events), Some(scope)) if problems.is_empty() => {
+                Ok(ValidReport {
+                    trail,
+                    snapshot,
+                    window,
+                    events,
+                    scope,
+                })
             }
-        }
-        match Window::parse(r.since.as_deref(), r.until.as_deref(), now) {
-            Ok(w) => window = Some(w),
-            Err(e @ connect_audit_core::window::WindowError::Empty { .. }) => {
-                problem("report.since", e.to_string());
-            }
-            Err(_) => {}
-        }
-        let events = match EventSelection::parse(&r.events) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                problem("report.events", e.to_string());
-                None
-            }
-        };
-        if r.threads == Some(0) {
-            problem("report.threads", "must be at least 1".into());
-        }
-        validate_exporters(&self.exporters, &mut problem);
-        match (trail, window, events) {
-            (Some(trail), Some(window), Some(events)) if problems.is_empty() => Ok(ValidReport {
-                trail,
-                snapshot,
-                window,
-                events,
-            }),
             _ => Err(ConfigError::Invalid(problems)),
         }
     }

@@ -12,9 +12,9 @@ use crate::ids::{bare_id, leading_uuid, parse_connect_arn};
 use crate::record::{ActorKind, AuditRecord, NameSource, Origin, TargetKind};
 
 /// Role name prefix of the Connect admin website's service-linked role.
-const CONNECT_ROLE_PREFIX: &str = "AWSServiceRoleForAmazonConnect_";
+pub const CONNECT_ROLE_PREFIX: &str = "AWSServiceRoleForAmazonConnect_";
 /// Role name prefix of the Global Resiliency synchronization service-linked role.
-const SYNC_ROLE_PREFIX: &str = "AWSServiceRoleForAmazonConnectSynchronization_";
+pub const SYNC_ROLE_PREFIX: &str = "AWSServiceRoleForAmazonConnectSynchronization_";
 
 /// One CloudTrail record, reduced to the fields the audit reads. Unknown fields are ignored;
 /// `requestParameters`/`responseElements` may be objects, `null` or absent.
@@ -179,50 +179,28 @@ impl CloudTrailRecord<'_> {
     }
 
     /// The name this event gives to an id, if it creates or renames a user, profile or group
-    /// and succeeded.
+    /// and succeeded (see [`TargetRule::teaches_name`]).
     pub fn learned_name(&self) -> Option<LearnedName> {
         if self.error_code.is_some() {
             return None;
         }
         let req = self.request()?;
-        let resp = self.response();
-        let (kind, id, name) = match self.event_name.as_deref()? {
-            "CreateUser" => (
-                TargetKind::User,
-                str_field(resp?, "UserId").or_else(|| str_field(resp?, "UserArn"))?,
-                str_field(req, "Username")?,
-            ),
-            "CreateUserHierarchyGroup" => (
-                TargetKind::HierarchyGroup,
-                str_field(resp?, "HierarchyGroupId")?,
-                str_field(req, "Name")?,
-            ),
-            "UpdateUserHierarchyGroupName" => (
-                TargetKind::HierarchyGroup,
-                str_field(req, "HierarchyGroupId")?,
-                str_field(req, "Name")?,
-            ),
-            "CreateSecurityProfile" => (
-                TargetKind::SecurityProfile,
-                str_field(resp?, "SecurityProfileId")?,
-                str_field(req, "SecurityProfileName")?,
-            ),
-            "CreateRoutingProfile" => (
-                TargetKind::RoutingProfile,
-                str_field(resp?, "RoutingProfileId")?,
-                str_field(req, "Name")?,
-            ),
-            "UpdateRoutingProfileName" => (
-                TargetKind::RoutingProfile,
-                str_field(req, "RoutingProfileId")?,
-                str_field(req, "Name")?,
-            ),
-            _ => return None,
+        let TargetRule::Fixed {
+            kind,
+            id,
+            name: Some(name),
+        } = target_rule(self.event_name.as_deref()?)
+        else {
+            return None;
         };
+        if !kind.is_named() {
+            return None;
+        }
+        let resp = self.response();
         Some(LearnedName {
             kind,
-            id: bare_id(id).to_owned(),
-            name: name.to_owned(),
+            id: bare_id(id.read(Some(req), resp)?).to_owned(),
+            name: name.read(Some(req), resp)?.to_owned(),
         })
     }
 
@@ -420,56 +398,128 @@ impl Target {
         }
     }
 
-    /// Finds the target of `event_name` in its request and response.
+    /// Finds the target of `event_name` in its request and response, by its
+    /// [`target_rule`].
     pub fn of(
         event_name: &str,
         req: Option<&Map<String, Value>>,
         resp: Option<&Map<String, Value>>,
     ) -> Self {
-        use TargetKind as K;
-        let r = |k: &str| req.and_then(|m| str_field(m, k));
-        let o = |k: &str| resp.and_then(|m| str_field(m, k));
-        match event_name {
-            "CreateUser" => Self::new(K::User, o("UserId").or(o("UserArn")), r("Username")),
-            "CreateUserHierarchyGroup" => {
-                Self::new(K::HierarchyGroup, o("HierarchyGroupId"), r("Name"))
-            }
-            "UpdateUserHierarchyGroupName" => {
-                Self::new(K::HierarchyGroup, r("HierarchyGroupId"), r("Name"))
-            }
-            "DeleteUserHierarchyGroup" => Self::new(K::HierarchyGroup, r("HierarchyGroupId"), None),
-            "CreateSecurityProfile" => Self::new(
-                K::SecurityProfile,
-                o("SecurityProfileId"),
-                r("SecurityProfileName"),
+        match target_rule(event_name) {
+            TargetRule::Fixed { kind, id, name } => Self::new(
+                kind,
+                id.read(req, resp),
+                name.and_then(|n| n.read(req, resp)),
             ),
-            "UpdateSecurityProfile" | "DeleteSecurityProfile" => {
-                Self::new(K::SecurityProfile, r("SecurityProfileId"), None)
-            }
-            "AssociateSecurityProfiles" | "DisassociateSecurityProfiles" => {
-                Self::from_arn(r("EntityArn"))
-            }
-            "CreateRoutingProfile" => {
-                Self::new(K::RoutingProfile, o("RoutingProfileId"), r("Name"))
-            }
-            "UpdateRoutingProfileName" => {
-                Self::new(K::RoutingProfile, r("RoutingProfileId"), r("Name"))
-            }
-            name if name.contains("RoutingProfile") && !name.starts_with("UpdateUser") => {
-                Self::new(K::RoutingProfile, r("RoutingProfileId"), None)
-            }
-            "TagResource" | "UntagResource" => Self::from_arn(r("resourceArn")),
-            "CreateAgentStatus" => Self::new(K::Resource, o("AgentStatusId"), r("Name")),
-            "UpdateAgentStatus" => Self::new(K::Resource, r("AgentStatusId"), r("Name")),
-            "UpdateAuthenticationProfile" => {
-                Self::new(K::Resource, r("AuthenticationProfileId"), r("Name"))
-            }
-            "CreateInstance" | "ReplicateInstance" => Self::new(K::Resource, o("Id"), None),
-            _ => match r("UserId") {
-                Some(id) => Self::new(K::User, Some(id), None),
-                None => Self::new(K::None, None, None),
+            TargetRule::Arn(key) => Self::from_arn(req.and_then(|m| str_field(m, key))),
+            TargetRule::UserIdOrNone => match req.and_then(|m| str_field(m, "UserId")) {
+                Some(id) => Self::new(TargetKind::User, Some(id), None),
+                None => Self::new(TargetKind::None, None, None),
             },
         }
+    }
+}
+
+/// Where a value of an event is read from. Only JSON strings count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `requestParameters.<key>`.
+    Request(&'static str),
+    /// `responseElements.<key>`.
+    Response(&'static str),
+    /// `responseElements.<first key>`, else `responseElements.<second key>`.
+    ResponseEither(&'static str, &'static str),
+}
+
+impl Field {
+    /// Reads the field from a request and response.
+    pub fn read<'m>(
+        self,
+        req: Option<&'m Map<String, Value>>,
+        resp: Option<&'m Map<String, Value>>,
+    ) -> Option<&'m str> {
+        match self {
+            Self::Request(key) => req.and_then(|m| str_field(m, key)),
+            Self::Response(key) => resp.and_then(|m| str_field(m, key)),
+            Self::ResponseEither(first, second) => resp
+                .and_then(|m| str_field(m, first))
+                .or_else(|| resp.and_then(|m| str_field(m, second))),
+        }
+    }
+}
+
+/// How the target of an event is found. One table for both engines: the local engine reads it
+/// in [`Target::of`], the Athena engine turns it into SQL, so the two cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetRule {
+    /// A target of `kind`, its id (an ARN is normalised to the bare id) and maybe its name.
+    Fixed {
+        /// What the event changes.
+        kind: TargetKind,
+        /// Where the id is.
+        id: Field,
+        /// Where a name is, for events that name what they create or rename.
+        name: Option<Field>,
+    },
+    /// A resource ARN in this request field, classified by its resource type
+    /// ([`parse_connect_arn`]); a non-Connect ARN is a `resource`, no ARN is `none`.
+    Arn(&'static str),
+    /// `requestParameters.UserId` when present (a user), else no target.
+    UserIdOrNone,
+}
+
+impl TargetRule {
+    /// Whether a successful event of this rule teaches the name of what it creates or renames
+    /// (see [`CloudTrailRecord::learned_name`]).
+    pub fn teaches_name(self) -> bool {
+        matches!(self, Self::Fixed { kind, name: Some(_), .. } if kind.is_named())
+    }
+}
+
+/// The rule that finds the target of `event_name`.
+pub fn target_rule(event_name: &str) -> TargetRule {
+    use Field::{Request as R, Response as O};
+    use TargetKind as K;
+    let fixed = |kind, id, name| TargetRule::Fixed { kind, id, name };
+    match event_name {
+        "CreateUser" => fixed(
+            K::User,
+            Field::ResponseEither("UserId", "UserArn"),
+            Some(R("Username")),
+        ),
+        "CreateUserHierarchyGroup" => {
+            fixed(K::HierarchyGroup, O("HierarchyGroupId"), Some(R("Name")))
+        }
+        "UpdateUserHierarchyGroupName" => {
+            fixed(K::HierarchyGroup, R("HierarchyGroupId"), Some(R("Name")))
+        }
+        "DeleteUserHierarchyGroup" => fixed(K::HierarchyGroup, R("HierarchyGroupId"), None),
+        "CreateSecurityProfile" => fixed(
+            K::SecurityProfile,
+            O("SecurityProfileId"),
+            Some(R("SecurityProfileName")),
+        ),
+        "UpdateSecurityProfile" | "DeleteSecurityProfile" => {
+            fixed(K::SecurityProfile, R("SecurityProfileId"), None)
+        }
+        "AssociateSecurityProfiles" | "DisassociateSecurityProfiles" => {
+            TargetRule::Arn("EntityArn")
+        }
+        "CreateRoutingProfile" => fixed(K::RoutingProfile, O("RoutingProfileId"), Some(R("Name"))),
+        "UpdateRoutingProfileName" => {
+            fixed(K::RoutingProfile, R("RoutingProfileId"), Some(R("Name")))
+        }
+        name if name.contains("RoutingProfile") && !name.starts_with("UpdateUser") => {
+            fixed(K::RoutingProfile, R("RoutingProfileId"), None)
+        }
+        "TagResource" | "UntagResource" => TargetRule::Arn("resourceArn"),
+        "CreateAgentStatus" => fixed(K::Resource, O("AgentStatusId"), Some(R("Name"))),
+        "UpdateAgentStatus" => fixed(K::Resource, R("AgentStatusId"), Some(R("Name"))),
+        "UpdateAuthenticationProfile" => {
+            fixed(K::Resource, R("AuthenticationProfileId"), Some(R("Name")))
+        }
+        "CreateInstance" | "ReplicateInstance" => fixed(K::Resource, O("Id"), None),
+        _ => TargetRule::UserIdOrNone,
     }
 }
 
@@ -480,6 +530,23 @@ fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
 /// Compact JSON text of a value; `None` for `null`.
 fn json_text(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| v.to_string())
+}
+
+/// The `request_parameters` column of an event from the JSON text a trail store keeps (an
+/// Athena CloudTrail table, say): compact, keys in the same order, `Password` removed, exactly
+/// as [`CloudTrailRecord::to_audit_record`] writes it. `None` for `null`; an error for text
+/// that is not JSON.
+pub fn request_parameters_text(json: &str) -> Result<Option<String>, serde_json::Error> {
+    let mut v: Value = serde_json::from_str(json)?;
+    remove_secrets(&mut v);
+    Ok(json_text(&v))
+}
+
+/// The `response_elements` column from its JSON text, as [`request_parameters_text`] does it
+/// (nothing is removed).
+pub fn response_elements_text(json: &str) -> Result<Option<String>, serde_json::Error> {
+    let v: Value = serde_json::from_str(json)?;
+    Ok(json_text(&v))
 }
 
 /// Removes every `Password` key (any letter case, at any depth).

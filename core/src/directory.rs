@@ -89,14 +89,7 @@ impl Directory {
                 None => source = NameSource::Unresolved,
             }
         }
-        let named_kind = matches!(
-            record.target_kind,
-            TargetKind::User
-                | TargetKind::HierarchyGroup
-                | TargetKind::SecurityProfile
-                | TargetKind::RoutingProfile
-        );
-        if named_kind {
+        if record.target_kind.is_named() {
             needed = true;
             match record.target_id.as_deref().and_then(|id| self.lookup(id)) {
                 Some((entry, s)) => {

@@ -34,6 +34,7 @@ pub mod error;
 pub mod ids;
 pub mod location;
 pub mod record;
+pub mod scope;
 pub mod store;
 pub mod window;
 
@@ -42,4 +43,5 @@ pub use directory::Directory;
 pub use error::Error;
 pub use location::{AtomicFile, Location, ObjectInfo, Store};
 pub use record::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
+pub use scope::Scope;
 pub use window::Window;

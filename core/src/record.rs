@@ -256,6 +256,17 @@ text_enum! {
     }
 }
 
+impl TargetKind {
+    /// Whether targets of this kind have a name the Directory keeps: users, hierarchy groups,
+    /// security profiles and routing profiles.
+    pub fn is_named(self) -> bool {
+        matches!(
+            self,
+            Self::User | Self::HierarchyGroup | Self::SecurityProfile | Self::RoutingProfile
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! Errors of the engines. Problems with single trail files are not errors: they are
+//! Errors of the engines (local scan and Athena). Problems with single trail files are not errors: they are
 //! [`BadInput`](crate::local::BadInput) reports, and the scan goes on.
 
 use std::path::PathBuf;
@@ -30,4 +30,47 @@ pub enum Error {
     /// A scanner thread panicked; this is a bug.
     #[error("a scanner thread panicked while reading {0}")]
     WorkerPanicked(String),
+    /// An Athena API call failed (after the SDK's retries).
+    #[error("Athena {operation} failed: {message}")]
+    Athena {
+        /// The API operation, e.g. `StartQueryExecution`.
+        operation: &'static str,
+        /// The error and its causes.
+        message: String,
+    },
+    /// The query ended FAILED or CANCELLED.
+    #[error("Athena query {id} {state}: {reason}")]
+    QueryFailed {
+        /// The query execution id.
+        id: String,
+        /// `FAILED` or `CANCELLED`.
+        state: String,
+        /// `StateChangeReason` and `AthenaError`.
+        reason: String,
+    },
+    /// The query ran past the timeout and was stopped.
+    #[error(
+        "Athena query {id} did not finish within {seconds} s (athena.timeout_secs); it was stopped"
+    )]
+    QueryTimeout {
+        /// The query execution id.
+        id: String,
+        /// The timeout.
+        seconds: u64,
+    },
+    /// The run was interrupted (Ctrl-C): a running query was stopped, or the reading of its
+    /// results given up.
+    #[error("interrupted: Athena query {id} was stopped (or its results no longer read)")]
+    Interrupted {
+        /// The query execution id.
+        id: String,
+    },
+    /// The query's results do not have the shape it asks for.
+    #[error("Athena query {id} gave an unexpected result: {reason}")]
+    BadResult {
+        /// The query execution id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
 }

@@ -4,8 +4,10 @@
 //!   (a [`Store`](connect_audit_core::Store)), filters audited Connect events on the raw bytes
 //!   before parsing, names actors and targets from the snapshot and the trail, removes
 //!   duplicate deliveries, and streams batches to a [`local::ScanSink`] using every core.
-//! - `athena` (for trails too big for one machine) arrives later; it will yield the same
-//!   records from the same trail.
+//! - [`athena`] (for trails too big for one machine): the DDL of the CloudTrail and snapshot
+//!   tables, the join query (values only as execution parameters), and a runner that polls,
+//!   stops, and streams result pages into the same [`local::ScanSink`]. It yields the same
+//!   records as `local` from the same trail.
 //!
 //! ```no_run
 //! use connect_audit_core::{Directory, EventSelection, Store, Window};
@@ -20,6 +22,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod athena;
 pub mod error;
 pub mod local;
 

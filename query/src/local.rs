@@ -30,7 +30,9 @@ use std::sync::{Mutex, mpsc};
 
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, group_of};
 use connect_audit_core::cloudtrail::{LearnedName, Parsed, parse_record};
-use connect_audit_core::{AuditRecord, Directory, EventSelection, ObjectInfo, Store, Window};
+use connect_audit_core::{
+    AuditRecord, Directory, EventSelection, ObjectInfo, Scope, Store, Window,
+};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -107,6 +109,8 @@ pub struct ScanOptions {
     pub events: EventSelection,
     /// Worker threads reading files. At least 1.
     pub threads: usize,
+    /// The accounts, regions and instances reported. Default: everything.
+    pub scope: Scope,
 }
 
 impl ScanOptions {
@@ -117,6 +121,7 @@ impl ScanOptions {
             window,
             events,
             threads,
+            scope: Scope::default(),
         }
     }
 }
@@ -914,7 +919,11 @@ fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> F
             continue;
         };
         match rec.to_audit_record(group) {
-            Ok(record) if options.window.contains(record.event_time) => result.records.push(record),
+            Ok(record)
+                if options.window.contains(record.event_time) && options.scope.admits(&record) =>
+            {
+                result.records.push(record);
+            }
             Ok(_) => {}
             Err(e) => result
                 .bad

@@ -22,6 +22,7 @@
 
 #[macro_use]
 mod json;
+pub mod fake_athena;
 pub mod fake_connect;
 pub mod garage;
 

@@ -741,6 +741,49 @@ fn passwords_never_reach_records() {
 }
 
 #[test]
+fn scope_limits_accounts_regions_and_instances_after_names_are_learned() {
+    let scoped = |scope: connect_audit_core::Scope| {
+        let root = examples();
+        let directory = load_directory_blocking(&Store::local(root.join("snapshot"))).unwrap();
+        let mut options = ScanOptions::new(window(), EventSelection::defaults());
+        options.scope = scope;
+        let scanner = TrailScanner::new(Store::local(root.join("trail")), directory, options);
+        let mut records = Vec::new();
+        scanner.scan(&mut records).unwrap();
+        records
+    };
+    let (all, _) = scan_defaults();
+    let org = scoped(connect_audit_core::Scope {
+        accounts: vec!["444455556666".into()],
+        ..Default::default()
+    });
+    assert!(!org.is_empty());
+    assert!(org.iter().all(|r| r.account_id == "444455556666"));
+    assert_eq!(
+        org.len(),
+        all.iter()
+            .filter(|r| r.account_id == "444455556666")
+            .count()
+    );
+    let tokyo = scoped(connect_audit_core::Scope {
+        regions: vec!["ap-northeast-1".into()],
+        instances: vec![ids::INSTANCE_TOKYO.to_owned()],
+        ..Default::default()
+    });
+    assert!(!tokyo.is_empty());
+    assert!(
+        tokyo.iter().all(|r| r.region == "ap-northeast-1"
+            && r.instance_id.as_deref() == Some(ids::INSTANCE_TOKYO))
+    );
+    assert!(tokyo.len() < all.len());
+    // Names learned from events outside the scope still name the rows inside it.
+    for r in &tokyo {
+        let same = all.iter().find(|a| a.event_id == r.event_id).unwrap();
+        assert_eq!(r, same);
+    }
+}
+
+#[test]
 fn one_thread_gives_the_same_records() {
     let (many, _) = scan_defaults();
     let (one, summary) = scan_with(EventSelection::defaults(), Some(1));

@@ -1,5 +1,6 @@
 //! End-to-end tests of connect-audit: one test binary, one module per area.
 
+mod athena;
 mod cli;
 mod examples;
 mod exporters;

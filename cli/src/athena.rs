@@ -1,0 +1,158 @@
+//! `connect-audit athena init|sql` and `report --engine athena`.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use connect_audit_config::{Settings, ValidAthenaReport};
+use connect_audit_query::athena::{self, Runner, ddl, sql};
+use figment::Figment;
+
+use crate::ExitCode;
+use crate::args::{AthenaInitArgs, AthenaSqlArgs};
+use crate::output::{self, Reporter};
+use crate::report::{FanOut, build_exporters, finish_exporters};
+
+/// Merges the flags of `athena sql` over the layered config.
+pub fn merge_sql_flags(mut figment: Figment, args: &AthenaSqlArgs) -> Figment {
+    if let Some(v) = &args.since {
+        figment = figment.merge(("report.since", v));
+    }
+    if let Some(v) = &args.until {
+        figment = figment.merge(("report.until", v));
+    }
+    if let Some(v) = &args.events {
+        figment = figment.merge(("report.events", v));
+    }
+    figment
+}
+
+/// Completes on Ctrl-C; never when the signal cannot be watched.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn runner(settings: &Settings, valid: &ValidAthenaReport) -> Runner {
+    let config = crate::aws::sdk_config(settings.snapshot.max_attempts).await;
+    Runner::new(aws_sdk_athena::Client::new(&config), &valid.athena)
+}
+
+/// `athena sql`: the audit query and its parameters, on stdout.
+pub fn print_sql(valid: &ValidAthenaReport) -> ExitCode {
+    let query = sql::audit_query(&valid.athena, valid.window, &valid.events, &valid.scope);
+    output::data(&query.annotated());
+    ExitCode::Success
+}
+
+/// `athena init`: runs (or prints) the DDL, one statement per query, in order.
+pub fn init(
+    settings: &Settings,
+    valid: &ValidAthenaReport,
+    args: &AthenaInitArgs,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    let statements = ddl::init_statements(&valid.athena, args.replace, args.view);
+    if args.dry_run {
+        for s in &statements {
+            output::data(&format!("-- {}\n{};\n\n", s.what, s.sql));
+        }
+        return Ok(ExitCode::Success);
+    }
+    if valid.athena.snapshot.is_none() {
+        output::note(
+            "connect-audit: note: no S3 snapshot store (report.snapshot or snapshot.store): the snapshot tables are not created and names come from the trail only",
+        );
+    }
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let runner = runner(settings, valid).await;
+        for statement in &statements {
+            reporter.status(&statement.what);
+            let finished = runner
+                .run(&statement.sql, &[], ctrl_c())
+                .await
+                .with_context(|| format!("cannot create {}", statement.what))?;
+            reporter.summary(&format!(
+                "connect-audit: {} ok (query {})\n",
+                statement.what, finished.id
+            ));
+        }
+        reporter.finish();
+        Ok(ExitCode::Success)
+    })
+}
+
+/// `report --engine athena`: the audit query on Athena, its rows into every exporter.
+pub fn report(
+    settings: &Settings,
+    valid: &ValidAthenaReport,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let query = sql::audit_query(&valid.athena, valid.window, &valid.events, &valid.scope);
+    let exporters = build_exporters(settings)?;
+    let mut sink = FanOut {
+        exporters,
+        reporter,
+        files: 0,
+        done: 0,
+    };
+    reporter.status("waiting for Athena");
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(async {
+        let runner = runner(settings, valid).await;
+        athena::report(&runner, &query, &mut sink, ctrl_c()).await
+    });
+    reporter.finish();
+    let summary = outcome.context("the Athena report failed; nothing was written")?;
+    let outputs = finish_exporters(sink.exporters)?;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "connect-audit: Athena report of {}.{} for {} .. {} (until exclusive), {:.1}s",
+        valid.athena.database,
+        valid.athena.table,
+        valid.window.since,
+        valid.window.until,
+        started.elapsed().as_secs_f64()
+    );
+    #[allow(clippy::cast_precision_loss)]
+    let mib = summary.data_scanned_bytes as f64 / (1024.0 * 1024.0);
+    let _ = writeln!(
+        t,
+        "  query:   {} in workgroup {}, {:.1} MiB scanned, about ${:.4} at $5/TB (10 MB minimum)",
+        summary.query_id, valid.athena.workgroup, mib, summary.cost_usd
+    );
+    let _ = writeln!(
+        t,
+        "  records: {} audited events written ({} result pages), {} bad, {} rows with names unresolved",
+        summary.records,
+        summary.pages,
+        summary.bad.len(),
+        summary.names_unresolved
+    );
+    for o in &outputs {
+        let _ = writeln!(t, "  output:  {} ({} records)", o.exporter, o.records);
+    }
+    if !summary.bad.is_empty() {
+        let _ = writeln!(
+            t,
+            "  warning: {} bad records were skipped (listed above)",
+            summary.bad.len()
+        );
+    }
+    reporter.summary(&t);
+    if !summary.bad.is_empty() && !settings.report.tolerate_bad_files {
+        return Ok(ExitCode::BadInput);
+    }
+    Ok(ExitCode::Success)
+}
