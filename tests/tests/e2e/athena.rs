@@ -436,9 +436,9 @@ fn results_are_read_page_by_page_over_many_pages() {
     fake.set_page_cap(4);
     let before = fake.requests("GetQueryResults");
     let (paged, summary) = audit(&rt, &runner, &athena, &events);
-    let pages = fake.requests("GetQueryResults") - before;
-    assert!(pages > 3, "{pages} pages");
-    assert_eq!(summary.pages, pages);
+    let requests = fake.requests("GetQueryResults") - before;
+    assert!(requests > 3, "{requests} pages");
+    assert_eq!(summary.pages, requests);
     assert_eq!(paged, whole, "pagination changes nothing");
     assert_eq!(summary.records, whole.len() as u64);
     assert!(summary.data_scanned_bytes > 0);
