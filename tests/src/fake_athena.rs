@@ -90,7 +90,8 @@ use sqlparser::ast::{
     SqlOption, Statement, UnaryOperator, Value as SqlValue,
 };
 use sqlparser::dialect::{Dialect, GenericDialect};
-use sqlparser::parser::Parser;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Token, Tokenizer};
 
 /// Rows per `GetQueryResults` page unless [`FakeAthena::set_page_cap`] says otherwise (also
@@ -1280,6 +1281,72 @@ impl Dialect for AthenaDdlDialect {
     fn supports_map_literal_with_angle_brackets(&self) -> bool {
         true
     }
+
+    /// Hive's `CREATE (DATABASE|SCHEMA) [IF NOT EXISTS] name [COMMENT '…'] [LOCATION '…']
+    /// [WITH DBPROPERTIES ('k'='v', …)]`, which the generic parser does not know.
+    fn parse_statement(&self, parser: &mut Parser) -> Option<Result<Statement, ParserError>> {
+        if !parser.parse_keywords(&[Keyword::CREATE, Keyword::DATABASE])
+            && !parser.parse_keywords(&[Keyword::CREATE, Keyword::SCHEMA])
+        {
+            return None;
+        }
+        Some(parse_hive_create_database(parser))
+    }
+}
+
+fn parse_hive_create_database(parser: &mut Parser) -> Result<Statement, ParserError> {
+    let if_not_exists = parser.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let db_name = parser.parse_object_name(false)?;
+    let mut comment = None;
+    let mut location = None;
+    loop {
+        if comment.is_none() && parser.parse_keyword(Keyword::COMMENT) {
+            comment = Some(parser.parse_literal_string()?);
+        } else if location.is_none() && parser.parse_keyword(Keyword::LOCATION) {
+            location = Some(parser.parse_literal_string()?);
+        } else if parser.parse_keyword(Keyword::WITH) {
+            let word = parser.parse_identifier()?;
+            if !word.value.eq_ignore_ascii_case("DBPROPERTIES") {
+                return parser.expected("DBPROPERTIES", parser.peek_token());
+            }
+            parser.expect_token(&Token::LParen)?;
+            loop {
+                parser.parse_literal_string()?;
+                parser.expect_token(&Token::Eq)?;
+                parser.parse_literal_string()?;
+                if !parser.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            parser.expect_token(&Token::RParen)?;
+        } else {
+            break;
+        }
+    }
+    Ok(Statement::CreateDatabase {
+        db_name,
+        if_not_exists,
+        location,
+        managed_location: None,
+        or_replace: false,
+        transient: false,
+        clone: None,
+        data_retention_time_in_days: None,
+        max_data_extension_time_in_days: None,
+        external_volume: None,
+        catalog: None,
+        replace_invalid_characters: None,
+        default_ddl_collation: None,
+        storage_serialization_policy: None,
+        comment,
+        default_charset: None,
+        default_collation: None,
+        catalog_sync: None,
+        catalog_sync_namespace_mode: None,
+        catalog_sync_namespace_flatten_delimiter: None,
+        with_tags: None,
+        with_contacts: None,
+    })
 }
 
 /// A Hive column type.
@@ -3085,7 +3152,14 @@ ORDER BY eventid, rn"#;
     }
 
     async fn setup(fake: &FakeAthena, client: &aws_sdk_athena::Client) {
-        run_ok(client, "CREATE DATABASE IF NOT EXISTS `connect_audit`", &[]).await;
+        run_ok(
+            client,
+            "CREATE DATABASE IF NOT EXISTS `connect_audit`\nCOMMENT 'audit'\n\
+             LOCATION 's3://lake/db/' WITH DBPROPERTIES ('owner'='audit', 'team'='blue')",
+            &[],
+        )
+        .await;
+        run_ok(client, "CREATE SCHEMA IF NOT EXISTS connect_audit COMMENT 'again'", &[]).await;
         run_ok(client, CLOUDTRAIL_DDL, &[]).await;
         run_ok(client, USERS_DDL, &[]).await;
         assert_eq!(
@@ -3211,8 +3285,8 @@ ORDER BY eventid, rn"#;
         });
 
         let executions = fake.executions();
-        assert_eq!(executions.len(), 7);
-        let select = &executions[5];
+        assert_eq!(executions.len(), 8);
+        let select = &executions[6];
         assert_eq!(select.query, SELECT_TRAIL);
         assert_eq!(select.database.as_deref(), Some("connect_audit"));
         assert_eq!(select.work_group.as_deref(), Some("primary"));
@@ -3221,7 +3295,7 @@ ORDER BY eventid, rn"#;
             Some("s3://results-bucket/athena/")
         );
         assert_eq!(select.state, "SUCCEEDED");
-        assert_eq!(executions[4].state, "FAILED");
+        assert_eq!(executions[5].state, "FAILED");
     }
 
     #[test]

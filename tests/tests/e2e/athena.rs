@@ -514,11 +514,10 @@ fn cancelling_stops_the_query() {
     let runner = Runner::new(client(&fake), &athena);
     fake.hang_next_query();
     let err = rt
-        .block_on(runner.run(
-            "SELECT 1",
-            &[],
-            tokio::time::sleep(Duration::from_millis(500)),
-        ))
+        .block_on(async {
+            let cancel = tokio::time::sleep(Duration::from_millis(500));
+            runner.run("SELECT 1", &[], cancel).await
+        })
         .unwrap_err();
     assert!(matches!(err, Error::Interrupted { .. }), "{err}");
     assert_eq!(fake.requests("StopQueryExecution"), 1);
