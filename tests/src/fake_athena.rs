@@ -3159,7 +3159,12 @@ ORDER BY eventid, rn"#;
             &[],
         )
         .await;
-        run_ok(client, "CREATE SCHEMA IF NOT EXISTS connect_audit COMMENT 'again'", &[]).await;
+        run_ok(
+            client,
+            "CREATE SCHEMA IF NOT EXISTS connect_audit COMMENT 'again'",
+            &[],
+        )
+        .await;
         run_ok(client, CLOUDTRAIL_DDL, &[]).await;
         run_ok(client, USERS_DDL, &[]).await;
         assert_eq!(

@@ -21,6 +21,7 @@ use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, GROUPS};
 use connect_audit_core::cloudtrail::{
     CONNECT_ROLE_PREFIX, Field, SYNC_ROLE_PREFIX, TargetRule, target_rule,
 };
+use connect_audit_core::record::COLUMNS;
 use connect_audit_core::{EventSelection, Scope, TargetKind, Window};
 use jiff::tz::TimeZone;
 
@@ -50,32 +51,17 @@ impl Query {
 
 /// The columns every result row has, in order: the audit record's 22, then the trail file the
 /// row came from and, for a record the local engine would reject, why.
-pub const RESULT_COLUMNS: [&str; 24] = [
-    "event_time",
-    "event_id",
-    "event_name",
-    "category",
-    "account_id",
-    "region",
-    "instance_id",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
-    "actor_arn",
-    "target_kind",
-    "target_id",
-    "target_name",
-    "name_source",
-    "origin",
-    "source_ip",
-    "user_agent",
-    "error_code",
-    "error_message",
-    "request_parameters",
-    "response_elements",
-    "trail_file",
-    "problem",
-];
+pub const RESULT_COLUMNS: [&str; COLUMNS.len() + 2] = {
+    let mut out = [""; COLUMNS.len() + 2];
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        out[i] = COLUMNS[i];
+        i += 1;
+    }
+    out[COLUMNS.len()] = "trail_file";
+    out[COLUMNS.len() + 1] = "problem";
+    out
+};
 
 /// An Athena string literal. Values reach the SQL only this way, and only as parameters.
 pub fn literal(value: &str) -> String {

@@ -12,14 +12,15 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `connect-audit` binary of this build (`scripts/test` builds it before the tests).
+/// The `connect-audit` binary of this build (`scripts/test` builds it, with every other target,
+/// before the tests).
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let bin = dir.join(format!("connect-audit{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.is_file(),
-        "{} is missing: run `cargo build -p connect-audit-cli` first (scripts/test does)",
+        "{} is missing: run `cargo build --workspace --all-targets` first (scripts/test does)",
         bin.display()
     );
     bin
