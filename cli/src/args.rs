@@ -17,6 +17,16 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// The profile of the config file to use (`[team-blue.report]`, …), merged over its
+    /// `[default…]` tables. Default: default.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "CONNECT_AUDIT_PROFILE"
+    )]
+    pub profile: Option<String>,
+
     /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -39,12 +49,33 @@ pub enum Command {
     /// hierarchy groups) into the snapshot store. Objects are never deleted; a user gone from
     /// Connect is marked Deleted. An unchanged re-run writes no object.
     Snapshot(SnapshotArgs),
+    /// The nightly job: snapshot the instances (when [[instances]] are configured), then an
+    /// incremental report into every configured exporter. The state ([incremental]) advances
+    /// only when every exporter finished.
+    Run(RunArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Amazon Athena: create the tables and view, or print the audit query.
     #[command(subcommand)]
     Athena(AthenaCommand),
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// End (exclusive) of the run's window. Default: now. [report.until]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+
+    /// Exit 0 (and advance the state) even when bad trail files or records were skipped.
+    /// [report.tolerate_bad_files]
+    #[arg(long)]
+    pub tolerate_bad_files: bool,
+
+    /// Skip the snapshot even when instances are configured.
+    #[arg(long)]
+    pub no_snapshot: bool,
 }
 
 /// `athena …`.
@@ -129,6 +160,12 @@ pub struct ReportArgs {
     /// [report.tolerate_bad_files]
     #[arg(long)]
     pub tolerate_bad_files: bool,
+
+    /// Continue from the last finished run ([incremental] state): the window starts a lookback
+    /// before it, events delivered already are dropped, and the state advances only when every
+    /// exporter finished. File exporters need `{since}` in their paths.
+    #[arg(long)]
+    pub incremental: bool,
 
     /// Scanner threads. Default: the number of cores. [report.threads]
     #[arg(long, value_name = "N")]

@@ -11,18 +11,18 @@ use figment::Figment;
 use crate::ExitCode;
 use crate::args::{AthenaInitArgs, AthenaSqlArgs};
 use crate::output::{self, Reporter};
-use crate::report::{FanOut, build_exporters, finish_exporters};
+use crate::report::{FanOut, build_exporters, exporter_specs, finish_exporters};
 
 /// Merges the flags of `athena sql` over the layered config.
 pub fn merge_sql_flags(mut figment: Figment, args: &AthenaSqlArgs) -> Figment {
     if let Some(v) = &args.since {
-        figment = figment.merge(("report.since", v));
+        figment = connect_audit_config::flag(figment, "report.since", v);
     }
     if let Some(v) = &args.until {
-        figment = figment.merge(("report.until", v));
+        figment = connect_audit_config::flag(figment, "report.until", v);
     }
     if let Some(v) = &args.events {
-        figment = figment.merge(("report.events", v));
+        figment = connect_audit_config::flag(figment, "report.events", v);
     }
     figment
 }
@@ -99,7 +99,7 @@ pub fn report(
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let query = sql::audit_query(&valid.athena, valid.window, &valid.events, &valid.scope);
-    let exporters = build_exporters(settings)?;
+    let exporters = build_exporters(&exporter_specs(settings, valid.window, false)?)?;
     let mut sink = FanOut {
         exporters,
         reporter,

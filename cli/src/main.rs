@@ -6,6 +6,7 @@
 mod args;
 mod athena;
 mod aws;
+mod incremental;
 mod output;
 mod report;
 mod snapshot;
@@ -58,7 +59,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let figment = connect_audit_config::load(cli.config.as_deref())?;
+    let figment =
+        connect_audit_config::load_profile(cli.config.as_deref(), cli.profile.as_deref())?;
     match &cli.command {
         Command::Report(args) => {
             let figment = report::merge_flags(figment, args)?;
@@ -69,7 +71,35 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 return athena::report(&settings, &valid, &reporter);
             }
             let valid = settings.validate(&figment, jiff::Timestamp::now())?;
-            report::run(&settings, valid, &reporter)
+            let incremental = if args.incremental {
+                Some(settings.validate_incremental(&figment)?)
+            } else {
+                None
+            };
+            report::run(&settings, valid, incremental.as_ref(), &reporter)
+        }
+        Command::Run(args) => {
+            let figment = report::merge_run_flags(figment, args);
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+            let reporter = Reporter::new(cli.quiet);
+            if settings.report.engine == Engine::Athena {
+                return Err(UsageError(
+                    "`run` uses the local engine; report.engine = \"athena\" is not supported \
+                     for incremental runs yet"
+                        .into(),
+                )
+                .into());
+            }
+            let valid = settings.validate(&figment, jiff::Timestamp::now())?;
+            let incremental = settings.validate_incremental(&figment)?;
+            if !args.no_snapshot && !settings.instances.is_empty() {
+                let snapshot = settings.validate_snapshot(&figment)?;
+                let code = snapshot::run(&settings, &snapshot, &reporter)?;
+                if code != ExitCode::Success {
+                    return Ok(code);
+                }
+            }
+            report::run(&settings, valid, Some(&incremental), &reporter)
         }
         Command::Athena(AthenaCommand::Init(args)) => {
             let settings: Settings = figment.extract().map_err(ConfigError::from)?;

@@ -4,47 +4,50 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use connect_audit_config::{CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Settings, ValidReport};
-use connect_audit_core::{AuditRecord, Location, Store};
+use connect_audit_config::{
+    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Settings, ValidIncremental, ValidReport,
+};
+use connect_audit_core::{AuditRecord, Location, Store, Window};
 use connect_audit_exporters::{ExportSummary, Exporter};
 use connect_audit_query::local::{
     BadInput, ScanOptions, ScanSink, ScanSummary, SinkError, TrailScanner,
 };
 use figment::Figment;
 
-use crate::args::{Format, ReportArgs};
+use crate::args::{Format, ReportArgs, RunArgs};
+use crate::incremental::{self, DropDelivered, Incremental};
 use crate::output::Reporter;
 use crate::{ExitCode, UsageError};
 
 /// Merges the flags of `report` over the layered config.
 pub fn merge_flags(mut figment: Figment, args: &ReportArgs) -> Result<Figment, UsageError> {
     if let Some(v) = &args.trail {
-        figment = figment.merge(("report.trail", v));
+        figment = connect_audit_config::flag(figment, "report.trail", v);
     }
     if let Some(v) = &args.snapshot {
-        figment = figment.merge(("report.snapshot", v));
+        figment = connect_audit_config::flag(figment, "report.snapshot", v);
     }
     if let Some(v) = &args.since {
-        figment = figment.merge(("report.since", v));
+        figment = connect_audit_config::flag(figment, "report.since", v);
     }
     if let Some(v) = &args.until {
-        figment = figment.merge(("report.until", v));
+        figment = connect_audit_config::flag(figment, "report.until", v);
     }
     if let Some(v) = &args.events {
-        figment = figment.merge(("report.events", v));
+        figment = connect_audit_config::flag(figment, "report.events", v);
     }
     if args.tolerate_bad_files {
-        figment = figment.merge(("report.tolerate_bad_files", true));
+        figment = connect_audit_config::flag(figment, "report.tolerate_bad_files", true);
     }
     if let Some(v) = args.threads {
-        figment = figment.merge(("report.threads", v));
+        figment = connect_audit_config::flag(figment, "report.threads", v);
     }
     if let Some(engine) = args.engine {
         let name = match engine {
             crate::args::EngineArg::Local => "local",
             crate::args::EngineArg::Athena => "athena",
         };
-        figment = figment.merge(("report.engine", name));
+        figment = connect_audit_config::flag(figment, "report.engine", name);
     }
     for (key, value) in [
         ("report.accounts", &args.accounts),
@@ -52,13 +55,24 @@ pub fn merge_flags(mut figment: Figment, args: &ReportArgs) -> Result<Figment, U
         ("report.instance_ids", &args.instance_ids),
     ] {
         if let Some(v) = value {
-            figment = figment.merge((key, v));
+            figment = connect_audit_config::flag(figment, key, v);
         }
     }
     if let Some(spec) = shorthand_exporter(args)? {
-        figment = figment.merge(("exporters", vec![spec]));
+        figment = connect_audit_config::flag(figment, "exporters", vec![spec]);
     }
     Ok(figment)
+}
+
+/// Merges the flags of `run` over the layered config.
+pub fn merge_run_flags(mut figment: Figment, args: &RunArgs) -> Figment {
+    if let Some(v) = &args.until {
+        figment = connect_audit_config::flag(figment, "report.until", v);
+    }
+    if args.tolerate_bad_files {
+        figment = connect_audit_config::flag(figment, "report.tolerate_bad_files", true);
+    }
+    figment
 }
 
 /// `--format`/`--output`: one exporter instead of the configured ones.
@@ -85,7 +99,7 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
     let path = args.output.clone().unwrap_or_else(|| "-".to_owned());
     Ok(Some(match format {
         Format::Csv => ExporterSpec::Csv(CsvSpec::new(path)),
-        Format::Jsonl => ExporterSpec::Jsonl(JsonlSpec { path }),
+        Format::Jsonl => ExporterSpec::Jsonl(JsonlSpec::new(path)),
         Format::Parquet if path == "-" => {
             return Err(UsageError(
                 "Parquet cannot go to stdout: give --output FILE.parquet or a directory".into(),
@@ -99,15 +113,26 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
     }))
 }
 
-/// The configured exporters, or JSON Lines on stdout when none is configured.
-pub fn build_exporters(settings: &Settings) -> anyhow::Result<Vec<Box<dyn Exporter>>> {
-    let specs = if settings.exporters.is_empty() {
-        vec![ExporterSpec::Jsonl(JsonlSpec { path: "-".into() })]
+/// The configured exporters, or JSON Lines on stdout when none is configured, with the
+/// window put into their paths (`{since}`, `{until}`; see [`incremental::name_outputs`]).
+pub fn exporter_specs(
+    settings: &Settings,
+    window: Window,
+    incremental: bool,
+) -> Result<Vec<ExporterSpec>, UsageError> {
+    let mut specs = if settings.exporters.is_empty() {
+        vec![ExporterSpec::Jsonl(JsonlSpec::new("-"))]
     } else {
         settings.exporters.clone()
     };
+    incremental::name_outputs(&mut specs, window, incremental)?;
+    Ok(specs)
+}
+
+/// Starts every exporter.
+pub fn build_exporters(specs: &[ExporterSpec]) -> anyhow::Result<Vec<Box<dyn Exporter>>> {
     let mut exporters = Vec::with_capacity(specs.len());
-    for spec in &specs {
+    for spec in specs {
         let exporter = connect_audit_exporters::build(spec).with_context(|| {
             format!(
                 "cannot start the {} exporter for {}",
@@ -170,10 +195,12 @@ impl ScanSink for FanOut<'_> {
     }
 }
 
-/// Runs a report with validated settings.
+/// Runs a report with validated settings; with `incremental`, continues from the state of
+/// the last finished run and advances it when every exporter finished.
 pub fn run(
     settings: &Settings,
-    valid: ValidReport,
+    mut valid: ValidReport,
+    incremental: Option<&ValidIncremental>,
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -182,11 +209,22 @@ pub fn run(
         .build()
         .context("cannot start the async runtime")?;
     let is_s3 = |l: &Location| matches!(l, Location::S3 { .. });
-    let s3 = (is_s3(&valid.trail) || valid.snapshot.as_ref().is_some_and(is_s3)).then(|| {
+    let s3 = (is_s3(&valid.trail)
+        || valid.snapshot.as_ref().is_some_and(is_s3)
+        || incremental.is_some_and(|i| is_s3(&i.state)))
+    .then(|| {
         runtime.block_on(async {
             crate::aws::s3_client(&crate::aws::sdk_config(settings.snapshot.max_attempts).await)
         })
     });
+    let state = match incremental {
+        Some(i) => Some(runtime.block_on(Incremental::load(i, s3.as_ref()))?),
+        None => None,
+    };
+    if let Some(state) = &state {
+        valid.window = state.window(valid.window)?;
+    }
+    let specs = exporter_specs(settings, valid.window, state.is_some())?;
     let directory = match &valid.snapshot {
         Some(root) => {
             let store = Store::open(root, s3.as_ref())?;
@@ -196,7 +234,7 @@ pub fn run(
         }
         None => connect_audit_core::Directory::new(),
     };
-    let exporters = build_exporters(settings)?;
+    let exporters = build_exporters(&specs)?;
     let mut options = ScanOptions::new(valid.window, valid.events.clone());
     options.scope = valid.scope.clone();
     if let Some(threads) = settings.report.threads {
@@ -206,27 +244,56 @@ pub fn run(
     let trail = Store::open(&valid.trail, s3.as_ref())?;
     let scanner =
         TrailScanner::new(trail, directory, options).with_runtime(runtime.handle().clone());
-    let mut sink = FanOut {
-        exporters,
-        reporter,
-        files: 0,
-        done: 0,
+    let mut sink = DropDelivered {
+        inner: FanOut {
+            exporters,
+            reporter,
+            files: 0,
+            done: 0,
+        },
+        previous: state.as_ref().and_then(|s| s.previous.as_ref()),
+        horizon: state.as_ref().map(|s| valid.window.until - s.lookback),
+        delivered: Vec::new(),
+        dropped: 0,
     };
     let outcome = scanner.scan(&mut sink);
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
-    let outputs = finish_exporters(sink.exporters)?;
-    reporter.summary(&summary_text(
-        &valid,
-        &summary,
-        &outputs,
-        snapshot_names,
-        started,
-    ));
-    if summary.has_bad_input() && !settings.report.tolerate_bad_files {
-        return Ok(ExitCode::BadInput);
+    let outputs = finish_exporters(sink.inner.exporters)?;
+    let clean = !summary.has_bad_input() || settings.report.tolerate_bad_files;
+    let mut text = summary_text(&valid, &summary, &outputs, snapshot_names, started);
+    if let Some(state) = &state {
+        if sink.dropped > 0 {
+            let _ = writeln!(
+                text,
+                "  incremental: {} events delivered by earlier runs dropped",
+                sink.dropped
+            );
+        }
+        if clean {
+            let advanced = runtime.block_on(state.advance(valid.window, sink.delivered))?;
+            let _ = writeln!(
+                text,
+                "  state:   {} advanced to {} (run {}, {} event ids kept for the lookback)",
+                state.file.describe(),
+                advanced.watermark,
+                advanced.runs,
+                advanced.delivered.len()
+            );
+        } else {
+            let _ = writeln!(
+                text,
+                "  state:   {} NOT advanced (bad input was skipped): the next run covers this window again",
+                state.file.describe()
+            );
+        }
     }
-    Ok(ExitCode::Success)
+    reporter.summary(&text);
+    Ok(if clean {
+        ExitCode::Success
+    } else {
+        ExitCode::BadInput
+    })
 }
 
 fn summary_text(

@@ -19,7 +19,7 @@ use crate::output::Reporter;
 /// Merges the flags of `snapshot` over the layered config.
 pub fn merge_flags(mut figment: Figment, args: &SnapshotArgs) -> Figment {
     if let Some(store) = &args.store {
-        figment = figment.merge(("snapshot.store", store));
+        figment = connect_audit_config::flag(figment, "snapshot.store", store);
     }
     if !args.instance.is_empty() {
         let instances: Vec<_> = args
@@ -34,10 +34,10 @@ pub fn merge_flags(mut figment: Figment, args: &SnapshotArgs) -> Figment {
                 entry
             })
             .collect();
-        figment = figment.merge(("instances", instances));
+        figment = connect_audit_config::flag(figment, "instances", instances);
     }
     if args.describe_users {
-        figment = figment.merge(("snapshot.describe_users", true));
+        figment = connect_audit_config::flag(figment, "snapshot.describe_users", true);
     }
     figment
 }

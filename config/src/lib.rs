@@ -5,7 +5,12 @@
 //!    when it exists;
 //! 3. environment variables `CONNECT_AUDIT_…`, nested keys split on `__`
 //!    (`CONNECT_AUDIT_REPORT__SINCE=7d` sets `report.since`);
-//! 4. command-line flags (merged by the CLI on top of [`load`]'s figment).
+//! 4. command-line flags (merged by the CLI on top of [`load`]'s figment with [`flag`]).
+//!
+//! A file may hold profiles instead, so several teams share it: `[default.report]`,
+//! `[team-blue.report]`, `[[team-blue.exporters]]`, … ([`load_profile`], `--profile` or
+//! `CONNECT_AUDIT_PROFILE`). The selected profile is merged over `default`; `[global.…]`,
+//! the environment and flags override both.
 //!
 //! Validation ([`Settings::validate`]) is pure: no network, no disk, no credentials. Its errors
 //! name the key and the file or variable that set it.
@@ -37,7 +42,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use athena::{AthenaSettings, S3Path, ValidAthena};
-pub use exporters::{CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec};
+
+pub use exporters::{
+    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, RecordSchema, Secret, SiemFlavor,
+    SiemWebhookSpec,
+};
 
 /// The file read when neither `--config` nor `CONNECT_AUDIT_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "connect-audit.toml";
@@ -45,6 +54,17 @@ pub const DEFAULT_FILE: &str = "connect-audit.toml";
 pub const CONFIG_ENV: &str = "CONNECT_AUDIT_CONFIG";
 /// The prefix of configuration environment variables.
 pub const ENV_PREFIX: &str = "CONNECT_AUDIT_";
+/// The environment variable that selects a profile of the config file.
+pub const PROFILE_ENV: &str = "CONNECT_AUDIT_PROFILE";
+/// The top-level sections of a config file without profiles.
+const SECTIONS: [&str; 6] = [
+    "report",
+    "exporters",
+    "instances",
+    "snapshot",
+    "athena",
+    "incremental",
+];
 
 /// Everything a run can be told.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +86,76 @@ pub struct Settings {
     /// `[athena]`: the distributed engine (`report --engine athena`, `athena …`).
     #[serde(default)]
     pub athena: AthenaSettings,
+    /// `[incremental]`: the state of `report --incremental` and `run`.
+    #[serde(default)]
+    pub incremental: IncrementalSettings,
+}
+
+/// `[incremental]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncrementalSettings {
+    /// The state object: a local file or `s3://bucket/key`. Default:
+    /// `connect-audit-state.json`.
+    #[serde(default = "default_state")]
+    pub state: String,
+    /// How far before the last run's end each run looks again, for events CloudTrail
+    /// delivers late: `90m`, `2h`, `1d`. Default: `2h`.
+    #[serde(default = "default_lookback")]
+    pub lookback: String,
+}
+
+impl Default for IncrementalSettings {
+    fn default() -> Self {
+        Self {
+            state: default_state(),
+            lookback: default_lookback(),
+        }
+    }
+}
+
+fn default_state() -> String {
+    "connect-audit-state.json".to_owned()
+}
+
+fn default_lookback() -> String {
+    "2h".to_owned()
+}
+
+/// `[incremental]`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidIncremental {
+    /// Where the state lives.
+    pub state: Location,
+    /// How far back each run looks before the watermark.
+    pub lookback: jiff::SignedDuration,
+}
+
+/// The longest lookback accepted: the state keeps every event id it covers.
+const MAX_LOOKBACK_HOURS: i64 = 7 * 24;
+
+/// Reads `90m`, `2h`, `1d` (at most 7 days; zero allowed).
+fn parse_lookback(text: &str) -> Result<jiff::SignedDuration, String> {
+    let t = text.trim();
+    let bad = || {
+        format!(
+            "`{}` is not a duration such as 90m, 2h or 1d",
+            t.escape_default()
+        )
+    };
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (digits, unit) = t.split_at(split);
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let minutes = match unit {
+        "m" | "min" => n,
+        "h" => n.saturating_mul(60),
+        "d" => n.saturating_mul(24 * 60),
+        _ => return Err(bad()),
+    };
+    if minutes > MAX_LOOKBACK_HOURS * 60 {
+        return Err(format!("{t} is longer than the 7 days accepted"));
+    }
+    Ok(jiff::SignedDuration::from_mins(minutes))
 }
 
 /// `[[instances]]`: one Amazon Connect instance.
@@ -202,6 +292,27 @@ pub enum ConfigError {
     /// The file named by `--config` or `CONNECT_AUDIT_CONFIG` does not exist.
     #[error("config file {0} does not exist")]
     MissingFile(PathBuf),
+    /// `--profile` names a profile the config file does not have.
+    #[error("profile `{profile}` is not in {file}{}", known_profiles(.known))]
+    UnknownProfile {
+        /// The profile asked for.
+        profile: String,
+        /// The config file, or a note that there is none.
+        file: String,
+        /// The profiles the file has.
+        known: Vec<String>,
+    },
+    /// A file with profiles also has sections outside them.
+    #[error(
+        "{file}: `[{section}]` is outside any profile, but the file has profiles: \
+         write it as `[default.{section}]` (or `[<profile>.{section}]`)"
+    )]
+    MixedProfiles {
+        /// The config file.
+        file: PathBuf,
+        /// The section outside the profiles.
+        section: String,
+    },
     /// A value has the wrong type or an unknown key (figment names key and source).
     #[error("{0}")]
     Extract(Box<figment::Error>),
@@ -232,13 +343,105 @@ pub fn config_file(explicit: Option<&Path>) -> Result<Option<PathBuf>, ConfigErr
 }
 
 /// The layered figment: defaults, the config file, then `CONNECT_AUDIT_…` variables. Merge
-/// flags on top, then `extract::<Settings>()`.
+/// flags on top with [`flag`], then `extract::<Settings>()`. A file with profiles is read
+/// as its `default` profile.
 pub fn load(explicit: Option<&Path>) -> Result<Figment, ConfigError> {
+    load_profile(explicit, None)
+}
+
+/// [`load`] with a profile of the config file selected (`None` or `"default"`: the default
+/// profile). A file has profiles when it has a top-level `[default]` or `[global]` table, or a
+/// table named as the selected profile; its other sections then all live inside profiles.
+pub fn load_profile(
+    explicit: Option<&Path>,
+    profile: Option<&str>,
+) -> Result<Figment, ConfigError> {
+    let selected = profile.filter(|p| !p.is_empty()).unwrap_or("default");
     let mut figment = Figment::from(Serialized::defaults(Settings::default()));
-    if let Some(file) = config_file(explicit)? {
-        figment = figment.merge(Toml::file_exact(file));
+    let file = config_file(explicit)?;
+    let tables = file.as_deref().and_then(top_level_tables);
+    let profiled = tables.as_ref().is_some_and(|t| {
+        t.iter()
+            .any(|name| name == "default" || name == "global" || name == selected)
+    });
+    match file {
+        Some(file) if profiled => {
+            let tables = tables.unwrap_or_default();
+            if let Some(section) = tables.iter().find(|t| SECTIONS.contains(&t.as_str())) {
+                return Err(ConfigError::MixedProfiles {
+                    file,
+                    section: section.clone(),
+                });
+            }
+            if selected != "default" && !tables.iter().any(|t| t == selected) {
+                return Err(unknown_profile(
+                    selected,
+                    &file.display().to_string(),
+                    tables,
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file).nested());
+        }
+        Some(file) => {
+            if selected != "default" {
+                return Err(unknown_profile(
+                    selected,
+                    &file.display().to_string(),
+                    Vec::new(),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        None if selected != "default" => {
+            return Err(unknown_profile(selected, "no config file", Vec::new()));
+        }
+        None => {}
     }
-    Ok(figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__")))
+    Ok(figment
+        .merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["config", "profile"])
+                .split("__")
+                .global(),
+        )
+        .select(selected))
+}
+
+/// Merges a command-line flag over everything else (the file's profiles included).
+#[must_use]
+pub fn flag<T: Serialize>(figment: Figment, key: &str, value: T) -> Figment {
+    figment.merge(Serialized::global(key, value))
+}
+
+fn unknown_profile(profile: &str, file: &str, mut known: Vec<String>) -> ConfigError {
+    known.retain(|t| t != "global");
+    ConfigError::UnknownProfile {
+        profile: profile.to_owned(),
+        file: file.to_owned(),
+        known,
+    }
+}
+
+fn known_profiles(known: &[String]) -> String {
+    if known.is_empty() {
+        " (it has no profiles)".to_owned()
+    } else {
+        format!(" (profiles: {})", known.join(", "))
+    }
+}
+
+/// The names of the top-level tables of a TOML file; `None` when it cannot be read or parsed
+/// (loading it then reports why).
+fn top_level_tables(file: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    Some(
+        table
+            .iter()
+            .filter(|(_, v)| v.is_table() || v.is_array())
+            .map(|(k, _)| k.clone())
+            .collect(),
+    )
 }
 
 /// One instance, checked: a bare id and the region to call.
@@ -485,6 +688,29 @@ impl Settings {
 }
 
 impl Settings {
+    /// Checks `[incremental]`, without I/O.
+    pub fn validate_incremental(&self, figment: &Figment) -> Result<ValidIncremental, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                origin: origin_of(figment, key),
+                message,
+            });
+        };
+        let i = &self.incremental;
+        let state = Location::parse(&i.state)
+            .map_err(|e| problem("incremental.state", e.to_string()))
+            .ok();
+        let lookback = parse_lookback(&i.lookback)
+            .map_err(|e| problem("incremental.lookback", e))
+            .ok();
+        match (state, lookback) {
+            (Some(state), Some(lookback)) => Ok(ValidIncremental { state, lookback }),
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+
     /// Checks what `snapshot` needs, without I/O: the store and at least one instance, each an
     /// instance id or ARN, with a plausible region and account.
     pub fn validate_snapshot(&self, figment: &Figment) -> Result<ValidSnapshot, ConfigError> {
@@ -643,6 +869,11 @@ fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, Str
                 }
             }
             ExporterSpec::Jsonl(_) => {}
+            ExporterSpec::SiemWebhook(siem) => {
+                for (field, message) in siem.validate() {
+                    problem(&key(field), message);
+                }
+            }
         }
     }
 }
@@ -831,7 +1062,7 @@ mod tests {
     #[test]
     fn exporter_paths_must_differ_and_parquet_needs_a_file() {
         let specs = vec![
-            ExporterSpec::Jsonl(JsonlSpec { path: "-".into() }),
+            ExporterSpec::Jsonl(JsonlSpec::new("-")),
             ExporterSpec::Csv(CsvSpec::new("-")),
             ExporterSpec::Parquet(ParquetSpec::new("x")),
         ];
@@ -839,5 +1070,109 @@ mod tests {
         validate_exporters(&specs, &mut |k, m| found.push(format!("{k}: {m}")));
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("exporters[1].path"));
+    }
+
+    #[test]
+    fn profiles_merge_over_default_and_env_and_flags_win() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "teams.toml",
+                r#"
+                [default.report]
+                trail = "shared-trail"
+                since = "2024-05-01"
+                [default.incremental]
+                lookback = "3h"
+                [team-blue.report]
+                snapshot = "blue-store"
+                [[team-blue.exporters]]
+                type = "jsonl"
+                path = "blue.jsonl"
+                [team-red.report]
+                trail = "red-trail"
+                "#,
+            )?;
+            let file = Path::new("teams.toml");
+            let blue: Settings = load_profile(Some(file), Some("team-blue")).unwrap().extract()?;
+            assert_eq!(blue.report.trail.as_deref(), Some("shared-trail"));
+            assert_eq!(blue.report.snapshot.as_deref(), Some("blue-store"));
+            assert_eq!(blue.exporters.len(), 1);
+            assert_eq!(blue.incremental.lookback, "3h");
+            let red: Settings = load_profile(Some(file), Some("team-red")).unwrap().extract()?;
+            assert_eq!(red.report.trail.as_deref(), Some("red-trail"));
+            assert!(red.exporters.is_empty());
+            let default: Settings = load(Some(file)).unwrap().extract()?;
+            assert_eq!(default.report.trail.as_deref(), Some("shared-trail"));
+            assert_eq!(default.report.snapshot, None);
+
+            jail.set_env("CONNECT_AUDIT_REPORT__TRAIL", "env-trail");
+            jail.set_env("CONNECT_AUDIT_PROFILE", "ignored-as-a-key");
+            let figment = load_profile(Some(file), Some("team-red")).unwrap();
+            let red: Settings = figment.clone().extract()?;
+            assert_eq!(
+                red.report.trail.as_deref(),
+                Some("env-trail"),
+                "env beats the profile"
+            );
+            let red: Settings = flag(figment, "report.trail", "flag-trail").extract()?;
+            assert_eq!(
+                red.report.trail.as_deref(),
+                Some("flag-trail"),
+                "flags beat env"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_profiles_and_mixed_files_are_refused_naming_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "teams.toml",
+                "[default.report]\ntrail = 't'\n[team-blue.report]\n",
+            )?;
+            let err = load_profile(Some(Path::new("teams.toml")), Some("team-gren")).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("team-gren") && text.contains("teams.toml"),
+                "{text}"
+            );
+            assert!(text.contains("profiles: default, team-blue"), "{text}");
+
+            jail.create_file("flat.toml", "[report]\ntrail = 't'\n")?;
+            let err = load_profile(Some(Path::new("flat.toml")), Some("team-blue")).unwrap_err();
+            assert!(err.to_string().contains("it has no profiles"), "{err}");
+            let flat: Settings =
+                load_profile(Some(Path::new("flat.toml")), Some("default")).unwrap().extract()?;
+            assert_eq!(flat.report.trail.as_deref(), Some("t"));
+
+            jail.create_file("mixed.toml", "[report]\ntrail = 't'\n[default.report]\n")?;
+            let err = load(Some(Path::new("mixed.toml"))).unwrap_err().to_string();
+            assert!(
+                err.contains("[default.report]") && err.contains("mixed.toml"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn incremental_settings_are_checked() {
+        let mut s = Settings::default();
+        let v = s.validate_incremental(&Figment::new()).unwrap();
+        assert_eq!(v.lookback, jiff::SignedDuration::from_hours(2));
+        assert_eq!(v.state, Location::Local("connect-audit-state.json".into()));
+        s.incremental.lookback = "90m".into();
+        s.incremental.state = "s3://state-bucket/teams/blue.json".into();
+        let v = s.validate_incremental(&Figment::new()).unwrap();
+        assert_eq!(v.lookback, jiff::SignedDuration::from_mins(90));
+        for bad in ["2", "h", "-2h", "2 hours", "8d", "99999999999999999999d"] {
+            s.incremental.lookback = bad.into();
+            let err = s
+                .validate_incremental(&Figment::new())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("incremental.lookback"), "{bad}: {err}");
+        }
     }
 }

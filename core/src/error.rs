@@ -60,6 +60,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The state of incremental runs cannot be used.
+    #[error("incremental state {object}: {reason}")]
+    BadState {
+        /// The state object: a path or `s3://bucket/key`.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {

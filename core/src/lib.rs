@@ -35,6 +35,7 @@ pub mod ids;
 pub mod location;
 pub mod record;
 pub mod scope;
+pub mod state;
 pub mod store;
 pub mod window;
 
@@ -44,4 +45,5 @@ pub use error::Error;
 pub use location::{AtomicFile, Location, ObjectInfo, Store};
 pub use record::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
 pub use scope::Scope;
+pub use state::{RunState, StateFile};
 pub use window::Window;

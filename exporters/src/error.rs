@@ -105,6 +105,60 @@ pub enum Error {
         /// The exporter.
         exporter: String,
     },
+    /// The SIEM webhook exporter cannot start: a credential is missing, its URL or secret is
+    /// unusable, or TLS cannot be set up. The message never quotes a credential.
+    #[error("{exporter}: {message}")]
+    Siem {
+        /// The exporter.
+        exporter: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Batches the SIEM refused (a 4xx other than 408/429) or that ran out of retries were
+    /// written to the dead-letter file: the run did not deliver everything.
+    #[error(
+        "{exporter}: {events} event(s) in {batches} batch(es) were not delivered ({delivered} were) and are in the dead-letter file {}; resend them with `connect-audit replay` once the receiver accepts them",
+        path.display()
+    )]
+    DeadLettered {
+        /// The exporter.
+        exporter: String,
+        /// Events written to the dead-letter file.
+        events: u64,
+        /// Batches they were sent in.
+        batches: u64,
+        /// Events the SIEM accepted.
+        delivered: u64,
+        /// The dead-letter file.
+        path: PathBuf,
+    },
+    /// Undelivered events could not be written to the dead-letter file either.
+    #[error(
+        "{exporter}: {events} undelivered event(s) could not be written to the dead-letter file {}: {source}",
+        path.display()
+    )]
+    DeadLetterWrite {
+        /// The exporter.
+        exporter: String,
+        /// Events lost from this run.
+        events: u64,
+        /// The dead-letter file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A dead-letter file cannot be read back for a replay.
+    #[error("{}: line {line}: {source}", path.display())]
+    DeadLetterRead {
+        /// The dead-letter file.
+        path: PathBuf,
+        /// The line (1-based; 0 when the file itself cannot be read).
+        line: u64,
+        /// The I/O or JSON error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// [`finish`](crate::Exporter::finish) after a failed
     /// [`write`](crate::Exporter::write): the output may be incomplete, so it was discarded
     /// rather than put under its final name.

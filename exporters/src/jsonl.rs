@@ -1,17 +1,20 @@
 //! JSON Lines for pipes and log shippers: one JSON object per record, `\n`-terminated, UTF-8.
 //!
 //! Each object is the serde form of [`AuditRecord`]: snake_case keys in column order, nulls as
-//! `null`, `event_time` as RFC 3339 UTC (`2024-05-02T09:14:02Z`).
+//! `null`, `event_time` as RFC 3339 UTC (`2024-05-02T09:14:02Z`). With `schema = "ocsf"` each
+//! object is the record's OCSF event instead ([`to_ocsf`](crate::ocsf::to_ocsf)).
 
-use connect_audit_config::JsonlSpec;
+use connect_audit_config::{JsonlSpec, RecordSchema};
 use connect_audit_core::AuditRecord;
 
+use crate::ocsf::to_ocsf;
 use crate::output::{self, Output};
 use crate::{Error, ExportSummary, Exporter};
 
 /// Writes records as JSON Lines to a file or stdout. Built from a [`JsonlSpec`].
 pub struct JsonlExporter {
     name: String,
+    schema: RecordSchema,
     line: Vec<u8>,
     output: Output,
     records: u64,
@@ -29,10 +32,14 @@ impl std::fmt::Debug for JsonlExporter {
 impl JsonlExporter {
     /// Opens the output: a temporary file beside `spec.path`, or stdout for `-`.
     pub fn create(spec: &JsonlSpec) -> Result<Self, Error> {
-        let name = output::describe("jsonl", &spec.path);
+        let mut name = output::describe("jsonl", &spec.path);
+        if spec.schema == RecordSchema::Ocsf {
+            name.push_str(" (ocsf)");
+        }
         let output = Output::open(&name, &spec.path)?;
         Ok(Self {
             name,
+            schema: spec.schema,
             line: Vec::with_capacity(1024),
             output,
             records: 0,
@@ -44,7 +51,11 @@ impl JsonlExporter {
             self.line.clear();
             // Serialised into memory first, so an I/O error reaches the caller as a plain
             // `io::Error` rather than inside a serde_json error.
-            serde_json::to_writer(&mut self.line, record).map_err(|source| Error::Json {
+            let written = match self.schema {
+                RecordSchema::Audit => serde_json::to_writer(&mut self.line, record),
+                RecordSchema::Ocsf => serde_json::to_writer(&mut self.line, &to_ocsf(record)),
+            };
+            written.map_err(|source| Error::Json {
                 exporter: self.name.clone(),
                 event_id: record.event_id.clone(),
                 source,

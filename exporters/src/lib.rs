@@ -9,7 +9,12 @@
 //!   neutralisation.
 //! - [`JsonlExporter`]: JSON Lines for pipes.
 //! - [`ParquetExporter`]: typed, zstd-compressed Parquet, optionally partitioned by date.
+//! - [`SiemExporter`]: batches POSTed to Splunk HEC or a Standard Webhooks receiver, with
+//!   retries and a dead-letter file.
 //! - [`MemoryExporter`]: keeps records in memory, for tests.
+//!
+//! JSON Lines and Parquet write the audit record as it is, or with `schema = "ocsf"` each
+//! record as an OCSF 1.3.0 event ([`ocsf`]).
 //!
 //! CSV and JSON Lines write to stdout when the path is `-`. Every file output is written to a
 //! temporary file beside its final name and renamed in `finish`: a run that crashes or fails
@@ -21,7 +26,7 @@
 //!
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("out/audit.jsonl");
-//! let spec = ExporterSpec::Jsonl(JsonlSpec { path: path.display().to_string() });
+//! let spec = ExporterSpec::Jsonl(JsonlSpec::new(path.display().to_string()));
 //!
 //! let record: AuditRecord = serde_json::from_str(r#"{
 //!     "event_time": "2024-05-02T09:14:02Z", "event_id": "e1", "event_name": "DeleteUser",
@@ -53,14 +58,17 @@ pub mod csv;
 pub mod error;
 pub mod jsonl;
 pub mod memory;
+pub mod ocsf;
 mod output;
 pub mod parquet;
+pub mod siem;
 
 pub use crate::csv::CsvExporter;
 pub use crate::error::Error;
 pub use crate::jsonl::JsonlExporter;
 pub use crate::memory::{MemoryExporter, MemoryRecords};
 pub use crate::parquet::ParquetExporter;
+pub use crate::siem::SiemExporter;
 
 /// A destination for audit records.
 ///
@@ -108,6 +116,7 @@ pub fn build(spec: &ExporterSpec) -> Result<Box<dyn Exporter>, Error> {
         ExporterSpec::Csv(spec) => Box::new(CsvExporter::create(spec)?),
         ExporterSpec::Jsonl(spec) => Box::new(JsonlExporter::create(spec)?),
         ExporterSpec::Parquet(spec) => Box::new(ParquetExporter::create(spec)?),
+        ExporterSpec::SiemWebhook(spec) => Box::new(SiemExporter::create(spec)?),
     };
     Ok(Box::new(Guarded {
         inner,

@@ -8,6 +8,9 @@
 //!   layout: `path/date=YYYY-MM-DD/part-00000.parquet`, replacing that file if it exists.
 //! - Files appear under their final names only in [`finish`](Exporter::finish). A run without
 //!   records still writes a valid, empty file with the schema, or no partition at all.
+//! - With `schema = "ocsf"` the columns are [`ocsf::arrow_schema()`](crate::ocsf::arrow_schema)
+//!   instead: top-level OCSF fields (`time` in milliseconds) and the whole event as JSON text
+//!   in `event`. Files and partitions are the same.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,8 +24,8 @@ use arrow_array::types::Int8Type;
 use arrow_array::{
     ArrayRef, DictionaryArray, Int8Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow_schema::ArrowError;
-use connect_audit_config::ParquetSpec;
+use arrow_schema::{ArrowError, SchemaRef};
+use connect_audit_config::{ParquetSpec, RecordSchema};
 use connect_audit_core::record::arrow_schema;
 use connect_audit_core::{
     ActorKind, AtomicFile, AuditRecord, Category, NameSource, Origin, TargetKind,
@@ -30,6 +33,7 @@ use connect_audit_core::{
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
+use crate::ocsf;
 use crate::output::{self, STDOUT};
 use crate::{Error, ExportSummary, Exporter};
 
@@ -40,6 +44,7 @@ pub const PARTITION_FILE: &str = "part-00000.parquet";
 /// [`ParquetSpec`].
 pub struct ParquetExporter {
     name: String,
+    schema: RecordSchema,
     properties: WriterProperties,
     layout: Layout,
     records: u64,
@@ -69,10 +74,12 @@ impl ParquetExporter {
     /// Checks the spec and, for a single file, opens a temporary file beside `spec.path`.
     /// Partitions are opened as their first record arrives.
     pub fn create(spec: &ParquetSpec) -> Result<Self, Error> {
-        let name = if spec.partition_by_date {
-            format!("parquet {} (by date)", spec.path)
-        } else {
-            output::describe("parquet", &spec.path)
+        let ocsf = spec.schema == RecordSchema::Ocsf;
+        let name = match (spec.partition_by_date, ocsf) {
+            (true, false) => format!("parquet {} (by date)", spec.path),
+            (true, true) => format!("parquet {} (by date, ocsf)", spec.path),
+            (false, false) => output::describe("parquet", &spec.path),
+            (false, true) => format!("{} (ocsf)", output::describe("parquet", &spec.path)),
         };
         if spec.path == STDOUT {
             return Err(Error::StdoutUnsupported { exporter: name });
@@ -92,10 +99,11 @@ impl ParquetExporter {
                 partitions: BTreeMap::new(),
             }
         } else {
-            Layout::File(Box::new(open(&name, path, &properties)?))
+            Layout::File(Box::new(open(&name, path, &properties, spec.schema)?))
         };
         Ok(Self {
             name,
+            schema: spec.schema,
             properties,
             layout,
             records: 0,
@@ -110,7 +118,7 @@ impl ParquetExporter {
             Layout::File(file) => {
                 let (path, writer) = &mut **file;
                 let rows: Vec<&AuditRecord> = batch.iter().collect();
-                write_rows(&self.name, path, writer, &rows)?;
+                write_rows(&self.name, self.schema, path, writer, &rows)?;
             }
             Layout::ByDate { root, partitions } => {
                 let mut by_date: BTreeMap<Date, Vec<&AuditRecord>> = BTreeMap::new();
@@ -123,10 +131,10 @@ impl ParquetExporter {
                         std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::btree_map::Entry::Vacant(e) => {
                             let path = root.join(format!("date={date}")).join(PARTITION_FILE);
-                            e.insert(open(&self.name, path, &self.properties)?)
+                            e.insert(open(&self.name, path, &self.properties, self.schema)?)
                         }
                     };
-                    write_rows(&self.name, path, writer, &rows)?;
+                    write_rows(&self.name, self.schema, path, writer, &rows)?;
                 }
             }
         }
@@ -184,20 +192,38 @@ fn parquet_error(exporter: &str, path: &Path, source: ParquetError) -> Error {
     }
 }
 
-fn open(exporter: &str, path: PathBuf, properties: &WriterProperties) -> Result<OpenFile, Error> {
+/// The Arrow schema of a record schema.
+fn schema_of(schema: RecordSchema) -> SchemaRef {
+    match schema {
+        RecordSchema::Audit => arrow_schema(),
+        RecordSchema::Ocsf => ocsf::arrow_schema(),
+    }
+}
+
+fn open(
+    exporter: &str,
+    path: PathBuf,
+    properties: &WriterProperties,
+    schema: RecordSchema,
+) -> Result<OpenFile, Error> {
     let file = output::create_file(exporter, &path)?;
-    let writer = ArrowWriter::try_new(file, arrow_schema(), Some(properties.clone()))
+    let writer = ArrowWriter::try_new(file, schema_of(schema), Some(properties.clone()))
         .map_err(|source| parquet_error(exporter, &path, source))?;
     Ok((path, writer))
 }
 
 fn write_rows(
     exporter: &str,
+    schema: RecordSchema,
     path: &Path,
     writer: &mut ArrowWriter<AtomicFile>,
     rows: &[&AuditRecord],
 ) -> Result<(), Error> {
-    let batch = record_batch(rows).map_err(|source| Error::Arrow {
+    let batch = match schema {
+        RecordSchema::Audit => record_batch(rows),
+        RecordSchema::Ocsf => ocsf::record_batch(rows),
+    };
+    let batch = batch.map_err(|source| Error::Arrow {
         exporter: exporter.to_owned(),
         source: Box::new(source),
     })?;

@@ -226,9 +226,7 @@ fn every_exporter_writes_the_same_records() {
             neutralize_formulas: false,
             ..CsvSpec::new(text(&tokyo_path))
         }),
-        ExporterSpec::Jsonl(JsonlSpec {
-            path: text(&jsonl_path),
-        }),
+        ExporterSpec::Jsonl(JsonlSpec::new(text(&jsonl_path))),
         ExporterSpec::Parquet(ParquetSpec {
             row_group_size: 3,
             ..ParquetSpec::new(text(&parquet_path))
@@ -390,9 +388,7 @@ fn dropped_exporter_leaves_no_file_under_its_final_name() {
     let dir = tempfile::tempdir().unwrap();
     let specs = [
         ExporterSpec::Csv(CsvSpec::new(text(&dir.path().join("a.csv")))),
-        ExporterSpec::Jsonl(JsonlSpec {
-            path: text(&dir.path().join("a.jsonl")),
-        }),
+        ExporterSpec::Jsonl(JsonlSpec::new(text(&dir.path().join("a.jsonl")))),
         ExporterSpec::Parquet(ParquetSpec::new(text(&dir.path().join("a.parquet")))),
         ExporterSpec::Parquet(ParquetSpec {
             partition_by_date: true,
@@ -470,9 +466,7 @@ fn empty_runs_write_headers_and_schemas_but_no_partitions() {
     let lake = dir.path().join("lake");
     let specs = [
         ExporterSpec::Csv(CsvSpec::new(text(&csv_path))),
-        ExporterSpec::Jsonl(JsonlSpec {
-            path: text(&jsonl_path),
-        }),
+        ExporterSpec::Jsonl(JsonlSpec::new(text(&jsonl_path))),
         ExporterSpec::Parquet(ParquetSpec::new(text(&parquet_path))),
         ExporterSpec::Parquet(ParquetSpec {
             partition_by_date: true,
@@ -530,9 +524,7 @@ fn bad_specs_are_refused_naming_the_exporter() {
     }));
     assert!(matches!(err, Error::RowGroupSize { .. }), "{err}");
 
-    let err = refused(ExporterSpec::Jsonl(JsonlSpec {
-        path: "s3://bucket/audit.jsonl".into(),
-    }));
+    let err = refused(ExporterSpec::Jsonl(JsonlSpec::new("s3://bucket/audit.jsonl")));
     assert!(matches!(err, Error::Output { .. }), "{err}");
 
     assert_eq!(

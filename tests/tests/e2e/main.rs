@@ -4,6 +4,7 @@ mod athena;
 mod cli;
 mod examples;
 mod exporters;
+mod ocsf;
 mod s3;
 mod scan;
 mod snapshot;

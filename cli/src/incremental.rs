@@ -1,0 +1,150 @@
+//! Incremental runs (`report --incremental`, `run`): the window starts a lookback before the
+//! last finished run, events already delivered are dropped, and the state advances only when
+//! every exporter finished.
+
+use anyhow::Context as _;
+use connect_audit_config::{ExporterSpec, ValidIncremental};
+use connect_audit_core::{AuditRecord, RunState, StateFile, Window};
+use connect_audit_query::local::{BadInput, ScanSink, SinkError};
+use jiff::Timestamp;
+
+use crate::UsageError;
+
+/// A compact, file-name-safe form of a run's start: `20240502T090000Z`.
+pub fn stamp(t: Timestamp) -> String {
+    t.strftime("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Puts the run's window into exporter paths (`{since}`, `{until}`). In an incremental run a
+/// file exporter must name its file after the run's start, `{since}`: that start is the same
+/// when a failed run is repeated (the state did not move), so the repeat replaces the failed
+/// run's files instead of doubling their rows, and each finished run adds its own file.
+pub fn name_outputs(
+    specs: &mut [ExporterSpec],
+    window: Window,
+    incremental: bool,
+) -> Result<(), UsageError> {
+    let since = stamp(window.since);
+    let until = stamp(window.until);
+    for (i, spec) in specs.iter_mut().enumerate() {
+        let Some(path) = spec.path_mut() else {
+            continue;
+        };
+        if incremental && path != "-" && !path.contains("{since}") {
+            return Err(UsageError(format!(
+                "exporters[{i}].path `{path}`: an incremental run writes its own file each run; \
+                 put {{since}} in the path (e.g. out/audit-{{since}}.jsonl), or the next run \
+                 would replace this run's file"
+            )));
+        }
+        *path = path.replace("{since}", &since).replace("{until}", &until);
+    }
+    Ok(())
+}
+
+/// The state of a team's incremental runs, loaded.
+pub struct Incremental {
+    /// Where it is kept.
+    pub file: StateFile,
+    /// What the last finished run left; `None` before the first.
+    pub previous: Option<RunState>,
+    /// The lookback.
+    pub lookback: jiff::SignedDuration,
+}
+
+impl Incremental {
+    /// Loads the state.
+    pub async fn load(
+        valid: &ValidIncremental,
+        s3: Option<&aws_sdk_s3::Client>,
+    ) -> anyhow::Result<Self> {
+        let file = StateFile::open(&valid.state, s3)?;
+        let previous = file
+            .load()
+            .await
+            .with_context(|| format!("cannot read the incremental state {}", file.describe()))?;
+        Ok(Self {
+            file,
+            previous,
+            lookback: valid.lookback,
+        })
+    }
+
+    /// This run's window.
+    pub fn window(&self, configured: Window) -> anyhow::Result<Window> {
+        Ok(RunState::window(
+            self.previous.as_ref(),
+            configured,
+            self.lookback,
+        )?)
+    }
+
+    /// Writes the advanced state (after every exporter finished).
+    pub async fn advance(
+        &self,
+        window: Window,
+        delivered: Vec<(String, Timestamp)>,
+    ) -> anyhow::Result<RunState> {
+        let state = RunState::advanced(
+            self.previous.as_ref(),
+            window,
+            self.lookback,
+            delivered,
+            Timestamp::now(),
+        );
+        self.file.save(&state).await.with_context(|| {
+            format!(
+                "cannot write the incremental state {}",
+                self.file.describe()
+            )
+        })?;
+        Ok(state)
+    }
+}
+
+/// Passes on only the records earlier runs did not deliver, and remembers the ids it passed
+/// that the next run's lookback can see again.
+pub struct DropDelivered<'a, S> {
+    /// The sink the new records go to.
+    pub inner: S,
+    /// The state of the last finished run.
+    pub previous: Option<&'a RunState>,
+    /// The first event time the next run looks at again (`until − lookback`); `None` when
+    /// the run is not incremental (nothing to remember).
+    pub horizon: Option<Timestamp>,
+    /// Ids passed on at or after the horizon.
+    pub delivered: Vec<(String, Timestamp)>,
+    /// Records dropped as delivered before.
+    pub dropped: u64,
+}
+
+impl<S: ScanSink> ScanSink for DropDelivered<'_, S> {
+    fn records(&mut self, mut batch: Vec<AuditRecord>) -> Result<(), SinkError> {
+        if let Some(previous) = self.previous {
+            let before = batch.len();
+            batch.retain(|r| !previous.is_delivered(&r.event_id));
+            self.dropped += (before - batch.len()) as u64;
+        }
+        if let Some(horizon) = self.horizon {
+            self.delivered.extend(
+                batch
+                    .iter()
+                    .filter(|r| r.event_time >= horizon)
+                    .map(|r| (r.event_id.clone(), r.event_time)),
+            );
+        }
+        self.inner.records(batch)
+    }
+
+    fn files_found(&mut self, files: u64, bytes: u64) {
+        self.inner.files_found(files, bytes);
+    }
+
+    fn file_scanned(&mut self, path: &std::path::Path, bytes: u64) {
+        self.inner.file_scanned(path, bytes);
+    }
+
+    fn bad_input(&mut self, problem: &BadInput) {
+        self.inner.bad_input(problem);
+    }
+}
