@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
+// A handful of specs per run, read once: not worth a Box in every match and constructor.
+#[allow(clippy::large_enum_variant)]
 pub enum ExporterSpec {
     /// Comma-separated values for people and spreadsheets.
     Csv(CsvSpec),

@@ -1093,12 +1093,16 @@ mod tests {
                 "#,
             )?;
             let file = Path::new("teams.toml");
-            let blue: Settings = load_profile(Some(file), Some("team-blue")).unwrap().extract()?;
+            let blue: Settings = load_profile(Some(file), Some("team-blue"))
+                .unwrap()
+                .extract()?;
             assert_eq!(blue.report.trail.as_deref(), Some("shared-trail"));
             assert_eq!(blue.report.snapshot.as_deref(), Some("blue-store"));
             assert_eq!(blue.exporters.len(), 1);
             assert_eq!(blue.incremental.lookback, "3h");
-            let red: Settings = load_profile(Some(file), Some("team-red")).unwrap().extract()?;
+            let red: Settings = load_profile(Some(file), Some("team-red"))
+                .unwrap()
+                .extract()?;
             assert_eq!(red.report.trail.as_deref(), Some("red-trail"));
             assert!(red.exporters.is_empty());
             let default: Settings = load(Some(file)).unwrap().extract()?;
@@ -1142,8 +1146,9 @@ mod tests {
             jail.create_file("flat.toml", "[report]\ntrail = 't'\n")?;
             let err = load_profile(Some(Path::new("flat.toml")), Some("team-blue")).unwrap_err();
             assert!(err.to_string().contains("it has no profiles"), "{err}");
-            let flat: Settings =
-                load_profile(Some(Path::new("flat.toml")), Some("default")).unwrap().extract()?;
+            let flat: Settings = load_profile(Some(Path::new("flat.toml")), Some("default"))
+                .unwrap()
+                .extract()?;
             assert_eq!(flat.report.trail.as_deref(), Some("t"));
 
             jail.create_file("mixed.toml", "[report]\ntrail = 't'\n[default.report]\n")?;

@@ -397,6 +397,149 @@ impl Store {
     }
 }
 
+/// Objects up to this size are uploaded by [`Store::put_file`] in one `PutObject`; larger
+/// ones in parts of this size (S3 accepts parts of 5 MiB to 5 GiB, at most 10 000 of them).
+pub const MULTIPART_PART_SIZE: u64 = 16 * 1024 * 1024;
+
+impl Store {
+    /// Copies a local file into the store so that it appears complete or not at all: locally
+    /// an [`AtomicFile`]; on S3 one `PutObject`, or a multipart upload above
+    /// [`MULTIPART_PART_SIZE`] (completed only when every part landed, aborted on failure).
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<u64, Error> {
+        self.put_file_in_parts(key, file, MULTIPART_PART_SIZE).await
+    }
+
+    /// [`put_file`](Self::put_file) with another part size (at least 5 MiB on AWS).
+    pub async fn put_file_in_parts(
+        &self,
+        key: &str,
+        file: &Path,
+        part_size: u64,
+    ) -> Result<u64, Error> {
+        validate_key(key)?;
+        let size = fs::metadata(file).map_err(|e| Error::io(file, e))?.len();
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                let from = file.to_owned();
+                blocking(path.clone(), move || {
+                    let mut out = AtomicFile::create(&path)?;
+                    let mut input = fs::File::open(&from).map_err(|e| Error::io(&from, e))?;
+                    io::copy(&mut input, &mut out).map_err(|e| Error::io(&path, e))?;
+                    out.commit().map(drop)
+                })
+                .await?;
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let full = s3_key(prefix, key);
+                if size <= part_size {
+                    let body = ByteStream::from_path(file)
+                        .await
+                        .map_err(|e| Error::io(file, io::Error::other(e)))?;
+                    client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(&full)
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| s3_error(self.describe(key), "PutObject", e))?;
+                } else {
+                    self.multipart(client, bucket, &full, key, file, size, part_size)
+                        .await?;
+                }
+            }
+        }
+        Ok(size)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn multipart(
+        &self,
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+        full: &str,
+        key: &str,
+        file: &Path,
+        size: u64,
+        part_size: u64,
+    ) -> Result<(), Error> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let created = client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(full)
+            .send()
+            .await
+            .map_err(|e| s3_error(self.describe(key), "CreateMultipartUpload", e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let upload = async {
+            let mut parts = Vec::new();
+            let mut offset = 0;
+            let mut number = 1;
+            while offset < size {
+                let length = part_size.min(size - offset);
+                let body = ByteStream::read_from()
+                    .path(file)
+                    .offset(offset)
+                    .length(aws_sdk_s3::primitives::Length::Exact(length))
+                    .build()
+                    .await
+                    .map_err(|e| Error::io(file, io::Error::other(e)))?;
+                let part = client
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(full)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(self.describe(key), "UploadPart", e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag().map(ToOwned::to_owned))
+                        .build(),
+                );
+                offset += length;
+                number += 1;
+            }
+            client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(full)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| s3_error(self.describe(key), "CompleteMultipartUpload", e))?;
+            Ok(())
+        };
+        let result = upload.await;
+        if result.is_err() {
+            // Best effort: the parts would otherwise be billed until a lifecycle rule
+            // removes them. The upload's own error is the one reported.
+            let _ = client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(full)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
 /// Checks that `key` names an object inside a store: relative, `/`-separated, not empty, no
 /// `..`, no backslash, no NUL or other control character, no empty or `.` segment, no
 /// trailing `/`. Every key the store uses passes here first, so ids and listed keys cannot

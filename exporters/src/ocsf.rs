@@ -46,6 +46,7 @@
 //! For Parquet, [`arrow_schema`] is a fixed set of top-level columns taken from the event plus
 //! the whole event as JSON text in `event`.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -328,11 +329,11 @@ fn message(record: &AuditRecord) -> String {
             .as_deref()
             .or(record.target_id.as_deref());
         if let Some(target) = target {
-            text.push_str(&format!(" on {} {target}", record.target_kind));
+            let _ = write!(text, " on {} {target}", record.target_kind);
         }
     }
     if let Some(code) = &record.error_code {
-        text.push_str(&format!(" failed: {code}"));
+        let _ = write!(text, " failed: {code}");
     }
     text
 }

@@ -25,6 +25,7 @@ mod json;
 pub mod fake_athena;
 pub mod fake_connect;
 pub mod garage;
+pub mod siem_receiver;
 
 use std::fs;
 use std::io::{self, Write as _};

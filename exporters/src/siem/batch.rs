@@ -233,14 +233,14 @@ mod tests {
         let mut spec = spec(SiemFlavor::StandardWebhooks);
         spec.max_events = 3;
         let mut batcher = Batcher::new(&spec, EventBody::Record);
-        let mut batches = Vec::new();
+        let mut cut = Vec::new();
         for i in 0..7 {
-            batches.extend(batcher.push(&record(i)).unwrap());
+            cut.extend(batcher.push(&record(i)).unwrap());
         }
-        batches.extend(batcher.take());
-        let sizes: Vec<_> = batches.iter().map(Batch::len).collect();
+        cut.extend(batcher.take());
+        let sizes: Vec<_> = cut.iter().map(Batch::len).collect();
         assert_eq!(sizes, [3, 3, 1]);
-        for batch in &batches {
+        for batch in &cut {
             let array: Vec<AuditRecord> = serde_json::from_slice(&batch.body).unwrap();
             assert_eq!(array.len(), batch.len());
             for (i, id) in batch.ids.iter().enumerate() {
@@ -254,14 +254,14 @@ mod tests {
         spec.max_events = 100;
         spec.max_bytes = 2 * one + 3; // `[a,b]`; a third does not fit
         let mut batcher = Batcher::new(&spec, EventBody::Record);
-        let mut batches = Vec::new();
+        let mut cut = Vec::new();
         for i in 0..5 {
-            batches.extend(batcher.push(&record(i)).unwrap());
+            cut.extend(batcher.push(&record(i)).unwrap());
         }
-        batches.extend(batcher.take());
-        let sizes: Vec<_> = batches.iter().map(Batch::len).collect();
+        cut.extend(batcher.take());
+        let sizes: Vec<_> = cut.iter().map(Batch::len).collect();
         assert_eq!(sizes, [2, 2, 1]);
-        for batch in &batches {
+        for batch in &cut {
             assert!(batch.body.len() <= spec.max_bytes);
             let array: Vec<AuditRecord> = serde_json::from_slice(&batch.body).unwrap();
             assert_eq!(array.len(), batch.len());

@@ -212,7 +212,9 @@ fn deliver_all(
                 match endpoint.deliver(&batch, &name).await {
                     Verdict::Delivered => batch.len() as u64,
                     Verdict::GivenUp(failure) => {
-                        let mut dead_letter = dead_letter.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut dead_letter = dead_letter
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner);
                         tracing::warn!(
                             exporter = %name,
                             events = batch.len(),
@@ -273,7 +275,7 @@ impl Exporter for SiemExporter {
             })?;
         self.dead_letter
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .outcome(tally.delivered)?;
         Ok(ExportSummary {
             exporter: self.name.clone(),

@@ -524,7 +524,9 @@ fn bad_specs_are_refused_naming_the_exporter() {
     }));
     assert!(matches!(err, Error::RowGroupSize { .. }), "{err}");
 
-    let err = refused(ExporterSpec::Jsonl(JsonlSpec::new("s3://bucket/audit.jsonl")));
+    let err = refused(ExporterSpec::Jsonl(JsonlSpec::new(
+        "s3://bucket/audit.jsonl",
+    )));
     assert!(matches!(err, Error::Output { .. }), "{err}");
 
     assert_eq!(

@@ -209,7 +209,7 @@ fn examples_through_jsonl_and_parquet_as_ocsf() {
     );
 
     // Parquet, one file: the same events, with row groups of 7.
-    assert_eq!(summaries[1].outputs, [single.clone()]);
+    assert_eq!(summaries[1].outputs, std::slice::from_ref(&single));
     assert_eq!(parquet_events(std::slice::from_ref(&single)), from_jsonl);
 
     // Parquet by date: one partition per UTC date, each with its date's events.

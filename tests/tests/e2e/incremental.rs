@@ -1,0 +1,433 @@
+//! Incremental runs through the binary, as a scheduler runs them: a growing trail, a state
+//! that advances only when every exporter finished, a killed run, profiles.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::cli::binary;
+
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
+
+fn connect_audit(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("CONNECT_AUDIT_CONFIG")
+        .env_remove("CONNECT_AUDIT_PROFILE")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The event ids of JSON Lines files, with how often each occurs.
+fn id_counts<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for path in paths {
+        for line in fs::read_to_string(path).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            *counts
+                .entry(record["event_id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The delivery time in a CloudTrail file name (`…_20240503T1208Z_…`), as `20240503T1208`.
+fn delivery_stamp(path: &Path) -> String {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let stem = name.split('.').next().unwrap();
+    let stamp = stem
+        .split('_')
+        .find(|part| part.len() >= 13 && part.as_bytes()[8] == b'T' && part.ends_with('Z'))
+        .unwrap_or_else(|| panic!("no delivery time in {name}"));
+    stamp[..13].to_owned()
+}
+
+/// Copies the example trail files delivered before `stamp` (`YYYYMMDDTHHMM`) into `trail`.
+fn deliver_until(trail: &Path, stamp: &str) {
+    let examples = Path::new(EXAMPLES).join("trail");
+    for file in files(&examples) {
+        if delivery_stamp(&file).as_str() < stamp {
+            let target = trail.join(file.strip_prefix(&examples).unwrap());
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::copy(&file, target).unwrap();
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn state(dir: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(dir.join("state/team.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn three_runs_over_a_growing_trail_give_each_event_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_dir(
+        &Path::new(EXAMPLES).join("snapshot"),
+        &root.join("snapshot"),
+    );
+    fs::create_dir_all(root.join("trail")).unwrap();
+    // The example trail delivers files up to 12 hours after their events: a lookback of a
+    // day sees every late file again.
+    fs::write(
+        root.join("connect-audit.toml"),
+        r#"
+        [report]
+        trail = "trail"
+        snapshot = "snapshot"
+        since = "2024-05-01"
+        [incremental]
+        state = "state/team.json"
+        lookback = "1d"
+        [[exporters]]
+        type = "jsonl"
+        path = "out/audit-{since}.jsonl"
+        [[exporters]]
+        type = "csv"
+        path = "out/audit-{since}.csv"
+        "#,
+    )
+    .unwrap();
+
+    let runs = [
+        ("20240503T1200", "2024-05-03T12:00:00Z"),
+        ("20240505T1200", "2024-05-05T12:00:00Z"),
+        ("20240510T0000", "2024-05-10T00:00:00Z"),
+    ];
+    for (i, (stamp, until)) in runs.iter().enumerate() {
+        deliver_until(&root.join("trail"), stamp);
+        let out = connect_audit(root, &["report", "--incremental", "--until", until]);
+        assert_eq!(out.status.code(), Some(0), "run {i}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("state/team.json advanced to"),
+            "{}",
+            stderr(&out)
+        );
+        let s = state(root);
+        assert_eq!(s["watermark"], *until);
+        assert_eq!(s["runs"], i + 1);
+    }
+    let outputs: Vec<PathBuf> = files(&root.join("out"));
+    let jsonl: Vec<PathBuf> = outputs
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .cloned()
+        .collect();
+    let names: Vec<String> = jsonl
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "audit-20240501T000000Z.jsonl",
+            "audit-20240502T120000Z.jsonl",
+            "audit-20240504T120000Z.jsonl"
+        ],
+        "one file per run, named after its start (watermark − lookback)"
+    );
+    assert_eq!(outputs.len(), 6, "{outputs:?}");
+
+    // The same trail in one plain run.
+    let reference = root.join("reference.jsonl");
+    let out = connect_audit(
+        root,
+        &[
+            "report",
+            "--until",
+            "2024-05-10",
+            "--output",
+            reference.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = id_counts([&reference]);
+    assert!(expected.len() > 15, "the examples hold many events");
+    let delivered = id_counts(&jsonl);
+    assert_eq!(
+        delivered, expected,
+        "every event of the trail, each exactly once across the runs' files"
+    );
+    let csv_rows: usize = outputs
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .map(|p| fs::read_to_string(p).unwrap().lines().count() - 1)
+        .sum();
+    assert_eq!(csv_rows, expected.len(), "the CSV files hold the same rows");
+
+    // Nothing new to cover: refused, state untouched.
+    let before = fs::read(root.join("state/team.json")).unwrap();
+    let out = connect_audit(
+        root,
+        &["report", "--incremental", "--until", "2024-05-09T00:00:00Z"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("before the watermark"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(root.join("state/team.json")).unwrap(), before);
+
+    // A file exporter without {since} would overwrite the previous run's file.
+    let out = connect_audit(
+        root,
+        &["report", "--incremental", "--output", "out/audit.jsonl"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("{since}"), "{}", stderr(&out));
+}
+
+const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
+
+/// `n` `UpdateUserHierarchy` calls by an IAM user, numbered from `first`, a second apart
+/// from `start`.
+fn hierarchy_events(first: usize, n: usize, start: &str) -> Vec<Value> {
+    let start: jiff::Timestamp = start.parse().unwrap();
+    (first..first + n)
+        .map(|i| {
+            let time = start + jiff::SignedDuration::from_secs(i64::try_from(i - first).unwrap());
+            json!({
+                "eventVersion": "1.09",
+                "userIdentity": {
+                    "type": "IAMUser",
+                    "principalId": "AIDAEXAMPLE",
+                    "arn": "arn:aws:iam::111122223333:user/ops-automation",
+                    "accountId": "111122223333",
+                    "userName": "ops-automation"
+                },
+                "eventTime": time.to_string(),
+                "eventSource": "connect.amazonaws.com",
+                "eventName": "UpdateUserHierarchy",
+                "awsRegion": "us-east-1",
+                "sourceIPAddress": "198.51.100.7",
+                "userAgent": "Boto3/1.34.0",
+                "requestParameters": {
+                    "InstanceId": INSTANCE,
+                    "UserId": format!("aaaaaaaa-bbbb-4ccc-8ddd-{i:012}"),
+                    "HierarchyGroupId": "99999999-8888-7777-6666-555555555555"
+                },
+                "responseElements": null,
+                "eventID": format!("00000000-0000-4000-8000-{i:012}"),
+                "eventType": "AwsApiCall",
+                "recipientAccountId": "111122223333"
+            })
+        })
+        .collect()
+}
+
+fn write_trail_file(trail: &Path, day: &str, stamp: &str, records: &[Value]) {
+    let path = trail.join(format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
+    ));
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json!({ "Records": records }).to_string().as_bytes())
+        .unwrap();
+    fs::write(path, gz.finish().unwrap()).unwrap();
+}
+
+#[test]
+fn a_killed_run_writes_nothing_and_the_rerun_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let trail = root.join("trail");
+    // 3000 events (about 2 MB of JSON Lines): far more than a pipe holds, so a run whose
+    // stdout nobody reads blocks mid-export.
+    write_trail_file(
+        &trail,
+        "03",
+        "20240503T0000Z",
+        &hierarchy_events(0, 3000, "2024-05-02T12:00:00Z"),
+    );
+    fs::write(
+        root.join("connect-audit.toml"),
+        r#"
+        [report]
+        trail = "trail"
+        since = "2024-05-01"
+        [incremental]
+        state = "state/team.json"
+        [[exporters]]
+        type = "csv"
+        path = "out/audit-{since}.csv"
+        [[exporters]]
+        type = "jsonl"
+        path = "-"
+        "#,
+    )
+    .unwrap();
+    let args = ["report", "--incremental", "--until", "2024-05-04T00:00:00Z"];
+
+    let mut child = Command::new(binary())
+        .args(args)
+        .current_dir(root)
+        .env_remove("CONNECT_AUDIT_CONFIG")
+        .env_remove("CONNECT_AUDIT_PROFILE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run has started its CSV (a temporary file in out/), then give it time
+    // to fill the pipe and block.
+    let started = Instant::now();
+    while files(&root.join("out")).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run never started its CSV"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "blocked on its stdout");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let final_csv = root.join("out/audit-20240501T000000Z.csv");
+    assert!(!final_csv.exists(), "no output under its final name");
+    assert!(!root.join("state/team.json").exists(), "no state written");
+
+    // The rerun (stdout read this time) delivers everything.
+    let out = Command::new(binary())
+        .args(args)
+        .current_dir(root)
+        .env_remove("CONNECT_AUDIT_CONFIG")
+        .env_remove("CONNECT_AUDIT_PROFILE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3000);
+    let rows = fs::read_to_string(&final_csv).unwrap().lines().count() - 1;
+    assert_eq!(rows, 3000);
+    assert_eq!(state(root)["runs"], 1);
+
+    // More events arrive; the next run delivers exactly those.
+    write_trail_file(
+        &trail,
+        "05",
+        "20240505T0000Z",
+        &hierarchy_events(3000, 500, "2024-05-04T01:00:00Z"),
+    );
+    let out = connect_audit(
+        root,
+        &["report", "--incremental", "--until", "2024-05-06T00:00:00Z"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 500);
+    let second = root.join("out/audit-20240503T220000Z.csv");
+    assert_eq!(fs::read_to_string(second).unwrap().lines().count() - 1, 500);
+    assert_eq!(state(root)["runs"], 2);
+}
+
+#[test]
+fn run_uses_the_selected_profile_and_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_dir(&Path::new(EXAMPLES).join("trail"), &root.join("trail"));
+    fs::write(
+        root.join("teams.toml"),
+        r#"
+        [default.report]
+        trail = "trail"
+        since = "2024-05-01"
+        [team-blue.incremental]
+        state = "state/blue.json"
+        [[team-blue.exporters]]
+        type = "jsonl"
+        path = "blue/audit-{since}.jsonl"
+        [team-red.report]
+        accounts = ["444455556666"]
+        [team-red.incremental]
+        state = "state/red.json"
+        [[team-red.exporters]]
+        type = "jsonl"
+        path = "red/audit-{since}.jsonl"
+        "#,
+    )
+    .unwrap();
+    let blue = connect_audit(
+        root,
+        &[
+            "run",
+            "--config",
+            "teams.toml",
+            "--profile",
+            "team-blue",
+            "--until",
+            "2024-05-10",
+        ],
+    );
+    assert_eq!(blue.status.code(), Some(0), "{}", stderr(&blue));
+    let red = Command::new(binary())
+        .args(["run", "--config", "teams.toml", "--until", "2024-05-10"])
+        .env("CONNECT_AUDIT_PROFILE", "team-red")
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(red.status.code(), Some(0), "{}", stderr(&red));
+    let blue_ids = id_counts(&files(&root.join("blue")));
+    let red_ids = id_counts(&files(&root.join("red")));
+    assert!(
+        !red_ids.is_empty() && red_ids.len() < blue_ids.len(),
+        "red sees one account"
+    );
+    assert!(red_ids.keys().all(|id| blue_ids.contains_key(id)));
+    assert!(root.join("state/blue.json").is_file() && root.join("state/red.json").is_file());
+
+    let out = connect_audit(
+        root,
+        &["run", "--config", "teams.toml", "--profile", "team-gren"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("profiles: default, team-blue, team-red"),
+        "{}",
+        stderr(&out)
+    );
+}
