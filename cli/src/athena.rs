@@ -10,8 +10,11 @@ use figment::Figment;
 
 use crate::ExitCode;
 use crate::args::{AthenaInitArgs, AthenaSqlArgs};
+use crate::destinations::S3Outputs;
 use crate::output::{self, Reporter};
-use crate::report::{FanOut, build_exporters, exporter_specs, finish_exporters};
+use crate::report::{
+    FanOut, build_exporters, exporter_specs, finish_exporters, upload_lines, upload_outputs,
+};
 
 /// Merges the flags of `athena sql` over the layered config.
 pub fn merge_sql_flags(mut figment: Figment, args: &AthenaSqlArgs) -> Figment {
@@ -99,7 +102,9 @@ pub fn report(
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let query = sql::audit_query(&valid.athena, valid.window, &valid.events, &valid.scope);
-    let exporters = build_exporters(&exporter_specs(settings, valid.window, false)?)?;
+    let mut specs = exporter_specs(settings, valid.window, false)?;
+    let s3_outputs = S3Outputs::stage(&mut specs)?;
+    let exporters = build_exporters(&specs)?;
     let mut sink = FanOut {
         exporters,
         reporter,
@@ -115,6 +120,14 @@ pub fn report(
     reporter.finish();
     let summary = outcome.context("the Athena report failed; nothing was written")?;
     let outputs = finish_exporters(sink.exporters)?;
+    let s3 = if s3_outputs.any() {
+        Some(runtime.block_on(async {
+            crate::aws::s3_client(&crate::aws::sdk_config(settings.snapshot.max_attempts).await)
+        }))
+    } else {
+        None
+    };
+    let uploaded = upload_outputs(&runtime, &s3_outputs, s3.as_ref())?;
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -143,6 +156,7 @@ pub fn report(
     for o in &outputs {
         let _ = writeln!(t, "  output:  {} ({} records)", o.exporter, o.records);
     }
+    upload_lines(&mut t, &uploaded);
     if !summary.bad.is_empty() {
         let _ = writeln!(
             t,

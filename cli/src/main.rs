@@ -6,6 +6,7 @@
 mod args;
 mod athena;
 mod aws;
+mod destinations;
 mod incremental;
 mod output;
 mod report;

@@ -15,6 +15,7 @@ use connect_audit_query::local::{
 use figment::Figment;
 
 use crate::args::{Format, ReportArgs, RunArgs};
+use crate::destinations::{S3Outputs, Uploaded};
 use crate::incremental::{self, DropDelivered, Incremental};
 use crate::output::Reporter;
 use crate::{ExitCode, UsageError};
@@ -209,14 +210,19 @@ pub fn run(
         .build()
         .context("cannot start the async runtime")?;
     let is_s3 = |l: &Location| matches!(l, Location::S3 { .. });
+    let s3_outputs_configured = settings
+        .exporters
+        .iter()
+        .any(|e| e.path().starts_with("s3://"));
     let s3 = (is_s3(&valid.trail)
         || valid.snapshot.as_ref().is_some_and(is_s3)
-        || incremental.is_some_and(|i| is_s3(&i.state)))
-    .then(|| {
-        runtime.block_on(async {
-            crate::aws::s3_client(&crate::aws::sdk_config(settings.snapshot.max_attempts).await)
-        })
-    });
+        || incremental.is_some_and(|i| is_s3(&i.state))
+        || s3_outputs_configured)
+        .then(|| {
+            runtime.block_on(async {
+                crate::aws::s3_client(&crate::aws::sdk_config(settings.snapshot.max_attempts).await)
+            })
+        });
     let state = match incremental {
         Some(i) => Some(runtime.block_on(Incremental::load(i, s3.as_ref()))?),
         None => None,
@@ -224,7 +230,8 @@ pub fn run(
     if let Some(state) = &state {
         valid.window = state.window(valid.window)?;
     }
-    let specs = exporter_specs(settings, valid.window, state.is_some())?;
+    let mut specs = exporter_specs(settings, valid.window, state.is_some())?;
+    let s3_outputs = S3Outputs::stage(&mut specs)?;
     let directory = match &valid.snapshot {
         Some(root) => {
             let store = Store::open(root, s3.as_ref())?;
@@ -260,8 +267,10 @@ pub fn run(
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
     let outputs = finish_exporters(sink.inner.exporters)?;
+    let uploaded = upload_outputs(&runtime, &s3_outputs, s3.as_ref())?;
     let clean = !summary.has_bad_input() || settings.report.tolerate_bad_files;
     let mut text = summary_text(&valid, &summary, &outputs, snapshot_names, started);
+    upload_lines(&mut text, &uploaded);
     if let Some(state) = &state {
         if sink.dropped > 0 {
             let _ = writeln!(
@@ -294,6 +303,26 @@ pub fn run(
     } else {
         ExitCode::BadInput
     })
+}
+
+/// Uploads the staged `s3://` outputs once every exporter finished.
+pub fn upload_outputs(
+    runtime: &tokio::runtime::Runtime,
+    outputs: &S3Outputs,
+    s3: Option<&aws_sdk_s3::Client>,
+) -> anyhow::Result<Vec<Uploaded>> {
+    if !outputs.any() {
+        return Ok(Vec::new());
+    }
+    let s3 = s3.context("an S3 client is needed for the s3:// outputs")?;
+    runtime.block_on(outputs.upload(s3))
+}
+
+/// The summary lines of the uploaded objects.
+pub fn upload_lines(text: &mut String, uploaded: &[Uploaded]) {
+    for u in uploaded {
+        let _ = writeln!(text, "  upload:  {} ({} bytes)", u.url, u.bytes);
+    }
 }
 
 fn summary_text(

@@ -832,10 +832,21 @@ fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, Str
             );
         }
         if path.starts_with("s3://") {
-            problem(
-                &key("path"),
-                "s3:// outputs are not supported by this version yet".into(),
-            );
+            let partitioned = matches!(spec, ExporterSpec::Parquet(p) if p.partition_by_date);
+            match Location::parse(path) {
+                Err(e) => problem(&key("path"), e.to_string()),
+                Ok(Location::S3 { prefix, .. })
+                    if !partitioned && (prefix.is_empty() || path.ends_with('/')) =>
+                {
+                    problem(
+                        &key("path"),
+                        format!(
+                            "`{path}` names no object: give its key, e.g. s3://bucket/audit/audit-{{since}}.csv"
+                        ),
+                    );
+                }
+                Ok(_) => {}
+            }
         }
         match spec {
             ExporterSpec::Csv(csv) => {

@@ -437,9 +437,7 @@ impl Store {
             } => {
                 let full = s3_key(prefix, key);
                 if size <= part_size {
-                    let body = ByteStream::from_path(file)
-                        .await
-                        .map_err(|e| Error::io(file, io::Error::other(e)))?;
+                    let body = ByteStream::from(read_part(file, 0, size).await?);
                     client
                         .put_object()
                         .bucket(bucket)
@@ -483,13 +481,7 @@ impl Store {
             let mut number = 1;
             while offset < size {
                 let length = part_size.min(size - offset);
-                let body = ByteStream::read_from()
-                    .path(file)
-                    .offset(offset)
-                    .length(aws_sdk_s3::primitives::Length::Exact(length))
-                    .build()
-                    .await
-                    .map_err(|e| Error::io(file, io::Error::other(e)))?;
+                let body = ByteStream::from(read_part(file, offset, length).await?);
                 let part = client
                     .upload_part()
                     .bucket(bucket)
@@ -538,6 +530,33 @@ impl Store {
         }
         result
     }
+}
+
+/// Reads `length` bytes of `file` from `offset`: one part in memory (at most the part size),
+/// so its signature covers a known body.
+async fn read_part(file: &Path, offset: u64, length: u64) -> Result<Vec<u8>, Error> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let path = file.to_owned();
+    blocking(path.clone(), move || {
+        let mut f = fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io(&path, e))?;
+        let mut buf = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
+        f.take(length)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(&path, e))?;
+        if buf.len() as u64 != length {
+            return Err(Error::io(
+                &path,
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file changed while uploading",
+                ),
+            ));
+        }
+        Ok(buf)
+    })
+    .await
 }
 
 /// Checks that `key` names an object inside a store: relative, `/`-separated, not empty, no

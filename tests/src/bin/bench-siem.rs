@@ -68,7 +68,9 @@ fn main() {
     let records: Vec<AuditRecord> = (0..events).map(record).collect();
     let dir = tempfile::tempdir().expect("a temporary directory");
 
-    println!("| flavour | gzip | events | max_events | concurrency | requests | avg batch | seconds | events/s |");
+    println!(
+        "| flavour | gzip | events | max_events | concurrency | requests | avg batch | seconds | events/s |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for flavor in [SiemFlavor::SplunkHec, SiemFlavor::StandardWebhooks] {
         for gzip in [false, true] {

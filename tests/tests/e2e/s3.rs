@@ -537,3 +537,156 @@ fn report_command_reads_trail_and_snapshot_from_s3() {
     assert_eq!(missing.status.code(), Some(1), "{err}");
     assert!(err.contains("s3://no-such-bucket-for-cli/AWSLogs"), "{err}");
 }
+
+/// Every object under `prefix` of the shared bucket, by key relative to it.
+fn objects(rt: &Runtime, garage: &Garage, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let store = Store::s3(garage.client(), garage.bucket(), prefix);
+    rt.block_on(async {
+        let mut out = Vec::new();
+        for info in store.list("").await.unwrap() {
+            let body = store.get(&info.key).await.unwrap().unwrap();
+            out.push((info.key, body));
+        }
+        out.sort();
+        out
+    })
+}
+
+#[test]
+fn s3_outputs_land_in_garage_named_by_the_run_and_a_rerun_replaces_them() {
+    let garage = Garage::shared();
+    let rt = Runtime::new().unwrap();
+    let prefix = garage.unique_prefix("outputs");
+    let bucket = garage.bucket();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("connect-audit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [report]
+            trail = "{trail}"
+            snapshot = "{snapshot}"
+            since = "2024-05-01"
+            until = "2024-05-09"
+            [[exporters]]
+            type = "jsonl"
+            path = "s3://{bucket}/{prefix}/jsonl/audit-{{since}}-{{until}}.jsonl"
+            [[exporters]]
+            type = "csv"
+            path = "s3://{bucket}/{prefix}/csv/audit-{{since}}.csv"
+            [[exporters]]
+            type = "parquet"
+            path = "s3://{bucket}/{prefix}/lake/"
+            partition_by_date = true
+            [[exporters]]
+            type = "jsonl"
+            path = "local.jsonl"
+            "#,
+            trail = examples().join("trail").display(),
+            snapshot = examples().join("snapshot").display(),
+        ),
+    )
+    .unwrap();
+    let run = || {
+        Command::new(binary())
+            .args(["report", "--config", config.to_str().unwrap()])
+            .current_dir(dir.path())
+            .envs(garage.aws_env())
+            .env_remove("CONNECT_AUDIT_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let first = objects(&rt, garage, &prefix);
+    let keys: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        keys.contains(&"jsonl/audit-20240501T000000Z-20240509T000000Z.jsonl")
+            && keys.contains(&"csv/audit-20240501T000000Z.csv"),
+        "{keys:?}"
+    );
+    let partitions = keys
+        .iter()
+        .filter(|k| k.starts_with("lake/date=2024-05-") && k.ends_with(".parquet"))
+        .count();
+    assert!(partitions >= 5, "{keys:?}");
+    assert_eq!(
+        keys.len(),
+        2 + partitions,
+        "nothing else: no temporary objects"
+    );
+    for (key, _) in &first {
+        assert!(
+            err.contains(&format!("s3://{bucket}/{prefix}/{key}")),
+            "{err}"
+        );
+    }
+    // The object holds what the local file of the same run holds.
+    let local = std::fs::read(dir.path().join("local.jsonl")).unwrap();
+    let remote = &first
+        .iter()
+        .find(|(k, _)| k.starts_with("jsonl/"))
+        .unwrap()
+        .1;
+    assert_eq!(remote, &local);
+
+    // The same run again replaces its objects: same keys, same bodies, no copies.
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = objects(&rt, garage, &prefix);
+    assert_eq!(
+        again.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+        first.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    let csv = |o: &[(String, Vec<u8>)]| {
+        o.iter()
+            .find(|(k, _)| k.starts_with("csv/"))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(csv(&again), csv(&first));
+}
+
+#[test]
+fn large_files_are_uploaded_in_parts_and_arrive_whole() {
+    let garage = Garage::shared();
+    let rt = Runtime::new().unwrap();
+    let prefix = garage.unique_prefix("multipart");
+    let store = Store::s3(garage.client(), garage.bucket(), &prefix);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.bin");
+    // 12 MiB + 3 bytes of a pattern that shows misplaced parts: three parts of 5 MiB.
+    let body: Vec<u8> = (0..12 * 1024 * 1024 + 3_u32)
+        .map(|i| u8::try_from((i / 4096) % 251).unwrap())
+        .collect();
+    std::fs::write(&file, &body).unwrap();
+    let size = rt
+        .block_on(store.put_file_in_parts("runs/big.bin", &file, 5 * 1024 * 1024))
+        .unwrap();
+    assert_eq!(size, body.len() as u64);
+    let back = rt.block_on(store.get("runs/big.bin")).unwrap().unwrap();
+    assert!(back == body, "the object is the file, byte for byte");
+    // A small file is one PutObject and arrives the same.
+    std::fs::write(&file, b"small").unwrap();
+    rt.block_on(store.put_file("runs/small.bin", &file))
+        .unwrap();
+    assert_eq!(
+        rt.block_on(store.get("runs/small.bin")).unwrap().as_deref(),
+        Some(&b"small"[..])
+    );
+    // A missing file fails naming it, and leaves no object.
+    let missing = dir.path().join("missing.bin");
+    let err = rt
+        .block_on(store.put_file("runs/missing.bin", &missing))
+        .unwrap_err();
+    assert!(err.to_string().contains("missing.bin"), "{err}");
+    assert_eq!(rt.block_on(store.get("runs/missing.bin")).unwrap(), None);
+}

@@ -133,12 +133,21 @@ fn check_mixed_delivery(
         .collect();
     assert_eq!(refused.len(), 1);
     let refused_ids: BTreeSet<String> = refused[0].event_ids.iter().cloned().collect();
+    let refused_at = requests
+        .iter()
+        .position(|r| matches!(r.reply, Reply::Status { code: 400, .. }))
+        .unwrap();
+    assert!(
+        requests[refused_at + 1..]
+            .iter()
+            .all(|r| r.event_ids != refused[0].event_ids),
+        "a 400 is not retried"
+    );
     let lines = dead_letter_lines(dead_letter);
     assert_eq!(ids_of(&lines), refused_ids, "exactly the refused batch");
     assert_eq!(lines.len(), refused_ids.len());
     for line in &lines {
         assert_eq!(line["status"], 400);
-        assert_eq!(line["attempts"], 1, "a 400 is not retried");
         assert!(line["reason"].as_str().unwrap().contains("400"), "{line}");
     }
     let delivered = accepted(requests);
@@ -180,7 +189,10 @@ fn splunk_hec_delivers_through_throttling_errors_hangs_and_drops_and_dead_letter
     assert_eq!(delivered, 60 - events);
     assert_eq!(path, &dead_letter);
     let message = err.to_string();
-    assert!(message.contains(&dead_letter.display().to_string()), "{message}");
+    assert!(
+        message.contains(&dead_letter.display().to_string()),
+        "{message}"
+    );
     assert!(message.contains(&format!("{events} event(s)")), "{message}");
     assert!(!message.contains(TOKEN), "{message}");
 
@@ -189,7 +201,10 @@ fn splunk_hec_delivers_through_throttling_errors_hangs_and_drops_and_dead_letter
     for request in &requests {
         assert_eq!(request.method, "POST");
         assert_eq!(request.target, "/services/collector/event");
-        assert_eq!(request.header("authorization"), Some(&*format!("Splunk {TOKEN}")));
+        assert_eq!(
+            request.header("authorization"),
+            Some(&*format!("Splunk {TOKEN}"))
+        );
         assert!(request.header("content-encoding").is_none());
         assert!(request.event_ids.len() <= 7);
         for envelope in serde_json::Deserializer::from_slice(&request.body).into_iter::<Value>() {
@@ -199,7 +214,10 @@ fn splunk_hec_delivers_through_throttling_errors_hangs_and_drops_and_dead_letter
             let micros = record.event_time.as_microsecond();
             #[allow(clippy::cast_precision_loss)]
             let seconds = micros as f64 / 1e6;
-            assert!((envelope["time"].as_f64().unwrap() - seconds).abs() < 1e-6, "{envelope}");
+            assert!(
+                (envelope["time"].as_f64().unwrap() - seconds).abs() < 1e-6,
+                "{envelope}"
+            );
             assert_eq!(envelope["host"], "audit-runner");
             assert_eq!(envelope["source"], "connect-audit");
             assert_eq!(envelope["sourcetype"], "aws:connect:audit");
@@ -225,7 +243,12 @@ fn splunk_hec_delivers_through_throttling_errors_hangs_and_drops_and_dead_letter
     for line in dead_letter_lines(&dead_letter) {
         let record: AuditRecord = serde_json::from_value(line["record"].clone()).unwrap();
         assert_eq!(&record, by_id[record.event_id.as_str()]);
-        assert!(line["exporter"].as_str().unwrap().starts_with("siem-webhook http://127.0.0.1:"));
+        assert!(
+            line["exporter"]
+                .as_str()
+                .unwrap()
+                .starts_with("siem-webhook http://127.0.0.1:")
+        );
     }
 }
 
@@ -256,7 +279,9 @@ fn verify_standard_webhook(request: &ReceivedRequest) -> (String, i64) {
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(&request.body);
     let expected = format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()));
-    let signatures = request.header("webhook-signature").expect("webhook-signature");
+    let signatures = request
+        .header("webhook-signature")
+        .expect("webhook-signature");
     assert!(
         signatures.split(' ').any(|s| s == expected),
         "{signatures} != {expected}"
@@ -303,11 +328,21 @@ fn standard_webhooks_are_signed_gzipped_and_keep_their_id_across_retries() {
         assert_eq!(previous, &webhook_id, "the same id on every retry");
     }
     let distinct: BTreeSet<&String> = id_of_batch.values().collect();
-    assert_eq!(distinct.len(), id_of_batch.len(), "batches have distinct ids");
-    assert!(requests.len() >= id_of_batch.len() + 5, "the failures were retried");
+    assert_eq!(
+        distinct.len(),
+        id_of_batch.len(),
+        "batches have distinct ids"
+    );
+    assert!(
+        requests.len() >= id_of_batch.len() + 5,
+        "the failures were retried"
+    );
     let delivered = accepted(&requests);
     assert_eq!(delivered.len(), 40);
-    assert!(delivered.values().all(|&n| n == 1), "accepted once each: {delivered:?}");
+    assert!(
+        delivered.values().all(|&n| n == 1),
+        "accepted once each: {delivered:?}"
+    );
 }
 
 #[test]
@@ -320,7 +355,17 @@ fn replay_sends_the_dead_letter_again_once_the_receiver_accepts() {
     spec.concurrency = 1;
     let input = records(30);
     let err = export(&spec, &input).unwrap_err();
-    assert!(matches!(err, Error::DeadLettered { events: 21, batches: 3, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::DeadLettered {
+                events: 21,
+                batches: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let dead = ids_of(&dead_letter_lines(&dead_letter));
     assert_eq!(dead.len(), 21);
 
@@ -328,14 +373,27 @@ fn replay_sends_the_dead_letter_again_once_the_receiver_accepts() {
     receiver.clear();
     receiver.script([Reply::status(400)]);
     let err = siem::replay(&spec, &dead_letter).unwrap_err();
-    assert!(matches!(err, Error::DeadLettered { events: 7, delivered: 14, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::DeadLettered {
+                events: 7,
+                delivered: 14,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let first = receiver.requests();
     let still_dead = ids_of(&dead_letter_lines(&dead_letter));
     assert_eq!(still_dead.len(), 7);
     assert!(still_dead.is_subset(&dead));
     let replayed: BTreeSet<String> = accepted(&first).into_keys().collect();
     assert_eq!(
-        replayed.union(&still_dead).cloned().collect::<BTreeSet<_>>(),
+        replayed
+            .union(&still_dead)
+            .cloned()
+            .collect::<BTreeSet<_>>(),
         dead
     );
 
@@ -357,15 +415,19 @@ fn replay_sends_the_dead_letter_again_once_the_receiver_accepts() {
 fn a_missing_token_variable_is_refused_at_build_without_a_request() {
     let receiver = SiemReceiver::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut spec = spec(SiemFlavor::SplunkHec, &receiver, &dir.path().join("d.jsonl"));
+    let mut spec = spec(
+        SiemFlavor::SplunkHec,
+        &receiver,
+        &dir.path().join("d.jsonl"),
+    );
     spec.token = None;
-    spec.token_env = Some("CONNECT_AUDIT_E2E_UNSET_TOKEN_VARIABLE".into());
+    spec.token_env = Some("E2E_SIEM_UNSET_TOKEN_VARIABLE".into());
     let Err(err) = connect_audit_exporters::build(&ExporterSpec::SiemWebhook(spec)) else {
         panic!("built without its token")
     };
     assert!(
         err.to_string()
-            .contains("CONNECT_AUDIT_E2E_UNSET_TOKEN_VARIABLE is not set"),
+            .contains("E2E_SIEM_UNSET_TOKEN_VARIABLE is not set"),
         "{err}"
     );
     assert!(receiver.requests().is_empty());
@@ -398,7 +460,7 @@ path = "all.jsonl"
 type = "siem-webhook"
 flavor = "splunk-hec"
 url = "{url}"
-token_env = "CONNECT_AUDIT_E2E_HEC_TOKEN"
+token_env = "E2E_SIEM_HEC_TOKEN"
 max_events = 5
 concurrency = 2
 timeout_secs = 1
@@ -416,15 +478,22 @@ dead_letter = "dead/siem.jsonl"
         .current_dir(dir.path())
         .env_remove("CONNECT_AUDIT_CONFIG")
         .env("RUST_LOG", "trace")
-        .env("CONNECT_AUDIT_E2E_HEC_TOKEN", TOKEN)
+        .env("E2E_SIEM_HEC_TOKEN", TOKEN)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN), "the token leaked");
+    std::fs::write("/tmp/siem-cli-stderr.txt", stderr.as_bytes()).unwrap();
+    assert!(
+        !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+        "the token leaked"
+    );
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     let dead_letter = dir.path().join("dead/siem.jsonl");
-    assert!(stderr.contains("dead/siem.jsonl"), "the dead letter is named: {stderr}");
+    assert!(
+        stderr.contains("dead/siem.jsonl"),
+        "the dead letter is named: {stderr}"
+    );
 
     let all: BTreeSet<String> = fs::read_to_string(dir.path().join("all.jsonl"))
         .unwrap()
@@ -438,7 +507,10 @@ dead_letter = "dead/siem.jsonl"
     let requests = receiver.requests();
     check_mixed_delivery(&requests, &all, &dead_letter);
     for request in &requests {
-        assert_eq!(request.header("authorization"), Some(&*format!("Splunk {TOKEN}")));
+        assert_eq!(
+            request.header("authorization"),
+            Some(&*format!("Splunk {TOKEN}"))
+        );
     }
 
     // `config show` prints the spec with the token hidden.
@@ -456,7 +528,12 @@ dead_letter = "dead/siem.jsonl"
         .output()
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!shown.contains(TOKEN), "{shown}");
     assert!(shown.contains("token = \"***\""), "{shown}");
 }

@@ -1,0 +1,140 @@
+//! `s3://` destinations of the file exporters. The exporters write to a local staging
+//! directory (their usual temporary file + rename); when every exporter finished, each staged
+//! file is uploaded to its key (multipart when large, see `Store::put_file`). Names are
+//! deterministic per run window (`{since}`), so a repeated run replaces its objects instead
+//! of adding copies.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use connect_audit_config::ExporterSpec;
+use connect_audit_core::{Location, Store};
+
+/// One exporter's S3 destination and the local directory it writes to meanwhile.
+struct Staged {
+    /// The local staging directory of this exporter.
+    dir: PathBuf,
+    /// Where the files go: the object's folder (a file output) or the dataset's root
+    /// (partitions).
+    target: Location,
+}
+
+/// The staging area of a run's `s3://` outputs.
+pub struct S3Outputs {
+    /// Removed when the run ends; nothing in it is ever a final output.
+    _root: Option<tempfile::TempDir>,
+    staged: Vec<Staged>,
+}
+
+/// An object uploaded.
+pub struct Uploaded {
+    /// `s3://bucket/key`.
+    pub url: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+impl S3Outputs {
+    /// Points every `s3://` file exporter at a local staging directory instead.
+    pub fn stage(specs: &mut [ExporterSpec]) -> anyhow::Result<Self> {
+        let mut root = None;
+        let mut staged = Vec::new();
+        for (i, spec) in specs.iter_mut().enumerate() {
+            let partitioned = matches!(spec, ExporterSpec::Parquet(p) if p.partition_by_date);
+            let Some(path) = spec.path_mut() else {
+                continue;
+            };
+            if !path.starts_with("s3://") {
+                continue;
+            }
+            let location =
+                Location::parse(path).with_context(|| format!("exporters[{i}].path `{path}`"))?;
+            let Location::S3 { bucket, prefix } = location else {
+                unreachable!("an s3:// path parses as S3");
+            };
+            if root.is_none() {
+                root = Some(
+                    tempfile::Builder::new()
+                        .prefix("connect-audit-outputs-")
+                        .tempdir()
+                        .context("cannot create a staging directory for the s3:// outputs")?,
+                );
+            }
+            let dir = root
+                .as_ref()
+                .map(|r| r.path().join(i.to_string()))
+                .unwrap_or_default();
+            let (target, local) = if partitioned {
+                (Location::S3 { bucket, prefix }, dir.clone())
+            } else {
+                let (folder, name) = prefix.rsplit_once('/').unwrap_or(("", &prefix));
+                if name.is_empty() {
+                    anyhow::bail!(
+                        "exporters[{i}].path `{path}`: name the object, e.g. s3://bucket/audit/audit-{{since}}.csv"
+                    );
+                }
+                let local = dir.join(name);
+                (
+                    Location::S3 {
+                        bucket,
+                        prefix: folder.to_owned(),
+                    },
+                    local,
+                )
+            };
+            *path = local.display().to_string();
+            staged.push(Staged { dir, target });
+        }
+        Ok(Self {
+            _root: root,
+            staged,
+        })
+    }
+
+    /// Whether any output goes to S3 (a client is then needed).
+    pub fn any(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// Uploads every staged file, after every exporter finished.
+    pub async fn upload(&self, s3: &aws_sdk_s3::Client) -> anyhow::Result<Vec<Uploaded>> {
+        let mut uploaded = Vec::new();
+        for staged in &self.staged {
+            let store = Store::open(&staged.target, Some(s3))?;
+            for file in files(&staged.dir)? {
+                let key = file
+                    .strip_prefix(&staged.dir)
+                    .expect("listed under the staging directory")
+                    .iter()
+                    .map(|part| part.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let bytes = store
+                    .put_file(&key, &file)
+                    .await
+                    .with_context(|| format!("cannot upload {}", store.describe(&key)))?;
+                uploaded.push(Uploaded {
+                    url: store.describe(&key),
+                    bytes,
+                });
+            }
+        }
+        Ok(uploaded)
+    }
+}
+
+/// The finished files under `dir` (temporary files of the exporters start with `.`).
+fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if entry.file_type().is_file() && !hidden {
+            out.push(entry.into_path());
+        }
+    }
+    Ok(out)
+}
