@@ -27,6 +27,20 @@ pub fn name_outputs(
     let since = stamp(window.since);
     let until = stamp(window.until);
     for (i, spec) in specs.iter_mut().enumerate() {
+        if let ExporterSpec::Parquet(p) = spec
+            && p.partition_by_date
+        {
+            if incremental && !p.partition_file.contains("{since}") {
+                p.partition_file = "part-{since}.parquet".to_owned();
+            }
+            p.partition_file = p
+                .partition_file
+                .replace("{since}", &since)
+                .replace("{until}", &until);
+            // The partitions' folder is shared by every run: each run adds its own files.
+            p.path = p.path.replace("{since}", &since).replace("{until}", &until);
+            continue;
+        }
         let Some(path) = spec.path_mut() else {
             continue;
         };

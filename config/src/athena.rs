@@ -120,6 +120,9 @@ pub struct ValidAthena {
     pub projection_start: Date,
     /// The snapshot store the snapshot tables read, when it is on S3.
     pub snapshot: Option<S3Path>,
+    /// The data lake: the root of the first `parquet` exporter with `partition_by_date` and
+    /// the audit schema on S3, which `athena init` makes a table of.
+    pub lake: Option<S3Path>,
     /// Query timeout.
     pub timeout: std::time::Duration,
     /// Longest pause between polls.
@@ -384,6 +387,7 @@ impl AthenaSettings {
             regions: self.regions.clone(),
             projection_start: projection_start?,
             snapshot,
+            lake: None,
             timeout: std::time::Duration::from_secs(self.timeout_secs),
             poll_max: std::time::Duration::from_millis(self.poll_max_ms),
         })

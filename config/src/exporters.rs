@@ -105,6 +105,12 @@ pub struct ParquetSpec {
     /// The columns: the audit record's, or OCSF's. Default: `audit`.
     #[serde(default)]
     pub schema: RecordSchema,
+    /// The file name in each `date=` partition; `{since}` and `{until}` become the run's
+    /// window (`20240501T000000Z`). A run replaces the files of its name. Default:
+    /// `part-00000.parquet`; incremental runs (`report --incremental`, `run`) use
+    /// `part-{since}.parquet` unless this names `{since}`, so each run adds its own files.
+    #[serde(default = "partition_file")]
+    pub partition_file: String,
 }
 
 /// What a JSON Lines or Parquet exporter writes: `schema = "audit" | "ocsf"`.
@@ -151,8 +157,23 @@ impl ParquetSpec {
             partition_by_date: false,
             row_group_size: row_group_size(),
             schema: RecordSchema::Audit,
+            partition_file: partition_file(),
         }
     }
+}
+
+/// Whether `name` is a plain file name: not empty, no path separator, not `.`/`..`, no
+/// control character.
+pub fn is_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+}
+
+fn partition_file() -> String {
+    "part-00000.parquet".to_owned()
 }
 
 impl JsonlSpec {

@@ -595,9 +595,12 @@ impl Settings {
             (None, Some(s)) => Some(("snapshot.store", s.as_str())),
             (None, None) => None,
         };
-        let athena = self
+        let mut athena = self
             .athena
             .check(self.report.trail.as_deref(), snapshot, &mut problem);
+        if let Some(a) = &mut athena {
+            a.lake = self.lake(&mut problem);
+        }
         if let Some(a) = &athena {
             for account in &self.report.accounts {
                 if !a.accounts.contains(account) {
@@ -629,6 +632,26 @@ impl Settings {
             }
             _ => Err(ConfigError::Invalid(problems)),
         }
+    }
+
+    /// The data lake Athena can read: the first `parquet` exporter with `partition_by_date`,
+    /// the audit schema and an `s3://` path.
+    fn lake(&self, problem: &mut impl FnMut(&str, String)) -> Option<S3Path> {
+        self.exporters
+            .iter()
+            .enumerate()
+            .find_map(|(i, spec)| match spec {
+                ExporterSpec::Parquet(p)
+                    if p.partition_by_date
+                        && p.schema == RecordSchema::Audit
+                        && p.path.starts_with("s3://") =>
+                {
+                    S3Path::parse(&p.path)
+                        .map_err(|e| problem(&format!("exporters[{i}].path"), e))
+                        .ok()
+                }
+                _ => None,
+            })
     }
 
     /// Checks everything a report needs, without I/O. `now` anchors relative times.
@@ -847,6 +870,17 @@ fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, Str
                 }
                 Ok(_) => {}
             }
+        }
+        if let ExporterSpec::Parquet(p) = spec
+            && !exporters::is_file_name(&p.partition_file)
+        {
+            problem(
+                &key("partition_file"),
+                format!(
+                    "`{}` must be a file name (no `/`, not `.` or `..`)",
+                    p.partition_file.escape_default()
+                ),
+            );
         }
         match spec {
             ExporterSpec::Csv(csv) => {

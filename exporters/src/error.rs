@@ -105,6 +105,14 @@ pub enum Error {
         /// The exporter.
         exporter: String,
     },
+    /// A Parquet `partition_file` that is not a plain file name.
+    #[error("{exporter}: partition_file `{name}` must be a file name (no `/`, not `.` or `..`)")]
+    PartitionFile {
+        /// The exporter.
+        exporter: String,
+        /// The name given.
+        name: String,
+    },
     /// The SIEM webhook exporter cannot start: a credential is missing, its URL or secret is
     /// unusable, or TLS cannot be set up. The message never quotes a credential.
     #[error("{exporter}: {message}")]

@@ -37,9 +37,6 @@ use crate::ocsf;
 use crate::output::{self, STDOUT};
 use crate::{Error, ExportSummary, Exporter};
 
-/// The name of the one file in each `date=YYYY-MM-DD/` partition.
-pub const PARTITION_FILE: &str = "part-00000.parquet";
-
 /// Writes records as Parquet, to one file or to date partitions. Built from a
 /// [`ParquetSpec`].
 pub struct ParquetExporter {
@@ -57,6 +54,8 @@ enum Layout {
     File(Box<OpenFile>),
     ByDate {
         root: PathBuf,
+        /// The file name in each partition.
+        file_name: String,
         partitions: BTreeMap<Date, OpenFile>,
     },
 }
@@ -87,6 +86,12 @@ impl ParquetExporter {
         if spec.row_group_size == 0 {
             return Err(Error::RowGroupSize { exporter: name });
         }
+        if !connect_audit_config::exporters::is_file_name(&spec.partition_file) {
+            return Err(Error::PartitionFile {
+                exporter: name,
+                name: spec.partition_file.clone(),
+            });
+        }
         let path = output::local_path(&name, &spec.path)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -96,6 +101,7 @@ impl ParquetExporter {
         let layout = if spec.partition_by_date {
             Layout::ByDate {
                 root: path,
+                file_name: spec.partition_file.clone(),
                 partitions: BTreeMap::new(),
             }
         } else {
@@ -120,7 +126,11 @@ impl ParquetExporter {
                 let rows: Vec<&AuditRecord> = batch.iter().collect();
                 write_rows(&self.name, self.schema, path, writer, &rows)?;
             }
-            Layout::ByDate { root, partitions } => {
+            Layout::ByDate {
+                root,
+                file_name,
+                partitions,
+            } => {
                 let mut by_date: BTreeMap<Date, Vec<&AuditRecord>> = BTreeMap::new();
                 for record in batch {
                     let date = TimeZone::UTC.to_datetime(record.event_time).date();
@@ -130,7 +140,7 @@ impl ParquetExporter {
                     let (path, writer) = match partitions.entry(date) {
                         std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::btree_map::Entry::Vacant(e) => {
-                            let path = root.join(format!("date={date}")).join(PARTITION_FILE);
+                            let path = root.join(format!("date={date}")).join(&*file_name);
                             e.insert(open(&self.name, path, &self.properties, self.schema)?)
                         }
                     };

@@ -245,10 +245,10 @@ async fn serve(mut stream: TcpStream, state: Shared) {
             .and_then(|(_, v)| v.parse::<usize>().ok())
             .unwrap_or(0);
         while buffer.len() < head_len + length {
-            let mut chunk = [0u8; 64 * 1024];
-            match stream.read(&mut chunk).await {
+            buffer.reserve(head_len + length - buffer.len());
+            match stream.read_buf(&mut buffer).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
             }
         }
         let raw_body = buffer[head_len..head_len + length].to_vec();
@@ -299,10 +299,10 @@ async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Head>
                 .collect();
             return Some((end + 4, method, target, headers));
         }
-        let mut chunk = [0u8; 16 * 1024];
-        match stream.read(&mut chunk).await {
+        buffer.reserve(16 * 1024);
+        match stream.read_buf(buffer).await {
             Ok(0) | Err(_) => return None,
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
         }
     }
 }
@@ -409,7 +409,9 @@ async fn respond(
         body.len()
     );
     if let Some(value) = retry_after {
-        head.push_str(&format!("retry-after: {value}\r\n"));
+        head.push_str("retry-after: ");
+        head.push_str(value);
+        head.push_str("\r\n");
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).await?;

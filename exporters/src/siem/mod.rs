@@ -65,6 +65,8 @@ pub struct SiemExporter {
     batches: Option<SyncSender<Batch>>,
     worker: Option<JoinHandle<Tally>>,
     dead_letter: Arc<Mutex<DeadLetter>>,
+    /// Records handed to the delivery thread.
+    handed_over: u64,
 }
 
 impl std::fmt::Debug for SiemExporter {
@@ -135,12 +137,15 @@ impl SiemExporter {
             batches: Some(batches),
             worker: Some(worker),
             dead_letter,
+            handed_over: 0,
         })
     }
 
     fn send(&mut self, batch: Batch) -> Result<(), Error> {
+        let events = batch.len() as u64;
         let sent = self.batches.as_ref().map(|tx| tx.send(batch));
         if matches!(sent, Some(Ok(()))) {
+            self.handed_over += events;
             return Ok(());
         }
         Err(Error::Siem {
@@ -188,13 +193,9 @@ fn deliver_all(
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let mut tally = Tally::default();
-    let count = |tally: &mut Tally, done: Result<u64, tokio::task::JoinError>| {
-        // A panicking delivery has not written its batch anywhere: count nothing, and let
-        // the dead-letter outcome below stay honest by recording it as lost.
-        match done {
-            Ok(events) => tally.delivered += events,
-            Err(e) => tracing::error!(exporter = name, error = %e, "A delivery task failed."),
-        }
+    let count = |tally: &mut Tally, done: Result<u64, tokio::task::JoinError>| match done {
+        Ok(events) => tally.delivered += events,
+        Err(e) => tracing::error!(exporter = name, error = %e, "A delivery task failed."),
     };
     for batch in receiver {
         let slot = runtime
@@ -273,10 +274,22 @@ impl Exporter for SiemExporter {
                 exporter: self.name.clone(),
                 message: "the delivery thread panicked".into(),
             })?;
-        self.dead_letter
+        let mut dead_letter = self
+            .dead_letter
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .outcome(tally.delivered)?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let accounted = tally.delivered + dead_letter.events + dead_letter.lost;
+        if accounted != self.handed_over {
+            return Err(Error::Siem {
+                exporter: self.name.clone(),
+                message: format!(
+                    "{} event(s) were neither delivered nor dead-lettered: a delivery task failed",
+                    self.handed_over.saturating_sub(accounted)
+                ),
+            });
+        }
+        dead_letter.outcome(tally.delivered)?;
+        drop(dead_letter);
         Ok(ExportSummary {
             exporter: self.name.clone(),
             records: tally.delivered,

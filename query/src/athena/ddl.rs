@@ -90,6 +90,9 @@ pub fn drop_tables(athena: &ValidAthena) -> Vec<Statement> {
     if athena.snapshot.is_some() {
         names.extend(SNAPSHOT_TABLES.iter().map(|(t, _, _)| *t));
     }
+    if athena.lake.is_some() {
+        names.push(LAKE_TABLE);
+    }
     names
         .into_iter()
         .map(|t| Statement {
@@ -192,6 +195,48 @@ pub fn create_snapshot_tables(athena: &ValidAthena) -> Vec<Statement> {
         .collect()
 }
 
+/// The table over the Parquet data lake the `parquet` exporter writes (`partition_by_date`).
+pub const LAKE_TABLE: &str = "connect_audit_records";
+
+/// The table over the data lake (`<lake>/date=YYYY-MM-DD/*.parquet`), the audit record's
+/// columns with `date` projected; none without a lake on S3.
+pub fn create_lake_table(athena: &ValidAthena) -> Option<Statement> {
+    let lake = athena.lake.as_ref()?;
+    let columns = connect_audit_core::record::COLUMNS
+        .iter()
+        .map(|name| {
+            let ty = if *name == "event_time" {
+                "timestamp"
+            } else {
+                "string"
+            };
+            format!("  `{name}` {ty}")
+        })
+        .collect::<Vec<_>>()
+        .join(",\n");
+    let root = lake.url("");
+    let sql = format!(
+        "CREATE EXTERNAL TABLE IF NOT EXISTS `{db}`.`{LAKE_TABLE}` (\n{columns}\n)\n\
+         PARTITIONED BY (`date` string)\n\
+         STORED AS PARQUET\n\
+         LOCATION '{root}'\n\
+         TBLPROPERTIES (\n  \
+         'projection.enabled'='true',\n  \
+         'projection.date.type'='date',\n  \
+         'projection.date.format'='yyyy-MM-dd',\n  \
+         'projection.date.range'='{start},NOW',\n  \
+         'projection.date.interval'='1',\n  \
+         'projection.date.interval.unit'='DAYS',\n  \
+         'storage.location.template'='{root}date=${{date}}/'\n)",
+        db = athena.database,
+        start = athena.projection_start.strftime("%Y-%m-%d"),
+    );
+    Some(Statement {
+        what: format!("table {}.{LAKE_TABLE}", athena.database),
+        sql,
+    })
+}
+
 /// Every statement of `athena init`, in order: database, (drops with `replace`), tables, and
 /// the view with `view`.
 pub fn init_statements(athena: &ValidAthena, replace: bool, view: bool) -> Vec<Statement> {
@@ -201,6 +246,7 @@ pub fn init_statements(athena: &ValidAthena, replace: bool, view: bool) -> Vec<S
     }
     statements.push(create_cloudtrail_table(athena));
     statements.extend(create_snapshot_tables(athena));
+    statements.extend(create_lake_table(athena));
     if view {
         statements.push(Statement {
             what: format!("view {}.{VIEW}", athena.database),
@@ -228,6 +274,38 @@ mod tests {
             prefix: "store".into(),
         });
         a
+    }
+
+    #[test]
+    fn the_lake_table_reads_the_parquet_partitions() {
+        let mut a = athena();
+        assert!(create_lake_table(&a).is_none());
+        a.lake = Some(S3Path {
+            bucket: "lake".into(),
+            prefix: "connect_audit".into(),
+        });
+        let t = create_lake_table(&a).unwrap().sql;
+        assert!(
+            t.contains("`event_time` timestamp,\n  `event_id` string"),
+            "{t}"
+        );
+        assert!(
+            t.contains("STORED AS PARQUET\nLOCATION 's3://lake/connect_audit/'"),
+            "{t}"
+        );
+        assert!(
+            t.contains("'storage.location.template'='s3://lake/connect_audit/date=${date}/'"),
+            "{t}"
+        );
+        assert!(t.contains("'projection.date.format'='yyyy-MM-dd'"), "{t}");
+        let all = init_statements(&a, true, false);
+        assert!(all.iter().any(|s| {
+            s.sql
+                .contains("DROP TABLE IF EXISTS `connect_audit`.`connect_audit_records`")
+        }));
+        assert!(all.last().unwrap().sql.starts_with(
+            "CREATE EXTERNAL TABLE IF NOT EXISTS `connect_audit`.`connect_audit_records`"
+        ));
     }
 
     #[test]

@@ -575,6 +575,7 @@ pub(crate) mod tests {
                 bucket: "snap".into(),
                 prefix: String::new(),
             }),
+            lake: None,
             timeout: std::time::Duration::from_mins(1),
             poll_max: std::time::Duration::from_secs(1),
         }

@@ -97,8 +97,8 @@ fn main() {
             let seconds = clock.elapsed().as_secs_f64();
             assert_eq!(summary.records, events as u64);
             let requests = receiver.requests();
-            let received: usize = requests.iter().map(|r| r.events).sum();
-            assert_eq!(received, events, "the receiver counted every event");
+            let counted: usize = requests.iter().map(|r| r.events).sum();
+            assert_eq!(counted, events, "the receiver counted every event");
             let flavour = match flavor {
                 SiemFlavor::SplunkHec => "splunk-hec",
                 SiemFlavor::StandardWebhooks => "standard-webhooks",

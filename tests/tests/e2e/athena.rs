@@ -122,6 +122,38 @@ fn audit(
 }
 
 #[test]
+fn the_lake_table_declares_the_parquet_exporters_columns() {
+    let mut athena = valid(&settings(false));
+    athena.lake = Some(connect_audit_config::S3Path {
+        bucket: "lake".into(),
+        prefix: "connect_audit".into(),
+    });
+    let statement = ddl::create_lake_table(&athena).expect("a lake table");
+    let table = parse_hive_ddl(&statement.sql).unwrap_or_else(|e| panic!("{e}\n{}", statement.sql));
+    assert_eq!(table.name, ddl::LAKE_TABLE);
+    // The columns are the Parquet exporter's, by name and (Hive) type.
+    let schema = connect_audit_core::record::arrow_schema();
+    let expected: Vec<(String, String)> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                arrow_schema::DataType::Timestamp(..) => "timestamp",
+                _ => "string",
+            };
+            (f.name().clone(), ty.to_owned())
+        })
+        .collect();
+    assert_eq!(table.columns, expected);
+    assert_eq!(table.partitions, [("date".to_owned(), "string".to_owned())]);
+    assert_eq!(table.location, "s3://lake/connect_audit/");
+    assert_eq!(
+        table.properties["storage.location.template"],
+        "s3://lake/connect_audit/date=${date}/"
+    );
+}
+
+#[test]
 fn generated_ddl_parses_and_declares_every_column_the_query_reads() {
     let athena = valid(&settings(false));
     let statements = ddl::init_statements(&athena, true, false);

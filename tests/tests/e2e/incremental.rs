@@ -127,6 +127,10 @@ fn three_runs_over_a_growing_trail_give_each_event_exactly_once() {
         [[exporters]]
         type = "csv"
         path = "out/audit-{since}.csv"
+        [[exporters]]
+        type = "parquet"
+        path = "lake"
+        partition_by_date = true
         "#,
     )
     .unwrap();
@@ -189,6 +193,28 @@ fn three_runs_over_a_growing_trail_give_each_event_exactly_once() {
     assert_eq!(
         delivered, expected,
         "every event of the trail, each exactly once across the runs' files"
+    );
+    // The lake: every run adds its own file to the partitions it touches.
+    let lake = files(&root.join("lake"));
+    let mut lake_rows = 0;
+    for file in &lake {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("part-2024") && name.ends_with("Z.parquet"),
+            "{name}"
+        );
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            fs::File::open(file).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        lake_rows += reader.map(|b| b.unwrap().num_rows()).sum::<usize>();
+    }
+    assert_eq!(
+        lake_rows,
+        expected.len(),
+        "the lake holds each event once: {lake:?}"
     );
     let csv_rows: usize = outputs
         .iter()
