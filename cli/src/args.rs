@@ -53,6 +53,10 @@ pub enum Command {
     /// incremental report into every configured exporter. The state ([incremental]) advances
     /// only when every exporter finished.
     Run(RunArgs),
+    /// Send the records of a SIEM dead-letter file again, through the configured
+    /// siem-webhook exporter. The file is removed when all were delivered, or replaced by the
+    /// records refused again (exit 1).
+    Replay(ReplayArgs),
     /// Check or print the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -76,6 +80,19 @@ pub struct RunArgs {
     /// Skip the snapshot even when instances are configured.
     #[arg(long)]
     pub no_snapshot: bool,
+}
+
+/// `replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The dead-letter file (JSON Lines, as a siem-webhook exporter wrote it).
+    #[arg(value_name = "FILE")]
+    pub dead_letter: PathBuf,
+
+    /// Which exporter to send through, by its position in [[exporters]] (0 is the first).
+    /// Default: the siem-webhook exporter whose dead_letter is FILE, else the only one.
+    #[arg(long, value_name = "N")]
+    pub exporter: Option<usize>,
 }
 
 /// `athena …`.

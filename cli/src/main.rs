@@ -68,6 +68,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let settings: Settings = figment.extract().map_err(ConfigError::from)?;
             let reporter = Reporter::new(cli.quiet);
             if settings.report.engine == Engine::Athena {
+                if args.incremental {
+                    return Err(UsageError(
+                        "--incremental runs on the local engine; report.engine = \"athena\" \
+                         is not supported for incremental runs yet"
+                            .into(),
+                    )
+                    .into());
+                }
                 let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
                 return athena::report(&settings, &valid, &reporter);
             }
@@ -121,6 +129,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let reporter = Reporter::new(cli.quiet);
             snapshot::run(&settings, &valid, &reporter)
         }
+        Command::Replay(args) => {
+            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+            replay(&settings, args)
+        }
         Command::Config(ConfigCommand::Check) => {
             let settings: Settings = figment.extract().map_err(ConfigError::from)?;
             let file = connect_audit_config::config_file(cli.config.as_deref())?;
@@ -172,6 +184,57 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::Success)
         }
     }
+}
+
+/// `replay FILE`: the dead-letter file's records, sent again.
+fn replay(settings: &Settings, args: &args::ReplayArgs) -> anyhow::Result<ExitCode> {
+    use connect_audit_config::ExporterSpec;
+    let siem: Vec<(usize, &connect_audit_config::SiemWebhookSpec)> = settings
+        .exporters
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match e {
+            ExporterSpec::SiemWebhook(s) => Some((i, s)),
+            _ => None,
+        })
+        .collect();
+    let chosen = match args.exporter {
+        Some(n) => siem
+            .iter()
+            .find(|(i, _)| *i == n)
+            .ok_or_else(|| UsageError(format!("exporters[{n}] is not a siem-webhook exporter")))?,
+        None => {
+            let same_file = |(_, s): &&(usize, &connect_audit_config::SiemWebhookSpec)| {
+                std::path::Path::new(&s.dead_letter) == args.dead_letter
+            };
+            match (siem.iter().find(same_file), siem.as_slice()) {
+                (Some(found), _) => found,
+                (None, [only]) => only,
+                (None, []) => {
+                    return Err(UsageError(
+                        "no siem-webhook exporter is configured to replay through".into(),
+                    )
+                    .into());
+                }
+                (None, _) => {
+                    return Err(UsageError(
+                        "several siem-webhook exporters are configured: choose one with --exporter N"
+                            .into(),
+                    )
+                    .into());
+                }
+            }
+        }
+    };
+    let summary = connect_audit_exporters::siem::replay(chosen.1, &args.dead_letter)
+        .map_err(anyhow::Error::from)?;
+    output::note(&format!(
+        "connect-audit: replayed {} records of {} through {}; the file is removed",
+        summary.records,
+        summary.dead_letter.display(),
+        summary.exporter
+    ));
+    Ok(ExitCode::Success)
 }
 
 fn init_logging(verbose: u8) {

@@ -90,6 +90,10 @@ pub struct ReceivedRequest {
     pub event_ids: Vec<String>,
     /// Events in the body.
     pub events: usize,
+    /// Bytes of the body as sent.
+    pub sent_len: usize,
+    /// Bytes of the decoded body.
+    pub body_len: usize,
     /// What the receiver answered.
     pub reply: Reply,
     /// When it arrived.
@@ -334,6 +338,7 @@ fn record(
         let ids = event_ids(&body);
         (ids.len(), ids)
     };
+    let (sent_len, body_len) = (raw_body.len(), body.len());
     let mut state = lock(state);
     let reply = state.script.pop_front().unwrap_or(Reply::Ok);
     let (raw_body, body) = if count_only {
@@ -349,6 +354,8 @@ fn record(
         body,
         event_ids,
         events,
+        sent_len,
+        body_len,
         reply: reply.clone(),
         at: std::time::Instant::now(),
     });

@@ -69,9 +69,9 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary directory");
 
     println!(
-        "| flavour | gzip | events | max_events | concurrency | requests | avg batch | seconds | events/s |"
+        "| flavour | gzip | events | max_events | concurrency | requests | avg batch | avg body / sent (kB) | seconds | events/s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for flavor in [SiemFlavor::SplunkHec, SiemFlavor::StandardWebhooks] {
         for gzip in [false, true] {
             let receiver = SiemReceiver::start_counting();
@@ -104,12 +104,18 @@ fn main() {
                 SiemFlavor::StandardWebhooks => "standard-webhooks",
             };
             #[allow(clippy::cast_precision_loss)]
-            let (per_second, average) = (
+            let (per_second, average, body_kb, sent_kb) = (
                 events as f64 / seconds,
                 events as f64 / requests.len() as f64,
+                requests.iter().map(|r| r.body_len).sum::<usize>() as f64
+                    / requests.len() as f64
+                    / 1000.0,
+                requests.iter().map(|r| r.sent_len).sum::<usize>() as f64
+                    / requests.len() as f64
+                    / 1000.0,
             );
             println!(
-                "| {flavour} | {gzip} | {events} | {max_events} | {concurrency} | {} | {average:.0} | {seconds:.2} | {per_second:.0} |",
+                "| {flavour} | {gzip} | {events} | {max_events} | {concurrency} | {} | {average:.0} | {body_kb:.0} / {sent_kb:.0} | {seconds:.2} | {per_second:.0} |",
                 requests.len()
             );
         }
