@@ -690,3 +690,93 @@ fn large_files_are_uploaded_in_parts_and_arrive_whole() {
     assert!(err.to_string().contains("missing.bin"), "{err}");
     assert_eq!(rt.block_on(store.get("runs/missing.bin")).unwrap(), None);
 }
+
+#[test]
+fn incremental_state_on_s3_advances_and_the_next_run_continues_from_it() {
+    let garage = Garage::shared();
+    let rt = Runtime::new().unwrap();
+    let prefix = garage.unique_prefix("state");
+    let bucket = garage.bucket();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("connect-audit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [report]
+            trail = "{trail}"
+            since = "2024-05-01"
+            [incremental]
+            state = "s3://{bucket}/{prefix}/teams/blue.json"
+            lookback = "1d"
+            [[exporters]]
+            type = "jsonl"
+            path = "s3://{bucket}/{prefix}/out/audit-{{since}}.jsonl"
+            "#,
+            trail = examples().join("trail").display(),
+        ),
+    )
+    .unwrap();
+    let run = |until: &str| {
+        Command::new(binary())
+            .args(["report", "--config", config.to_str().unwrap()])
+            .args(["--incremental", "--until", until])
+            .current_dir(dir.path())
+            .envs(garage.aws_env())
+            .env_remove("CONNECT_AUDIT_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let first = run("2024-05-04T00:00:00Z");
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = run("2024-05-10T00:00:00Z");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("s3://{bucket}/{prefix}/teams/blue.json advanced")),
+        "{err}"
+    );
+
+    let objects = objects(&rt, garage, &prefix);
+    let state: Value = serde_json::from_slice(
+        &objects
+            .iter()
+            .find(|(k, _)| k == "teams/blue.json")
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    assert_eq!(state["runs"], 2);
+    assert_eq!(state["watermark"], "2024-05-10T00:00:00Z");
+    let outputs: Vec<&(String, Vec<u8>)> = objects
+        .iter()
+        .filter(|(k, _)| k.starts_with("out/"))
+        .collect();
+    assert_eq!(outputs.len(), 2, "one object per run");
+    let mut ids: Vec<String> = outputs
+        .iter()
+        .flat_map(|(_, body)| {
+            String::from_utf8(body.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .map(|line| {
+            serde_json::from_str::<Value>(&line).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "no event in two objects");
+    assert!(total > 15);
+}
