@@ -31,7 +31,7 @@ pub fn name_outputs(
             && p.partition_by_date
         {
             if incremental && !p.partition_file.contains("{since}") {
-                p.partition_file = "part-{since}.parquet".to_owned();
+                "part-{since}.parquet".clone_into(&mut p.partition_file);
             }
             p.partition_file = p
                 .partition_file

@@ -198,15 +198,15 @@ fn replay(settings: &Settings, args: &args::ReplayArgs) -> anyhow::Result<ExitCo
             _ => None,
         })
         .collect();
-    let chosen = match args.exporter {
-        Some(n) => siem
-            .iter()
+    let chosen = if let Some(n) = args.exporter {
+        siem.iter()
             .find(|(i, _)| *i == n)
-            .ok_or_else(|| UsageError(format!("exporters[{n}] is not a siem-webhook exporter")))?,
-        None => {
-            let same_file = |(_, s): &&(usize, &connect_audit_config::SiemWebhookSpec)| {
-                std::path::Path::new(&s.dead_letter) == args.dead_letter
-            };
+            .ok_or_else(|| UsageError(format!("exporters[{n}] is not a siem-webhook exporter")))?
+    } else {
+        let same_file = |(_, s): &&(usize, &connect_audit_config::SiemWebhookSpec)| {
+            std::path::Path::new(&s.dead_letter) == args.dead_letter
+        };
+        {
             match (siem.iter().find(same_file), siem.as_slice()) {
                 (Some(found), _) => found,
                 (None, [only]) => only,

@@ -86,18 +86,9 @@ impl Batcher {
             return Err(e);
         }
         let end = self.current.records.len();
-        self.piece.clear();
-        match self.flavor {
-            SiemFlavor::SplunkHec => {
-                self.piece.extend_from_slice(b"{\"time\":");
-                write_epoch_seconds(&mut self.piece, record.event_time);
-                self.piece.extend_from_slice(&self.envelope);
-                self.write_event(record, start..end)?;
-                self.piece.extend_from_slice(b",\"fields\":{\"event_id\":");
-                serde_json::to_writer(&mut self.piece, &record.event_id)?;
-                self.piece.extend_from_slice(b"}}\n");
-            }
-            SiemFlavor::StandardWebhooks => self.write_event(record, start..end)?,
+        if let Err(e) = self.encode(record, start..end) {
+            self.current.records.truncate(start);
+            return Err(e);
         }
         // What the body would be with this record: a separator and the closing `]` of a
         // Standard Webhooks array.
@@ -140,6 +131,28 @@ impl Batcher {
             return Ok(self.take());
         }
         Ok(None)
+    }
+
+    /// This record's piece of the body, into `self.piece`.
+    fn encode(
+        &mut self,
+        record: &AuditRecord,
+        span: Range<usize>,
+    ) -> Result<(), serde_json::Error> {
+        self.piece.clear();
+        match self.flavor {
+            SiemFlavor::SplunkHec => {
+                self.piece.extend_from_slice(b"{\"time\":");
+                write_epoch_seconds(&mut self.piece, record.event_time);
+                self.piece.extend_from_slice(&self.envelope);
+                self.write_event(record, span)?;
+                self.piece.extend_from_slice(b",\"fields\":{\"event_id\":");
+                serde_json::to_writer(&mut self.piece, &record.event_id)?;
+                self.piece.extend_from_slice(b"}}\n");
+                Ok(())
+            }
+            SiemFlavor::StandardWebhooks => self.write_event(record, span),
+        }
     }
 
     /// The batch being built, if it has records.

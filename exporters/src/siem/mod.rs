@@ -13,8 +13,8 @@
 //! gzipped, sent `concurrency` at a time (so not necessarily in order), and retried on
 //! connection errors, timeouts, 408, 429 and 5xx with exponential backoff and full jitter,
 //! honouring `Retry-After`, up to `max_retries` and `retry_budget_secs`. A batch that is
-//! refused (another 4xx) or runs out of retries goes to the dead-letter file
-//! ([`deadletter`](self) format: one JSON line per record with the reason), and
+//! refused (another 4xx) or runs out of retries goes to the dead-letter file (one JSON line
+//! per record: the record and why it was not delivered), and
 //! [`finish`](crate::Exporter::finish) then fails with [`Error::DeadLettered`] naming the file
 //! and the count; [`replay`] sends that file again.
 //!
