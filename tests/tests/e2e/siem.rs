@@ -542,3 +542,35 @@ dead_letter = "dead/siem.jsonl"
     assert!(!shown.contains(TOKEN), "{shown}");
     assert!(shown.contains("token = \"***\""), "{shown}");
 }
+
+#[test]
+fn config_check_names_bad_siem_fields_without_quoting_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        "[report]\ntrail = 'trail'\nsince = '2024-05-01'\n\
+         [[exporters]]\ntype = 'siem-webhook'\nflavor = 'standard-webhooks'\n\
+         url = 'https://hook-user:hook-password-77@hooks.example.com/in'\n\
+         secret = 'whsec_not-base64-secret-66!'\nconcurrency = 0\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env_remove("CONNECT_AUDIT_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for key in [
+        "exporters[0].url",
+        "exporters[0].secret",
+        "exporters[0].concurrency",
+    ] {
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
+    assert!(
+        !stderr.contains("hook-password-77") && !stderr.contains("secret-66"),
+        "{stderr}"
+    );
+}

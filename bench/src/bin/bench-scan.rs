@@ -1,0 +1,293 @@
+//! The scan benchmark (not a timed test): in one run on the same files, the embedded engine
+//! (JSON Lines to a file), DuckDB (`scripts/duckdb-scan.py`: `read_json` + `unnest(Records)`,
+//! the same filter, CSV out) and the decompression floor (every file inflated, both cores,
+//! output discarded). Each runs in its own process, so each peak RSS is its own.
+//!
+//! ```sh
+//! cargo run --release -p connect-audit-bench --bin gen-trail -- --out /var/tmp/trail-1g --size 1G
+//! cargo run --release -p connect-audit-bench --bin bench-scan -- /var/tmp/trail-1g
+//! ```
+//!
+//! Prints a Markdown table: wall time, MB/s of uncompressed JSON, records/s, peak RSS, and
+//! each one's ratio to the floor and the engine's to DuckDB; then checks that the engine
+//! reported exactly the ids of `expected-default.txt` (exit 1 if not).
+//!
+//! Subcommands (run by the benchmark itself): `floor DIR`, `engine DIR OUT`.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{self, BufRead as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use connect_audit_config::JsonlSpec;
+use connect_audit_core::{Directory, EventSelection, Store, Window};
+use connect_audit_exporters::{Exporter, JsonlExporter};
+use connect_audit_query::local::{ScanOptions, ScanSink, SinkError, TrailScanner};
+
+/// Every `.json.gz` trail file under `dir` (digests excluded), largest first.
+fn trail_files(dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("AWSLogs")];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(".json.gz")
+                && !path.to_string_lossy().contains("CloudTrail-Digest")
+            {
+                out.push((path, entry.metadata()?.len()));
+            }
+        }
+    }
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
+/// The uncompressed size a gzip member declares (ISIZE, its last 4 bytes).
+fn gzip_isize(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    if n < 4 {
+        return 0;
+    }
+    u32::from_le_bytes([bytes[n - 4], bytes[n - 3], bytes[n - 2], bytes[n - 1]]) as usize
+}
+
+/// Peak resident memory of this process, from /proc (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The floor: inflate every file whole (gzip header skipped, raw deflate into a buffer of
+/// the declared size), both cores, output discarded.
+fn floor(dir: &Path) -> io::Result<()> {
+    let files = trail_files(dir)?;
+    let next = AtomicUsize::new(0);
+    let total = Mutex::new(0u64);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let mut input = Vec::new();
+                let mut output = Vec::new();
+                let mut sum = 0u64;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((path, _)) = files.get(i) else { break };
+                    input.clear();
+                    let Ok(bytes) = fs::read(path) else { continue };
+                    input.extend_from_slice(&bytes);
+                    let size = gzip_isize(&input);
+                    output.clear();
+                    output.reserve(size + 1);
+                    // A gzip header without optional fields is 10 bytes (CloudTrail's are).
+                    let mut inflate = flate2::Decompress::new(false);
+                    let _ = inflate.decompress_vec(
+                        &input[10..],
+                        &mut output,
+                        flate2::FlushDecompress::Finish,
+                    );
+                    sum += output.len() as u64;
+                }
+                *total
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) += sum;
+            });
+        }
+    });
+    let bytes = *total
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    println!(
+        "{{\"wall\":{},\"bytes\":{bytes},\"rss_kib\":{}}}",
+        started.elapsed().as_secs_f64(),
+        peak_rss_kib()
+    );
+    Ok(())
+}
+
+struct Sink(Box<dyn Exporter>);
+
+impl ScanSink for Sink {
+    fn records(&mut self, batch: Vec<connect_audit_core::AuditRecord>) -> Result<(), SinkError> {
+        self.0.write(&batch)?;
+        Ok(())
+    }
+}
+
+/// The engine, as `connect-audit report --trail DIR --output OUT.jsonl` runs it (default
+/// events, no snapshot, the window of the generated trail).
+fn engine(dir: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let window = Window::parse(
+        Some("2020-01-01"),
+        Some("2030-01-01"),
+        jiff::Timestamp::now(),
+    )?;
+    let options = ScanOptions::new(window, EventSelection::defaults());
+    let exporter = JsonlExporter::create(&JsonlSpec::new(out.display().to_string()))?;
+    let mut sink = Sink(Box::new(exporter));
+    let summary =
+        TrailScanner::new(Store::local(dir), Directory::new(), options).scan(&mut sink)?;
+    let export = sink.0.finish()?;
+    println!(
+        "{{\"wall\":{},\"records_seen\":{},\"records\":{},\"rss_kib\":{}}}",
+        started.elapsed().as_secs_f64(),
+        summary.records_seen,
+        export.records,
+        peak_rss_kib()
+    );
+    Ok(())
+}
+
+/// Runs a subcommand (or another program) and reads the JSON line it printed last.
+fn measure(program: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed: {}",
+        program.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+fn ids_of(jsonl: &Path) -> io::Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    for line in io::BufReader::new(fs::File::open(jsonl)?).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line?).map_err(io::Error::other)?;
+        if let Some(id) = v["event_id"].as_str() {
+            ids.insert(id.to_owned());
+        }
+    }
+    Ok(ids)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn bench(dir: &Path, skip_duckdb: bool) -> Result<bool, Box<dyn std::error::Error>> {
+    let me = std::env::current_exe()?;
+    let work = tempfile::tempdir()?;
+    let files = trail_files(dir)?;
+    let gz: u64 = files.iter().map(|(_, n)| n).sum();
+    let d = dir.to_str().ok_or("the trail path is not UTF-8")?;
+    let floor = measure(&me, &["floor", d]);
+    let json_bytes = floor["bytes"].as_f64().unwrap_or(0.0);
+    let engine_out = work.path().join("engine.jsonl");
+    let engine = measure(&me, &["engine", d, engine_out.to_str().ok_or("path")?]);
+    let records = engine["records_seen"].as_f64().unwrap_or(0.0);
+    let duckdb = if skip_duckdb {
+        None
+    } else {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/duckdb-scan.py");
+        let csv = work.path().join("duckdb.csv");
+        let names: Vec<&str> = EventSelection::defaults().names().collect();
+        Some(measure(
+            Path::new("python3"),
+            &[
+                script.to_str().ok_or("path")?,
+                d,
+                csv.to_str().ok_or("path")?,
+                &names.join(","),
+            ],
+        ))
+    };
+    println!(
+        "trail: {} files, {:.1} MB gzip, {:.1} MB JSON, {} records",
+        files.len(),
+        gz as f64 / 1e6,
+        json_bytes / 1e6,
+        records
+    );
+    println!();
+    println!("| run | wall (s) | MB/s of JSON | records/s | peak RSS (MiB) | floor wall / wall |");
+    println!("|---|---|---|---|---|---|");
+    let floor_wall = floor["wall"].as_f64().unwrap_or(f64::NAN);
+    let mut rows = vec![
+        ("decompression floor (zlib-rs, 2 threads)", &floor),
+        ("connect-audit engine", &engine),
+    ];
+    if let Some(d) = &duckdb {
+        rows.push(("DuckDB (read_json + unnest)", d));
+    }
+    for (name, m) in rows {
+        let wall = m["wall"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {name} | {wall:.2} | {:.0} | {:.0} | {:.0} | {:.2} |",
+            json_bytes / 1e6 / wall,
+            records / wall,
+            m["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            floor_wall / wall
+        );
+    }
+    let engine_wall = engine["wall"].as_f64().unwrap_or(f64::NAN);
+    if let Some(d) = &duckdb {
+        let duck_wall = d["wall"].as_f64().unwrap_or(f64::NAN);
+        println!();
+        println!(
+            "engine wall / DuckDB wall = {:.3} (target <= 0.167); floor wall / engine wall = {:.2} (target >= 0.75)",
+            engine_wall / duck_wall,
+            floor_wall / engine_wall
+        );
+        println!("DuckDB rows: {}", d["rows"]);
+    }
+    let expected: BTreeSet<String> = fs::read_to_string(dir.join("expected-default.txt"))?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let got = ids_of(&engine_out)?;
+    let same = got == expected;
+    println!(
+        "correctness: engine reported {} events, the generator expects {} — {}",
+        got.len(),
+        expected.len(),
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    Ok(same)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["floor", dir] => floor(Path::new(dir)).map(|()| true).map_err(Into::into),
+        ["engine", dir, out] => engine(Path::new(dir), Path::new(out)).map(|()| true),
+        [dir] => bench(Path::new(dir), false),
+        [dir, "--no-duckdb"] => bench(Path::new(dir), true),
+        _ => {
+            eprintln!("usage: bench-scan TRAIL_DIR [--no-duckdb]");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench-scan: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
