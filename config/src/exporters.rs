@@ -266,6 +266,10 @@ pub struct SiemWebhookSpec {
     /// `connect-audit-dead-letter.jsonl` in the working directory.
     #[serde(default = "siem_dead_letter")]
     pub dead_letter: String,
+    /// The events sent: the audit record, or its OCSF event. Default: `audit`. The dead-letter
+    /// file keeps the audit record either way.
+    #[serde(default)]
+    pub schema: RecordSchema,
 }
 
 /// The request format of a [`SiemWebhookSpec`]: `flavor = "splunk-hec" | "standard-webhooks"`.
@@ -396,6 +400,7 @@ impl SiemWebhookSpec {
             retry_max_ms: siem_retry_max_ms(),
             retry_budget_secs: siem_retry_budget_secs(),
             dead_letter: siem_dead_letter(),
+            schema: RecordSchema::Audit,
         }
     }
 

@@ -54,10 +54,101 @@ pub struct CloudTrailRecord<'a> {
     /// `userIdentity`.
     #[serde(borrow)]
     pub user_identity: Option<UserIdentity<'a>>,
-    /// `requestParameters`, any JSON value.
+    /// `requestParameters`, any JSON value whose objects name each key once.
+    #[serde(default, deserialize_with = "unique_keys")]
     pub request_parameters: Option<Value>,
-    /// `responseElements`, any JSON value.
+    /// `responseElements`, any JSON value whose objects name each key once.
+    #[serde(default, deserialize_with = "unique_keys")]
     pub response_elements: Option<Value>,
+}
+
+/// Reads an optional JSON value, refusing an object that names a key twice.
+///
+/// RFC 8259 leaves the meaning of a repeated name open and CloudTrail never writes one, so a
+/// record with two `UserId`s is not something to guess about: one reader (serde_json, Athena's
+/// JSON functions, a SIEM) may take the first, another the last, and the audit would name a
+/// different user than the record shows. The typed fields of [`CloudTrailRecord`] and
+/// [`UserIdentity`] refuse repeats already (serde's derive); this does it for the free-form
+/// ones, whose text is written out.
+fn unique_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Ok(Option::<UniqueKeys>::deserialize(d)?.map(|v| v.0))
+}
+
+/// A JSON value in which no object names a key twice.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        UniqueKeys::deserialize(d).map(|v| v.0)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(UniqueKeys(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key {key:?} in an object"
+                )));
+            }
+            let UniqueKeys(value) = access.next_value()?;
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
 }
 
 /// `userIdentity` of a CloudTrail record.
@@ -155,6 +246,20 @@ pub fn parse_record(raw: &str) -> Result<Parsed<'_>, RecordError> {
                 _ => Err(RecordError::Shape(err.to_string())),
             }
         }
+    }
+}
+
+/// The `eventID` of a raw record [`parse_record`] refused, when it is a string: so the message
+/// about a record with, say, a numeric `eventTime` still names the event.
+pub fn raw_event_id(raw: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        #[serde(rename = "eventID")]
+        event_id: Option<Value>,
+    }
+    match serde_json::from_str::<Id>(raw).ok()?.event_id? {
+        Value::String(id) => Some(id),
+        _ => None,
     }
 }
 
@@ -770,6 +875,42 @@ mod tests {
             .unwrap();
         assert_eq!((a.target_id, a.target_name.as_deref()), (None, Some("dup")));
         assert_eq!(a.error_code.as_deref(), Some("DuplicateResourceException"));
+    }
+
+    #[test]
+    fn a_key_named_twice_makes_the_record_bad_and_the_id_is_still_found() {
+        let once = event(
+            "DeleteUser",
+            console(ADMIN),
+            json!({"UserId": USER}),
+            json!({"a": [1, -2, 2.5, null, true, {"b": "c"}]}),
+        )
+        .to_string();
+        let rec = audit(&serde_json::from_str(&once).unwrap());
+        assert_eq!(
+            rec.response_elements.as_deref(),
+            Some(r#"{"a":[1,-2,2.5,null,true,{"b":"c"}]}"#)
+        );
+        let twice = once.replacen(
+            "\"UserId\":",
+            "\"UserId\":\"aaaaaaaa-7777-8888-9999-000000000000\",\"UserId\":",
+            1,
+        );
+        let Err(RecordError::Shape(why)) = parse_record(&twice) else {
+            panic!("accepted {twice}")
+        };
+        assert!(why.contains("duplicate key \"UserId\""), "{why}");
+        assert_eq!(raw_event_id(&twice).as_deref(), Some("e-1"));
+        let nested = once.replacen("\"b\":\"c\"", "\"b\":1,\"b\":2", 1);
+        assert!(parse_record(&nested).is_err(), "{nested}");
+        let top = once.replacen(
+            "\"eventName\":",
+            "\"eventName\":\"GetUser\",\"eventName\":",
+            1,
+        );
+        assert!(parse_record(&top).is_err(), "{top}");
+        assert_eq!(raw_event_id(r#"{"eventID": 5}"#), None);
+        assert_eq!(raw_event_id("[1]"), None);
     }
 
     #[test]

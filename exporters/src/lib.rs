@@ -116,7 +116,9 @@ pub fn build(spec: &ExporterSpec) -> Result<Box<dyn Exporter>, Error> {
         ExporterSpec::Csv(spec) => Box::new(CsvExporter::create(spec)?),
         ExporterSpec::Jsonl(spec) => Box::new(JsonlExporter::create(spec)?),
         ExporterSpec::Parquet(spec) => Box::new(ParquetExporter::create(spec)?),
-        ExporterSpec::SiemWebhook(spec) => Box::new(SiemExporter::create(spec)?),
+        ExporterSpec::SiemWebhook(spec) => {
+            Box::new(SiemExporter::with_event_body(spec, siem::event_body(spec))?)
+        }
     };
     Ok(Box::new(Guarded {
         inner,

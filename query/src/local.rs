@@ -21,7 +21,7 @@
 //! the audited rows of files not yet in order, never the whole trail.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs;
 use std::io::{self, BufRead, Read, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, group_of};
-use connect_audit_core::cloudtrail::{LearnedName, Parsed, parse_record};
+use connect_audit_core::cloudtrail::{LearnedName, Parsed, parse_record, raw_event_id};
 use connect_audit_core::{
     AuditRecord, Directory, EventSelection, ObjectInfo, Scope, Store, Window,
 };
@@ -87,16 +87,50 @@ pub struct BadInput {
     pub reason: String,
 }
 
+/// Control characters escaped (`\n`, `\u{1b}`, …): the path, eventID and reason come from the
+/// trail, and a message on a terminal or in a log must not be able to forge a line or move the
+/// cursor.
 impl fmt::Display for BadInput {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", Escaped(&self.path.display().to_string()))?;
         if let Some(i) = self.record {
             write!(f, ": record {i}")?;
         }
         if let Some(id) = &self.event_id {
-            write!(f, " (eventID {id})")?;
+            write!(f, " (eventID {})", Escaped(id))?;
         }
-        write!(f, ": {}", self.reason)
+        write!(f, ": {}", Escaped(&self.reason))
+    }
+}
+
+/// Characters of a reason or eventID kept in a [`BadInput`]: what the trail put there (a
+/// 20 MB `eventTime`, a serde error quoting a whole string) must not become a 20 MB warning,
+/// nor be held in memory for every bad record.
+const MAX_SHOWN: usize = 300;
+
+/// `text` cut to [`MAX_SHOWN`] characters, saying how much was left out.
+fn clipped(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_SHOWN) {
+        let left = text.len() - cut;
+        text.truncate(cut);
+        write!(text, "… ({left} more bytes)").ok();
+    }
+    text
+}
+
+/// Text shown with its control characters escaped, everything else as is.
+struct Escaped<'a>(&'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -850,7 +884,7 @@ fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> F
         path: file.path.clone(),
         record: None,
         event_id: None,
-        reason,
+        reason: clipped(reason),
     };
     let gz = file.path.extension().is_some_and(|e| e == "gz");
     let text = match read_trail(gz, file.bytes, reader) {
@@ -866,6 +900,12 @@ fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> F
         }) => records,
         Ok(Records { records: None }) => {
             result.bad.push(bad_file("no `Records` array".into()));
+            return result;
+        }
+        Err(e) if e.is_data() && e.to_string().starts_with("duplicate field") => {
+            result.bad.push(bad_file(format!(
+                "`Records` appears twice; which one holds the records is ambiguous: {e}"
+            )));
             return result;
         }
         Err(e) if e.is_data() => {
@@ -887,8 +927,8 @@ fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> F
         let bad_record = |event_id: Option<&str>, reason: String| BadInput {
             path: file.path.clone(),
             record: Some(index),
-            event_id: event_id.map(str::to_owned),
-            reason,
+            event_id: event_id.map(|id| clipped(id.to_owned())),
+            reason: clipped(reason),
         };
         if !raw.starts_with('{') {
             result
@@ -903,7 +943,8 @@ fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> F
             Ok(Parsed::Connect(rec)) => rec,
             Ok(Parsed::Other) => continue,
             Err(e) => {
-                result.bad.push(bad_record(None, e.to_string()));
+                let id = raw_event_id(raw);
+                result.bad.push(bad_record(id.as_deref(), e.to_string()));
                 continue;
             }
         };
@@ -1024,6 +1065,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out, (0..8).map(record).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn bad_input_messages_escape_control_characters() {
+        let problem = BadInput {
+            path: PathBuf::from("trail/a\nb.json.gz"),
+            record: Some(3),
+            event_id: Some("x\u{1b}[31m\r\nfake: record 0: ok".into()),
+            reason: "unparseable eventTime `\u{0}`".into(),
+        };
+        let shown = problem.to_string();
+        assert_eq!(
+            shown,
+            "trail/a\\nb.json.gz: record 3 (eventID x\\u{1b}[31m\\r\\nfake: record 0: ok): \
+             unparseable eventTime `\\u{0}`"
+        );
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert_eq!(clipped("é".repeat(MAX_SHOWN)), "é".repeat(MAX_SHOWN));
+        let long = clipped(format!("{}xyz", "é".repeat(MAX_SHOWN)));
+        assert_eq!(long, format!("{}… (3 more bytes)", "é".repeat(MAX_SHOWN)));
     }
 
     #[test]

@@ -362,7 +362,8 @@ fn record(
     reply
 }
 
-/// The event ids of a Standard Webhooks array or of concatenated Splunk envelopes.
+/// The event ids of a Standard Webhooks array or of concatenated Splunk envelopes (records
+/// carry `event_id`, OCSF events `metadata.uid`).
 fn event_ids(body: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
     for value in serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>() {
@@ -375,6 +376,7 @@ fn event_ids(body: &[u8]) -> Vec<String> {
             let id = item
                 .pointer("/fields/event_id")
                 .or_else(|| item.get("event_id"))
+                .or_else(|| item.pointer("/metadata/uid"))
                 .and_then(serde_json::Value::as_str)
                 .expect("every event carries its id");
             ids.push(id.to_owned());

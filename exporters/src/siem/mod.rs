@@ -325,7 +325,15 @@ pub struct ReplaySummary {
 /// replay resends everything (at least once, never lost). Do not replay a file that a running
 /// report is still appending to.
 pub fn replay(spec: &SiemWebhookSpec, dead_letter: &Path) -> Result<ReplaySummary, Error> {
-    replay_with(spec, dead_letter, EventBody::Record)
+    replay_with(spec, dead_letter, event_body(spec))
+}
+
+/// The events a spec asks for: the record (`schema = "audit"`) or its OCSF event.
+pub fn event_body(spec: &SiemWebhookSpec) -> EventBody {
+    match spec.schema {
+        connect_audit_config::RecordSchema::Audit => EventBody::Record,
+        connect_audit_config::RecordSchema::Ocsf => EventBody::Json(crate::ocsf::to_ocsf),
+    }
 }
 
 /// [`replay`], with each record sent as `event_body` shapes it.

@@ -85,7 +85,7 @@ fn bad_files_are_reported_and_good_ones_still_processed() {
         "{records_text}"
     );
     assert!(
-        records_text.contains("record 3: not a CloudTrail record"),
+        records_text.contains("record 3 (eventID wrong-type): not a CloudTrail record"),
         "{records_text}"
     );
     for bad in &summary.bad {

@@ -574,3 +574,116 @@ fn config_check_names_bad_siem_fields_without_quoting_credentials() {
         "{stderr}"
     );
 }
+
+#[test]
+fn ocsf_events_to_a_webhook_and_the_replay_command_delivers_the_dead_letter() {
+    let receiver = SiemReceiver::start();
+    // The second batch is refused (400): it goes to the dead letter; everything else lands.
+    receiver.script([Reply::Ok, Reply::status(400)]);
+    let dir = tempfile::tempdir().unwrap();
+    let examples = repo().join("examples");
+    let toml_path = |p: &Path| p.display().to_string().replace('\\', "/");
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        format!(
+            r#"[report]
+trail = "{trail}"
+snapshot = "{snapshot}"
+since = "2024-05-01"
+until = "2024-05-08"
+
+[[exporters]]
+type = "jsonl"
+path = "all.jsonl"
+
+[[exporters]]
+type = "siem-webhook"
+flavor = "standard-webhooks"
+url = "{url}"
+secret_env = "E2E_WEBHOOK_SECRET"
+schema = "ocsf"
+max_events = 4
+concurrency = 1
+timeout_secs = 1
+retry_initial_ms = 10
+dead_letter = "dead/hook.jsonl"
+"#,
+            trail = toml_path(&examples.join("trail")),
+            snapshot = toml_path(&examples.join("snapshot")),
+            url = receiver.url(),
+        ),
+    )
+    .unwrap();
+    let connect_audit = |args: &[&str]| {
+        Command::new(binary())
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("CONNECT_AUDIT_CONFIG")
+            .env("E2E_WEBHOOK_SECRET", SECRET)
+            .output()
+            .unwrap()
+    };
+    let out = connect_audit(&["report"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("dead/hook.jsonl"), "{stderr}");
+    let dead_letter = dir.path().join("dead/hook.jsonl");
+    let parked = fs::read_to_string(&dead_letter).unwrap().lines().count();
+    assert_eq!(parked, 4, "exactly the refused batch");
+
+    // OCSF events: `metadata.uid` is the event id; every request is signed.
+    let delivered_uids = |requests: &[ReceivedRequest]| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| r.reply.accepted())
+            .flat_map(|r| {
+                let events: Value = serde_json::from_slice(&r.body).unwrap();
+                events
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| {
+                        assert!(e["class_uid"].is_u64(), "an OCSF event: {e}");
+                        e["metadata"]["uid"].as_str().unwrap().to_owned()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let first = delivered_uids(&receiver.requests());
+    for request in receiver.requests() {
+        assert!(request.header("webhook-signature").is_some());
+    }
+    receiver.clear();
+
+    let out = connect_audit(&["replay", "dead/hook.jsonl"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("replayed 4 records"), "{stderr}");
+    assert!(!dead_letter.exists(), "removed once delivered");
+    let replayed = delivered_uids(&receiver.requests());
+    assert_eq!(replayed.len(), 4);
+
+    let all: BTreeSet<String> = fs::read_to_string(dir.path().join("all.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut delivered: Vec<String> = first.into_iter().chain(replayed).collect();
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        all.iter().cloned().collect::<Vec<_>>(),
+        "every event exactly once across the run and the replay"
+    );
+
+    // Nothing left to replay: the missing file is named.
+    let out = connect_audit(&["replay", "dead/hook.jsonl"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hook.jsonl"));
+}
