@@ -146,18 +146,37 @@ pub fn build_exporters(specs: &[ExporterSpec]) -> anyhow::Result<Vec<Box<dyn Exp
     Ok(exporters)
 }
 
-/// Finishes every exporter: its output appears under its final name only now.
+/// Finishes every exporter: its output appears under its final name only now. One failing
+/// exporter does not stop the others from finishing (a SIEM that dead-lettered a batch must
+/// not cost the CSV); the run then fails naming every exporter that failed.
 pub fn finish_exporters(exporters: Vec<Box<dyn Exporter>>) -> anyhow::Result<Vec<ExportSummary>> {
     let mut outputs = Vec::new();
+    let mut failures = Vec::new();
     for exporter in exporters {
         let name = exporter.describe();
-        outputs.push(
-            exporter
-                .finish()
-                .with_context(|| format!("exporter {name} failed"))?,
-        );
+        match exporter.finish() {
+            Ok(summary) => outputs.push(summary),
+            Err(e) => {
+                failures.push(anyhow::Error::from(e).context(format!("exporter {name} failed")))
+            }
+        }
     }
-    Ok(outputs)
+    let mut failures = failures.into_iter();
+    match failures.next() {
+        None => Ok(outputs),
+        Some(first) => {
+            let others: Vec<String> = failures.map(|e| format!("{e:#}")).collect();
+            if others.is_empty() {
+                Err(first)
+            } else {
+                Err(first.context(format!(
+                    "{} exporters failed; the others: {}",
+                    others.len() + 1,
+                    others.join("; ")
+                )))
+            }
+        }
+    }
 }
 
 /// Feeds every exporter and the progress display.

@@ -593,10 +593,6 @@ since = "2024-05-01"
 until = "2024-05-08"
 
 [[exporters]]
-type = "jsonl"
-path = "all.jsonl"
-
-[[exporters]]
 type = "siem-webhook"
 flavor = "standard-webhooks"
 url = "{url}"
@@ -607,6 +603,11 @@ concurrency = 1
 timeout_secs = 1
 retry_initial_ms = 10
 dead_letter = "dead/hook.jsonl"
+
+# After the webhook: a failed webhook must not keep this file from being written.
+[[exporters]]
+type = "jsonl"
+path = "all.jsonl"
 "#,
             trail = toml_path(&examples.join("trail")),
             snapshot = toml_path(&examples.join("snapshot")),
