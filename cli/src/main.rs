@@ -168,6 +168,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     settings.exporters.len().max(1),
                 ));
             }
+            if settings.incremental != connect_audit_config::IncrementalSettings::default() {
+                let valid = settings.validate_incremental(&figment)?;
+                output::note(&format!(
+                    "connect-audit: incremental configuration OK ({file}): state {}, lookback {}",
+                    valid.state, settings.incremental.lookback,
+                ));
+            }
             if snapshot_configured {
                 let valid = settings.validate_snapshot(&figment)?;
                 output::note(&format!(

@@ -159,9 +159,9 @@ impl Trail {
 
     /// Writes `bytes` as the trail file `<account>_CloudTrail_us-east-1_20240502T<name>.json.gz`.
     fn put(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self
-            .day()
-            .join(format!("{ACCOUNT}_CloudTrail_us-east-1_20240502T{name}.json.gz"));
+        let path = self.day().join(format!(
+            "{ACCOUNT}_CloudTrail_us-east-1_20240502T{name}.json.gz"
+        ));
         fs::write(&path, bytes).unwrap();
         path
     }
@@ -531,20 +531,35 @@ fn a_20_mb_string_field_neither_blows_up_nor_floods_stderr() {
         &gzip(&records(&[big_time, big_agent, event("huge-good")])),
     );
     let run = trail.report(&[]);
-    assert_eq!(run.code, Some(3), "{}", &run.stderr[..run.stderr.len().min(2000)]);
+    assert_eq!(
+        run.code,
+        Some(3),
+        "{}",
+        &run.stderr[..run.stderr.len().min(2000)]
+    );
     let wanted = format!(
         "skipped {}: record 0 (eventID huge-time): unparseable eventTime `AAAA",
         path.display()
     );
-    assert!(run.stderr.contains(&wanted), "{}", &run.stderr[..2000.min(run.stderr.len())]);
-    assert!(run.stderr.contains(" more bytes)"), "the warning says it was cut");
+    assert!(
+        run.stderr.contains(&wanted),
+        "{}",
+        &run.stderr[..2000.min(run.stderr.len())]
+    );
+    assert!(
+        run.stderr.contains(" more bytes)"),
+        "the warning says it was cut"
+    );
     assert!(
         run.stderr.len() < 10_000,
         "the 20 MB value is not echoed: {} bytes of stderr",
         run.stderr.len()
     );
     assert_eq!(run.id_set(), ids(&["good-file", "huge-agent", "huge-good"]));
-    assert!(run.jsonl.len() > 20 << 20, "the big user agent is kept whole");
+    assert!(
+        run.jsonl.len() > 20 << 20,
+        "the big user agent is kept whole"
+    );
 }
 
 /// JSON nested 10 000 deep inside a Connect record's `requestParameters` hits the parser's
@@ -560,9 +575,11 @@ fn json_nested_10000_deep_is_refused_without_blowing_the_stack() {
         &format!("\"Deep\":{deep},\"InstanceId\":"),
         1,
     );
-    let ignored = event("deep-ignored")
-        .to_string()
-        .replacen("{", &format!("{{\"additionalEventData\":{deep_object},"), 1);
+    let ignored = event("deep-ignored").to_string().replacen(
+        "{",
+        &format!("{{\"additionalEventData\":{deep_object},"),
+        1,
+    );
     let other = format!(r#"{{"eventSource":"s3.amazonaws.com","x":{deep}}}"#);
     let text = format!(
         r#"{{"Records":[{connect},{ignored},{other},{}]}}"#,
@@ -594,9 +611,8 @@ fn digest_files_are_skipped_quietly() {
         .root()
         .join("AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/05/02");
     fs::create_dir_all(&digest_day).unwrap();
-    let name = format!(
-        "{ACCOUNT}_CloudTrail-Digest_us-east-1_trail_us-east-1_20240502T100000Z.json.gz"
-    );
+    let name =
+        format!("{ACCOUNT}_CloudTrail-Digest_us-east-1_trail_us-east-1_20240502T100000Z.json.gz");
     fs::write(digest_day.join(&name), &digest).unwrap();
     fs::write(trail.day().join(&name), &digest).unwrap();
     let run = trail.report(&[]);
@@ -736,7 +752,10 @@ fn check_snapshot_object(fixture: &str, reason: &str) {
     let named = format!("snap/users/{USER}.json");
     assert!(run.stderr.contains(&named), "{fixture}: {}", run.stderr);
     assert!(run.stderr.contains(reason), "{fixture}: {}", run.stderr);
-    assert!(!out.exists(), "{fixture}: nothing written under the final name");
+    assert!(
+        !out.exists(),
+        "{fixture}: nothing written under the final name"
+    );
     assert!(run.stdout.is_empty());
 }
 
@@ -747,7 +766,10 @@ fn a_snapshot_object_that_is_not_json_stops_the_run_naming_it() {
 
 #[test]
 fn a_snapshot_id_that_is_not_a_uuid_stops_the_run_naming_it() {
-    check_snapshot_object("id-not-uuid.json", "`Id` \"jdoe\" is not a Connect id (UUID)");
+    check_snapshot_object(
+        "id-not-uuid.json",
+        "`Id` \"jdoe\" is not a Connect id (UUID)",
+    );
 }
 
 #[test]
@@ -756,4 +778,420 @@ fn a_snapshot_id_with_dot_dot_stops_the_run_naming_it() {
         "id-dot-dot.json",
         "`Id` \"../../66666666-7777-8888-9999-000000000000\" is not a Connect id (UUID)",
     );
+}
+
+// --- Injection into the outputs ---------------------------------------------------------------
+
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One `CreateUser` per formula character, the character starting the actor's name, the new
+/// user's name, the user agent and the error message; and a `DeleteUser` whose request
+/// parameters are a negative number (`-1`, the only request text that can start like a
+/// formula: an object starts with `{`, a string with `"`) and whose fields hold line breaks,
+/// quotes, commas, NUL and escape sequences.
+fn injection_trail() -> Trail {
+    let trail = Trail::new();
+    let mut events: Vec<Value> = FORMULA_STARTS
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let mut e = event(&format!("formula-{k}"));
+            e["eventName"] = json!("CreateUser");
+            e["userIdentity"]["userName"] = json!(format!("{p}actor{k}+cmd|' /C calc'!A0"));
+            e["userAgent"] = json!(format!("{p}agent{k}"));
+            e["errorMessage"] = json!(format!("{p}message{k}"));
+            e["requestParameters"] = json!({
+                "InstanceId": INSTANCE,
+                "Username": format!("{p}HYPERLINK(\"http://evil.example/{k}\",\"x\")"),
+                "Password": "never shown"
+            });
+            e["responseElements"] =
+                json!({"UserId": format!("aaaaaaaa-0000-4000-8000-00000000000{k}")});
+            e
+        })
+        .collect();
+    let mut odd = event("controls");
+    odd["requestParameters"] = json!(-1);
+    odd["userIdentity"]["userName"] = json!("line\nbreak, \"quoted\"");
+    odd["userAgent"] = json!("nul\u{0}esc\u{1b}[31m bell\u{7} cr\r lf\n tab\t del\u{7f} end");
+    odd["errorMessage"] = json!("say \"hi\",\r\nthen leave");
+    events.push(odd);
+    trail.put("1000Z_injection", &gzip(&records(&events)));
+    trail
+}
+
+/// CSV through the binary: a cell that a spreadsheet would run (starting with `=`, `+`, `-`,
+/// `@`, tab or CR) in the user agent, the actor and target names, the request parameters or
+/// the error message gets a leading `'`; every other cell is the value itself; cells with line
+/// breaks are quoted (the file reads back as exactly one row per event). JSON Lines of the
+/// same trail carries the values unchanged, with no raw control byte inside a line.
+#[test]
+fn formulas_are_neutralised_in_csv_and_controls_escaped_in_jsonl() {
+    let trail = injection_trail();
+    let jsonl = trail.report(&[]);
+    assert_eq!(jsonl.code, Some(0), "{}", jsonl.stderr);
+    assert_no_raw_controls_in_jsonl(&jsonl.jsonl);
+    let rows: Vec<Value> = jsonl
+        .jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 8, "{}", jsonl.jsonl);
+    let controls = rows.iter().find(|r| r["event_id"] == "controls").unwrap();
+    assert_eq!(
+        controls["user_agent"].as_str(),
+        Some("nul\u{0}esc\u{1b}[31m bell\u{7} cr\r lf\n tab\t del\u{7f} end"),
+        "JSON Lines keeps the value, escaped"
+    );
+    assert_eq!(controls["request_parameters"].as_str(), Some("-1"));
+
+    let csv_path = trail.dir.path().join("out.csv");
+    let root = trail.root();
+    let csv_run = run_in(
+        trail.dir.path(),
+        &[
+            "report",
+            "--trail",
+            root.to_str().unwrap(),
+            "--since",
+            "2024-05-01",
+            "--until",
+            "2024-05-09",
+            "--format",
+            "csv",
+            "--output",
+            csv_path.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(csv_run.code, Some(0), "{}", csv_run.stderr);
+    let raw = fs::read_to_string(&csv_path).unwrap();
+    let mut reader = csv::Reader::from_reader(raw.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let cells: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    assert_eq!(cells.len(), rows.len(), "one CSV row per event:\n{raw}");
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let mut neutralised = BTreeSet::new();
+    for (row, want) in cells.iter().zip(&rows) {
+        assert_eq!(row[column("event_id")], want["event_id"].as_str().unwrap());
+        for name in [
+            "actor_name",
+            "target_name",
+            "user_agent",
+            "request_parameters",
+            "error_message",
+        ] {
+            let value = want[name].as_str().unwrap_or_default();
+            let cell = &row[column(name)];
+            if let Some(c) = value.chars().next().filter(|c| FORMULA_STARTS.contains(c)) {
+                assert_eq!(*cell, format!("'{value}"), "{name} {value:?}");
+                neutralised.insert((name, c));
+            } else {
+                assert_eq!(cell, value, "{name}: nothing else is changed");
+            }
+            assert!(!cell.starts_with(FORMULA_STARTS), "{name}: {cell:?}");
+            if cell.contains(['\n', '\r']) {
+                let quoted = format!("\"{}\"", cell.replace('"', "\"\""));
+                assert!(raw.contains(&quoted), "{name} with a line break is quoted");
+            }
+        }
+    }
+    for name in ["actor_name", "target_name", "user_agent", "error_message"] {
+        for c in FORMULA_STARTS {
+            assert!(neutralised.contains(&(name, c)), "{name} starting {c:?}");
+        }
+    }
+    assert!(neutralised.contains(&("request_parameters", '-')));
+    assert!(!raw.contains("never shown"), "the password is removed");
+    let formula_rows = cells
+        .iter()
+        .filter(|r| r[column("target_name")].starts_with('\''));
+    assert_eq!(formula_rows.count(), 6);
+}
+
+// --- Secrets ----------------------------------------------------------------------------------
+
+const TOKEN_IN_CONFIG: &str = "S3CR3T-TOKEN-IN-CONFIG-7f3a9c51";
+const TOKEN_IN_ENV: &str = "S3CR3T-TOKEN-IN-ENV-41d2e8b0";
+const WEBHOOK_SECRET_IN_CONFIG: &str = "whsec_S3CR3TWebhookSecretInConfig0000";
+const WEBHOOK_SECRET_IN_ENV: &str = "whsec_S3CR3TWebhookSecretInEnvironment00";
+const AWS_SECRET: &str = "S3CR3T/AwsSecretAccessKey+wJalrXUtnFEMIK7MDENGbPxRfiCY";
+const AWS_SESSION: &str = "S3CR3T-AwsSessionToken-FwoGZXIvYXdzEJr";
+
+/// Every secret value the runs are given.
+const SECRETS: [&str; 6] = [
+    TOKEN_IN_CONFIG,
+    TOKEN_IN_ENV,
+    WEBHOOK_SECRET_IN_CONFIG,
+    WEBHOOK_SECRET_IN_ENV,
+    AWS_SECRET,
+    AWS_SESSION,
+];
+
+/// A local port nothing listens on.
+fn closed_port_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// Four siem-webhook exporters (token, token_env, secret, secret_env) at `url`, dead letters
+/// named `<prefix>-N.jsonl`, then a JSON Lines file.
+fn secret_exporters(url: &str, prefix: &str) -> String {
+    format!(
+        r#"
+[[exporters]]
+type = "siem-webhook"
+url = "{url}"
+flavor = "splunk-hec"
+token = "{TOKEN_IN_CONFIG}"
+max_retries = 0
+timeout_secs = 5
+dead_letter = "{prefix}-0.jsonl"
+
+[[exporters]]
+type = "siem-webhook"
+url = "{url}/services/collector/event"
+flavor = "splunk-hec"
+token_env = "HOSTILE_TEST_HEC_TOKEN"
+max_retries = 0
+timeout_secs = 5
+dead_letter = "{prefix}-1.jsonl"
+
+[[exporters]]
+type = "siem-webhook"
+url = "{url}/webhook"
+flavor = "standard-webhooks"
+secret = "{WEBHOOK_SECRET_IN_CONFIG}"
+max_retries = 0
+timeout_secs = 5
+dead_letter = "{prefix}-2.jsonl"
+
+[[exporters]]
+type = "siem-webhook"
+url = "{url}/webhook-env"
+flavor = "standard-webhooks"
+secret_env = "HOSTILE_TEST_WEBHOOK_SECRET"
+max_retries = 0
+timeout_secs = 5
+dead_letter = "{prefix}-3.jsonl"
+
+[[exporters]]
+type = "jsonl"
+path = "{prefix}-out/audit.jsonl"
+"#
+    )
+}
+
+/// Every command, with `-vv` and `RUST_LOG=trace`, given SIEM tokens and secrets in config and
+/// environment and AWS credentials in the environment: none of them appears on stdout, on
+/// stderr, or in any file a run writes. The one place a credential may go is the request to
+/// the receiver, and it does go there.
+#[test]
+fn secrets_never_reach_output_logs_or_files() {
+    use connect_audit_tests::siem_receiver::SiemReceiver;
+
+    let receiver = SiemReceiver::start();
+    let closed = closed_port_url();
+    let trail = Trail::new();
+    trail.put(
+        "1000Z_more",
+        &gzip(&records(&[event("secret-1"), event("secret-2")])),
+    );
+    let dir = trail.dir.path();
+    let window = "[report]\ntrail = \"trail\"\nsince = \"2024-05-01\"\nuntil = \"2024-05-09\"\n";
+    let instance = format!("arn:aws:connect:us-east-1:{ACCOUNT}:instance/{INSTANCE}");
+    let snapshot = format!("[snapshot]\nstore = \"snap\"\n\n[[instances]]\nid = \"{instance}\"\n");
+    let athena = "[athena]\ntrail = \"s3://trail-bucket\"\naccounts = [\"111122223333\"]\n\
+                  regions = [\"us-east-1\"]\noutput_location = \"s3://athena-results/x/\"\n\
+                  timeout_secs = 5\npoll_max_ms = 100\n";
+    let configs = [
+        (
+            "ok.toml",
+            format!("{window}{}", secret_exporters(receiver.url(), "ok")),
+        ),
+        (
+            "failing.toml",
+            format!("{window}{snapshot}{}", secret_exporters(&closed, "failing")),
+        ),
+        (
+            "athena.toml",
+            format!(
+                "{window}{athena}{}",
+                secret_exporters(receiver.url(), "athena")
+            ),
+        ),
+    ];
+    for (name, text) in &configs {
+        fs::write(dir.join(name), text).unwrap();
+    }
+    let env = [
+        ("HOSTILE_TEST_HEC_TOKEN", TOKEN_IN_ENV),
+        ("HOSTILE_TEST_WEBHOOK_SECRET", WEBHOOK_SECRET_IN_ENV),
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+        ("AWS_SESSION_TOKEN", AWS_SESSION),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", closed.as_str()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent/connect-audit/config"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/connect-audit/credentials",
+        ),
+        ("AWS_MAX_ATTEMPTS", "1"),
+        ("RUST_LOG", "trace"),
+    ];
+    let runs: [(&[&str], Option<i32>); 13] = [
+        (&["config", "show", "--config", "ok.toml"], Some(0)),
+        (&["config", "check", "--config", "ok.toml"], Some(0)),
+        (&["config", "show", "--config", "failing.toml"], Some(0)),
+        (&["config", "check", "--config", "failing.toml"], Some(0)),
+        (&["config", "check", "--config", "athena.toml"], Some(0)),
+        (&["report", "--config", "ok.toml"], Some(0)),
+        (&["report", "--config", "failing.toml"], Some(1)),
+        (
+            &["snapshot", "--config", "failing.toml", "--store", "snap"],
+            Some(1),
+        ),
+        (&["athena", "sql", "--config", "athena.toml"], Some(0)),
+        (&["athena", "init", "--config", "athena.toml"], Some(1)),
+        (
+            &["replay", "failing-0.jsonl", "--config", "failing.toml"],
+            Some(1),
+        ),
+        (
+            &[
+                "replay",
+                "failing-1.jsonl",
+                "--config",
+                "ok.toml",
+                "--exporter",
+                "1",
+            ],
+            Some(0),
+        ),
+        (
+            &[
+                "replay",
+                "failing-2.jsonl",
+                "--config",
+                "ok.toml",
+                "--exporter",
+                "2",
+            ],
+            Some(0),
+        ),
+    ];
+    for (args, code) in runs {
+        let mut full = vec!["-vv"];
+        full.extend_from_slice(args);
+        let run = run_in(dir, &full, &env);
+        assert_eq!(run.code, code, "{args:?}:\n{}", tail(&run.stderr));
+        for secret in SECRETS {
+            assert!(
+                !run.stdout.contains(secret),
+                "{args:?}: stdout has {secret}"
+            );
+            assert!(
+                !run.stderr.contains(secret),
+                "{args:?}: stderr has {secret}:\n{}",
+                around(&run.stderr, secret)
+            );
+        }
+        assert!(
+            !run.stdout.contains("S3CR3T") && !run.stderr.contains("S3CR3T"),
+            "{args:?}: part of a secret is shown"
+        );
+    }
+
+    // What the runs wrote: outputs, dead letters, state. The config files are the test's own.
+    let written: Vec<PathBuf> = walk(dir)
+        .into_iter()
+        .filter(|p| !configs.iter().any(|(name, _)| p == &dir.join(name)))
+        .collect();
+    assert!(
+        written.iter().any(|p| p.ends_with("ok-out/audit.jsonl")),
+        "{written:?}"
+    );
+    assert!(
+        written.iter().any(|p| p.ends_with("failing-0.jsonl")),
+        "the failing run left a dead letter: {written:?}"
+    );
+    for path in &written {
+        let bytes = fs::read(path).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("S3CR3T"),
+            "{} holds a secret:\n{}",
+            path.display(),
+            around(&text, "S3CR3T")
+        );
+    }
+
+    // The intended place: the Splunk header carries each token, and only there.
+    let requests = receiver.requests();
+    assert!(!requests.is_empty());
+    let authorizations: BTreeSet<&str> = requests
+        .iter()
+        .filter_map(|r| r.header("authorization"))
+        .collect();
+    assert!(
+        authorizations.contains(format!("Splunk {TOKEN_IN_CONFIG}").as_str()),
+        "{authorizations:?}"
+    );
+    assert!(
+        authorizations.contains(format!("Splunk {TOKEN_IN_ENV}").as_str()),
+        "{authorizations:?}"
+    );
+    for request in &requests {
+        let body = String::from_utf8_lossy(&request.body);
+        assert!(!body.contains("S3CR3T"), "{}: {body}", request.target);
+        for (name, value) in &request.headers {
+            if name != "authorization" {
+                assert!(!value.contains("S3CR3T"), "{name}: {value}");
+            }
+        }
+        if request.target.starts_with("/webhook") {
+            assert!(request.header("webhook-signature").is_some(), "signed");
+        }
+    }
+}
+
+/// Every file under `dir`, recursively (symbolic links not followed).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        for entry in fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                found.push(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// The last lines of a long stderr.
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// The text around the first `needle`.
+fn around(text: &str, needle: &str) -> String {
+    let Some(at) = text.find(needle) else {
+        return String::new();
+    };
+    let start = text.floor_char_boundary(at.saturating_sub(300));
+    let end = text.ceil_char_boundary((at + needle.len() + 300).min(text.len()));
+    text[start..end].to_owned()
 }

@@ -448,6 +448,24 @@ fn run_uses_the_selected_profile_and_its_state() {
 
     let out = connect_audit(
         root,
+        &[
+            "config",
+            "check",
+            "--config",
+            "teams.toml",
+            "--profile",
+            "team-red",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("incremental configuration OK (teams.toml): state state/red.json"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = connect_audit(
+        root,
         &["run", "--config", "teams.toml", "--profile", "team-gren"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
