@@ -157,7 +157,7 @@ pub fn finish_exporters(exporters: Vec<Box<dyn Exporter>>) -> anyhow::Result<Vec
         match exporter.finish() {
             Ok(summary) => outputs.push(summary),
             Err(e) => {
-                failures.push(anyhow::Error::from(e).context(format!("exporter {name} failed")))
+                failures.push(anyhow::Error::from(e).context(format!("exporter {name} failed")));
             }
         }
     }
