@@ -977,35 +977,108 @@ fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> F
     result
 }
 
-/// The JSON text of a trail file: gzip (`.json.gz`, all members) is decompressed as it is
-/// read, `.json` read as is.
+/// The JSON text of a trail file: gzip (`.json.gz`, every member) is inflated from the whole
+/// compressed file into a buffer of the size its trailer declares (several times faster than
+/// a streaming decoder), each member's CRC-32 and length checked; `.json` is read as is.
 fn read_trail(gz: bool, size: u64, mut reader: impl BufRead) -> Result<Vec<u8>, String> {
     let cannot_read = |e: io::Error| format!("cannot read: {e}");
+    let mut input = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    reader.read_to_end(&mut input).map_err(cannot_read)?;
     if !gz {
-        let mut text = Vec::new();
-        reader.read_to_end(&mut text).map_err(cannot_read)?;
-        return Ok(text);
+        return Ok(input);
     }
-    let head = reader.fill_buf().map_err(cannot_read)?;
-    if head.is_empty() {
+    if input.is_empty() {
         return Err("empty file (expected gzip)".into());
     }
-    if !head.starts_with(&[0x1f, 0x8b]) {
+    if !input.starts_with(&[0x1f, 0x8b]) {
         return Err("not gzip (no gzip magic bytes)".into());
     }
-    // CloudTrail JSON compresses about tenfold; the guess only saves reallocations.
-    let guess = usize::try_from(size.saturating_mul(8).min(1 << 28)).unwrap_or(0);
-    let mut text = Vec::with_capacity(guess);
-    flate2::bufread::MultiGzDecoder::new(reader)
-        .read_to_end(&mut text)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => "truncated gzip (unexpected end of data)".to_owned(),
-            io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {
-                format!("corrupt gzip: {e}")
+    gunzip(&input)
+}
+
+/// The most a trailer's declared size is trusted for the first allocation; larger files grow
+/// their buffer as they inflate.
+const MAX_PREALLOCATION: usize = 1 << 30;
+
+/// Inflates every gzip member of `input`.
+fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
+    let truncated = || "truncated gzip (unexpected end of data)".to_owned();
+    // The last member's ISIZE: the whole text for the usual single member.
+    let declared = input.len().checked_sub(4).map_or(0, |at| {
+        u32::from_le_bytes([input[at], input[at + 1], input[at + 2], input[at + 3]])
+    });
+    // Trusted only as far as a plausible ratio goes: a forged trailer gets no huge buffer.
+    let plausible = input.len().saturating_mul(64).min(MAX_PREALLOCATION);
+    let mut text = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(plausible));
+    let mut at = 0;
+    while at < input.len() {
+        let start = at
+            + gzip_header_len(&input[at..]).ok_or_else(|| {
+                if at == 0 {
+                    "corrupt gzip: bad header".to_owned()
+                } else {
+                    format!("corrupt gzip: data after member ending at byte {at}")
+                }
+            })?;
+        let member_start = text.len();
+        let mut inflate = flate2::Decompress::new(false);
+        loop {
+            if text.capacity() == text.len() {
+                text.reserve(text.len().max(1 << 20));
             }
-            _ => cannot_read(e),
-        })?;
+            let consumed = usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
+            let rest = input.get(start + consumed..).unwrap_or_default();
+            let status = inflate
+                .decompress_vec(rest, &mut text, flate2::FlushDecompress::Finish)
+                .map_err(|e| format!("corrupt gzip: {e}"))?;
+            match status {
+                flate2::Status::StreamEnd => break,
+                // Out of room: grow and go on. Out of input: the file was cut short.
+                _ if text.len() == text.capacity() => {}
+                _ => return Err(truncated()),
+            }
+        }
+        let end = start + usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
+        let trailer = input.get(end..end + 8).ok_or_else(truncated)?;
+        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+        let member = &text[member_start..];
+        // ISIZE is the length modulo 2^32.
+        #[allow(clippy::cast_possible_truncation)]
+        let member_len = member.len() as u32;
+        if member_len != len || crc32fast::hash(member) != crc {
+            return Err("corrupt gzip: checksum or length does not match the data".into());
+        }
+        at = end + 8;
+    }
     Ok(text)
+}
+
+/// The length of the gzip member header at the start of `input` (RFC 1952), `None` when it is
+/// not one.
+fn gzip_header_len(input: &[u8]) -> Option<usize> {
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    if input.len() < 10 || input[0] != 0x1f || input[1] != 0x8b || input[2] != 8 {
+        return None;
+    }
+    let flags = input[3];
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let n = usize::from(u16::from_le_bytes([*input.get(at)?, *input.get(at + 1)?]));
+        at += 2 + n;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            at += memchr::memchr(0, input.get(at..)?)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    (at <= input.len()).then_some(at)
 }
 
 #[cfg(test)]
@@ -1104,6 +1177,47 @@ mod tests {
         assert!(truncated.contains("truncated"), "{truncated}");
         assert_eq!(read_trail(true, 0, bytes.as_slice()).unwrap().len(), 10_000);
         assert_eq!(read_trail(false, 2, &b"{}"[..]).unwrap(), b"{}");
+    }
+
+    fn gz(data: &[u8], name: Option<&str>) -> Vec<u8> {
+        let mut builder = flate2::GzBuilder::new();
+        if let Some(name) = name {
+            builder = builder.filename(name).comment("c").extra(vec![1, 2, 3]);
+        }
+        let mut enc = builder.write(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn whole_buffer_gunzip_reads_every_member_and_checks_each() {
+        // Header fields, several members, a member larger than its neighbour's ISIZE.
+        let big: Vec<u8> = (0..300_000_u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        let mut both = gz(&big, Some("a.json"));
+        both.extend(gz(b"tail", None));
+        let text = read_trail(true, both.len() as u64, both.as_slice()).unwrap();
+        assert_eq!(text.len(), big.len() + 4);
+        assert!(text.starts_with(&big) && text.ends_with(b"tail"));
+
+        let mut bad_crc = gz(b"{\"Records\":[]}", None);
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 1;
+        let err = read_trail(true, n as u64, bad_crc.as_slice()).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+
+        let mut garbage_after = gz(b"{}", None);
+        garbage_after.extend_from_slice(b"garbage!!!!");
+        let err = read_trail(true, 0, garbage_after.as_slice()).unwrap_err();
+        assert!(err.contains("data after member"), "{err}");
+
+        // A forged ISIZE neither breaks the read nor is believed.
+        let mut forged = gz(b"{}", None);
+        let n = forged.len();
+        forged[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = read_trail(true, 0, forged.as_slice()).unwrap_err();
+        assert!(err.contains("length"), "{err}");
     }
 
     #[test]
