@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::fs;
-use std::io::{self, BufRead, Read, Seek as _, Write as _};
+use std::io::{self, BufRead, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
