@@ -993,22 +993,30 @@ fn read_trail(gz: bool, size: u64, mut reader: impl BufRead) -> Result<Vec<u8>, 
     if !input.starts_with(&[0x1f, 0x8b]) {
         return Err("not gzip (no gzip magic bytes)".into());
     }
-    gunzip(&input)
+    gunzip(&input, MAX_TRAIL_JSON)
 }
 
 /// The most a trailer's declared size is trusted for the first allocation; larger files grow
 /// their buffer as they inflate.
 const MAX_PREALLOCATION: usize = 1 << 30;
 
-/// Inflates every gzip member of `input`.
-fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
+/// The most JSON one trail file may inflate to. CloudTrail's files are far smaller (tens of
+/// MB); a file past this is a gzip bomb or not CloudTrail, and is reported, not read on.
+const MAX_TRAIL_JSON: usize = 4 << 30;
+
+/// Inflates every gzip member of `input`, refusing to produce more than `limit` bytes.
+fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     let truncated = || "truncated gzip (unexpected end of data)".to_owned();
     // The last member's ISIZE: the whole text for the usual single member.
     let declared = input.len().checked_sub(4).map_or(0, |at| {
         u32::from_le_bytes([input[at], input[at + 1], input[at + 2], input[at + 3]])
     });
     // Trusted only as far as a plausible ratio goes: a forged trailer gets no huge buffer.
-    let plausible = input.len().saturating_mul(64).min(MAX_PREALLOCATION);
+    let plausible = input
+        .len()
+        .saturating_mul(64)
+        .min(MAX_PREALLOCATION)
+        .min(limit.saturating_add(1));
     let mut text = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(plausible));
     let mut at = 0;
     while at < input.len() {
@@ -1024,7 +1032,12 @@ fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
         let mut inflate = flate2::Decompress::new(false);
         loop {
             if text.capacity() == text.len() {
-                text.reserve(text.len().max(1 << 20));
+                if text.len() > limit {
+                    return Err(format!(
+                        "inflates to more than {limit} bytes: not a CloudTrail file (gzip bomb?)"
+                    ));
+                }
+                text.reserve_exact(text.len().max(1 << 20).min(limit + 1 - text.len()));
             }
             let consumed = usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
             let rest = input.get(start + consumed..).unwrap_or_default();
@@ -1211,6 +1224,13 @@ mod tests {
         garbage_after.extend_from_slice(b"garbage!!!!");
         let err = read_trail(true, 0, garbage_after.as_slice()).unwrap_err();
         assert!(err.contains("data after member"), "{err}");
+
+        // Past the limit, inflation stops and the file is reported.
+        let zeros = gz(&vec![0; 8 << 20], None);
+        assert!(zeros.len() < 64 << 10, "a high ratio");
+        let err = gunzip(&zeros, 1 << 20).unwrap_err();
+        assert!(err.contains("gzip bomb"), "{err}");
+        assert_eq!(gunzip(&zeros, 8 << 20).unwrap().len(), 8 << 20);
 
         // A forged ISIZE neither breaks the read nor is believed.
         let mut forged = gz(b"{}", None);
