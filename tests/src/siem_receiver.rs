@@ -222,6 +222,11 @@ impl SiemReceiver {
     pub fn clear(&self) {
         lock(&self.state).requests.clear();
     }
+
+    /// Drops the replies still scripted: from now on every request is answered 200.
+    pub fn unscript(&self) {
+        lock(&self.state).script.clear();
+    }
 }
 
 impl Drop for SiemReceiver {

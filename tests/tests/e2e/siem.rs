@@ -688,3 +688,103 @@ path = "all.jsonl"
     assert_ne!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hook.jsonl"));
 }
+
+#[test]
+fn a_siem_down_past_its_retries_fails_the_incremental_run_and_the_next_run_delivers_all() {
+    let receiver = SiemReceiver::start();
+    // Down for every attempt of the first run: 503 far more often than it will be asked.
+    receiver.script(std::iter::repeat_n(Reply::status(503), 1000));
+    let dir = tempfile::tempdir().unwrap();
+    let examples = repo().join("examples");
+    let toml_path = |p: &Path| p.display().to_string().replace('\\', "/");
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        format!(
+            r#"[report]
+trail = "{trail}"
+since = "2024-05-01"
+
+[incremental]
+state = "state.json"
+
+[[exporters]]
+type = "siem-webhook"
+flavor = "splunk-hec"
+url = "{url}"
+token_env = "E2E_SIEM_HEC_TOKEN"
+max_events = 10
+timeout_secs = 1
+max_retries = 2
+retry_initial_ms = 10
+retry_max_ms = 50
+dead_letter = "dead.jsonl"
+
+[[exporters]]
+type = "jsonl"
+path = "out/audit-{{since}}.jsonl"
+"#,
+            trail = toml_path(&examples.join("trail")),
+            url = receiver.url(),
+        ),
+    )
+    .unwrap();
+    let run = || {
+        Command::new(binary())
+            .args(["report", "--incremental", "--until", "2024-05-09"])
+            .current_dir(dir.path())
+            .env_remove("CONNECT_AUDIT_CONFIG")
+            .env("E2E_SIEM_HEC_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("dead.jsonl"), "{stderr}");
+    assert!(
+        !dir.path().join("state.json").exists(),
+        "the state did not advance"
+    );
+    let file = dir.path().join("out/audit-20240501T000000Z.jsonl");
+    let all: BTreeSet<String> = fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(all.len() > 15);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("dead.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        all.len(),
+        "every event is in the dead letter"
+    );
+    assert_eq!(receiver.accepted_events(), 0);
+
+    // The SIEM is back: the next run covers the same window again.
+    receiver.clear();
+    receiver.unscript();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(dir.path().join("state.json").exists(), "advanced now");
+    let delivered = accepted(&receiver.requests());
+    assert_eq!(
+        delivered.keys().cloned().collect::<BTreeSet<_>>(),
+        all,
+        "every event reached the SIEM"
+    );
+    // Files: the repeated run replaced its file; nothing doubled.
+    let files: Vec<_> = fs::read_dir(dir.path().join("out")).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(
+        fs::read_to_string(&file).unwrap().lines().count(),
+        all.len()
+    );
+}
