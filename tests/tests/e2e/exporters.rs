@@ -8,10 +8,13 @@ use std::path::{Path, PathBuf};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int8Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef};
-use connect_audit_config::{CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec};
+use connect_audit_config::{
+    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Secret, SiemFlavor, SiemWebhookSpec,
+};
 use connect_audit_core::record::{COLUMNS, arrow_schema};
 use connect_audit_core::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
 use connect_audit_exporters::{Error, ExportSummary, Exporter, MemoryExporter, build};
+use connect_audit_tests::siem_receiver::SiemReceiver;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -213,6 +216,7 @@ fn text(path: &Path) -> String {
 #[test]
 fn every_exporter_writes_the_same_records() {
     let dir = tempfile::tempdir().unwrap();
+    let receiver = SiemReceiver::start();
     let out = dir.path().join("out");
     let csv_path = out.join("audit.csv");
     let tokyo_path = out.join("tokyo/audit.csv");
@@ -234,6 +238,13 @@ fn every_exporter_writes_the_same_records() {
         ExporterSpec::Parquet(ParquetSpec {
             partition_by_date: true,
             ..ParquetSpec::new(text(&lake))
+        }),
+        ExporterSpec::SiemWebhook(SiemWebhookSpec {
+            secret: Some(Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")),
+            concurrency: 1,
+            max_events: 4,
+            dead_letter: text(&dir.path().join("dead-letter.jsonl")),
+            ..SiemWebhookSpec::new(SiemFlavor::StandardWebhooks, receiver.url())
         }),
     ];
     let mut exporters: Vec<Box<dyn Exporter>> = specs.iter().map(|s| build(s).unwrap()).collect();
@@ -277,6 +288,7 @@ fn every_exporter_writes_the_same_records() {
             format!("jsonl {}", jsonl_path.display()),
             format!("parquet {}", parquet_path.display()),
             format!("parquet {} (by date)", lake.display()),
+            format!("siem-webhook {} (standard-webhooks)", receiver.url()),
             "memory".into(),
         ]
     );
@@ -293,6 +305,7 @@ fn every_exporter_writes_the_same_records() {
             vec![parquet_path.clone()],
             partitions.clone(),
             vec![],
+            vec![],
         ]
     );
     let mut written: Vec<PathBuf> = summaries.iter().flat_map(|s| s.outputs.clone()).collect();
@@ -303,9 +316,17 @@ fn every_exporter_writes_the_same_records() {
         "no temporary file is left behind"
     );
 
-    // Memory and JSON Lines: the records themselves.
+    // Memory, JSON Lines and the webhook (one batch in flight, so in order): the records
+    // themselves.
     assert_eq!(*kept.lock().unwrap(), expected);
     assert_eq!(read_jsonl(&jsonl_path), expected);
+    let posted: Vec<AuditRecord> = receiver
+        .requests()
+        .iter()
+        .flat_map(|r| serde_json::from_slice::<Vec<AuditRecord>>(&r.body).unwrap())
+        .collect();
+    assert_eq!(posted, expected);
+    assert_eq!(receiver.requests().len(), 3, "batches of at most 4");
 
     // CSV in UTC, neutralised: every cell is the column text, `'`-prefixed where it starts
     // like a formula, and nothing else.
