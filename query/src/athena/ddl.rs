@@ -129,17 +129,13 @@ pub fn create_cloudtrail_table(athena: &ValidAthena) -> Statement {
          'projection.account.values'='{accounts}',\n  \
          'projection.region.type'='enum',\n  \
          'projection.region.values'='{regions}',\n  \
-         'projection.date.type'='date',\n  \
-         'projection.date.format'='yyyy/MM/dd',\n  \
-         'projection.date.range'='{start},NOW',\n  \
-         'projection.date.interval'='1',\n  \
-         'projection.date.interval.unit'='DAYS',\n  \
+         {date},\n  \
          'storage.location.template'='{template}'\n)",
         db = athena.database,
         table = athena.table,
         accounts = athena.accounts.join(","),
         regions = athena.regions.join(","),
-        start = athena.projection_start.strftime("%Y/%m/%d"),
+        date = date_projection(athena, "yyyy/MM/dd"),
     );
     Statement {
         what: format!("table {}.{}", athena.database, athena.table),
@@ -195,6 +191,28 @@ pub fn create_snapshot_tables(athena: &ValidAthena) -> Vec<Statement> {
         .collect()
 }
 
+/// The `date` partition's projection properties, one a line, for dates written as `format`
+/// (Java date pattern) from `projection_start` to today.
+fn date_projection(athena: &ValidAthena, format: &str) -> String {
+    let start = athena
+        .projection_start
+        .strftime(
+            &format
+                .replace("yyyy", "%Y")
+                .replace("MM", "%m")
+                .replace("dd", "%d"),
+        )
+        .to_string();
+    [
+        "'projection.date.type'='date'".to_owned(),
+        format!("'projection.date.format'='{format}'"),
+        format!("'projection.date.range'='{start},NOW'"),
+        "'projection.date.interval'='1'".to_owned(),
+        "'projection.date.interval.unit'='DAYS'".to_owned(),
+    ]
+    .join(",\n  ")
+}
+
 /// The table over the Parquet data lake the `parquet` exporter writes (`partition_by_date`).
 pub const LAKE_TABLE: &str = "connect_audit_records";
 
@@ -222,14 +240,10 @@ pub fn create_lake_table(athena: &ValidAthena) -> Option<Statement> {
          LOCATION '{root}'\n\
          TBLPROPERTIES (\n  \
          'projection.enabled'='true',\n  \
-         'projection.date.type'='date',\n  \
-         'projection.date.format'='yyyy-MM-dd',\n  \
-         'projection.date.range'='{start},NOW',\n  \
-         'projection.date.interval'='1',\n  \
-         'projection.date.interval.unit'='DAYS',\n  \
+         {date},\n  \
          'storage.location.template'='{root}date=${{date}}/'\n)",
         db = athena.database,
-        start = athena.projection_start.strftime("%Y-%m-%d"),
+        date = date_projection(athena, "yyyy-MM-dd"),
     );
     Some(Statement {
         what: format!("table {}.{LAKE_TABLE}", athena.database),
