@@ -25,5 +25,6 @@
 pub mod athena;
 pub mod error;
 pub mod local;
+mod records;
 
 pub use error::Error;

@@ -12,7 +12,9 @@
 //! neither fetched nor counted in [`ScanSummary::files_found`]. Objects are fetched
 //! [`FETCH_CONCURRENCY`] at a time on a tokio runtime and handed, in memory, to the same
 //! per-file code the local walk uses; a bounded channel keeps at most a few dozen objects in
-//! memory at once.
+//! memory at once. An object S3 does not give (after the SDK's retries: the store is down,
+//! throttles or refuses) is not a bad file: the scan fails naming it, so no output or
+//! incremental state ever advances past events it could not read.
 //!
 //! Files are read by `threads` workers; results are put back into path order before they
 //! reach the sink, so output is deterministic: rows come by file (path order), then by event
@@ -36,13 +38,12 @@ use connect_audit_core::{
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing::debug;
 use walkdir::WalkDir;
 
 use crate::error::Error;
+use crate::records::RecordSplitter;
 
 /// The error a sink returns to stop the scan.
 pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
@@ -246,6 +247,9 @@ struct FileResult {
     records: Vec<AuditRecord>,
     learned: Vec<LearnedName>,
     bad: Vec<BadInput>,
+    /// S3 failed to give the object (after the SDK's retries): the scan stops here rather than
+    /// skip the file, so no report, output or state advance ever leaves its events out.
+    fatal: Option<connect_audit_core::Error>,
 }
 
 impl TrailScanner {
@@ -430,6 +434,9 @@ impl TrailScanner {
         sink: &mut dyn ScanSink,
         summary: &mut ScanSummary,
     ) -> Result<(), Error> {
+        if let Some(e) = result.fatal {
+            return Err(Error::Location(e));
+        }
         if result.ok {
             summary.files_read += 1;
             summary.bytes_read += result.bytes;
@@ -826,12 +833,39 @@ fn delivery_date(path: &Path) -> Option<Date> {
     Date::new(year, month, day).ok()
 }
 
-/// The top level of a trail file: only `Records`, each kept as raw text until it passes the
-/// byte-level filter.
-#[derive(Deserialize)]
-struct Records<'a> {
-    #[serde(rename = "Records", borrow)]
-    records: Option<Vec<&'a RawValue>>,
+/// What one trail file yields, read as [`TrailScanner`] reads each file (for tools and fuzzing
+/// that hold a file's bytes): before names are resolved, duplicates removed or records merged
+/// across files.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    /// Whether the file could be read as a trail file at all (gzip and the `Records` array).
+    pub readable: bool,
+    /// Records in its `Records` array.
+    pub records_seen: u64,
+    /// Its audited records in the window, in output order.
+    pub records: Vec<AuditRecord>,
+    /// Names its events teach.
+    pub learned: Vec<LearnedName>,
+    /// What was skipped, the file itself or records of it.
+    pub bad: Vec<BadInput>,
+}
+
+/// Scans one trail file held in memory; `path` names it in messages and decides gzip
+/// (`.gz`). Never panics on bad input: problems become [`FileScan::bad`].
+pub fn scan_trail_bytes(path: &Path, bytes: &[u8], options: &ScanOptions) -> FileScan {
+    let file = TrailFile {
+        path: path.to_path_buf(),
+        key: None,
+        bytes: bytes.len() as u64,
+    };
+    let result = scan_file(&file, bytes, options);
+    FileScan {
+        readable: result.ok,
+        records_seen: result.records_seen,
+        records: result.records,
+        learned: result.learned,
+        bad: result.bad,
+    }
 }
 
 /// Opens a local file and scans it, streaming it from disk through the decompressor.
@@ -851,9 +885,13 @@ fn scan_fetched_object(
     match got {
         Ok(Some(bytes)) => scan_file(file, bytes.as_slice(), options),
         Ok(None) => bad_file_result(file, "cannot read: listed, then gone when fetched".into()),
-        Err(connect_audit_core::Error::S3 {
-            operation, detail, ..
-        }) => bad_file_result(file, format!("cannot read: S3 {operation} failed{detail}")),
+        // Not a bad file: S3 (or the way to it) failed, and the object may be fine.
+        Err(e @ connect_audit_core::Error::S3 { .. }) => FileResult {
+            path: file.path.clone(),
+            bytes: file.bytes,
+            fatal: Some(e),
+            ..FileResult::default()
+        },
         Err(e) => bad_file_result(file, format!("cannot read: {e}")),
     }
 }
@@ -875,196 +913,315 @@ fn bad_file_result(file: &TrailFile, reason: String) -> FileResult {
 /// Decompresses and scans one file, local or fetched, from `reader`. Never panics on bad
 /// input; problems become [`BadInput`]s.
 fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> FileResult {
+    let mut buffers = BUFFERS.with_borrow_mut(std::mem::take);
+    let result = scan_file_with(file, reader, options, &mut buffers);
+    buffers.release_large();
+    BUFFERS.with_borrow_mut(|b| *b = buffers);
+    result
+}
+
+/// Inflated text is split in windows of this size (or the whole text, when smaller): memory
+/// stays bounded by the window, not by the largest file, and the inflater still writes into
+/// large buffers, where it is fastest. A record longer than the window grows it.
+const WINDOW: usize = 4 << 20;
+
+/// The buffers a scanning thread reuses from file to file (no new pages to fault in for each):
+/// the compressed file, and the window of its text.
+#[derive(Default)]
+struct Buffers {
+    input: Vec<u8>,
+    text: Vec<u8>,
+}
+
+impl Buffers {
+    /// Drops a buffer that grew for one unusual file (a huge record, a huge `.json`), so that
+    /// it is not held for the rest of the run.
+    fn release_large(&mut self) {
+        if self.text.capacity() > 2 * WINDOW {
+            self.text = Vec::new();
+        }
+        if self.input.capacity() > 16 * WINDOW {
+            self.input = Vec::new();
+        }
+    }
+}
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
+}
+
+fn scan_file_with(
+    file: &TrailFile,
+    mut reader: impl BufRead,
+    options: &ScanOptions,
+    buffers: &mut Buffers,
+) -> FileResult {
     let mut result = FileResult {
         path: file.path.clone(),
         bytes: file.bytes,
         ..FileResult::default()
     };
-    let bad_file = |reason: String| BadInput {
-        path: file.path.clone(),
-        record: None,
-        event_id: None,
-        reason: clipped(reason),
-    };
     let gz = file.path.extension().is_some_and(|e| e == "gz");
-    let text = match read_trail(gz, file.bytes, reader) {
-        Ok(text) => text,
-        Err(reason) => {
-            result.bad.push(bad_file(reason));
-            return result;
-        }
+    buffers.input.clear();
+    let read = reader
+        .read_to_end(&mut buffers.input)
+        .map_err(|e| format!("cannot read: {e}"));
+    let mut records = RecordReader {
+        file,
+        options,
+        needle: memchr::memmem::Finder::new(CONNECT_EVENT_SOURCE),
+        result: &mut result,
     };
-    let records = match serde_json::from_slice::<Records<'_>>(&text) {
-        Ok(Records {
-            records: Some(records),
-        }) => records,
-        Ok(Records { records: None }) => {
-            result.bad.push(bad_file("no `Records` array".into()));
-            return result;
+    let mut splitter = RecordSplitter::default();
+    let outcome = read.and_then(|_| {
+        if gz {
+            split_gzip(
+                &buffers.input,
+                &mut buffers.text,
+                &mut splitter,
+                &mut records,
+            )
+        } else {
+            let mut record = |index, raw| records.record(index, raw);
+            splitter.feed(&buffers.input, true, &mut record).map(drop)
         }
-        Err(e) if e.is_data() && e.to_string().starts_with("duplicate field") => {
-            result.bad.push(bad_file(format!(
-                "`Records` appears twice; which one holds the records is ambiguous: {e}"
-            )));
-            return result;
-        }
-        Err(e) if e.is_data() => {
-            result.bad.push(bad_file(format!(
-                "`Records` is not an array of records: {e}"
-            )));
-            return result;
-        }
-        Err(e) => {
-            result.bad.push(bad_file(format!("not JSON: {e}")));
-            return result;
-        }
-    };
-    result.ok = true;
-    result.records_seen = records.len() as u64;
-    let needle = memchr::memmem::Finder::new(CONNECT_EVENT_SOURCE);
-    for (index, raw) in records.iter().enumerate() {
-        let raw = raw.get();
-        let bad_record = |event_id: Option<&str>, reason: String| BadInput {
+    });
+    if let Err(reason) = outcome {
+        // Nothing of a bad file is used: not the records before the problem either.
+        result.records.clear();
+        result.learned.clear();
+        result.records_seen = 0;
+        result.bad = vec![BadInput {
             path: file.path.clone(),
-            record: Some(index),
-            event_id: event_id.map(|id| clipped(id.to_owned())),
+            record: None,
+            event_id: None,
             reason: clipped(reason),
-        };
-        if !raw.starts_with('{') {
-            result
-                .bad
-                .push(bad_record(None, "not a JSON object".into()));
-            continue;
-        }
-        if needle.find(raw.as_bytes()).is_none() {
-            continue;
-        }
-        let rec = match parse_record(raw) {
-            Ok(Parsed::Connect(rec)) => rec,
-            Ok(Parsed::Other) => continue,
-            Err(e) => {
-                let id = raw_event_id(raw);
-                result.bad.push(bad_record(id.as_deref(), e.to_string()));
-                continue;
-            }
-        };
-        result.learned.extend(rec.learned_name());
-        let Some(name) = rec.event_name.as_deref() else {
-            result.bad.push(bad_record(
-                rec.event_id.as_deref(),
-                "missing `eventName`".into(),
-            ));
-            continue;
-        };
-        let Some(group) = group_of(name).filter(|_| options.events.contains(name)) else {
-            continue;
-        };
-        match rec.to_audit_record(group) {
-            Ok(record)
-                if options.window.contains(record.event_time) && options.scope.admits(&record) =>
-            {
-                result.records.push(record);
-            }
-            Ok(_) => {}
-            Err(e) => result
-                .bad
-                .push(bad_record(rec.event_id.as_deref(), e.to_string())),
-        }
+        }];
+        return result;
     }
+    result.ok = true;
     result
         .records
         .sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
     result
 }
 
-/// The JSON text of a trail file: gzip (`.json.gz`, every member) is inflated from the whole
-/// compressed file into a buffer of the size its trailer declares (several times faster than
-/// a streaming decoder), each member's CRC-32 and length checked; `.json` is read as is.
-fn read_trail(gz: bool, size: u64, mut reader: impl BufRead) -> Result<Vec<u8>, String> {
-    let cannot_read = |e: io::Error| format!("cannot read: {e}");
-    let mut input = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    reader.read_to_end(&mut input).map_err(cannot_read)?;
-    if !gz {
-        return Ok(input);
-    }
+/// Inflates a `.json.gz` file window by window into `text`, splitting each window into records.
+fn split_gzip(
+    input: &[u8],
+    text: &mut Vec<u8>,
+    splitter: &mut RecordSplitter,
+    records: &mut RecordReader<'_, '_>,
+) -> Result<(), String> {
     if input.is_empty() {
         return Err("empty file (expected gzip)".into());
     }
     if !input.starts_with(&[0x1f, 0x8b]) {
         return Err("not gzip (no gzip magic bytes)".into());
     }
-    gunzip(&input, MAX_TRAIL_JSON)
+    let mut inflater = Gunzip::new(input, MAX_TRAIL_JSON);
+    text.clear();
+    text.reserve(inflater.first_window());
+    loop {
+        let eof = inflater.fill(text)?;
+        let mut record = |index, raw| records.record(index, raw);
+        let consumed = splitter.feed(text, eof, &mut record)?;
+        if eof {
+            return Ok(());
+        }
+        splitter.consumed(&text[..consumed]);
+        text.drain(..consumed);
+        if text.len() == text.capacity() {
+            // One record larger than the window: the window grows to hold it.
+            text.reserve(text.capacity());
+        }
+    }
 }
 
-/// The most a trailer's declared size is trusted for the first allocation; larger files grow
-/// their buffer as they inflate.
-const MAX_PREALLOCATION: usize = 1 << 30;
+/// What the records of one file become: audited records, learned names and bad records.
+struct RecordReader<'f, 'r> {
+    file: &'f TrailFile,
+    options: &'f ScanOptions,
+    needle: memchr::memmem::Finder<'static>,
+    result: &'r mut FileResult,
+}
+
+impl RecordReader<'_, '_> {
+    fn record(&mut self, index: usize, raw: &str) {
+        self.result.records_seen += 1;
+        let path = &self.file.path;
+        let bad_record = |event_id: Option<&str>, reason: String| BadInput {
+            path: path.clone(),
+            record: Some(index),
+            event_id: event_id.map(|id| clipped(id.to_owned())),
+            reason: clipped(reason),
+        };
+        if !raw.starts_with('{') {
+            self.result
+                .bad
+                .push(bad_record(None, "not a JSON object".into()));
+            return;
+        }
+        if self.needle.find(raw.as_bytes()).is_none() {
+            return;
+        }
+        let rec = match parse_record(raw) {
+            Ok(Parsed::Connect(rec)) => rec,
+            Ok(Parsed::Other) => return,
+            Err(e) => {
+                let id = raw_event_id(raw);
+                self.result
+                    .bad
+                    .push(bad_record(id.as_deref(), e.to_string()));
+                return;
+            }
+        };
+        self.result.learned.extend(rec.learned_name());
+        let Some(name) = rec.event_name.as_deref() else {
+            self.result.bad.push(bad_record(
+                rec.event_id.as_deref(),
+                "missing `eventName`".into(),
+            ));
+            return;
+        };
+        let options = self.options;
+        let Some(group) = group_of(name).filter(|_| options.events.contains(name)) else {
+            return;
+        };
+        match rec.to_audit_record(group) {
+            Ok(record)
+                if options.window.contains(record.event_time) && options.scope.admits(&record) =>
+            {
+                self.result.records.push(record);
+            }
+            Ok(_) => {}
+            Err(e) => self
+                .result
+                .bad
+                .push(bad_record(rec.event_id.as_deref(), e.to_string())),
+        }
+    }
+}
 
 /// The most JSON one trail file may inflate to. CloudTrail's files are far smaller (tens of
 /// MB); a file past this is a gzip bomb or not CloudTrail, and is reported, not read on.
 const MAX_TRAIL_JSON: usize = 4 << 30;
 
-/// Inflates every gzip member of `input`, refusing to produce more than `limit` bytes.
-fn gunzip(input: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    let truncated = || "truncated gzip (unexpected end of data)".to_owned();
-    // The last member's ISIZE: the whole text for the usual single member.
-    let declared = input.len().checked_sub(4).map_or(0, |at| {
-        u32::from_le_bytes([input[at], input[at + 1], input[at + 2], input[at + 3]])
-    });
-    // Trusted only as far as a plausible ratio goes: a forged trailer gets no huge buffer.
-    let plausible = input
-        .len()
-        .saturating_mul(64)
-        .min(MAX_PREALLOCATION)
-        .min(limit.saturating_add(1));
-    let mut text = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(plausible));
-    let mut at = 0;
-    while at < input.len() {
-        let start = at
-            + gzip_header_len(&input[at..]).ok_or_else(|| {
-                if at == 0 {
-                    "corrupt gzip: bad header".to_owned()
-                } else {
-                    format!("corrupt gzip: data after member ending at byte {at}")
-                }
-            })?;
-        let member_start = text.len();
-        let mut inflate = flate2::Decompress::new(false);
+/// Inflates every gzip member of a compressed file held whole, into windows the caller
+/// provides, checking each member's CRC-32 and length. Inflating from the whole input into
+/// large output buffers is several times faster than a streaming decoder's small reads.
+struct Gunzip<'a> {
+    input: &'a [u8],
+    /// Where the next member's header starts, when no member is open.
+    next: usize,
+    member: Option<Member>,
+    /// Bytes inflated so far, all members.
+    produced: usize,
+    limit: usize,
+}
+
+/// The gzip member being inflated.
+struct Member {
+    /// Where its deflate data starts in the input.
+    data: usize,
+    inflate: flate2::Decompress,
+    crc: crc32fast::Hasher,
+    len: usize,
+}
+
+impl<'a> Gunzip<'a> {
+    /// An inflater refusing to produce more than `limit` bytes.
+    fn new(input: &'a [u8], limit: usize) -> Self {
+        Self {
+            input,
+            next: 0,
+            member: None,
+            produced: 0,
+            limit,
+        }
+    }
+
+    /// The size of the first window: the last member's ISIZE (the whole text, for the usual
+    /// single member) up to [`WINDOW`], and only as far as a plausible ratio goes, so that a
+    /// forged trailer gets no large buffer.
+    fn first_window(&self) -> usize {
+        let input = self.input;
+        let declared = input.len().checked_sub(4).map_or(0, |at| {
+            u32::from_le_bytes([input[at], input[at + 1], input[at + 2], input[at + 3]])
+        });
+        usize::try_from(declared)
+            .unwrap_or(WINDOW)
+            .saturating_add(1)
+            .min(input.len().saturating_mul(64))
+            .clamp(64 << 10, WINDOW)
+    }
+
+    /// Appends inflated text to `out`, up to its capacity. `Ok(true)` once every member has
+    /// been inflated and checked.
+    fn fill(&mut self, out: &mut Vec<u8>) -> Result<bool, String> {
+        let truncated = || "truncated gzip (unexpected end of data)".to_owned();
         loop {
-            if text.capacity() == text.len() {
-                if text.len() > limit {
-                    return Err(format!(
-                        "inflates to more than {limit} bytes: not a CloudTrail file (gzip bomb?)"
-                    ));
-                }
-                text.reserve_exact(text.len().max(1 << 20).min(limit + 1 - text.len()));
+            if out.len() == out.capacity() {
+                return Ok(false);
             }
-            let consumed = usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
-            let rest = input.get(start + consumed..).unwrap_or_default();
-            let status = inflate
-                .decompress_vec(rest, &mut text, flate2::FlushDecompress::Finish)
+            let member = match &mut self.member {
+                Some(member) => member,
+                None if self.next >= self.input.len() => return Ok(true),
+                None => {
+                    let at = self.next;
+                    let header = gzip_header_len(&self.input[at..]).ok_or_else(|| {
+                        if at == 0 {
+                            "corrupt gzip: bad header".to_owned()
+                        } else {
+                            format!("corrupt gzip: data after member ending at byte {at}")
+                        }
+                    })?;
+                    self.member.insert(Member {
+                        data: at + header,
+                        inflate: flate2::Decompress::new(false),
+                        crc: crc32fast::Hasher::new(),
+                        len: 0,
+                    })
+                }
+            };
+            let consumed = usize::try_from(member.inflate.total_in()).unwrap_or(usize::MAX);
+            let rest = self.input.get(member.data + consumed..).unwrap_or_default();
+            let before = out.len();
+            let status = member
+                .inflate
+                .decompress_vec(rest, out, flate2::FlushDecompress::Finish)
                 .map_err(|e| format!("corrupt gzip: {e}"))?;
+            member.crc.update(&out[before..]);
+            member.len += out.len() - before;
+            self.produced += out.len() - before;
+            if self.produced > self.limit {
+                return Err(format!(
+                    "inflates to more than {} bytes: not a CloudTrail file (gzip bomb?)",
+                    self.limit
+                ));
+            }
             match status {
-                flate2::Status::StreamEnd => break,
-                // Out of room: grow and go on. Out of input: the file was cut short.
-                _ if text.len() == text.capacity() => {}
+                flate2::Status::StreamEnd => {}
+                // Out of room: the caller makes room and calls again.
+                _ if out.len() == out.capacity() => return Ok(false),
+                // Room left but no more input: the file was cut short.
                 _ => return Err(truncated()),
             }
+            let end =
+                member.data + usize::try_from(member.inflate.total_in()).unwrap_or(usize::MAX);
+            let trailer = self.input.get(end..end + 8).ok_or_else(truncated)?;
+            let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+            let len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+            // ISIZE is the length modulo 2^32.
+            #[allow(clippy::cast_possible_truncation)]
+            let member_len = member.len as u32;
+            if member_len != len || member.crc.clone().finalize() != crc {
+                return Err("corrupt gzip: checksum or length does not match the data".into());
+            }
+            self.member = None;
+            self.next = end + 8;
         }
-        let end = start + usize::try_from(inflate.total_in()).unwrap_or(usize::MAX);
-        let trailer = input.get(end..end + 8).ok_or_else(truncated)?;
-        let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        let len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-        let member = &text[member_start..];
-        // ISIZE is the length modulo 2^32.
-        #[allow(clippy::cast_possible_truncation)]
-        let member_len = member.len() as u32;
-        if member_len != len || crc32fast::hash(member) != crc {
-            return Err("corrupt gzip: checksum or length does not match the data".into());
-        }
-        at = end + 8;
     }
-    Ok(text)
 }
 
 /// The length of the gzip member header at the start of `input` (RFC 1952), `None` when it is
@@ -1175,21 +1332,45 @@ mod tests {
 
     #[test]
     fn gzip_problems_are_named() {
-        let not_gz = read_trail(true, 14, &b"{\"Records\":[]}"[..]).unwrap_err();
+        let problem = |name: &str, bytes: &[u8]| {
+            let scan = scan_trail_bytes(Path::new(name), bytes, &any_time());
+            assert!(!scan.readable, "{name}");
+            scan.bad[0].reason.clone()
+        };
+        let not_gz = problem("a.json.gz", b"{\"Records\":[]}");
         assert!(not_gz.contains("not gzip"), "{not_gz}");
-        assert!(
-            read_trail(true, 0, &b""[..])
-                .unwrap_err()
-                .contains("empty file")
-        );
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut enc, &[b'x'; 10_000]).unwrap();
-        let bytes = enc.finish().unwrap();
-        let half = &bytes[..bytes.len() / 2];
-        let truncated = read_trail(true, half.len() as u64, half).unwrap_err();
+        assert!(problem("a.json.gz", b"").contains("empty file"));
+        let bytes = gz(&[b'x'; 10_000], None);
+        let truncated = problem("a.json.gz", &bytes[..bytes.len() / 2]);
         assert!(truncated.contains("truncated"), "{truncated}");
-        assert_eq!(read_trail(true, 0, bytes.as_slice()).unwrap().len(), 10_000);
-        assert_eq!(read_trail(false, 2, &b"{}"[..]).unwrap(), b"{}");
+        assert_eq!(inflate(&bytes, usize::MAX).unwrap().len(), 10_000);
+        let plain = scan_trail_bytes(Path::new("a.json"), b"{\"Records\":[{}]}", &any_time());
+        assert!(plain.readable && plain.bad.is_empty());
+        assert_eq!(plain.records_seen, 1);
+    }
+
+    fn any_time() -> ScanOptions {
+        let window = Window::parse(
+            Some("2000-01-01"),
+            Some("2100-01-01"),
+            jiff::Timestamp::now(),
+        );
+        ScanOptions::new(window.unwrap(), EventSelection::defaults())
+    }
+
+    /// Inflates all of `input` as the scanner does, in small windows.
+    fn inflate(input: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+        let mut inflater = Gunzip::new(input, limit);
+        let mut text = Vec::new();
+        let mut window = Vec::with_capacity(4096);
+        loop {
+            let eof = inflater.fill(&mut window)?;
+            text.extend_from_slice(&window);
+            window.clear();
+            if eof {
+                return Ok(text);
+            }
+        }
     }
 
     fn gz(data: &[u8], name: Option<&str>) -> Vec<u8> {
@@ -1203,40 +1384,40 @@ mod tests {
     }
 
     #[test]
-    fn whole_buffer_gunzip_reads_every_member_and_checks_each() {
+    fn gunzip_reads_every_member_and_checks_each() {
         // Header fields, several members, a member larger than its neighbour's ISIZE.
         let big: Vec<u8> = (0..300_000_u32)
             .map(|i| u8::try_from(i % 251).unwrap())
             .collect();
         let mut both = gz(&big, Some("a.json"));
         both.extend(gz(b"tail", None));
-        let text = read_trail(true, both.len() as u64, both.as_slice()).unwrap();
+        let text = inflate(&both, usize::MAX).unwrap();
         assert_eq!(text.len(), big.len() + 4);
         assert!(text.starts_with(&big) && text.ends_with(b"tail"));
 
         let mut bad_crc = gz(b"{\"Records\":[]}", None);
         let n = bad_crc.len();
         bad_crc[n - 8] ^= 1;
-        let err = read_trail(true, n as u64, bad_crc.as_slice()).unwrap_err();
+        let err = inflate(&bad_crc, usize::MAX).unwrap_err();
         assert!(err.contains("checksum"), "{err}");
 
         let mut garbage_after = gz(b"{}", None);
         garbage_after.extend_from_slice(b"garbage!!!!");
-        let err = read_trail(true, 0, garbage_after.as_slice()).unwrap_err();
+        let err = inflate(&garbage_after, usize::MAX).unwrap_err();
         assert!(err.contains("data after member"), "{err}");
 
         // Past the limit, inflation stops and the file is reported.
         let zeros = gz(&vec![0; 8 << 20], None);
         assert!(zeros.len() < 64 << 10, "a high ratio");
-        let err = gunzip(&zeros, 1 << 20).unwrap_err();
+        let err = inflate(&zeros, 1 << 20).unwrap_err();
         assert!(err.contains("gzip bomb"), "{err}");
-        assert_eq!(gunzip(&zeros, 8 << 20).unwrap().len(), 8 << 20);
+        assert_eq!(inflate(&zeros, 8 << 20).unwrap().len(), 8 << 20);
 
         // A forged ISIZE neither breaks the read nor is believed.
         let mut forged = gz(b"{}", None);
         let n = forged.len();
         forged[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
-        let err = read_trail(true, 0, forged.as_slice()).unwrap_err();
+        let err = inflate(&forged, usize::MAX).unwrap_err();
         assert!(err.contains("length"), "{err}");
     }
 
