@@ -195,7 +195,13 @@ impl RecordSplitter {
                 Ok(None)
             };
         };
-        if key != "\"Records\"" {
+        // A key spelt with escapes (`"R\u0065cords"`) is still `Records` to a JSON reader.
+        let is_records = if key.contains('\\') {
+            serde_json::from_str::<String>(key).is_ok_and(|k| k == "Records")
+        } else {
+            key == "\"Records\""
+        };
+        if !is_records {
             let Some(end) = self.value_end(text, value, eof)? else {
                 return Ok(None);
             };
@@ -624,7 +630,7 @@ mod tests {
 
     #[test]
     fn bad_files_are_named_as_serde_json_names_them() {
-        let cases: [(&[u8], &str); 16] = [
+        let cases: [(&[u8], &str); 17] = [
             (
                 b"",
                 "not JSON: EOF while parsing a value at line 1 column 1",
@@ -644,6 +650,10 @@ mod tests {
             ),
             (
                 br#"{"Records": [], "Records": []}"#,
+                "`Records` appears twice",
+            ),
+            (
+                br#"{"Records": [], "R\u0065cords": []}"#,
                 "`Records` appears twice",
             ),
             (

@@ -172,6 +172,126 @@ fn measure(program: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
+/// Runs `connect-audit report` (the release binary beside this one) over `trail`, a directory
+/// or `s3://bucket/prefix` (S3 from the standard AWS environment), writing JSON Lines to
+/// `out`; its wall time and peak RSS (`VmHWM`, read from /proc while it runs).
+fn measure_cli(trail: &str, out: &Path) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let binary = std::env::current_exe()?.with_file_name("connect-audit");
+    let started = Instant::now();
+    let mut child = Command::new(&binary)
+        .args(["report", "--trail", trail, "--since", "2020-01-01", "--until", "2030-01-01"])
+        .args(["--format", "jsonl", "--output"])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e} (cargo build --release first)", binary.display()))?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let stat_file = format!("/proc/{}/stat", child.id());
+    let mut rss_kib = 0;
+    let mut cpu_ticks = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if let Ok(text) = fs::read_to_string(&status_file) {
+            rss_kib = rss_kib.max(vm_hwm_kib(&text));
+        }
+        if let Ok(text) = fs::read_to_string(&stat_file) {
+            cpu_ticks = cpu_ticks.max(cpu_ticks_of(&text));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let wall = started.elapsed().as_secs_f64();
+    if !status.success() {
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            io::Read::read_to_string(&mut e, &mut stderr)?;
+        }
+        return Err(format!("connect-audit report --trail {trail} failed: {stderr}").into());
+    }
+    // Clock ticks are 1/100 s on Linux (sysconf(_SC_CLK_TCK)).
+    #[allow(clippy::cast_precision_loss)]
+    let cpu = cpu_ticks as f64 / 100.0;
+    Ok(serde_json::json!({ "wall": wall, "rss_kib": rss_kib, "cpu": cpu }))
+}
+
+/// utime + stime of a /proc/PID/stat line (fields 14 and 15, after the parenthesised name).
+fn cpu_ticks_of(stat: &str) -> u64 {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // After ")": field 3 is at index 0, so utime (14) is index 11 and stime (15) index 12.
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(11) + field(12)
+}
+
+fn vm_hwm_kib(status: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The same scan, from the local directory and from S3, both by the `connect-audit` binary.
+#[allow(clippy::cast_precision_loss)]
+fn bench_s3(dir: &Path, s3: &str) -> Result<bool, Box<dyn std::error::Error>> {
+    let work = tempfile::tempdir()?;
+    let d = dir.to_str().ok_or("the trail path is not UTF-8")?;
+    let json_bytes: f64 = measure(&std::env::current_exe()?, &["floor", d])["bytes"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let local_out = work.path().join("local.jsonl");
+    let s3_out = work.path().join("s3.jsonl");
+    // Local first, then S3, then local again: the median-free check that the machine was
+    // steady is that the two local runs agree.
+    let local = measure_cli(d, &local_out)?;
+    let remote = measure_cli(s3, &s3_out)?;
+    let local_again = measure_cli(d, &local_out)?;
+    println!("| trail | wall (s) | MB/s of JSON | peak RSS (MiB) | CPU time (s) |");
+    println!("|---|---|---|---|---|");
+    for (name, m) in [
+        ("local disk", &local),
+        ("S3 (Garage)", &remote),
+        ("local disk, again", &local_again),
+    ] {
+        let wall = m["wall"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {name} | {wall:.2} | {:.0} | {:.0} | {:.2} |",
+            json_bytes / 1e6 / wall,
+            m["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0,
+            m["cpu"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let local_wall = local["wall"]
+        .as_f64()
+        .unwrap_or(f64::NAN)
+        .min(local_again["wall"].as_f64().unwrap_or(f64::NAN));
+    let s3_wall = remote["wall"].as_f64().unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "S3 throughput / local throughput = {:.2} (target >= 0.80)",
+        local_wall / s3_wall
+    );
+    let expected: BTreeSet<String> = fs::read_to_string(dir.join("expected-default.txt"))?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let (from_disk, from_s3) = (ids_of(&local_out)?, ids_of(&s3_out)?);
+    let same = from_disk == expected && from_s3 == expected;
+    println!(
+        "correctness: local {} events, S3 {} events, the generator expects {} — {}",
+        from_disk.len(),
+        from_s3.len(),
+        expected.len(),
+        if same { "identical" } else { "DIFFERENT" }
+    );
+    Ok(same)
+}
+
 fn ids_of(jsonl: &Path) -> io::Result<BTreeSet<String>> {
     let mut ids = BTreeSet::new();
     for line in io::BufReader::new(fs::File::open(jsonl)?).lines() {
@@ -277,8 +397,9 @@ fn main() -> ExitCode {
         ["engine", dir, out] => engine(Path::new(dir), Path::new(out)).map(|()| true),
         [dir] => bench(Path::new(dir), false),
         [dir, "--no-duckdb"] => bench(Path::new(dir), true),
+        [dir, "--s3", s3] => bench_s3(Path::new(dir), s3),
         _ => {
-            eprintln!("usage: bench-scan TRAIL_DIR [--no-duckdb]");
+            eprintln!("usage: bench-scan TRAIL_DIR [--no-duckdb | --s3 s3://BUCKET/PREFIX]");
             return ExitCode::from(2);
         }
     };

@@ -4,6 +4,7 @@ mod athena;
 mod cli;
 mod examples;
 mod exporters;
+mod fuzz_regressions;
 mod hostile;
 mod incremental;
 mod ocsf;

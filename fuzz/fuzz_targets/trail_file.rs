@@ -1,0 +1,7 @@
+//! A trail file, through the scanner's read, parse, filter and actor/target extraction.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::trail_file(data));
