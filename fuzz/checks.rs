@@ -19,10 +19,10 @@ fn now() -> Timestamp {
 /// `.json.gz` file of exactly these bytes, or gzip-compressed here first (so JSON mutations
 /// also pass through the inflate path).
 pub fn trail_file(data: &[u8]) {
+    const GZ: &str = "AWSLogs/1/CloudTrail/us-east-1/2024/05/02/f.json.gz";
     let Some((&mode, body)) = data.split_first() else {
         return;
     };
-    const GZ: &str = "AWSLogs/1/CloudTrail/us-east-1/2024/05/02/f.json.gz";
     let (path, bytes, text) = match mode % 3 {
         0 => (&GZ[..GZ.len() - 3], body.to_vec(), Some(body.to_vec())),
         1 => (GZ, body.to_vec(), gunzip(body)),

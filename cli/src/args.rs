@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Who changed which Amazon Connect user, and when: turns CloudTrail logs into a readable,
-/// complete audit trail (CSV, JSON Lines, Parquet).
+/// complete audit trail (CSV, JSON Lines, Parquet, an HTML report).
 #[derive(Debug, Parser)]
 #[command(name = "connect-audit", version, about, long_about = None)]
 #[command(
@@ -210,7 +210,7 @@ pub struct ReportArgs {
     pub format: Option<Format>,
 
     /// Where the --format output goes: a file, a directory (partitioned Parquet), or - for
-    /// stdout. Default: stdout (csv, jsonl).
+    /// stdout. Default: stdout (csv, jsonl, html).
     #[arg(long, short, value_name = "PATH", allow_hyphen_values = true)]
     pub output: Option<String>,
 }
@@ -254,4 +254,6 @@ pub enum Format {
     Jsonl,
     /// Parquet (zstd).
     Parquet,
+    /// One self-contained HTML report: header, charts and a sortable table.
+    Html,
 }

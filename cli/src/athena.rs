@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use connect_audit_config::{Settings, ValidAthenaReport};
+use connect_audit_exporters::RunContext;
 use connect_audit_query::athena::{self, Runner, ddl, sql};
 use figment::Figment;
 
@@ -13,7 +14,8 @@ use crate::args::{AthenaInitArgs, AthenaSqlArgs};
 use crate::destinations::S3Outputs;
 use crate::output::{self, Reporter};
 use crate::report::{
-    FanOut, build_exporters, exporter_specs, finish_exporters, upload_lines, upload_outputs,
+    FanOut, build_exporters, exporter_specs, finish_exporters, run_context, upload_lines,
+    upload_outputs,
 };
 
 /// Merges the flags of `athena sql` over the layered config.
@@ -45,7 +47,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn runner(settings: &Settings, valid: &ValidAthenaReport) -> Runner {
-    let config = crate::aws::sdk_config(settings.snapshot.max_attempts).await;
+    let config = crate::aws::sdk_config(&settings.snapshot).await;
     Runner::new(aws_sdk_athena::Client::new(&config), &valid.athena)
 }
 
@@ -101,6 +103,7 @@ pub fn report(
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let started_at = jiff::Timestamp::now();
     let query = sql::audit_query(&valid.athena, valid.window, &valid.events, &valid.scope);
     let mut specs = exporter_specs(settings, valid.window, false)?;
     let s3_outputs = S3Outputs::stage(&mut specs)?;
@@ -119,10 +122,22 @@ pub fn report(
     });
     reporter.finish();
     let summary = outcome.context("the Athena report failed; nothing was written")?;
+    let run = RunContext {
+        source: Some(format!(
+            "Athena table {}.{} (workgroup {})",
+            valid.athena.database, valid.athena.table, valid.athena.workgroup
+        )),
+        snapshot: valid.athena.snapshot.as_ref().map(|s| s.url("")),
+        skipped_records: summary.bad.len() as u64,
+        ..run_context(valid.window, &valid.scope, started_at)
+    };
+    for exporter in &mut sink.exporters {
+        exporter.run_context(&run);
+    }
     let outputs = finish_exporters(sink.exporters)?;
     let s3 = if s3_outputs.any() {
         Some(runtime.block_on(async {
-            crate::aws::s3_client(&crate::aws::sdk_config(settings.snapshot.max_attempts).await)
+            crate::aws::s3_client(&crate::aws::sdk_config(&settings.snapshot).await)
         }))
     } else {
         None

@@ -4,11 +4,18 @@
 use aws_config::BehaviorVersion;
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
+use connect_audit_config::SnapshotSettings;
+use std::time::Duration;
 
-/// Loads the shared AWS configuration with `max_attempts` tries per call.
-pub async fn sdk_config(max_attempts: u32) -> SdkConfig {
+/// Loads the shared AWS configuration with the retries of `[snapshot]` (which every AWS
+/// call uses): `max_attempts` tries per call (throttling, 5xx, connection failures), the
+/// first backoff ceiling `retry_initial_ms`, doubling up to 20 s, full jitter.
+pub async fn sdk_config(retries: &SnapshotSettings) -> SdkConfig {
+    let retry = RetryConfig::standard()
+        .with_max_attempts(retries.max_attempts.max(1))
+        .with_initial_backoff(Duration::from_millis(retries.retry_initial_ms.max(1)));
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
+        .retry_config(retry)
         .load()
         .await
 }

@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use connect_audit_config::{
-    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Settings, ValidIncremental, ValidReport,
+    CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Settings, ValidIncremental,
+    ValidReport,
 };
-use connect_audit_core::{AuditRecord, Location, Store, Window};
-use connect_audit_exporters::{ExportSummary, Exporter};
+use connect_audit_core::{AuditRecord, Location, Scope, Store, Window};
+use connect_audit_exporters::{ExportSummary, Exporter, RunContext};
 use connect_audit_query::local::{
     BadInput, ScanOptions, ScanSink, ScanSummary, SinkError, TrailScanner,
 };
@@ -89,9 +90,10 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
                 Some("csv") => Format::Csv,
                 Some("jsonl" | "json") => Format::Jsonl,
                 Some("parquet") => Format::Parquet,
+                Some("html" | "htm") => Format::Html,
                 _ => {
                     return Err(UsageError(format!(
-                        "cannot tell the format of --output {path}: add --format csv|jsonl|parquet"
+                        "cannot tell the format of --output {path}: add --format csv|jsonl|parquet|html"
                     )));
                 }
             }
@@ -101,6 +103,7 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
     Ok(Some(match format {
         Format::Csv => ExporterSpec::Csv(CsvSpec::new(path)),
         Format::Jsonl => ExporterSpec::Jsonl(JsonlSpec::new(path)),
+        Format::Html => ExporterSpec::Html(HtmlSpec::new(path)),
         Format::Parquet if path == "-" => {
             return Err(UsageError(
                 "Parquet cannot go to stdout: give --output FILE.parquet or a directory".into(),
@@ -224,6 +227,7 @@ pub fn run(
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let started_at = jiff::Timestamp::now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,7 +243,7 @@ pub fn run(
         || s3_outputs_configured)
         .then(|| {
             runtime.block_on(async {
-                crate::aws::s3_client(&crate::aws::sdk_config(settings.snapshot.max_attempts).await)
+                crate::aws::s3_client(&crate::aws::sdk_config(&settings.snapshot).await)
             })
         });
     let state = match incremental {
@@ -285,6 +289,16 @@ pub fn run(
     let outcome = scanner.scan(&mut sink);
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
+    let run = RunContext {
+        source: Some(format!("trail {} (local engine)", valid.trail)),
+        snapshot: valid.snapshot.as_ref().map(ToString::to_string),
+        skipped_files: summary.files_bad,
+        skipped_records: summary.records_bad,
+        ..run_context(valid.window, &valid.scope, started_at)
+    };
+    for exporter in &mut sink.inner.exporters {
+        exporter.run_context(&run);
+    }
     let outputs = finish_exporters(sink.inner.exporters)?;
     let uploaded = upload_outputs(&runtime, &s3_outputs, s3.as_ref())?;
     let clean = !summary.has_bad_input() || settings.report.tolerate_bad_files;
@@ -322,6 +336,18 @@ pub fn run(
     } else {
         ExitCode::BadInput
     })
+}
+
+/// What every run of `report` tells its exporters (the HTML header): the tool, the window and
+/// scope; the caller adds where the events came from and what was skipped.
+pub fn run_context(window: Window, scope: &Scope, started_at: jiff::Timestamp) -> RunContext {
+    RunContext {
+        tool: concat!("connect-audit ", env!("CARGO_PKG_VERSION")).to_owned(),
+        generated_at: Some(started_at),
+        window: Some(window),
+        scope: scope.clone(),
+        ..RunContext::default()
+    }
 }
 
 /// Uploads the staged `s3://` outputs once every exporter finished.

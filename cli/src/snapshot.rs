@@ -86,7 +86,7 @@ pub fn run(
         .build()
         .context("cannot start the async runtime")?;
     let summary = runtime.block_on(async {
-        let config = aws::sdk_config(settings.snapshot.max_attempts).await;
+        let config = aws::sdk_config(&settings.snapshot).await;
         let s3 = aws::s3_client(&config);
         let store = Store::open(&valid.store, Some(&s3))?;
         let options = SnapshotOptions {

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 pub use athena::{AthenaSettings, S3Path, ValidAthena};
 
 pub use exporters::{
-    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, RecordSchema, Secret, SiemFlavor,
+    CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, RecordSchema, Secret, SiemFlavor,
     SiemWebhookSpec,
 };
 
@@ -186,10 +186,14 @@ pub struct SnapshotSettings {
     /// `DescribeUser` calls in flight per instance. Default: 4 (Connect's limits are low).
     #[serde(default = "four")]
     pub concurrency: usize,
-    /// Attempts per Connect or S3 call, with exponential backoff, on throttling and 5xx.
-    /// Default: 8.
+    /// Attempts per AWS call (Connect, S3: trail, snapshot, state, outputs), with exponential
+    /// backoff and jitter, on throttling, 5xx and connection failures. Default: 8.
     #[serde(default = "eight")]
     pub max_attempts: u32,
+    /// The backoff ceiling of the first retry, in milliseconds; it doubles per retry, up to
+    /// 20 s, and each wait is drawn below it (full jitter). Default: 1000.
+    #[serde(default = "retry_initial_ms")]
+    pub retry_initial_ms: u64,
 }
 
 impl Default for SnapshotSettings {
@@ -199,8 +203,13 @@ impl Default for SnapshotSettings {
             describe_users: false,
             concurrency: four(),
             max_attempts: eight(),
+            retry_initial_ms: retry_initial_ms(),
         }
     }
+}
+
+fn retry_initial_ms() -> u64 {
+    1000
 }
 
 fn four() -> usize {
@@ -772,6 +781,9 @@ impl Settings {
         if self.snapshot.max_attempts == 0 {
             problem("snapshot.max_attempts", "must be at least 1".into());
         }
+        if self.snapshot.retry_initial_ms == 0 {
+            problem("snapshot.retry_initial_ms", "must be at least 1".into());
+        }
         let mut instances = Vec::new();
         for (i, instance) in self.instances.iter().enumerate() {
             match check_instance(instance) {
@@ -916,6 +928,11 @@ fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, Str
             ExporterSpec::Jsonl(_) => {}
             ExporterSpec::SiemWebhook(siem) => {
                 for (field, message) in siem.validate() {
+                    problem(&key(field), message);
+                }
+            }
+            ExporterSpec::Html(html) => {
+                for (field, message) in html.validate() {
                     problem(&key(field), message);
                 }
             }

@@ -195,7 +195,8 @@ impl Store {
         }
     }
 
-    /// Reads a whole object; `None` when it does not exist.
+    /// Reads a whole object; `None` when it does not exist. On S3 a body cut off mid-stream
+    /// is fetched again, up to the client's `max_attempts` in all.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         validate_key(key)?;
         match &self.backend {
@@ -213,29 +214,48 @@ impl Store {
                 bucket,
                 prefix,
             } => {
-                let sent = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(s3_key(prefix, key))
-                    .send()
-                    .await;
-                let output = match sent {
-                    Ok(output) => output,
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(GetObjectError::is_no_such_key) =>
-                    {
-                        return Ok(None);
+                // The SDK retries a request that fails; a body cut off while it streams (the
+                // server died under it) is fetched again, as many times as a request is tried.
+                let attempts = client
+                    .config()
+                    .retry_config()
+                    .map_or(1, aws_sdk_s3::config::retry::RetryConfig::max_attempts);
+                let mut attempt = 1;
+                loop {
+                    let sent = client
+                        .get_object()
+                        .bucket(bucket)
+                        .key(s3_key(prefix, key))
+                        .send()
+                        .await;
+                    let output = match sent {
+                        Ok(output) => output,
+                        Err(e)
+                            if e.as_service_error()
+                                .is_some_and(GetObjectError::is_no_such_key) =>
+                        {
+                            return Ok(None);
+                        }
+                        Err(e) => return Err(s3_error(self.describe(key), "GetObject", e)),
+                    };
+                    match output.body.collect().await {
+                        // `into_bytes` copies the chunks whole; `to_vec` would collect byte by
+                        // byte (a seventh of a scan's CPU time when measured).
+                        Ok(body) => return Ok(Some(Vec::from(body.into_bytes()))),
+                        Err(_) if attempt < attempts => attempt += 1,
+                        Err(e) => {
+                            return Err(Error::S3 {
+                                url: self.describe(key),
+                                operation: "GetObject",
+                                detail: format!(
+                                    ": reading the body ({attempt} attempts): {}",
+                                    chain_text(&e)
+                                ),
+                                source: Box::new(e),
+                            });
+                        }
                     }
-                    Err(e) => return Err(s3_error(self.describe(key), "GetObject", e)),
-                };
-                let body = output.body.collect().await.map_err(|e| Error::S3 {
-                    url: self.describe(key),
-                    operation: "GetObject",
-                    detail: format!(": reading the body: {}", chain_text(&e)),
-                    source: Box::new(e),
-                })?;
-                Ok(Some(body.to_vec()))
+                }
             }
         }
     }

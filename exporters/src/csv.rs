@@ -159,12 +159,12 @@ impl Exporter for CsvExporter {
 }
 
 /// Whether the configured zone is UTC itself, which is shown with `Z`.
-fn is_utc(name: &str, timezone: &TimeZone) -> bool {
+pub(crate) fn is_utc(name: &str, timezone: &TimeZone) -> bool {
     name.eq_ignore_ascii_case("UTC") || matches!(timezone.iana_name(), Some("UTC" | "Etc/UTC"))
 }
 
 /// RFC 3339 with the zone's offset at that instant, or `Z` when `timezone` is `None` (UTC).
-fn format_time(time: Timestamp, timezone: Option<&TimeZone>) -> String {
+pub(crate) fn format_time(time: Timestamp, timezone: Option<&TimeZone>) -> String {
     match timezone {
         None => time.to_string(),
         Some(tz) => time.display_with_offset(tz.to_offset(time)).to_string(),

@@ -11,14 +11,19 @@
 //! - [`ParquetExporter`]: typed, zstd-compressed Parquet, optionally partitioned by date.
 //! - [`SiemExporter`]: batches POSTed to Splunk HEC or a Standard Webhooks receiver, with
 //!   retries and a dead-letter file.
+//! - [`HtmlExporter`]: one self-contained HTML page for auditors (header, charts, a sortable
+//!   table), offline and with a Content-Security-Policy that forbids network access.
 //! - [`MemoryExporter`]: keeps records in memory, for tests.
 //!
 //! JSON Lines and Parquet write the audit record as it is, or with `schema = "ocsf"` each
 //! record as an OCSF 1.3.0 event ([`ocsf`]).
 //!
-//! CSV and JSON Lines write to stdout when the path is `-`. Every file output is written to a
-//! temporary file beside its final name and renamed in `finish`: a run that crashes or fails
-//! never leaves a half file that looks complete.
+//! What a run knows beyond its records (window, scope, tool version, skipped input) reaches
+//! the exporters that describe the run as a whole through [`Exporter::run_context`].
+//!
+//! CSV, JSON Lines and HTML write to stdout when the path is `-`. Every file output is written
+//! to a temporary file beside its final name and renamed in `finish`: a run that crashes or
+//! fails never leaves a half file that looks complete.
 //!
 //! ```
 //! use connect_audit_config::{ExporterSpec, JsonlSpec};
@@ -52,10 +57,12 @@
 use std::path::PathBuf;
 
 use connect_audit_config::ExporterSpec;
-use connect_audit_core::AuditRecord;
+use connect_audit_core::{AuditRecord, Scope, Window};
+use jiff::Timestamp;
 
 pub mod csv;
 pub mod error;
+pub mod html;
 pub mod jsonl;
 pub mod memory;
 pub mod ocsf;
@@ -65,6 +72,7 @@ pub mod siem;
 
 pub use crate::csv::CsvExporter;
 pub use crate::error::Error;
+pub use crate::html::HtmlExporter;
 pub use crate::jsonl::JsonlExporter;
 pub use crate::memory::{MemoryExporter, MemoryRecords};
 pub use crate::parquet::ParquetExporter;
@@ -93,8 +101,38 @@ pub trait Exporter: Send {
     /// Writes one batch of records.
     fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error>;
 
+    /// Tells the exporter what the run knows beyond its records. A driver calls it before
+    /// [`finish`](Self::finish), after the last [`write`](Self::write) once the run's counts
+    /// of skipped input are known; a later call replaces an earlier one. The default ignores
+    /// it: only outputs that describe the run as a whole (HTML) use it, and they work without
+    /// it (the window is then the span of the records).
+    fn run_context(&mut self, _run: &RunContext) {}
+
     /// Completes the output and reports what was written.
     fn finish(self: Box<Self>) -> Result<ExportSummary, Error>;
+}
+
+/// What a run knows that its records do not carry, for outputs that describe the run: the
+/// HTML report's header. Given by [`Exporter::run_context`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunContext {
+    /// The program that ran and its version, e.g. `connect-audit 0.1.0`. Empty: this
+    /// crate's version.
+    pub tool: String,
+    /// When the run started. `None`: when the exporter finishes.
+    pub generated_at: Option<Timestamp>,
+    /// The window reported on. `None`: the span of the records.
+    pub window: Option<Window>,
+    /// The accounts, regions and instances the run was limited to (empty lists: all).
+    pub scope: Scope,
+    /// Where the events came from, e.g. `trail s3://trail-bucket/AWSLogs (local engine)`.
+    pub source: Option<String>,
+    /// The snapshot store the names came from; `None`: names from the trail only.
+    pub snapshot: Option<String>,
+    /// Trail files the run skipped as bad: their events are missing from the outputs.
+    pub skipped_files: u64,
+    /// Records the run skipped as bad.
+    pub skipped_records: u64,
 }
 
 /// What an exporter wrote, returned by [`Exporter::finish`].
@@ -119,6 +157,7 @@ pub fn build(spec: &ExporterSpec) -> Result<Box<dyn Exporter>, Error> {
         ExporterSpec::SiemWebhook(spec) => {
             Box::new(SiemExporter::with_event_body(spec, siem::event_body(spec))?)
         }
+        ExporterSpec::Html(spec) => Box::new(HtmlExporter::create(spec)?),
     };
     Ok(Box::new(Guarded {
         inner,
@@ -143,6 +182,10 @@ impl Exporter for Guarded {
         let result = self.inner.write(batch);
         self.failed |= result.is_err();
         result
+    }
+
+    fn run_context(&mut self, run: &RunContext) {
+        self.inner.run_context(run);
     }
 
     fn finish(self: Box<Self>) -> Result<ExportSummary, Error> {

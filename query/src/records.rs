@@ -298,12 +298,12 @@ impl RecordSplitter {
         eof: bool,
     ) -> Result<Option<usize>, String> {
         self.stack.clear();
-        let mut escapes = EscapeCarry::default();
+        let mut backslashes = EscapeCarry::default();
         let mut in_string_before = 0u64;
         let mut block_start = at;
         while block_start < text.len() {
             let block = Block::read(&text[block_start..]);
-            let escaped = escapes.next(block.backslash);
+            let escaped = backslashes.next(block.backslash);
             let in_string = prefix_xor(block.quote & !escaped) ^ in_string_before;
             // All ones when the block ends inside a string.
             in_string_before = 0u64.wrapping_sub(in_string >> 63);

@@ -11,6 +11,11 @@
 //! ([`Garage::unique_prefix`]) or by bucket ([`Garage::create_bucket`]), so they can run in
 //! parallel.
 //!
+//! A test that stops S3 on purpose starts its own server with [`Garage::private`]: the same
+//! setup on ports of its own, which [`Garage::stop`] kills (`SIGKILL`, as a crash would) and
+//! [`Garage::restart`] starts again on the same ports and data, so what was stored survives.
+//! Dropping it stops it and removes its directory.
+//!
 //! Stopping: the workspace forbids `unsafe`, so no `atexit` or `prctl(PR_SET_PDEATHSIG)`, and
 //! a `static` is never dropped. Instead a small `sh` watchdog, started beside Garage, polls
 //! the test process's pid once a second; when it is gone (normal exit, panic, or `SIGKILL`)
@@ -29,8 +34,8 @@ use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -52,19 +57,28 @@ pub struct Garage {
     access_key: String,
     secret_key: String,
     dir: PathBuf,
-    /// Garage and its watchdog, owned for the life of the test binary; the watchdog stops
-    /// Garage when the binary is gone.
-    processes: [Child; 2],
+    /// Garage (`None` while stopped) and its watchdog, owned for the life of the test binary
+    /// (or of a private server); the watchdog stops Garage when the binary is gone.
+    processes: Mutex<(Option<Child>, Child)>,
+    /// Whether this is a test's own server (see [`Garage::private`]), stopped when dropped.
+    private: bool,
 }
 
 impl Garage {
     /// The server of this test binary, started on first use.
     pub fn shared() -> &'static Garage {
         static GARAGE: OnceLock<Garage> = OnceLock::new();
-        GARAGE.get_or_init(Garage::start)
+        GARAGE.get_or_init(|| Garage::start(false))
     }
 
-    fn start() -> Self {
+    /// A server of the calling test alone (same setup as [`shared`](Self::shared), its own
+    /// ports and directory), for tests that [`stop`](Self::stop) and
+    /// [`restart`](Self::restart) it. Dropping it stops it and removes its directory.
+    pub fn private() -> Self {
+        Garage::start(true)
+    }
+
+    fn start(private: bool) -> Self {
         let binary = garage_binary();
         // Kept by the watchdog, which removes it after Garage stops.
         let dir = tempfile::Builder::new()
@@ -97,46 +111,69 @@ admin_token = "{admin_token}"
             rpc_secret = random_hex(32),
             admin_token = random_hex(16),
         );
-        let config_path = dir.join("garage.toml");
-        fs::write(&config_path, config).expect("cannot write Garage's configuration");
-        let log_path = dir.join("garage.log");
-        let log = fs::File::create(&log_path).expect("cannot create Garage's log file");
-        let child = Command::new(&binary)
-            .arg("-c")
-            .arg(&config_path)
-            .args(["server", "--single-node", "--default-bucket"])
-            .env("GARAGE_DEFAULT_ACCESS_KEY", &access_key)
-            .env("GARAGE_DEFAULT_SECRET_KEY", &secret_key)
-            .env("GARAGE_DEFAULT_BUCKET", BUCKET)
-            .env("RUST_LOG", "garage=info,warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("cannot share Garage's log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let watchdog = start_watchdog(child.id(), &dir);
-        let mut garage = Self {
+        fs::write(dir.join("garage.toml"), config).expect("cannot write Garage's configuration");
+        let child = spawn_garage(&binary, &dir, &access_key, &secret_key);
+        let watchdog = start_watchdog(&dir);
+        let garage = Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             admin_endpoint: format!("127.0.0.1:{admin_port}"),
             access_key,
             secret_key,
             dir,
-            processes: [child, watchdog],
+            processes: Mutex::new((Some(child), watchdog)),
+            private,
         };
-        garage.wait_until_healthy(&log_path);
+        garage.wait_until_healthy();
         garage
+    }
+
+    fn processes(&self) -> std::sync::MutexGuard<'_, (Option<Child>, Child)> {
+        self.processes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Kills the server (`SIGKILL`: no goodbye to clients, as a crash or a lost host) and
+    /// waits until it is gone. Only for a [`private`](Self::private) server.
+    pub fn stop(&self) {
+        assert!(self.private, "only a private Garage may be stopped");
+        if let Some(mut child) = self.processes().0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a [`stop`](Self::stop)ped server again on the same ports, configuration and
+    /// data, and waits until it is healthy.
+    pub fn restart(&self) {
+        assert!(self.private, "only a private Garage may be restarted");
+        {
+            let mut processes = self.processes();
+            assert!(processes.0.is_none(), "Garage is running: stop it first");
+            processes.0 = Some(spawn_garage(
+                &garage_binary(),
+                &self.dir,
+                &self.access_key,
+                &self.secret_key,
+            ));
+        }
+        self.wait_until_healthy();
     }
 
     /// Polls the admin API's `/health` until it answers 200; panics with Garage's log if it
     /// exits or takes longer than [`STARTUP_TIMEOUT`].
-    fn wait_until_healthy(&mut self, log: &Path) {
+    fn wait_until_healthy(&self) {
         let started = Instant::now();
         let fail = |why: String| -> ! {
-            let log = fs::read_to_string(log).unwrap_or_default();
+            let log = fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default();
             panic!("Garage did not start: {why}\n--- garage log ---\n{log}");
         };
         loop {
-            if let Ok(Some(status)) = self.processes[0].try_wait() {
+            let exited = match self.processes().0.as_mut() {
+                Some(child) => child.try_wait().ok().flatten(),
+                None => fail("it is stopped".into()),
+            };
+            if let Some(status) = exited {
                 fail(format!("it exited with {status}"));
             }
             if self.health() == Some(200) {
@@ -192,9 +229,9 @@ admin_token = "{admin_token}"
         BUCKET
     }
 
-    /// Garage's process id.
-    pub fn pid(&self) -> u32 {
-        self.processes[0].id()
+    /// Garage's process id (`None` while [`stop`](Self::stop)ped).
+    pub fn pid(&self) -> Option<u32> {
+        self.processes().0.as_ref().map(Child::id)
     }
 
     /// The directory of Garage's configuration, data and log (`garage.log`).
@@ -357,15 +394,64 @@ fn random_hex(bytes: usize) -> String {
     })
 }
 
-/// Starts the `sh` loop that stops Garage and removes `dir` once this process is gone.
-fn start_watchdog(garage: u32, dir: &Path) -> Child {
+impl Drop for Garage {
+    /// A private server is stopped and its directory removed (the shared one is a `static`,
+    /// never dropped: its watchdog does that when the test binary is gone).
+    fn drop(&mut self) {
+        if !self.private {
+            return;
+        }
+        let processes = self
+            .processes
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(child) = processes.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = processes.1.kill();
+        let _ = processes.1.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `garage server` on the configuration in `dir`, appending to `dir/garage.log` and
+/// writing its pid to `dir/garage.pid` for the watchdog.
+fn spawn_garage(binary: &Path, dir: &Path, access_key: &str, secret_key: &str) -> Child {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("garage.log"))
+        .expect("cannot open Garage's log file");
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(dir.join("garage.toml"))
+        .args(["server", "--single-node", "--default-bucket"])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", access_key)
+        .env("GARAGE_DEFAULT_SECRET_KEY", secret_key)
+        .env("GARAGE_DEFAULT_BUCKET", BUCKET)
+        .env("RUST_LOG", "garage=info,warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("cannot share Garage's log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    fs::write(dir.join("garage.pid"), child.id().to_string())
+        .expect("cannot write Garage's pid file");
+    child
+}
+
+/// Starts the `sh` loop that stops Garage (the pid in `dir/garage.pid`, so a restarted
+/// server is covered too) and removes `dir` once this process is gone.
+fn start_watchdog(dir: &Path) -> Child {
     let me = std::process::id();
+    let dir = dir.display();
     let script = format!(
         "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
-         kill -TERM {garage} 2>/dev/null; i=0; \
-         while kill -0 {garage} 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
-         kill -KILL {garage} 2>/dev/null; rm -rf '{}'",
-        dir.display()
+         garage=$(cat '{dir}/garage.pid'); \
+         kill -TERM $garage 2>/dev/null; i=0; \
+         while kill -0 $garage 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
+         kill -KILL $garage 2>/dev/null; rm -rf '{dir}'"
     );
     Command::new("sh")
         .args(["-c", &script])

@@ -25,6 +25,7 @@ mod json;
 pub mod fake_athena;
 pub mod fake_connect;
 pub mod garage;
+pub mod s3_proxy;
 pub mod siem_receiver;
 
 use std::fs;

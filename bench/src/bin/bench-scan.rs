@@ -179,7 +179,15 @@ fn measure_cli(trail: &str, out: &Path) -> Result<serde_json::Value, Box<dyn std
     let binary = std::env::current_exe()?.with_file_name("connect-audit");
     let started = Instant::now();
     let mut child = Command::new(&binary)
-        .args(["report", "--trail", trail, "--since", "2020-01-01", "--until", "2030-01-01"])
+        .args([
+            "report",
+            "--trail",
+            trail,
+            "--since",
+            "2020-01-01",
+            "--until",
+            "2030-01-01",
+        ])
         .args(["--format", "jsonl", "--output"])
         .arg(out)
         .stdout(std::process::Stdio::null())
@@ -224,7 +232,12 @@ fn cpu_ticks_of(stat: &str) -> u64 {
         .split_whitespace()
         .collect();
     // After ")": field 3 is at index 0, so utime (14) is index 11 and stime (15) index 12.
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(11) + field(12)
 }
 

@@ -9,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int8Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef};
 use connect_audit_config::{
-    CsvSpec, ExporterSpec, JsonlSpec, ParquetSpec, Secret, SiemFlavor, SiemWebhookSpec,
+    CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Secret, SiemFlavor, SiemWebhookSpec,
 };
 use connect_audit_core::record::{COLUMNS, arrow_schema};
 use connect_audit_core::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
@@ -223,6 +223,7 @@ fn every_exporter_writes_the_same_records() {
     let jsonl_path = out.join("audit.jsonl");
     let parquet_path = out.join("audit.parquet");
     let lake = out.join("lake");
+    let html_path = out.join("audit.html");
     let specs = [
         ExporterSpec::Csv(CsvSpec::new(text(&csv_path))),
         ExporterSpec::Csv(CsvSpec {
@@ -246,6 +247,7 @@ fn every_exporter_writes_the_same_records() {
             dead_letter: text(&dir.path().join("dead-letter.jsonl")),
             ..SiemWebhookSpec::new(SiemFlavor::StandardWebhooks, receiver.url())
         }),
+        ExporterSpec::Html(HtmlSpec::new(text(&html_path))),
     ];
     let mut exporters: Vec<Box<dyn Exporter>> = specs.iter().map(|s| build(s).unwrap()).collect();
     let (memory, kept) = MemoryExporter::new();
@@ -259,7 +261,13 @@ fn every_exporter_writes_the_same_records() {
     }
     let expected: Vec<AuditRecord> = batches.concat();
     assert_eq!(expected.len(), 9);
-    for path in [&csv_path, &tokyo_path, &jsonl_path, &parquet_path] {
+    for path in [
+        &csv_path,
+        &tokyo_path,
+        &jsonl_path,
+        &parquet_path,
+        &html_path,
+    ] {
         assert!(!path.exists(), "{} appeared before finish", path.display());
     }
     let pending = files_under(&lake);
@@ -289,6 +297,7 @@ fn every_exporter_writes_the_same_records() {
             format!("parquet {}", parquet_path.display()),
             format!("parquet {} (by date)", lake.display()),
             format!("siem-webhook {} (standard-webhooks)", receiver.url()),
+            format!("html {}", html_path.display()),
             "memory".into(),
         ]
     );
@@ -305,6 +314,7 @@ fn every_exporter_writes_the_same_records() {
             vec![parquet_path.clone()],
             partitions.clone(),
             vec![],
+            vec![html_path.clone()],
             vec![],
         ]
     );
@@ -372,6 +382,23 @@ fn every_exporter_writes_the_same_records() {
     assert_eq!(rows[4][0], "2024-05-03T08:30:00+09:00");
     assert_eq!(rows[0][13], "=cmd|'/C calc'!A0");
 
+    // HTML (UTC): its JSON block holds every column of every record, in order; the table
+    // shows what it holds (see the `html` tests).
+    let html = fs::read_to_string(&html_path).unwrap();
+    let embedded: Vec<Row> = super::html::embedded_rows(&html)
+        .into_iter()
+        .map(|values| COLUMNS.iter().copied().zip(values).collect())
+        .collect();
+    assert_eq!(embedded, expected_rows);
+    assert!(
+        html.contains(r#"<b id="count-events">9</b>"#),
+        "the header counts"
+    );
+    assert!(
+        html.contains(r#"<b id="count-failed">2</b>"#),
+        "the header counts"
+    );
+
     // Parquet, one file: typed columns, zstd, several row groups, the same rows.
     assert_eq!(read_parquet(&parquet_path), expected_rows);
     let builder =
@@ -415,6 +442,7 @@ fn dropped_exporter_leaves_no_file_under_its_final_name() {
             partition_by_date: true,
             ..ParquetSpec::new(text(&dir.path().join("lake")))
         }),
+        ExporterSpec::Html(HtmlSpec::new(text(&dir.path().join("a.html")))),
     ];
     for spec in &specs {
         let mut exporter = build(spec).unwrap();

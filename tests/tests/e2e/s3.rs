@@ -580,6 +580,9 @@ fn s3_outputs_land_in_garage_named_by_the_run_and_a_rerun_replaces_them() {
             path = "s3://{bucket}/{prefix}/lake/"
             partition_by_date = true
             [[exporters]]
+            type = "html"
+            path = "s3://{bucket}/{prefix}/html/audit-{{since}}.html"
+            [[exporters]]
             type = "jsonl"
             path = "local.jsonl"
             "#,
@@ -604,7 +607,8 @@ fn s3_outputs_land_in_garage_named_by_the_run_and_a_rerun_replaces_them() {
     let keys: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
     assert!(
         keys.contains(&"jsonl/audit-20240501T000000Z-20240509T000000Z.jsonl")
-            && keys.contains(&"csv/audit-20240501T000000Z.csv"),
+            && keys.contains(&"csv/audit-20240501T000000Z.csv")
+            && keys.contains(&"html/audit-20240501T000000Z.html"),
         "{keys:?}"
     );
     let partitions = keys
@@ -614,7 +618,7 @@ fn s3_outputs_land_in_garage_named_by_the_run_and_a_rerun_replaces_them() {
     assert!(partitions >= 5, "{keys:?}");
     assert_eq!(
         keys.len(),
-        2 + partitions,
+        3 + partitions,
         "nothing else: no temporary objects"
     );
     for (key, _) in &first {
@@ -631,6 +635,21 @@ fn s3_outputs_land_in_garage_named_by_the_run_and_a_rerun_replaces_them() {
         .unwrap()
         .1;
     assert_eq!(remote, &local);
+    let html = &first
+        .iter()
+        .find(|(k, _)| k.starts_with("html/"))
+        .unwrap()
+        .1;
+    let html = String::from_utf8(html.clone()).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+    assert_eq!(
+        super::html::embedded_rows(&html).len(),
+        local
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+        "the report holds every record of the run"
+    );
 
     // The same run again replaces its objects: same keys, same bodies, no copies.
     let out = run();
