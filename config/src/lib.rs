@@ -419,7 +419,32 @@ pub fn load_profile(
 /// Merges a command-line flag over everything else (the file's profiles included).
 #[must_use]
 pub fn flag<T: Serialize>(figment: Figment, key: &str, value: T) -> Figment {
-    figment.merge(Serialized::global(key, value))
+    figment.merge(Flag {
+        name: format!(
+            "--{}",
+            key.rsplit('.').next().unwrap_or(key).replace('_', "-")
+        ),
+        value: Serialized::global(key, value),
+    })
+}
+
+/// A command-line flag as a figment provider, named after the flag: a message about its
+/// value then says `set by --since`, not the Rust type it was serialised from.
+struct Flag<T> {
+    name: String,
+    value: Serialized<T>,
+}
+
+impl<T: Serialize> figment::Provider for Flag<T> {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.name.clone())
+    }
+
+    fn data(
+        &self,
+    ) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        self.value.data()
+    }
 }
 
 fn unknown_profile(profile: &str, file: &str, mut known: Vec<String>) -> ConfigError {
@@ -1030,6 +1055,14 @@ mod tests {
             assert!(err.contains("connect-audit.toml"), "{err}");
             assert!(err.contains("exporters[0].timezone"), "{err}");
             assert!(err.contains("unknown column `nope`"), "{err}");
+
+            // A flag is named as the user typed it, not as the type it was serialised from.
+            let flagged = flag(figment, "report.since", "tomorrow");
+            let err = s.validate(&flagged, now()).unwrap_err().to_string();
+            assert!(err.contains("report.since (set by --since)"), "{err}");
+            let flagged = flag(flagged, "report.tolerate_bad_files", "yes");
+            let err = flagged.extract::<Settings>().unwrap_err().to_string();
+            assert!(err.contains("--tolerate-bad-files"), "{err}");
             Ok(())
         });
     }
