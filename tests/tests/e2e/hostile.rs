@@ -387,6 +387,29 @@ fn missing_user_identity_is_a_bad_record() {
     );
 }
 
+/// A malformed token (`12x`, `tru`) inside another service's record: the record cannot hold a
+/// Connect event, so it is passed over unread, like a well-formed one; the file is good.
+#[test]
+fn a_garbled_record_of_another_service_is_passed_over() {
+    check(
+        "garbled-other-service.json",
+        0,
+        &[],
+        &["garbled-other-service-good"],
+    );
+}
+
+/// The same in a Connect event: it is parsed in full, so the record is refused and named.
+#[test]
+fn a_garbled_connect_record_is_a_bad_record() {
+    check(
+        "garbled-connect.json",
+        3,
+        &[": record 0: not a CloudTrail record: expected ident at line 21 column 44"],
+        &["garbled-connect-good"],
+    );
+}
+
 #[test]
 fn event_time_of_the_wrong_type_is_a_bad_record() {
     check(
