@@ -194,6 +194,16 @@ pub struct SnapshotSettings {
     /// 20 s, and each wait is drawn below it (full jitter). Default: 1000.
     #[serde(default = "retry_initial_ms")]
     pub retry_initial_ms: u64,
+    /// The time one attempt of an AWS call may take, in seconds, before it is abandoned and
+    /// counts as a failed attempt (retried within `max_attempts` like a 5xx): the request and
+    /// its answer, and for an S3 object read the whole body. It bounds a hung (not dead) S3 or
+    /// Connect endpoint, which would otherwise stall a run forever. Default: 60 — the largest
+    /// single transfer is a 16 MiB upload part or a trail object of about 10 MB, which takes
+    /// well under a second in-region and still fits at about 300 KB/s; a Connect or S3 call
+    /// normally answers in milliseconds. So 60 s only fires on an endpoint that has stopped
+    /// answering, while a hang costs at most a minute per attempt. Raise it on a very slow link.
+    #[serde(default = "attempt_timeout_secs")]
+    pub attempt_timeout_secs: u64,
 }
 
 impl Default for SnapshotSettings {
@@ -204,12 +214,17 @@ impl Default for SnapshotSettings {
             concurrency: four(),
             max_attempts: eight(),
             retry_initial_ms: retry_initial_ms(),
+            attempt_timeout_secs: attempt_timeout_secs(),
         }
     }
 }
 
 fn retry_initial_ms() -> u64 {
     1000
+}
+
+fn attempt_timeout_secs() -> u64 {
+    60
 }
 
 fn four() -> usize {
@@ -534,6 +549,20 @@ struct Common {
 }
 
 impl Settings {
+    /// The retries and timeouts of every AWS call (`[snapshot]`, though the report's S3 reads
+    /// and uploads use them too).
+    fn check_aws_calls(&self, problem: &mut impl FnMut(&str, String)) {
+        if self.snapshot.max_attempts == 0 {
+            problem("snapshot.max_attempts", "must be at least 1".into());
+        }
+        if self.snapshot.retry_initial_ms == 0 {
+            problem("snapshot.retry_initial_ms", "must be at least 1".into());
+        }
+        if self.snapshot.attempt_timeout_secs == 0 {
+            problem("snapshot.attempt_timeout_secs", "must be at least 1".into());
+        }
+    }
+
     fn check_common(&self, now: Timestamp, problem: &mut impl FnMut(&str, String)) -> Common {
         let r = &self.report;
         let mut window = None;
@@ -561,6 +590,7 @@ impl Settings {
         if r.threads == Some(0) {
             problem("report.threads", "must be at least 1".into());
         }
+        self.check_aws_calls(problem);
         let mut scope_ok = true;
         for a in &r.accounts {
             if !athena::is_account(a) {
@@ -803,12 +833,7 @@ impl Settings {
         if self.snapshot.concurrency == 0 {
             problem("snapshot.concurrency", "must be at least 1".into());
         }
-        if self.snapshot.max_attempts == 0 {
-            problem("snapshot.max_attempts", "must be at least 1".into());
-        }
-        if self.snapshot.retry_initial_ms == 0 {
-            problem("snapshot.retry_initial_ms", "must be at least 1".into());
-        }
+        self.check_aws_calls(&mut problem);
         let mut instances = Vec::new();
         for (i, instance) in self.instances.iter().enumerate() {
             match check_instance(instance) {
@@ -1152,6 +1177,51 @@ mod tests {
             .to_string();
         assert!(err.contains("snapshot.store: not set"), "{err}");
         assert!(err.contains("instances: no instance"), "{err}");
+    }
+
+    #[test]
+    fn attempt_timeout_defaults_to_a_minute_and_must_be_at_least_a_second() {
+        assert_eq!(SnapshotSettings::default().attempt_timeout_secs, 60);
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                r#"
+                [report]
+                trail = "t"
+                [snapshot]
+                store = "snap"
+                [[instances]]
+                id = "66666666-7777-8888-9999-000000000000"
+                "#,
+            )?;
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            assert_eq!(s.snapshot.attempt_timeout_secs, 60, "the default");
+            s.validate(&figment, now()).unwrap();
+            s.validate_snapshot(&figment).unwrap();
+
+            jail.set_env("CONNECT_AUDIT_SNAPSHOT__ATTEMPT_TIMEOUT_SECS", "5");
+            let s: Settings = load(None).unwrap().extract()?;
+            assert_eq!(s.snapshot.attempt_timeout_secs, 5);
+
+            jail.set_env("CONNECT_AUDIT_SNAPSHOT__ATTEMPT_TIMEOUT_SECS", "0");
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            // Every AWS call uses it, so the report and the snapshot both refuse a zero.
+            let errors = [
+                s.validate(&figment, now()).unwrap_err().to_string(),
+                s.validate_snapshot(&figment).unwrap_err().to_string(),
+            ];
+            for err in errors {
+                assert!(
+                    err.contains("snapshot.attempt_timeout_secs (set by")
+                        && err.contains("CONNECT_AUDIT_SNAPSHOT__ATTEMPT_TIMEOUT_SECS")
+                        && err.contains("must be at least 1"),
+                    "{err}"
+                );
+            }
+            Ok(())
+        });
     }
 
     #[test]

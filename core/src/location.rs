@@ -195,8 +195,9 @@ impl Store {
         }
     }
 
-    /// Reads a whole object; `None` when it does not exist. On S3 a body cut off mid-stream
-    /// is fetched again, up to the client's `max_attempts` in all.
+    /// Reads a whole object; `None` when it does not exist. On S3 a body cut off mid-stream,
+    /// or not whole within the client's operation attempt timeout (a server that stopped
+    /// sending), is fetched again, up to the client's `max_attempts` in all.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         validate_key(key)?;
         match &self.backend {
@@ -216,10 +217,16 @@ impl Store {
             } => {
                 // The SDK retries a request that fails; a body cut off while it streams (the
                 // server died under it) is fetched again, as many times as a request is tried.
+                // The SDK's attempt timeout ends with the answer's headers, so the body gets
+                // the same budget here: a server that stops sending mid-body fails the attempt
+                // instead of stalling the run.
                 let attempts = client
                     .config()
                     .retry_config()
                     .map_or(1, aws_sdk_s3::config::retry::RetryConfig::max_attempts);
+                let body_limit = client.config().timeout_config().and_then(
+                    aws_sdk_s3::config::timeout::TimeoutConfig::operation_attempt_timeout,
+                );
                 let mut attempt = 1;
                 loop {
                     let sent = client
@@ -238,23 +245,39 @@ impl Store {
                         }
                         Err(e) => return Err(s3_error(self.describe(key), "GetObject", e)),
                     };
-                    match output.body.collect().await {
+                    let read = match body_limit {
+                        Some(limit) => tokio::time::timeout(limit, output.body.collect())
+                            .await
+                            .map_err(|elapsed| BodyError::TimedOut(limit, elapsed)),
+                        None => Ok(output.body.collect().await),
+                    };
+                    let failed = match read {
                         // `into_bytes` copies the chunks whole; `to_vec` would collect byte by
                         // byte (a seventh of a scan's CPU time when measured).
-                        Ok(body) => return Ok(Some(Vec::from(body.into_bytes()))),
-                        Err(_) if attempt < attempts => attempt += 1,
-                        Err(e) => {
-                            return Err(Error::S3 {
-                                url: self.describe(key),
-                                operation: "GetObject",
-                                detail: format!(
-                                    ": reading the body ({attempt} attempts): {}",
-                                    chain_text(&e)
-                                ),
-                                source: Box::new(e),
-                            });
-                        }
+                        Ok(Ok(body)) => return Ok(Some(Vec::from(body.into_bytes()))),
+                        Ok(Err(e)) => BodyError::Broken(e),
+                        Err(timed_out) => timed_out,
+                    };
+                    if attempt < attempts {
+                        attempt += 1;
+                        continue;
                     }
+                    let (text, source): (String, Box<dyn std::error::Error + Send + Sync>) =
+                        match failed {
+                            BodyError::Broken(e) => (chain_text(&e), Box::new(e)),
+                            BodyError::TimedOut(limit, elapsed) => (
+                                format!(
+                                    "timed out: not whole within the attempt timeout of {limit:?}"
+                                ),
+                                Box::new(elapsed),
+                            ),
+                        };
+                    return Err(Error::S3 {
+                        url: self.describe(key),
+                        operation: "GetObject",
+                        detail: format!(": reading the body ({attempt} attempts): {text}"),
+                        source,
+                    });
                 }
             }
         }
@@ -782,6 +805,14 @@ where
         detail,
         source: Box::new(err),
     }
+}
+
+/// Why an S3 object body could not be read whole.
+enum BodyError {
+    /// The stream broke (cut off, connection reset).
+    Broken(aws_sdk_s3::primitives::ByteStreamError),
+    /// Not whole within the attempt timeout: the server stopped sending.
+    TimedOut(std::time::Duration, tokio::time::error::Elapsed),
 }
 
 /// An error and its causes on one line, e.g. `dispatch failure: io error: … Connection refused`.

@@ -108,11 +108,15 @@ pub enum Fault {
     TooManyRequests,
     /// 500 `InternalServiceException`.
     Internal,
+    /// No answer at all: the request is read and counted, then the connection is left open
+    /// until the client gives up (a hung service).
+    Hang,
 }
 
 impl Fault {
     fn status_and_code(self) -> (StatusCode, &'static str) {
         match self {
+            Self::Hang => unreachable!("a hung request is never answered"),
             Self::Throttling => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
             Self::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
             Self::Internal => (
@@ -560,30 +564,43 @@ async fn admit(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let mut s = state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let fault = s
-        .faults
-        .iter_mut()
-        .find(|r| r.remaining > 0 && r.operation.is_none_or(|op| op == operation))
-        .map(|rule| {
-            rule.remaining -= 1;
-            rule.fault
-        });
-    s.faults.retain(|r| r.remaining > 0);
-    if let Some(fault) = fault {
-        *s.faults_served.entry(operation).or_default() += 1;
-        let (status, code) = fault.status_and_code();
-        return Err(error(status, code, &format!("injected {code}")));
+    let answer = {
+        let mut s = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fault = s
+            .faults
+            .iter_mut()
+            .find(|r| r.remaining > 0 && r.operation.is_none_or(|op| op == operation))
+            .map(|rule| {
+                rule.remaining -= 1;
+                rule.fault
+            });
+        s.faults.retain(|r| r.remaining > 0);
+        match fault {
+            Some(Fault::Hang) => {
+                *s.faults_served.entry(operation).or_default() += 1;
+                None
+            }
+            Some(fault) => {
+                *s.faults_served.entry(operation).or_default() += 1;
+                let (status, code) = fault.status_and_code();
+                Some(Err(error(status, code, &format!("injected {code}"))))
+            }
+            None => Some(s.instances.get(instance_id).cloned().ok_or_else(|| {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "ResourceNotFoundException",
+                    &format!("Instance not found: {instance_id}"),
+                )
+            })),
+        }
+    };
+    match answer {
+        Some(answer) => answer,
+        // Hung: dropped with the connection when the client gives up.
+        None => std::future::pending().await,
     }
-    s.instances.get(instance_id).cloned().ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFoundException",
-            &format!("Instance not found: {instance_id}"),
-        )
-    })
 }
 
 /// The page of `items` asked for by `maxResults`/`nextToken`, and the next token; or why

@@ -12,6 +12,12 @@
 //!   out, and `u64::MAX` is an S3 that never recovers.
 //! - [`cut_body`](S3Proxy::cut_body): likewise, but the request is forwarded and the answer
 //!   cut off a few bytes into its body, as a server that died while sending it.
+//! - [`hang`](S3Proxy::hang): likewise, but the request is read and never answered (the
+//!   connection stays open until the client gives up), as a hung server.
+//! - [`stall_body`](S3Proxy::stall_body): likewise, but the request is forwarded, the
+//!   answer's head and a few bytes of its body are sent, then the rest a byte every 200 ms:
+//!   a server that all but stopped sending mid-body (too slow to finish within minutes, too
+//!   fast for the SDK's stalled-stream protection to call it dead).
 //! - [`hold_after`](S3Proxy::hold_after): the first `pass` matching requests go through, the
 //!   next ones wait until [`release`](S3Proxy::release) — so a test can stop the server while
 //!   a run is at a known point.
@@ -105,6 +111,11 @@ pub enum Outcome {
     Forwarded(Option<u16>),
     /// Forwarded, and the answer cut off a few bytes into its body.
     Cut,
+    /// Read and never answered ([`S3Proxy::hang`]); logged when the request was read.
+    Hung,
+    /// Forwarded, and the answer slowed to a trickle a few bytes into its body
+    /// ([`S3Proxy::stall_body`]); logged when it slowed.
+    Stalled,
     /// The server could not be reached; the client connection was closed unanswered.
     Unreachable,
 }
@@ -144,6 +155,8 @@ struct Hold {
 struct Rules {
     slow_down: Option<Rule>,
     cut_body: Option<Rule>,
+    hang: Option<Rule>,
+    stall_body: Option<Rule>,
     hold: Option<Hold>,
     /// Unreachable answers left before requests that find the server down wait.
     unreachable_hold: Option<u64>,
@@ -294,6 +307,24 @@ impl S3Proxy {
         self.shared.rules().cut_body = Some(Rule::new(Box::new(matching), times));
     }
 
+    /// Reads each distinct matching request and never answers it, its first `times` times
+    /// (`u64::MAX`: always): the connection stays open until the client closes it. Replaces an
+    /// earlier `hang`.
+    pub fn hang(&self, matching: impl Fn(&Request) -> bool + Send + Sync + 'static, times: u64) {
+        self.shared.rules().hang = Some(Rule::new(Box::new(matching), times));
+    }
+
+    /// Forwards each distinct matching request, sends the answer's head and a few bytes of
+    /// its body, then the rest a byte every 200 ms until the client closes the connection, its
+    /// first `times` times (`u64::MAX`: always). Replaces an earlier `stall_body`.
+    pub fn stall_body(
+        &self,
+        matching: impl Fn(&Request) -> bool + Send + Sync + 'static,
+        times: u64,
+    ) {
+        self.shared.rules().stall_body = Some(Rule::new(Box::new(matching), times));
+    }
+
     /// Lets the first `pass` matching requests through and holds the next ones until
     /// [`release`](Self::release). Replaces an earlier hold.
     pub fn hold_after(
@@ -332,6 +363,8 @@ impl S3Proxy {
             let mut rules = self.shared.rules();
             rules.slow_down = None;
             rules.cut_body = None;
+            rules.hang = None;
+            rules.stall_body = None;
         }
         self.resume();
         self.release();
@@ -398,7 +431,8 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Numbers the proxy's own answers (`x-amz-request-id`).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Bytes of the body a [`cut_body`](S3Proxy::cut_body) answer keeps.
+/// Bytes of the body a [`cut_body`](S3Proxy::cut_body) or [`stall_body`](S3Proxy::stall_body)
+/// answer gets.
 const CUT_AFTER: usize = 16;
 
 /// Serves one client connection: one request, then the connection is closed.
@@ -410,19 +444,38 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         return;
     };
     hold(&shared, &request).await;
-    let (slow, cut) = {
+    let fault = {
         let mut rules = shared.rules();
-        let slow = Rule::applies(rules.slow_down.as_mut(), &request);
-        (
-            slow,
-            !slow && Rule::applies(rules.cut_body.as_mut(), &request),
-        )
+        if Rule::applies(rules.slow_down.as_mut(), &request) {
+            Some(Outcome::SlowDown)
+        } else if Rule::applies(rules.cut_body.as_mut(), &request) {
+            Some(Outcome::Cut)
+        } else if Rule::applies(rules.hang.as_mut(), &request) {
+            Some(Outcome::Hung)
+        } else if Rule::applies(rules.stall_body.as_mut(), &request) {
+            Some(Outcome::Stalled)
+        } else {
+            None
+        }
     };
-    if slow {
-        answer_slow_down(&mut client, &head, rest, &request).await;
-        shared.log(request, Outcome::SlowDown);
-        return;
+    match fault {
+        Some(Outcome::SlowDown) => {
+            answer_slow_down(&mut client, &head, rest, &request).await;
+            shared.log(request, Outcome::SlowDown);
+            return;
+        }
+        Some(Outcome::Hung) => {
+            shared.log(request, Outcome::Hung);
+            until_closed(&mut client).await;
+            return;
+        }
+        _ => {}
     }
+    let answer = match fault {
+        Some(Outcome::Cut) => Answer::Cut,
+        Some(Outcome::Stalled) => Answer::Stall,
+        _ => Answer::Whole,
+    };
     let mut upstream = loop {
         if let Ok(upstream) = TcpStream::connect(&shared.upstream).await {
             break upstream;
@@ -433,13 +486,60 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
             return;
         }
     };
-    let status = forward(&mut client, &mut upstream, &head, &rest, cut).await;
-    let outcome = if cut {
-        Outcome::Cut
-    } else {
-        Outcome::Forwarded(status)
-    };
-    shared.log(request, outcome);
+    let (status, held_back) = forward(&mut client, &mut upstream, &head, &rest, answer).await;
+    match answer {
+        Answer::Whole => shared.log(request, Outcome::Forwarded(status)),
+        Answer::Cut => shared.log(request, Outcome::Cut),
+        Answer::Stall => {
+            shared.log(request, Outcome::Stalled);
+            trickle(&mut client, &mut upstream, held_back).await;
+        }
+    }
+}
+
+/// How often a stalled answer sends its next byte: 5 B/s, so a trail object of a few KB is
+/// not whole within minutes, yet above the 1 B/s that the SDK's stalled-stream protection
+/// takes for a dead stream — only a time limit on the whole body ends it.
+const TRICKLE_EVERY: Duration = Duration::from_millis(200);
+
+/// Sends the rest of the answer (`held_back`, then what the server still sends) one byte per
+/// [`TRICKLE_EVERY`], until the client closes the connection.
+async fn trickle(client: &mut TcpStream, upstream: &mut TcpStream, held_back: Vec<u8>) {
+    let mut pending = std::collections::VecDeque::from(held_back);
+    let mut chunk = vec![0; 16 * 1024];
+    loop {
+        if pending.is_empty() {
+            match upstream.read(&mut chunk).await {
+                Ok(n) if n > 0 => pending.extend(&chunk[..n]),
+                // The whole answer was sent, slowly.
+                _ => break,
+            }
+        }
+        let byte = pending.pop_front().unwrap_or_default();
+        if client.write_all(&[byte]).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(TRICKLE_EVERY).await;
+    }
+    until_closed(client).await;
+}
+
+/// How much of the server's answer the client gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// All of it.
+    Whole,
+    /// The head and a few bytes of the body, then the connection is closed.
+    Cut,
+    /// The head and a few bytes of the body, then the rest a byte at a time, slowly
+    /// ([`trickle`]).
+    Stall,
+}
+
+/// Waits until the client closes its connection (reading and dropping what it sends).
+async fn until_closed(client: &mut TcpStream) {
+    let mut chunk = vec![0; 16 * 1024];
+    while matches!(client.read(&mut chunk).await, Ok(n) if n > 0) {}
 }
 
 /// Waits while a hold rule covers `request` (after its `pass` requests went through).
@@ -540,15 +640,17 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Forwards the request with `Connection: close` and copies the answer back; returns the
-/// server's status.
+/// Forwards the request with `Connection: close` and copies the answer back, as much of it
+/// as `answer` says; returns the server's status. With [`Answer::Stall`] it returns once the
+/// head and a few bytes are sent, the connections left open, with the bytes of the answer
+/// read but not sent.
 async fn forward(
     client: &mut TcpStream,
     upstream: &mut TcpStream,
     head: &str,
     rest: &[u8],
-    cut: bool,
-) -> Option<u16> {
+    answer: Answer,
+) -> (Option<u16>, Vec<u8>) {
     let mut out = String::with_capacity(head.len() + 40);
     for line in head.split("\r\n") {
         let hop = line.split_once(':').is_some_and(|(k, _)| {
@@ -563,7 +665,7 @@ async fn forward(
     out.push_str("Connection: close\r\n\r\n");
     if upstream.write_all(out.as_bytes()).await.is_err() || upstream.write_all(rest).await.is_err()
     {
-        return None;
+        return (None, Vec::new());
     }
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = upstream.split();
@@ -574,10 +676,11 @@ async fn forward(
     let to_client = async {
         // The answer's head, until its end is seen (for the status, and where a cut goes).
         let mut answer_head = Vec::new();
-        // With `cut`: how many bytes of the answer the client gets, once the head is known.
+        // Cut or stalled: how many bytes of the answer the client gets, once the head is known.
         let mut limit = None;
         let mut passed = 0;
         let mut chunk = vec![0; 16 * 1024];
+        let mut held_back = Vec::new();
         while let Ok(n) = upstream_read.read(&mut chunk).await {
             if n == 0 {
                 break;
@@ -585,7 +688,11 @@ async fn forward(
             if limit.is_none() && answer_head.len() < MAX_HEAD {
                 answer_head.extend_from_slice(&chunk[..n]);
                 if let Some(end) = answer_head.windows(4).position(|w| w == b"\r\n\r\n") {
-                    limit = Some(if cut { end + 4 + CUT_AFTER } else { usize::MAX });
+                    limit = Some(if answer == Answer::Whole {
+                        usize::MAX
+                    } else {
+                        end + 4 + CUT_AFTER
+                    });
                 }
             }
             let give = n.min(limit.unwrap_or(usize::MAX).saturating_sub(passed));
@@ -594,20 +701,26 @@ async fn forward(
             }
             passed += give;
             if give < n {
+                if answer == Answer::Stall {
+                    held_back.extend_from_slice(&chunk[give..n]);
+                }
                 break;
             }
         }
-        let _ = client_write.shutdown().await;
-        String::from_utf8_lossy(&answer_head[..answer_head.len().min(64)])
+        if answer != Answer::Stall {
+            let _ = client_write.shutdown().await;
+        }
+        let status = String::from_utf8_lossy(&answer_head[..answer_head.len().min(64)])
             .split(' ')
             .nth(1)
             .and_then(|code| code.get(..3))
-            .and_then(|code| code.parse().ok())
+            .and_then(|code| code.parse().ok());
+        (status, held_back)
     };
     // The answer ends the exchange: the server closes after it (`Connection: close`).
     tokio::select! {
-        status = to_client => status,
-        () = async { to_upstream.await; std::future::pending::<()>().await } => None,
+        answered = to_client => answered,
+        () = async { to_upstream.await; std::future::pending::<()>().await } => (None, Vec::new()),
     }
 }
 

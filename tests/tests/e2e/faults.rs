@@ -7,13 +7,16 @@
 //! server), a final error naming what failed, exit 1, nothing under a final name from the
 //! output that failed (nor from any output when the scan failed), the incremental state as it
 //! was — and the next run completes with every event exactly once across the runs' files. (A SIEM down past its retries and a run killed mid-export are in
-//! `siem.rs` and `incremental.rs`.)
+//! `siem.rs` and `incremental.rs`.) A hung S3 or Connect (a request never answered, a body
+//! that stops mid-stream) is bounded by `snapshot.attempt_timeout_secs`: those runs go through
+//! [`connect_audit_limited`], so a hang fails the test instead of stalling the suite.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use connect_audit_core::Store;
 use connect_audit_tests::fake_connect::{FakeConnect, Fault, Operation};
@@ -972,6 +975,302 @@ fn connect_throttling_and_failing_past_its_retries_fails_the_run_and_the_next_ru
             "named from the snapshot"
         );
     }
+    let state: Value =
+        serde_json::from_slice(&fs::read(root.join("state/team.json")).unwrap()).unwrap();
+    assert_eq!(state["runs"], 1);
+}
+
+/// How long a run that meets a hung server may take before the test kills it and fails: far
+/// above what the attempt timeouts of these tests add up to.
+const RUN_LIMIT: Duration = Duration::from_mins(2);
+
+/// [`connect_audit`] with stdout and stderr in files and a time limit: a run that hangs is
+/// killed and the test fails, instead of the suite hanging.
+fn connect_audit_limited(cwd: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
+    let logs = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (logs.path().join("stdout"), logs.path().join("stderr"));
+    let mut child = command(cwd, args, env)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "connect-audit {args:?} still running after {RUN_LIMIT:?} (hung); stderr:\n{}",
+                fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: fs::read(&out_path).unwrap(),
+        stderr: fs::read(&err_path).unwrap(),
+    }
+}
+
+/// The `[snapshot]` settings of the hang tests: two attempts per call, one second each.
+const HANG_RETRIES: &str =
+    "[snapshot]\nmax_attempts = 2\nretry_initial_ms = 20\nattempt_timeout_secs = 1\n";
+
+/// The GetObject of the one trail object the hang tests make S3 hang on (the second file of
+/// 2024-05-03).
+fn is_hung_object(r: &Request) -> bool {
+    is_trail_get(r) && r.path().contains("_20240503T0205Z_")
+}
+
+/// A run over an S3 trail, after a good run, meets S3 hanging on one trail object as
+/// `hang(proxy, times)` makes it (`times` tries of that object): with `u64::MAX` the run must
+/// fail after two attempts at it, each logged `outcome`, with an error containing `detail`,
+/// nothing new under out/ and the state unchanged; then with one hung try the run rides it
+/// out (timed out, retried, served) and every event is in the outputs exactly once.
+fn s3_hangs_on_a_trail_object(
+    name: &str,
+    hang: impl Fn(&S3Proxy, u64),
+    outcome: Outcome,
+    detail: &str,
+) {
+    let garage = Garage::shared();
+    let bucket = garage.bucket();
+    let prefix = garage.unique_prefix(name);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let trail = root.join("trail");
+    day_of_files(&trail, "02", 0);
+    let rt = Runtime::new().unwrap();
+    let client = garage.client();
+    let upload = |trail: &Path| {
+        rt.block_on(garage.upload_dir(&client, bucket, &format!("{prefix}/trail"), trail));
+    };
+    upload(&trail);
+    fs::write(
+        root.join("connect-audit.toml"),
+        format!(
+            r#"{HANG_RETRIES}
+            [report]
+            trail = "s3://{bucket}/{prefix}/trail"
+            since = "2024-05-01"
+            [incremental]
+            state = "state/team.json"
+            lookback = "1h"
+            [[exporters]]
+            type = "jsonl"
+            path = "out/audit-{{since}}.jsonl"
+            "#
+        ),
+    )
+    .unwrap();
+    let proxy = S3Proxy::start(garage.endpoint());
+    let env = aws_env(garage, proxy.endpoint());
+    let first = connect_audit_limited(
+        root,
+        &["report", "--incremental", "--until", "2024-05-03T00:00:00Z"],
+        &env,
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let state_before = fs::read(root.join("state/team.json")).unwrap();
+    let outputs_before = files(&root.join("out"));
+    assert_eq!(outputs_before.len(), 1, "{outputs_before:?}");
+    day_of_files(&trail, "03", 120);
+    upload(&trail);
+    let args = ["report", "--incremental", "--until", "2024-05-05T00:00:00Z"];
+
+    // S3 hangs on that object for good: two attempts, each abandoned after a second, then
+    // the run fails naming the object.
+    proxy.clear_log();
+    hang(&proxy, u64::MAX);
+    let out = connect_audit_limited(root, &args, &env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let url = url_in(&err, ".json.gz");
+    assert!(url.contains("_20240503T0205Z_"), "the hung object: {err}");
+    assert!(
+        err.contains(&format!("{url}: S3 GetObject failed")),
+        "{err}"
+    );
+    assert!(err.contains(detail), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    let gets = attempts(&proxy.requests(), is_trail_get);
+    let tries: Vec<&Vec<Outcome>> = gets
+        .iter()
+        .filter(|(r, _)| r.contains("_20240503T0205Z_"))
+        .map(|(_, outcomes)| outcomes)
+        .collect();
+    assert_eq!(
+        tries,
+        [&vec![outcome; 2]],
+        "max_attempts tries, each abandoned, then the run gives up: {gets:#?}"
+    );
+    for (request, outcomes) in &gets {
+        assert!(outcomes.len() <= 2, "{request}: {outcomes:?}");
+    }
+    assert_eq!(
+        fs::read(root.join("state/team.json")).unwrap(),
+        state_before,
+        "the state did not move"
+    );
+    assert_eq!(
+        files(&root.join("out")),
+        outputs_before,
+        "nothing new under out/, not even a temporary file"
+    );
+
+    // The next run: S3 hangs once more on that object, then serves it; the run completes.
+    proxy.clear_log();
+    hang(&proxy, 1);
+    let out = connect_audit_limited(root, &args, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let gets = attempts(&proxy.requests(), is_trail_get);
+    assert_eq!(
+        gets.keys().filter(|r| r.contains("/2024/05/03/")).count(),
+        3,
+        "the three new objects fetched: {gets:#?}"
+    );
+    for (request, outcomes) in &gets {
+        let expected = if request.contains("_20240503T0205Z_") {
+            vec![outcome, Outcome::Forwarded(Some(200))]
+        } else {
+            vec![Outcome::Forwarded(Some(200))]
+        };
+        assert_eq!(outcomes, &expected, "{request}");
+    }
+    let outputs = files(&root.join("out"));
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    let jsonl: Vec<Vec<u8>> = outputs.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert_eq!(
+        id_counts(jsonl.iter().map(Vec::as_slice)),
+        once(ids(0, 240))
+    );
+    let state: Value =
+        serde_json::from_slice(&fs::read(root.join("state/team.json")).unwrap()).unwrap();
+    assert_eq!(state["runs"], 2, "{state}");
+}
+
+#[test]
+fn an_s3_request_never_answered_times_out_and_is_retried_within_max_attempts() {
+    s3_hangs_on_a_trail_object(
+        "hang-request",
+        |proxy, times| proxy.hang(is_hung_object, times),
+        Outcome::Hung,
+        // The SDK's attempt timeout.
+        "operation attempt timeout",
+    );
+}
+
+#[test]
+fn an_s3_body_that_stalls_mid_stream_times_out_and_is_fetched_again_within_max_attempts() {
+    s3_hangs_on_a_trail_object(
+        "stall-body",
+        |proxy, times| proxy.stall_body(is_hung_object, times),
+        Outcome::Stalled,
+        // Store::get's bound on the body, counted as an attempt.
+        "reading the body (2 attempts): timed out",
+    );
+}
+
+#[test]
+fn a_hung_connect_call_times_out_and_is_retried_within_max_attempts() {
+    const INSTANCE: &str = "0a1b2c3d-0000-4000-8000-00000000ba96";
+    let fake = FakeConnect::start();
+    let users = fake.add_instance(INSTANCE, 30);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut records = events(0, 3, "2024-05-02T01:00:00Z", 0);
+    for (record, user) in records.iter_mut().zip(&users) {
+        record["requestParameters"]["InstanceId"] = json!(INSTANCE);
+        record["requestParameters"]["UserId"] = json!(user.id);
+    }
+    trail_file(&root.join("trail"), "02", "20240502T0105Z", &records);
+    fs::write(
+        root.join("connect-audit.toml"),
+        format!(
+            r#"
+            [report]
+            trail = "trail"
+            since = "2024-05-01"
+            [snapshot]
+            store = "snapshot"
+            [[instances]]
+            id = "{INSTANCE}"
+            region = "us-east-1"
+            [incremental]
+            state = "state/team.json"
+            [[exporters]]
+            type = "jsonl"
+            path = "out/audit-{{since}}.jsonl"
+            "#
+        ),
+    )
+    .unwrap();
+    // The retry and timeout settings from the environment this time.
+    let env = [
+        ("AWS_ENDPOINT_URL_CONNECT", fake.url().to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDFAULTS".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "fault-test-secret".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials".to_owned(),
+        ),
+        ("CONNECT_AUDIT_SNAPSHOT__MAX_ATTEMPTS", "2".to_owned()),
+        ("CONNECT_AUDIT_SNAPSHOT__RETRY_INITIAL_MS", "20".to_owned()),
+        (
+            "CONNECT_AUDIT_SNAPSHOT__ATTEMPT_TIMEOUT_SECS",
+            "1".to_owned(),
+        ),
+    ];
+    let args = ["run", "--until", "2024-05-04T00:00:00Z"];
+
+    // ListUsers is never answered: two attempts, then the run fails naming the call.
+    fake.inject(Some(Operation::ListUsers), Fault::Hang, 2);
+    let out = connect_audit_limited(root, &args, &env);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("instance {INSTANCE}: Connect ListUsers failed")),
+        "{err}"
+    );
+    assert!(err.contains("timed out"), "{err}");
+    assert_eq!(
+        fake.requests(Operation::ListUsers),
+        2,
+        "max_attempts tries, then the run gives up"
+    );
+    assert_eq!(fake.faults_served(Operation::ListUsers), 2);
+    assert!(
+        files(&root.join("snapshot/users")).is_empty(),
+        "no user object"
+    );
+    assert!(files(&root.join("out")).is_empty(), "no report output");
+    assert!(!root.join("state/team.json").exists(), "no state written");
+
+    // Connect hangs once more, then answers: the run rides it out.
+    fake.reset_counters();
+    fake.inject(Some(Operation::ListUsers), Fault::Hang, 1);
+    let out = connect_audit_limited(root, &args, &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fake.requests(Operation::ListUsers),
+        2,
+        "one hung, then served"
+    );
+    assert_eq!(files(&root.join("snapshot/users")).len(), 30);
+    let outputs = files(&root.join("out"));
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(
+        id_counts([&fs::read(&outputs[0]).unwrap()[..]]),
+        once(ids(0, 3))
+    );
     let state: Value =
         serde_json::from_slice(&fs::read(root.join("state/team.json")).unwrap()).unwrap();
     assert_eq!(state["runs"], 1);
