@@ -308,13 +308,13 @@ impl RecordSplitter {
             // All ones when the block ends inside a string.
             in_string_before = 0u64.wrapping_sub(in_string >> 63);
 
-            let mut brackets = (block.open | block.close) & !in_string;
+            let mut brackets = block.brackets & !in_string;
             let mut end = None;
             while brackets != 0 {
                 let i = brackets.trailing_zeros() as usize;
                 brackets &= brackets - 1;
                 let byte = text[block_start + i];
-                if block.open & (1 << i) != 0 {
+                if byte == b'{' || byte == b'[' {
                     self.stack.push(byte);
                     continue;
                 }
@@ -400,29 +400,47 @@ struct Block {
     backslash: u64,
     /// Bytes below 0x20.
     control: u64,
-    /// `{` and `[`.
-    open: u64,
-    /// `}` and `]`.
-    close: u64,
+    /// `{`, `[`, `}` and `]`.
+    brackets: u64,
 }
 
 impl Block {
     /// The masks of the next 64 bytes of `text` (fewer at its end: the rest reads as spaces).
     fn read(text: &[u8]) -> Self {
-        let mut bytes = [b' '; 64];
-        let n = text.len().min(64);
-        bytes[..n].copy_from_slice(&text[..n]);
+        if let Some(bytes) = text.first_chunk::<64>() {
+            Self::of(bytes)
+        } else {
+            let mut bytes = [b' '; 64];
+            bytes[..text.len()].copy_from_slice(text);
+            Self::of(&bytes)
+        }
+    }
+
+    #[inline]
+    fn of(bytes: &[u8; 64]) -> Self {
+        let lanes: [u8x16; 4] = std::array::from_fn(|k| {
+            u8x16::new(bytes[16 * k..16 * k + 16].try_into().expect("16 bytes"))
+        });
+        let mask = |k: usize, m: u8x16| u64::from(m.to_bitmask()) << (16 * k);
         let mut block = Self::default();
-        for (k, lane) in bytes.chunks_exact(16).enumerate() {
-            let v = u8x16::new(lane.try_into().expect("16 bytes"));
-            let mask = |m: u8x16| u64::from(m.to_bitmask()) << (16 * k);
-            let folded = v | u8x16::splat(0x20);
-            block.quote |= mask(v.simd_eq(u8x16::splat(b'"')));
-            block.backslash |= mask(v.simd_eq(u8x16::splat(b'\\')));
-            block.control |= mask(v.min(u8x16::splat(0x1f)).simd_eq(v));
+        for (k, &v) in lanes.iter().enumerate() {
+            block.quote |= mask(k, v.simd_eq(u8x16::splat(b'"')));
+            block.backslash |= mask(k, v.simd_eq(u8x16::splat(b'\\')));
             // `[` | 0x20 is `{` and `]` | 0x20 is `}`; no other byte folds onto them.
-            block.open |= mask(folded.simd_eq(u8x16::splat(b'{')));
-            block.close |= mask(folded.simd_eq(u8x16::splat(b'}')));
+            let folded = v | u8x16::splat(0x20);
+            block.brackets |= mask(
+                k,
+                folded.simd_eq(u8x16::splat(b'{')) | folded.simd_eq(u8x16::splat(b'}')),
+            );
+        }
+        // Control bytes are rare (CloudTrail writes one line): one test for the whole block
+        // first, the mask only when there are some.
+        let low = lanes[0].min(lanes[1]).min(lanes[2]).min(lanes[3]);
+        let limit = u8x16::splat(0x1f);
+        if low.min(limit).simd_eq(low).to_bitmask() != 0 {
+            for (k, &v) in lanes.iter().enumerate() {
+                block.control |= mask(k, v.min(limit).simd_eq(v));
+            }
         }
         block
     }
@@ -436,8 +454,7 @@ impl Block {
             match b {
                 b'"' => block.quote |= bit,
                 b'\\' => block.backslash |= bit,
-                b'{' | b'[' => block.open |= bit,
-                b'}' | b']' => block.close |= bit,
+                b'{' | b'[' | b'}' | b']' => block.brackets |= bit,
                 0..0x20 => block.control |= bit,
                 _ => {}
             }
