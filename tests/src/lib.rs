@@ -282,6 +282,18 @@ path = "out/demo/parquet"
 partition_by_date = true
 # Rows per row group. Default: 65536.
 # row_group_size = 65536
+
+[[exporters]]
+# One offline page for auditors: the summary, charts and a sortable, filterable table.
+type = "html"
+# Output file: open it in any browser (no network needed).
+path = "out/demo/audit.html"
+# Time zone times and days are shown in. Default: "UTC".
+timezone = "Asia/Tokyo"
+# The page's title. Default: "Amazon Connect user changes".
+# title = "Amazon Connect user changes"
+# Rows per page of the event table (10 to 5000). Default: 100.
+# page_size = 100
 "#;
 
 /// One file of the examples: its path relative to the output directory, and its bytes.

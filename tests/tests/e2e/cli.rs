@@ -88,6 +88,16 @@ fn quick_start_demo_writes_every_output_and_a_summary() {
         "{parts:?}"
     );
     assert!(!parts.is_empty());
+    let html = fs::read_to_string(demo.join("audit.html")).unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>"),
+        "{}",
+        &html[..80.min(html.len())]
+    );
+    assert!(
+        html.contains(&format!("data-records=\"{rows}\"")),
+        "the page counts {rows} events"
+    );
     // Nothing half-written is left behind.
     let leftovers: Vec<_> = walk(&demo)
         .into_iter()

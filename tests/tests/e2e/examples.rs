@@ -174,7 +174,7 @@ fn demo_config_is_valid() {
     );
     assert_eq!(report.window, window());
     let kinds: Vec<&str> = settings.exporters.iter().map(ExporterSpec::kind).collect();
-    assert_eq!(kinds, ["csv", "jsonl", "parquet"]);
+    assert_eq!(kinds, ["csv", "jsonl", "parquet", "html"]);
 }
 
 // ---------------------------------------------------------------------------------------------
