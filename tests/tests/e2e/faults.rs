@@ -19,10 +19,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use connect_audit_core::Store;
-use connect_audit_tests::fake_connect::{FakeConnect, Fault, Operation};
+use connect_audit_tests::fake_connect::{FakeConnect, FakeUser, Fault, Operation};
 use connect_audit_tests::garage::Garage;
 use connect_audit_tests::s3_proxy::{Outcome, Request, S3Proxy, Seen};
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
 use super::cli::binary;
@@ -867,52 +868,9 @@ fn garage_stopped_mid_upload_leaves_no_object_and_the_run_after_restart_uploads_
 #[test]
 fn connect_throttling_and_failing_past_its_retries_fails_the_run_and_the_next_run_completes() {
     const INSTANCE: &str = "0a1b2c3d-0000-4000-8000-00000000fa17";
-    let fake = FakeConnect::start();
-    let users = fake.add_instance(INSTANCE, 30);
-    let dir = tempfile::tempdir().unwrap();
+    let (fake, users, dir, env) =
+        connect_fault_setup(INSTANCE, "max_attempts = 3\nretry_initial_ms = 20", &[]);
     let root = dir.path();
-    // Changes to three of the users, by an admin outside Connect.
-    let mut records = events(0, 3, "2024-05-02T01:00:00Z", 0);
-    for (record, user) in records.iter_mut().zip(&users) {
-        record["requestParameters"]["InstanceId"] = json!(INSTANCE);
-        record["requestParameters"]["UserId"] = json!(user.id);
-    }
-    trail_file(&root.join("trail"), "02", "20240502T0105Z", &records);
-    fs::write(
-        root.join("connect-audit.toml"),
-        format!(
-            r#"
-            [report]
-            trail = "trail"
-            since = "2024-05-01"
-            [snapshot]
-            store = "snapshot"
-            max_attempts = 3
-            retry_initial_ms = 20
-            [[instances]]
-            id = "{INSTANCE}"
-            region = "us-east-1"
-            [incremental]
-            state = "state/team.json"
-            [[exporters]]
-            type = "jsonl"
-            path = "out/audit-{{since}}.jsonl"
-            "#
-        ),
-    )
-    .unwrap();
-    let env = [
-        ("AWS_ENDPOINT_URL_CONNECT", fake.url().to_owned()),
-        ("AWS_ACCESS_KEY_ID", "AKIDFAULTS".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "fault-test-secret".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials".to_owned(),
-        ),
-    ];
     let args = ["run", "--until", "2024-05-04T00:00:00Z"];
     // Throttled twice, then failing: more faults than one call's 3 attempts.
     fake.inject(Some(Operation::ListUsers), Fault::Throttling, 2);
@@ -961,23 +919,7 @@ fn connect_throttling_and_failing_past_its_retries_fails_the_run_and_the_next_ru
         2,
         "one 500, then served"
     );
-    assert_eq!(files(&root.join("snapshot/users")).len(), 30);
-    let outputs = files(&root.join("out"));
-    assert_eq!(outputs.len(), 1, "{outputs:?}");
-    let text = fs::read(&outputs[0]).unwrap();
-    assert_eq!(id_counts([&text[..]]), once(ids(0, 3)));
-    for (line, user) in String::from_utf8_lossy(&text).lines().zip(&users) {
-        let row: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(row["target_id"].as_str(), Some(user.id.as_str()));
-        assert_eq!(
-            row["target_name"].as_str(),
-            Some(user.username.as_str()),
-            "named from the snapshot"
-        );
-    }
-    let state: Value =
-        serde_json::from_slice(&fs::read(root.join("state/team.json")).unwrap()).unwrap();
-    assert_eq!(state["runs"], 1);
+    assert_recovered_connect_run(root, &users);
 }
 
 /// How long a run that meets a hung server may take before the test kills it and fails: far
@@ -1179,56 +1121,17 @@ fn an_s3_body_that_stalls_mid_stream_times_out_and_is_fetched_again_within_max_a
 #[test]
 fn a_hung_connect_call_times_out_and_is_retried_within_max_attempts() {
     const INSTANCE: &str = "0a1b2c3d-0000-4000-8000-00000000ba96";
-    let fake = FakeConnect::start();
-    let users = fake.add_instance(INSTANCE, 30);
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let mut records = events(0, 3, "2024-05-02T01:00:00Z", 0);
-    for (record, user) in records.iter_mut().zip(&users) {
-        record["requestParameters"]["InstanceId"] = json!(INSTANCE);
-        record["requestParameters"]["UserId"] = json!(user.id);
-    }
-    trail_file(&root.join("trail"), "02", "20240502T0105Z", &records);
-    fs::write(
-        root.join("connect-audit.toml"),
-        format!(
-            r#"
-            [report]
-            trail = "trail"
-            since = "2024-05-01"
-            [snapshot]
-            store = "snapshot"
-            [[instances]]
-            id = "{INSTANCE}"
-            region = "us-east-1"
-            [incremental]
-            state = "state/team.json"
-            [[exporters]]
-            type = "jsonl"
-            path = "out/audit-{{since}}.jsonl"
-            "#
-        ),
-    )
-    .unwrap();
     // The retry and timeout settings from the environment this time.
-    let env = [
-        ("AWS_ENDPOINT_URL_CONNECT", fake.url().to_owned()),
-        ("AWS_ACCESS_KEY_ID", "AKIDFAULTS".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "fault-test-secret".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
-        (
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials".to_owned(),
-        ),
-        ("CONNECT_AUDIT_SNAPSHOT__MAX_ATTEMPTS", "2".to_owned()),
-        ("CONNECT_AUDIT_SNAPSHOT__RETRY_INITIAL_MS", "20".to_owned()),
-        (
-            "CONNECT_AUDIT_SNAPSHOT__ATTEMPT_TIMEOUT_SECS",
-            "1".to_owned(),
-        ),
-    ];
+    let (fake, users, dir, env) = connect_fault_setup(
+        INSTANCE,
+        "",
+        &[
+            ("CONNECT_AUDIT_SNAPSHOT__MAX_ATTEMPTS", "2"),
+            ("CONNECT_AUDIT_SNAPSHOT__RETRY_INITIAL_MS", "20"),
+            ("CONNECT_AUDIT_SNAPSHOT__ATTEMPT_TIMEOUT_SECS", "1"),
+        ],
+    );
+    let root = dir.path();
     let args = ["run", "--until", "2024-05-04T00:00:00Z"];
 
     // ListUsers is never answered: two attempts, then the run fails naming the call.
@@ -1264,13 +1167,90 @@ fn a_hung_connect_call_times_out_and_is_retried_within_max_attempts() {
         2,
         "one hung, then served"
     );
+    assert_recovered_connect_run(root, &users);
+}
+
+/// The Connect fault tests' setup: a fake Connect with one instance of 30 users, a local trail
+/// of three changes to the first three of them by an admin outside Connect, and a config for
+/// `run` (snapshot, then an incremental JSONL report), `snapshot` holding more `[snapshot]`
+/// keys (or nothing). Returns the fake, its users, the working directory and the
+/// environment for the binary (the AWS settings pointing at the fake, then `extra_env`).
+fn connect_fault_setup(
+    instance: &str,
+    snapshot: &str,
+    extra_env: &[(&'static str, &str)],
+) -> (
+    FakeConnect,
+    Vec<FakeUser>,
+    TempDir,
+    Vec<(&'static str, String)>,
+) {
+    let fake = FakeConnect::start();
+    let users = fake.add_instance(instance, 30);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut records = events(0, 3, "2024-05-02T01:00:00Z", 0);
+    for (record, user) in records.iter_mut().zip(&users) {
+        record["requestParameters"]["InstanceId"] = json!(instance);
+        record["requestParameters"]["UserId"] = json!(user.id);
+    }
+    trail_file(&root.join("trail"), "02", "20240502T0105Z", &records);
+    fs::write(
+        root.join("connect-audit.toml"),
+        format!(
+            r#"
+            [report]
+            trail = "trail"
+            since = "2024-05-01"
+            [snapshot]
+            store = "snapshot"
+            {snapshot}
+            [[instances]]
+            id = "{instance}"
+            region = "us-east-1"
+            [incremental]
+            state = "state/team.json"
+            [[exporters]]
+            type = "jsonl"
+            path = "out/audit-{{since}}.jsonl"
+            "#
+        ),
+    )
+    .unwrap();
+    let mut env = vec![
+        ("AWS_ENDPOINT_URL_CONNECT", fake.url().to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDFAULTS".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "fault-test-secret".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent/aws-config".to_owned()),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials".to_owned(),
+        ),
+    ];
+    env.extend(extra_env.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    (fake, users, dir, env)
+}
+
+/// After a Connect fault test's failed run, the run that got through: every user snapshotted,
+/// one output with each of the three events once, named from the snapshot, and the state's
+/// first run recorded.
+fn assert_recovered_connect_run(root: &Path, users: &[FakeUser]) {
     assert_eq!(files(&root.join("snapshot/users")).len(), 30);
     let outputs = files(&root.join("out"));
     assert_eq!(outputs.len(), 1, "{outputs:?}");
-    assert_eq!(
-        id_counts([&fs::read(&outputs[0]).unwrap()[..]]),
-        once(ids(0, 3))
-    );
+    let text = fs::read(&outputs[0]).unwrap();
+    assert_eq!(id_counts([&text[..]]), once(ids(0, 3)));
+    for (line, user) in String::from_utf8_lossy(&text).lines().zip(users) {
+        let row: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["target_id"].as_str(), Some(user.id.as_str()));
+        assert_eq!(
+            row["target_name"].as_str(),
+            Some(user.username.as_str()),
+            "named from the snapshot"
+        );
+    }
     let state: Value =
         serde_json::from_slice(&fs::read(root.join("state/team.json")).unwrap()).unwrap();
     assert_eq!(state["runs"], 1);
