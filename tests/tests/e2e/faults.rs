@@ -36,7 +36,7 @@ const RETRIES: &str = "[snapshot]\nmax_attempts = 3\nretry_initial_ms = 20\n";
 
 /// `n` `UpdateUserHierarchy` calls numbered from `first`, a second apart from `start`; each
 /// request carries `pad` bytes of padding (to make large outputs).
-fn events(first: usize, n: usize, start: &str, pad: usize) -> Vec<Value> {
+pub(super) fn events(first: usize, n: usize, start: &str, pad: usize) -> Vec<Value> {
     let start: jiff::Timestamp = start.parse().unwrap();
     let padding = "p".repeat(pad);
     (first..first + n)
@@ -80,7 +80,7 @@ fn ids(first: usize, n: usize) -> Vec<String> {
 }
 
 /// Writes a trail file delivered on 2024-05-`day` (`stamp` is its delivery time).
-fn trail_file(trail: &Path, day: &str, stamp: &str, records: &[Value]) {
+pub(super) fn trail_file(trail: &Path, day: &str, stamp: &str, records: &[Value]) {
     let path = trail.join(format!(
         "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
     ));

@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::cli::{binary, copy_dir};
+use super::faults::{events, trail_file};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
@@ -233,55 +233,6 @@ fn three_runs_over_a_growing_trail_give_each_event_exactly_once() {
     assert!(stderr(&out).contains("{since}"), "{}", stderr(&out));
 }
 
-const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
-
-/// `n` `UpdateUserHierarchy` calls by an IAM user, numbered from `first`, a second apart
-/// from `start`.
-fn hierarchy_events(first: usize, n: usize, start: &str) -> Vec<Value> {
-    let start: jiff::Timestamp = start.parse().unwrap();
-    (first..first + n)
-        .map(|i| {
-            let time = start + jiff::SignedDuration::from_secs(i64::try_from(i - first).unwrap());
-            json!({
-                "eventVersion": "1.09",
-                "userIdentity": {
-                    "type": "IAMUser",
-                    "principalId": "AIDAEXAMPLE",
-                    "arn": "arn:aws:iam::111122223333:user/ops-automation",
-                    "accountId": "111122223333",
-                    "userName": "ops-automation"
-                },
-                "eventTime": time.to_string(),
-                "eventSource": "connect.amazonaws.com",
-                "eventName": "UpdateUserHierarchy",
-                "awsRegion": "us-east-1",
-                "sourceIPAddress": "198.51.100.7",
-                "userAgent": "Boto3/1.34.0",
-                "requestParameters": {
-                    "InstanceId": INSTANCE,
-                    "UserId": format!("aaaaaaaa-bbbb-4ccc-8ddd-{i:012}"),
-                    "HierarchyGroupId": "99999999-8888-7777-6666-555555555555"
-                },
-                "responseElements": null,
-                "eventID": format!("00000000-0000-4000-8000-{i:012}"),
-                "eventType": "AwsApiCall",
-                "recipientAccountId": "111122223333"
-            })
-        })
-        .collect()
-}
-
-fn write_trail_file(trail: &Path, day: &str, stamp: &str, records: &[Value]) {
-    let path = trail.join(format!(
-        "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
-    ));
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(json!({ "Records": records }).to_string().as_bytes())
-        .unwrap();
-    fs::write(path, gz.finish().unwrap()).unwrap();
-}
-
 #[test]
 fn a_killed_run_writes_nothing_and_the_rerun_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,11 +240,11 @@ fn a_killed_run_writes_nothing_and_the_rerun_loses_nothing() {
     let trail = root.join("trail");
     // 3000 events (about 2 MB of JSON Lines): far more than a pipe holds, so a run whose
     // stdout nobody reads blocks mid-export.
-    write_trail_file(
+    trail_file(
         &trail,
         "03",
         "20240503T0000Z",
-        &hierarchy_events(0, 3000, "2024-05-02T12:00:00Z"),
+        &events(0, 3000, "2024-05-02T12:00:00Z", 0),
     );
     fs::write(
         root.join("connect-audit.toml"),
@@ -361,11 +312,11 @@ fn a_killed_run_writes_nothing_and_the_rerun_loses_nothing() {
     assert_eq!(state(root)["runs"], 1);
 
     // More events arrive; the next run delivers exactly those.
-    write_trail_file(
+    trail_file(
         &trail,
         "05",
         "20240505T0000Z",
-        &hierarchy_events(3000, 500, "2024-05-04T01:00:00Z"),
+        &events(3000, 500, "2024-05-04T01:00:00Z", 0),
     );
     let out = connect_audit(
         root,
