@@ -111,7 +111,7 @@ fn aws_env(garage: &Garage, endpoint: &str) -> Vec<(&'static str, String)> {
     env
 }
 
-fn connect_audit(cwd: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
+pub(super) fn connect_audit(cwd: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
     command(cwd, args, env).output().unwrap()
 }
 
@@ -128,12 +128,12 @@ fn command(cwd: &Path, args: &[&str], env: &[(&'static str, String)]) -> Command
     command
 }
 
-fn stderr(out: &Output) -> String {
+pub(super) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Every file under `dir`, recursively, sorted.
-fn files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries {
@@ -150,7 +150,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// How often each event id occurs in JSON Lines texts.
-fn id_counts<'a>(texts: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<String, usize> {
+pub(super) fn id_counts<'a>(texts: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for text in texts {
         for line in String::from_utf8_lossy(text).lines() {

@@ -10,54 +10,18 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::cli::{binary, copy_dir};
-use super::faults::{events, trail_file};
+use super::faults::{self, events, files, stderr, trail_file};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
 fn connect_audit(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CONNECT_AUDIT_CONFIG")
-        .env_remove("CONNECT_AUDIT_PROFILE")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(files(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+    faults::connect_audit(cwd, args, &[])
 }
 
 /// The event ids of JSON Lines files, with how often each occurs.
 fn id_counts<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for path in paths {
-        for line in fs::read_to_string(path).unwrap().lines() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            *counts
-                .entry(record["event_id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
-        }
-    }
-    counts
+    let texts: Vec<Vec<u8>> = paths.into_iter().map(|p| fs::read(p).unwrap()).collect();
+    faults::id_counts(texts.iter().map(Vec::as_slice))
 }
 
 /// The delivery time in a CloudTrail file name (`…_20240503T1208Z_…`), as `20240503T1208`.
