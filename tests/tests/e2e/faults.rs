@@ -207,23 +207,32 @@ fn has_extension(key: &str, extension: &str) -> bool {
     Path::new(key).extension().is_some_and(|e| e == extension)
 }
 
+/// A trail of [`day_of_files`] for each `(day, first)` of `days`, written under a fresh
+/// directory's `trail/` and uploaded to `<prefix>/trail` in the shared Garage, under a prefix
+/// of its own named after `label`.
+fn shared_s3_trail(label: &str, days: &[(&str, usize)]) -> (&'static Garage, String, TempDir) {
+    let garage = Garage::shared();
+    let prefix = garage.unique_prefix(label);
+    let dir = tempfile::tempdir().unwrap();
+    let trail = dir.path().join("trail");
+    for (day, first) in days {
+        day_of_files(&trail, day, *first);
+    }
+    let rt = Runtime::new().unwrap();
+    let client = garage.client();
+    rt.block_on(garage.upload_dir(&client, garage.bucket(), &format!("{prefix}/trail"), &trail));
+    (garage, prefix, dir)
+}
+
 fn is_trail_get(r: &Request) -> bool {
     r.operation() == "GetObject" && r.path().ends_with(".json.gz")
 }
 
 #[test]
 fn s3_slowing_down_for_a_while_is_retried_and_the_output_is_the_same() {
-    let garage = Garage::shared();
+    let (garage, prefix, dir) = shared_s3_trail("slowdown-blip", &[("02", 0), ("03", 120)]);
     let bucket = garage.bucket();
-    let prefix = garage.unique_prefix("slowdown-blip");
-    let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let trail = root.join("trail");
-    day_of_files(&trail, "02", 0);
-    day_of_files(&trail, "03", 120);
-    let rt = Runtime::new().unwrap();
-    let client = garage.client();
-    rt.block_on(garage.upload_dir(&client, bucket, &format!("{prefix}/trail"), &trail));
     fs::write(
         root.join("connect-audit.toml"),
         format!(
@@ -321,16 +330,9 @@ fn s3_slowing_down_for_a_while_is_retried_and_the_output_is_the_same() {
 
 #[test]
 fn an_object_cut_off_mid_body_is_fetched_again_and_one_never_whole_fails_the_run() {
-    let garage = Garage::shared();
+    let (garage, prefix, dir) = shared_s3_trail("cut-body", &[("02", 0)]);
     let bucket = garage.bucket();
-    let prefix = garage.unique_prefix("cut-body");
-    let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let trail = root.join("trail");
-    day_of_files(&trail, "02", 0);
-    let rt = Runtime::new().unwrap();
-    let client = garage.client();
-    rt.block_on(garage.upload_dir(&client, bucket, &format!("{prefix}/trail"), &trail));
     fs::write(
         root.join("connect-audit.toml"),
         format!(
