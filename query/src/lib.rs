@@ -23,6 +23,7 @@
 //! ```
 
 pub mod athena;
+mod blocks;
 pub mod error;
 pub mod local;
 mod records;

@@ -27,7 +27,7 @@ use std::fmt::{self, Write as _};
 use std::fs;
 use std::io::{self, BufRead, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, group_of};
@@ -231,10 +231,50 @@ type Fetched = (usize, Result<Option<Vec<u8>>, connect_audit_core::Error>);
 
 /// Where workers take their next file from.
 enum Feed<'a> {
-    /// Workers open files themselves, by index.
-    Disk(&'a AtomicUsize),
+    /// Workers open files themselves, in the order the schedule gives.
+    Disk(&'a Schedule),
     /// The runtime fetches objects; workers take them as they arrive.
     Fetched(&'a Mutex<tokio::sync::mpsc::Receiver<Fetched>>),
+}
+
+/// How many files past the first one not yet started a worker may start: the largest of them
+/// goes first, so that a large file near the end of the trail does not leave one thread
+/// inflating alone while the others wait; the merge holds at most this many results back.
+const LOOKAHEAD: usize = 32;
+
+/// Hands out local files to workers: path order, but the largest of the next [`LOOKAHEAD`]
+/// first.
+struct Schedule {
+    sizes: Vec<u64>,
+    /// The first file not handed out, and which files have been.
+    taken: Mutex<(usize, Vec<bool>)>,
+}
+
+impl Schedule {
+    fn new(files: &[TrailFile]) -> Self {
+        Self {
+            sizes: files.iter().map(|f| f.bytes).collect(),
+            taken: Mutex::new((0, vec![false; files.len()])),
+        }
+    }
+
+    fn next(&self) -> Option<usize> {
+        let mut guard = self
+            .taken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (first, taken) = &mut *guard;
+        while taken.get(*first) == Some(&true) {
+            *first += 1;
+        }
+        let end = (*first + LOOKAHEAD).min(taken.len());
+        // The largest; of equal sizes, the first in path order.
+        let i = (*first..end)
+            .filter(|&i| !taken[i])
+            .max_by_key(|&i| (self.sizes[i], std::cmp::Reverse(i)))?;
+        taken[i] = true;
+        Some(i)
+    }
 }
 
 /// What a worker found in one file.
@@ -287,8 +327,8 @@ impl TrailScanner {
                 source,
             })?;
             let files = self.find_files(&local, &mut summary, sink);
-            let next = AtomicUsize::new(0);
-            self.scan_files(&files, &Feed::Disk(&next), sink, summary, &root)
+            let schedule = Schedule::new(&files);
+            self.scan_files(&files, &Feed::Disk(&schedule), sink, summary, &root)
         } else {
             // Kept alive until the scan is over when it is ours.
             let private;
@@ -358,10 +398,9 @@ impl TrailScanner {
                 workers.push(scope.spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         let (i, result) = match feed {
-                            Feed::Disk(next) => {
-                                let i = next.fetch_add(1, Ordering::Relaxed);
-                                let Some(file) = files.get(i) else { break };
-                                (i, scan_local_file(file, options))
+                            Feed::Disk(schedule) => {
+                                let Some(i) = schedule.next() else { break };
+                                (i, scan_local_file(&files[i], options))
                             }
                             Feed::Fetched(fetched) => {
                                 let next = fetched
@@ -1049,7 +1088,7 @@ struct RecordReader<'f, 'r> {
 }
 
 impl RecordReader<'_, '_> {
-    fn record(&mut self, index: usize, raw: &str) {
+    fn record(&mut self, index: usize, raw: &[u8]) {
         self.result.records_seen += 1;
         let path = &self.file.path;
         let bad_record = |event_id: Option<&str>, reason: String| BadInput {
@@ -1058,15 +1097,22 @@ impl RecordReader<'_, '_> {
             event_id: event_id.map(|id| clipped(id.to_owned())),
             reason: clipped(reason),
         };
-        if !raw.starts_with('{') {
+        if !raw.starts_with(b"{") {
             self.result
                 .bad
                 .push(bad_record(None, "not a JSON object".into()));
             return;
         }
-        if self.needle.find(raw.as_bytes()).is_none() {
+        if self.needle.find(raw).is_none() {
             return;
         }
+        // The splitter has checked every record's UTF-8 (or seen it is ASCII).
+        let Ok(raw) = std::str::from_utf8(raw) else {
+            self.result
+                .bad
+                .push(bad_record(None, "invalid UTF-8".into()));
+            return;
+        };
         let rec = match parse_record(raw) {
             Ok(Parsed::Connect(rec)) => rec,
             Ok(Parsed::Other) => return,
@@ -1256,6 +1302,37 @@ fn gzip_header_len(input: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedule_hands_out_each_file_once_largest_of_the_lookahead_first() {
+        let sizes: Vec<u64> = (0..100u64)
+            .map(|i| (i * 37) % 11 + u64::from(i == 90) * 1000)
+            .collect();
+        let files: Vec<TrailFile> = sizes
+            .iter()
+            .map(|&bytes| TrailFile {
+                path: PathBuf::new(),
+                key: None,
+                bytes,
+            })
+            .collect();
+        let schedule = Schedule::new(&files);
+        let order: Vec<usize> = std::iter::from_fn(|| schedule.next()).collect();
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        let first_left = |n: usize| (0..100).find(|j| !order[..n].contains(j)).unwrap();
+        // No file starts more than the lookahead ahead of the first one not started.
+        for (n, &i) in order.iter().enumerate() {
+            assert!(i < first_left(n) + LOOKAHEAD, "{order:?}");
+        }
+        // The first pick is the largest of files 0..32; file 90, the largest of all, is
+        // picked as soon as it comes within the lookahead.
+        let first = (0..LOOKAHEAD).max_by_key(|&i| (sizes[i], std::cmp::Reverse(i)));
+        assert_eq!(Some(order[0]), first);
+        let at = order.iter().position(|&i| i == 90).unwrap();
+        assert!(first_left(at - 1) + LOOKAHEAD <= 90, "{order:?}");
+    }
 
     #[test]
     fn delivery_dates_come_from_the_path() {

@@ -16,7 +16,7 @@
 //! between them). Every record that can be a Connect event is parsed in full by serde_json and
 //! refused there when malformed; a record that cannot be one is never read further.
 
-use wide::u8x16;
+use crate::blocks::{Classify, Isa, WithBlocks};
 
 /// Splits the text of one trail file into the raw records of its `Records` array, fed in
 /// pieces that each start where the last call stopped.
@@ -35,6 +35,14 @@ pub(crate) struct RecordSplitter {
     lines_before: usize,
     /// Bytes of the current line before the current piece, for messages.
     column_before: usize,
+    /// The instruction set of the structural pass.
+    isa: Isa,
+    /// A newline may have been passed since the last [`consumed`](Self::consumed): only then
+    /// are the consumed bytes searched for lines (CloudTrail writes each file on one line).
+    newline_seen: bool,
+    /// The last value measured may hold a byte outside ASCII (it is then checked as UTF-8;
+    /// an ASCII record is valid UTF-8 as it is).
+    non_ascii: bool,
 }
 
 /// Where in the file's grammar the next piece starts.
@@ -61,7 +69,7 @@ enum Phase {
 
 impl RecordSplitter {
     /// Reads `text` (the file's text from where the last call stopped) and calls `record` with
-    /// the index and raw text of every complete record in it. Returns how many bytes were
+    /// the index and raw text of every complete record in it (valid UTF-8). Returns how many bytes were
     /// consumed: the caller drops them (see [`consumed`](Self::consumed)) and calls again with
     /// the rest followed by more text. With `eof`, `text` is all that is left of the file, and
     /// it must be consumed whole.
@@ -72,11 +80,11 @@ impl RecordSplitter {
         &mut self,
         text: &'t [u8],
         eof: bool,
-        record: &mut dyn FnMut(usize, &'t str),
+        record: &mut dyn FnMut(usize, &'t [u8]),
     ) -> Result<usize, String> {
         let mut done = 0;
         loop {
-            let at = skip_whitespace(text, done);
+            let at = self.skip_whitespace(text, done);
             let Some(&byte) = text.get(at) else {
                 return if eof { self.finish(text, at) } else { Ok(at) };
             };
@@ -121,11 +129,14 @@ impl RecordSplitter {
                     done = at + 1;
                 }
                 Phase::FirstRecord | Phase::Record => {
+                    self.non_ascii = true;
                     let Some(end) = self.value_end(text, at, eof)? else {
                         return Ok(done);
                     };
-                    let raw = self.utf8(text, at, end)?;
-                    record(self.index, raw);
+                    if self.non_ascii {
+                        self.utf8(text, at, end)?;
+                    }
+                    record(self.index, &text[at..end]);
                     self.index += 1;
                     self.phase = Phase::AfterRecord;
                     done = end;
@@ -146,7 +157,12 @@ impl RecordSplitter {
     /// Tells the splitter that the first `consumed` bytes of the last piece are dropped, so
     /// that messages still give the line and column in the whole file.
     pub(crate) fn consumed(&mut self, consumed: &[u8]) {
-        match memchr::memrchr(b'\n', consumed) {
+        let last = if std::mem::take(&mut self.newline_seen) {
+            memchr::memrchr(b'\n', consumed)
+        } else {
+            None
+        };
+        match last {
             Some(last) => {
                 self.lines_before += memchr::memchr_iter(b'\n', consumed).count();
                 self.column_before = consumed.len() - last - 1;
@@ -180,14 +196,14 @@ impl RecordSplitter {
             return Ok(None);
         };
         let key = self.utf8(text, at, key_end)?;
-        let colon = skip_whitespace(text, key_end);
+        let colon = self.skip_whitespace(text, key_end);
         match text.get(colon) {
             None if eof => return Err(self.not_json("EOF while parsing an object", text, colon)),
             None => return Ok(None),
             Some(b':') => {}
             Some(_) => return Err(self.not_json("expected `:`", text, colon)),
         }
-        let value = skip_whitespace(text, colon + 1);
+        let value = self.skip_whitespace(text, colon + 1);
         let Some(&first) = text.get(value) else {
             return if eof {
                 Err(self.not_json("EOF while parsing a value", text, value))
@@ -297,12 +313,33 @@ impl RecordSplitter {
         at: usize,
         eof: bool,
     ) -> Result<Option<usize>, String> {
+        self.isa.run(ContainerEnd {
+            splitter: self,
+            text,
+            at,
+            eof,
+        })
+    }
+
+    /// [`container_end`](Self::container_end) with one instruction set (inlined into the
+    /// function [`Isa::run`] compiles with its features).
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn container_end_with<C: Classify>(
+        &mut self,
+        classify: C,
+        text: &[u8],
+        at: usize,
+        eof: bool,
+    ) -> Result<Option<usize>, String> {
         self.stack.clear();
+        self.non_ascii = false;
         let mut backslashes = EscapeCarry::default();
         let mut in_string_before = 0u64;
         let mut block_start = at;
         while block_start < text.len() {
-            let block = Block::read(&text[block_start..]);
+            let block = classify.read(&text[block_start..]);
+            self.non_ascii |= block.non_ascii;
             let escaped = backslashes.next(block.backslash);
             let in_string = prefix_xor(block.quote & !escaped) ^ in_string_before;
             // All ones when the block ends inside a string.
@@ -333,6 +370,8 @@ impl RecordSplitter {
                 }
             }
             let before_end = end.map_or(u64::MAX, |i| (1u64 << i) - 1);
+            // Whitespace between a record's tokens may hold newlines: all are control bytes.
+            self.newline_seen |= block.control != 0;
             let control = block.control & in_string & before_end;
             if control != 0 {
                 let i = control.trailing_zeros() as usize;
@@ -353,6 +392,19 @@ impl RecordSplitter {
         } else {
             Ok(None)
         }
+    }
+
+    /// Where the whitespace from `at` ends.
+    fn skip_whitespace(&mut self, text: &[u8], mut at: usize) -> usize {
+        while let Some(&b) = text.get(at) {
+            match b {
+                b' ' | b'\t' | b'\r' => {}
+                b'\n' => self.newline_seen = true,
+                _ => break,
+            }
+            at += 1;
+        }
+        at
     }
 
     /// `text[start..end]` as a string, or the file's error.
@@ -383,83 +435,22 @@ impl RecordSplitter {
     }
 }
 
-fn skip_whitespace(text: &[u8], mut at: usize) -> usize {
-    while text
-        .get(at)
-        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
-        at += 1;
-    }
-    at
+/// [`RecordSplitter::container_end`]'s arguments, for [`Isa::run`].
+struct ContainerEnd<'s, 't> {
+    splitter: &'s mut RecordSplitter,
+    text: &'t [u8],
+    at: usize,
+    eof: bool,
 }
 
-/// One bit per byte of a 64-byte block.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Block {
-    quote: u64,
-    backslash: u64,
-    /// Bytes below 0x20.
-    control: u64,
-    /// `{`, `[`, `}` and `]`.
-    brackets: u64,
-}
+impl WithBlocks for ContainerEnd<'_, '_> {
+    type Output = Result<Option<usize>, String>;
 
-impl Block {
-    /// The masks of the next 64 bytes of `text` (fewer at its end: the rest reads as spaces).
-    fn read(text: &[u8]) -> Self {
-        if let Some(bytes) = text.first_chunk::<64>() {
-            Self::of(bytes)
-        } else {
-            let mut bytes = [b' '; 64];
-            bytes[..text.len()].copy_from_slice(text);
-            Self::of(&bytes)
-        }
-    }
-
-    #[inline]
-    fn of(bytes: &[u8; 64]) -> Self {
-        let lanes: [u8x16; 4] = std::array::from_fn(|k| {
-            u8x16::new(bytes[16 * k..16 * k + 16].try_into().expect("16 bytes"))
-        });
-        let mask = |k: usize, m: u8x16| u64::from(m.to_bitmask()) << (16 * k);
-        let mut block = Self::default();
-        for (k, &v) in lanes.iter().enumerate() {
-            block.quote |= mask(k, v.simd_eq(u8x16::splat(b'"')));
-            block.backslash |= mask(k, v.simd_eq(u8x16::splat(b'\\')));
-            // `[` | 0x20 is `{` and `]` | 0x20 is `}`; no other byte folds onto them.
-            let folded = v | u8x16::splat(0x20);
-            block.brackets |= mask(
-                k,
-                folded.simd_eq(u8x16::splat(b'{')) | folded.simd_eq(u8x16::splat(b'}')),
-            );
-        }
-        // Control bytes are rare (CloudTrail writes one line): one test for the whole block
-        // first, the mask only when there are some.
-        let low = lanes[0].min(lanes[1]).min(lanes[2]).min(lanes[3]);
-        let limit = u8x16::splat(0x1f);
-        if low.min(limit).simd_eq(low).to_bitmask() != 0 {
-            for (k, &v) in lanes.iter().enumerate() {
-                block.control |= mask(k, v.min(limit).simd_eq(v));
-            }
-        }
-        block
-    }
-
-    /// The same masks, byte by byte: the reference the vector code is tested against.
-    #[cfg(test)]
-    fn read_scalar(text: &[u8]) -> Self {
-        let mut block = Self::default();
-        for (i, &b) in text.iter().take(64).enumerate() {
-            let bit = 1u64 << i;
-            match b {
-                b'"' => block.quote |= bit,
-                b'\\' => block.backslash |= bit,
-                b'{' | b'[' | b'}' | b']' => block.brackets |= bit,
-                0..0x20 => block.control |= bit,
-                _ => {}
-            }
-        }
-        block
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
+    fn with<C: Classify>(self, classify: C) -> Self::Output {
+        self.splitter
+            .container_end_with(classify, self.text, self.at, self.eof)
     }
 }
 
@@ -509,8 +500,26 @@ mod tests {
 
     /// Splits `text` fed in pieces of `piece` bytes (the way windows of inflated text come),
     /// dropping what each call consumed.
+    /// With every instruction set this CPU has, all giving the same result.
     fn split(text: &[u8], piece: usize) -> Result<Vec<(usize, String)>, String> {
-        let mut splitter = RecordSplitter::default();
+        let mut sets = Isa::available().into_iter();
+        let first = sets.next().expect("one set at least");
+        let result = split_with(first, text, piece);
+        for isa in sets {
+            assert_eq!(
+                split_with(isa, text, piece),
+                result,
+                "{isa:?} against {first:?} on {text:?} in pieces of {piece}"
+            );
+        }
+        result
+    }
+
+    fn split_with(isa: Isa, text: &[u8], piece: usize) -> Result<Vec<(usize, String)>, String> {
+        let mut splitter = RecordSplitter {
+            isa,
+            ..RecordSplitter::default()
+        };
         let mut records = Vec::new();
         let mut buffer = Vec::new();
         let mut offered = 0;
@@ -520,7 +529,7 @@ mod tests {
             offered = next;
             let eof = offered == text.len();
             let consumed = splitter.feed(&buffer, eof, &mut |i, raw| {
-                records.push((i, raw.to_owned()));
+                records.push((i, String::from_utf8(raw.to_vec()).expect("UTF-8")));
             })?;
             if eof {
                 assert_eq!(consumed, buffer.len());
@@ -561,29 +570,6 @@ mod tests {
     }
 
     #[test]
-    fn vector_masks_equal_the_byte_by_byte_ones() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let alphabet = b"\"\\{}[]:, ab\x00\x1f\x20\x7f\x80\xff\x5b\x5d\x7b\x7d\x3b\x3d";
-        for _ in 0..2000 {
-            let len = rng.usize(0..=64);
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.usize(..alphabet.len())])
-                .collect();
-            let mut padded = bytes.clone();
-            padded.resize(64, b' ');
-            assert_eq!(
-                Block::read(&bytes),
-                Block::read_scalar(&padded),
-                "{bytes:?}"
-            );
-        }
-        let all: Vec<u8> = (0..=255).collect();
-        for chunk in all.chunks(64) {
-            assert_eq!(Block::read(chunk), Block::read_scalar(chunk));
-        }
-    }
-
-    #[test]
     fn escapes_are_found_across_blocks_as_byte_by_byte() {
         let mut rng = fastrand::Rng::with_seed(11);
         for _ in 0..2000 {
@@ -598,7 +584,7 @@ mod tests {
             }
             let mut carry = EscapeCarry::default();
             for (k, block) in text.chunks(64).enumerate() {
-                let escaped = carry.next(Block::read_scalar(block).backslash);
+                let escaped = carry.next(crate::blocks::scalar(block).backslash);
                 for (i, &e) in expected[k * 64..k * 64 + block.len()].iter().enumerate() {
                     assert_eq!(escaped & (1 << i) != 0, e, "block {k} byte {i}");
                 }
