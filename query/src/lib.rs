@@ -29,3 +29,10 @@ pub mod local;
 mod records;
 
 pub use error::Error;
+
+/// The instruction set the local engine's structural pass uses on this CPU (`avx512`, `avx2`
+/// or `sse2`; `CONNECT_AUDIT_SIMD` can lower it), for logs and benchmarks.
+#[must_use]
+pub fn simd_level() -> &'static str {
+    blocks::Isa::chosen().name()
+}

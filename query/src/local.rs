@@ -384,7 +384,13 @@ impl TrailScanner {
     ) -> Result<ScanSummary, Error> {
         let total: u64 = files.iter().map(|f| f.bytes).sum();
         sink.files_found(files.len() as u64, total);
-        debug!(%root, files = files.len(), bytes = total, "Found trail files.");
+        debug!(
+            %root,
+            files = files.len(),
+            bytes = total,
+            simd = crate::simd_level(),
+            "Found trail files."
+        );
 
         let threads = self.options.threads.clamp(1, files.len().max(1));
         let stop = AtomicBool::new(false);
@@ -964,7 +970,7 @@ fn scan_file(file: &TrailFile, reader: impl BufRead, options: &ScanOptions) -> F
 /// Inflated text is split in windows of this size (or the whole text, when smaller): memory
 /// stays bounded by the window, not by the largest file, and the inflater still writes into
 /// large buffers, where it is fastest. A record longer than the window grows it.
-const WINDOW: usize = 4 << 20;
+const WINDOW: usize = 1 << 20;
 
 /// The buffers a scanning thread reuses from file to file (no new pages to fault in for each):
 /// the compressed file, and the window of its text.

@@ -345,11 +345,12 @@ fn bench(dir: &Path, skip_duckdb: bool) -> Result<bool, Box<dyn std::error::Erro
         ))
     };
     println!(
-        "trail: {} files, {:.1} MB gzip, {:.1} MB JSON, {} records",
+        "trail: {} files, {:.1} MB gzip, {:.1} MB JSON, {} records; engine's structural pass: {}",
         files.len(),
         gz as f64 / 1e6,
         json_bytes / 1e6,
-        records
+        records,
+        connect_audit_query::simd_level()
     );
     println!();
     println!("| run | wall (s) | MB/s of JSON | records/s | peak RSS (MiB) | floor wall / wall |");
