@@ -13,6 +13,7 @@ mod report;
 mod snapshot;
 
 use std::io;
+use std::io::IsTerminal as _;
 
 use clap::Parser as _;
 use connect_audit_config::{ConfigError, Engine, Settings};
@@ -252,9 +253,12 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colors only for a person at a terminal: a log file read after a 02:00 run gets plain text.
+    let colors = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(colors)
         .with_target(false)
         .init();
 }

@@ -56,6 +56,9 @@ pub const CONFIG_ENV: &str = "CONNECT_AUDIT_CONFIG";
 pub const ENV_PREFIX: &str = "CONNECT_AUDIT_";
 /// The environment variable that selects a profile of the config file.
 pub const PROFILE_ENV: &str = "CONNECT_AUDIT_PROFILE";
+/// The environment variable that lowers the instruction set of the trail scanner's vector code
+/// (`sse2`, `avx2`, `avx512`): a diagnostic, not a setting of the config file.
+pub const SIMD_ENV: &str = "CONNECT_AUDIT_SIMD";
 /// The top-level sections of a config file without profiles.
 const SECTIONS: [&str; 6] = [
     "report",
@@ -424,7 +427,7 @@ pub fn load_profile(
     Ok(figment
         .merge(
             Env::prefixed(ENV_PREFIX)
-                .ignore(&["config", "profile"])
+                .ignore(&["config", "profile", "simd"])
                 .split("__")
                 .global(),
         )
@@ -1276,6 +1279,7 @@ mod tests {
 
             jail.set_env("CONNECT_AUDIT_REPORT__TRAIL", "env-trail");
             jail.set_env("CONNECT_AUDIT_PROFILE", "ignored-as-a-key");
+            jail.set_env("CONNECT_AUDIT_SIMD", "sse2");
             let figment = load_profile(Some(file), Some("team-red")).unwrap();
             let red: Settings = figment.clone().extract()?;
             assert_eq!(

@@ -75,7 +75,7 @@ impl Isa {
     pub(crate) fn chosen() -> Self {
         static CHOSEN: OnceLock<Isa> = OnceLock::new();
         *CHOSEN.get_or_init(|| {
-            let wanted = std::env::var("CONNECT_AUDIT_SIMD").ok();
+            let wanted = std::env::var(connect_audit_config::SIMD_ENV).ok();
             let available = Self::available();
             wanted
                 .and_then(|name| available.iter().copied().find(|isa| isa.name() == name))

@@ -9,10 +9,11 @@
 //! A local trail is walked and each file streamed from disk. An S3 trail is never listed
 //! whole: accounts and regions are found with delimiter listings, then only the date prefixes
 //! `YYYY/MM/DD/` of the window (and its slack) are listed, so files outside the window are
-//! neither fetched nor counted in [`ScanSummary::files_found`]. Objects are fetched
-//! [`FETCH_CONCURRENCY`] at a time on a tokio runtime and handed, in memory, to the same
-//! per-file code the local walk uses; a bounded channel keeps at most a few dozen objects in
-//! memory at once. An object S3 does not give (after the SDK's retries: the store is down,
+//! neither fetched nor counted in [`ScanSummary::files_found`]. Objects are fetched up to
+//! [`FETCH_CONCURRENCY`] at a time on a tokio runtime (enough to hide S3's latency behind
+//! CloudTrail's many small files) and handed, in memory, to the same per-file code the local
+//! walk uses; the objects being fetched or waiting for a worker never hold more than
+//! [`ScanOptions::fetch_budget`] bytes between them (one larger object goes alone). An object S3 does not give (after the SDK's retries: the store is down,
 //! throttles or refuses) is not a bad file: the scan fails naming it, so no output or
 //! incremental state ever advances past events it could not read.
 //!
@@ -28,7 +29,7 @@ use std::fs;
 use std::io::{self, BufRead, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, group_of};
 use connect_audit_core::cloudtrail::{LearnedName, Parsed, parse_record, raw_event_id};
@@ -146,6 +147,9 @@ pub struct ScanOptions {
     pub threads: usize,
     /// The accounts, regions and instances reported. Default: everything.
     pub scope: Scope,
+    /// S3 only: the most compressed bytes fetched and not yet scanned at once. Default
+    /// [`FETCH_BUDGET`].
+    pub fetch_budget: u32,
 }
 
 impl ScanOptions {
@@ -157,6 +161,7 @@ impl ScanOptions {
             events,
             threads,
             scope: Scope::default(),
+            fetch_budget: FETCH_BUDGET,
         }
     }
 }
@@ -197,8 +202,15 @@ impl ScanSummary {
     }
 }
 
-/// S3 objects fetched (and listings run) at once.
-pub const FETCH_CONCURRENCY: usize = 16;
+/// S3 objects fetched at once, at most. S3 answers each GET after tens of milliseconds, and
+/// most CloudTrail files are small: with 16, a scan of many small files waited on latency.
+pub const FETCH_CONCURRENCY: usize = 64;
+
+/// S3 listings run at once.
+pub const LIST_CONCURRENCY: usize = 16;
+
+/// The default [`ScanOptions::fetch_budget`]: 32 MiB of compressed objects in memory.
+pub const FETCH_BUDGET: u32 = 32 << 20;
 
 /// Scans a trail and joins it with a [`Directory`].
 #[derive(Debug)]
@@ -226,8 +238,13 @@ impl TrailFile {
     }
 }
 
-/// What an S3 fetch gave for the file at an index.
-type Fetched = (usize, Result<Option<Vec<u8>>, connect_audit_core::Error>);
+/// What an S3 fetch gave for the file at an index, with its share of the fetch budget (given
+/// back when the object has been scanned).
+type Fetched = (
+    usize,
+    Result<Option<Vec<u8>>, connect_audit_core::Error>,
+    tokio::sync::OwnedSemaphorePermit,
+);
 
 /// Where workers take their next file from.
 enum Feed<'a> {
@@ -348,16 +365,31 @@ impl TrailScanner {
             let window = self.options.window;
             let files = handle.block_on(find_objects(&store, window, &mut summary))?;
             let (fetch_tx, fetch_rx) = tokio::sync::mpsc::channel::<Fetched>(FETCH_CONCURRENCY);
-            let keys: Vec<(usize, String)> = files
+            let budget = self.options.fetch_budget.max(1);
+            let keys: Vec<(usize, String, u32)> = files
                 .iter()
                 .enumerate()
-                .filter_map(|(i, f)| Some((i, f.key.clone()?)))
+                .filter_map(|(i, f)| {
+                    // An object larger than the whole budget takes all of it, and goes alone.
+                    let share = u32::try_from(f.bytes).unwrap_or(u32::MAX).clamp(1, budget);
+                    Some((i, f.key.clone()?, share))
+                })
                 .collect();
             let fetcher = handle.spawn(async move {
+                let budget = Arc::new(tokio::sync::Semaphore::new(budget as usize));
                 let mut fetched = futures_util::stream::iter(keys)
-                    .map(|(i, key)| {
+                    .map(|(i, key, share)| {
                         let store = store.clone();
-                        async move { (i, store.get(&key).await) }
+                        let budget = Arc::clone(&budget);
+                        async move {
+                            // In key order: the semaphore is fair, so a large object is not
+                            // overtaken for ever by small ones.
+                            let share = budget
+                                .acquire_many_owned(share)
+                                .await
+                                .expect("the budget is never closed");
+                            (i, store.get(&key).await, share)
+                        }
                     })
                     .buffer_unordered(FETCH_CONCURRENCY);
                 while let Some(item) = fetched.next().await {
@@ -413,8 +445,10 @@ impl TrailScanner {
                                     .lock()
                                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                                     .blocking_recv();
-                                let Some((i, got)) = next else { break };
-                                (i, scan_fetched_object(&files[i], got, options))
+                                let Some((i, got, share)) = next else { break };
+                                let result = scan_fetched_object(&files[i], got, options);
+                                drop(share);
+                                (i, result)
                             }
                         };
                         if tx.send((i, result)).is_err() {
@@ -795,7 +829,7 @@ fn date_prefixes(window: Window, today: Date) -> Vec<String> {
 }
 
 /// Finds the trail objects of the window under an S3 store, in path order. Listings run
-/// [`FETCH_CONCURRENCY`] at a time; a listing that fails stops the scan (the trail cannot be
+/// [`LIST_CONCURRENCY`] at a time; a listing that fails stops the scan (the trail cannot be
 /// read as a whole), and so does a root with no objects at all (a mistyped bucket or prefix
 /// must not look like a quiet week).
 async fn find_objects(
@@ -819,7 +853,7 @@ async fn find_objects(
     while !steps.is_empty() {
         let expanded: Vec<(Vec<Step>, Vec<ObjectInfo>)> = futures_util::stream::iter(steps)
             .map(|step| expand(store, &dates, step))
-            .buffer_unordered(FETCH_CONCURRENCY)
+            .buffer_unordered(LIST_CONCURRENCY)
             .try_collect()
             .await?;
         steps = Vec::new();

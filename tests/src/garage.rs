@@ -243,6 +243,12 @@ admin_token = "{admin_token}"
     /// path-style addressing. Make one per runtime: its connection pool belongs to the
     /// runtime that first uses it.
     pub fn client(&self) -> aws_sdk_s3::Client {
+        self.client_via(&self.endpoint)
+    }
+
+    /// A client with this server's credentials that sends its requests to `endpoint` (a proxy
+    /// in front of the server).
+    pub fn client_via(&self, endpoint: &str) -> aws_sdk_s3::Client {
         let credentials = Credentials::new(
             &self.access_key,
             &self.secret_key,
@@ -254,7 +260,7 @@ admin_token = "{admin_token}"
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .credentials_provider(credentials)
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .force_path_style(true)
             .build();
         aws_sdk_s3::Client::from_conf(config)

@@ -419,3 +419,72 @@ fn config_check_validates_a_snapshot_only_configuration() {
     assert!(stderr.contains("instances[0] (set by file"), "{stderr}");
     assert!(stderr.contains("not a Connect id"), "{stderr}");
 }
+
+/// Every instruction set of the scanner's vector code (`CONNECT_AUDIT_SIMD` lowers the one the
+/// CPU has) gives the same report byte for byte, and the same messages, lines and columns
+/// included, on the bad-input corpus; `-vv` names the set that ran.
+#[test]
+fn every_simd_level_gives_the_same_report_and_the_same_messages() {
+    let report = |trail: &Path, simd: Option<&str>| {
+        let mut command = Command::new(binary());
+        command
+            .args(["-vv", "report", "--trail"])
+            .arg(trail)
+            .args(["--since", "2024-05-01", "--until", "2024-05-08"])
+            .args(["--format", "jsonl", "--output", "-"])
+            .env_remove("CONNECT_AUDIT_CONFIG")
+            .env_remove("RUST_LOG")
+            .env_remove("CONNECT_AUDIT_SIMD");
+        if let Some(level) = simd {
+            command.env("CONNECT_AUDIT_SIMD", level);
+        }
+        let out = command.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains('\x1b'),
+            "no colors in a log that is not a terminal: {stderr}"
+        );
+        let ran = stderr
+            .split("simd=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no simd= in the log: {stderr}"))
+            .trim_matches('"')
+            .to_owned();
+        let skipped: Vec<String> = stderr
+            .lines()
+            .filter(|l| l.contains("skipped "))
+            .map(str::to_owned)
+            .collect();
+        (out.status.code(), out.stdout, skipped, ran)
+    };
+    for trail in [
+        repo().join("examples/trail"),
+        repo().join("tests/fixtures/bad"),
+    ] {
+        let (code, stdout, skipped, best) = report(&trail, None);
+        assert!(matches!(code, Some(0 | 3)), "{code:?}");
+        assert!(
+            ["avx512", "avx2", "sse2"].contains(&best.as_str()),
+            "{best}"
+        );
+        for level in ["sse2", "avx2", "avx512"] {
+            let (level_code, level_stdout, level_skipped, ran) = report(&trail, Some(level));
+            // A set the CPU lacks is not used: the best it has below it is.
+            let order = ["sse2", "avx2", "avx512"];
+            let rank = |l: &str| order.iter().position(|o| *o == l).unwrap();
+            assert!(
+                rank(&ran) <= rank(level).min(rank(&best)),
+                "{level} ran as {ran}"
+            );
+            assert_eq!(level_code, code, "{level}");
+            assert_eq!(level_stdout, stdout, "{level} on {}", trail.display());
+            assert_eq!(level_skipped, skipped, "{level} on {}", trail.display());
+        }
+        if trail.ends_with("bad") {
+            assert!(skipped.len() > 10, "{skipped:#?}");
+        } else {
+            assert!(stdout.len() > 1000);
+        }
+    }
+}

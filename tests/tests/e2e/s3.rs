@@ -10,8 +10,11 @@ use connect_audit_core::store::{load_directory, load_directory_blocking};
 use connect_audit_core::{
     AuditRecord, Directory, EventSelection, Location, ObjectInfo, Store, Window,
 };
-use connect_audit_query::local::{ScanOptions, ScanSummary, TrailScanner};
+use connect_audit_query::local::{
+    FETCH_BUDGET, FETCH_CONCURRENCY, ScanOptions, ScanSummary, TrailScanner,
+};
 use connect_audit_tests::garage::Garage;
+use connect_audit_tests::s3_proxy::S3Proxy;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
@@ -798,4 +801,54 @@ fn incremental_state_on_s3_advances_and_the_next_run_continues_from_it() {
     ids.dedup();
     assert_eq!(ids.len(), total, "no event in two objects");
     assert!(total > 15);
+}
+
+/// Objects are fetched at most `FETCH_CONCURRENCY` at a time, and never more than the fetch
+/// budget's bytes at once. The proxy holds every GET, so the requests in flight can be counted
+/// exactly; then it lets them go, and every file is read.
+#[test]
+fn s3_fetches_are_bounded_in_number_and_in_bytes() {
+    const FILES: usize = 100;
+    const SIZE: usize = 1000;
+    let garage = Garage::shared();
+    let rt = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02");
+    std::fs::create_dir_all(&day).unwrap();
+    let (head, tail) = (r#"{"Records":[],"pad":""#, r#""}"#);
+    let text = format!("{head}{}{tail}", "x".repeat(SIZE - head.len() - tail.len()));
+    for i in 0..FILES {
+        let name = format!("111122223333_CloudTrail_us-east-1_20240502T0000Z_{i:03}.json");
+        std::fs::write(day.join(name), &text).unwrap();
+    }
+    let Location::S3 { prefix, .. } = upload(&rt, garage, "bounded", dir.path()).location() else {
+        unreachable!("an S3 store")
+    };
+    let proxy = S3Proxy::start(garage.endpoint());
+    let store = Store::s3(garage.client_via(proxy.endpoint()), garage.bucket(), prefix);
+    let scan_with_budget = |budget: u32, in_flight: u64| {
+        proxy.hold_after(|r| r.operation() == "GetObject", 0);
+        let (store, handle) = (store.clone(), rt.handle().clone());
+        let scan = std::thread::spawn(move || {
+            let mut options = ScanOptions::new(window(), EventSelection::defaults());
+            options.fetch_budget = budget;
+            TrailScanner::new(store, Directory::new(), options)
+                .with_runtime(handle)
+                .scan(&mut Vec::new())
+        });
+        proxy.wait_until_held(in_flight);
+        // Time for a request past the bound to show up, if one were sent.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(proxy.held(), in_flight, "budget {budget}");
+        proxy.release();
+        let summary = scan.join().unwrap().unwrap();
+        assert_eq!(summary.files_read, FILES as u64, "{summary:?}");
+        assert!(!summary.has_bad_input(), "{summary:?}");
+    };
+    // The default budget (32 MiB) holds all 100: the number of requests is the bound.
+    scan_with_budget(FETCH_BUDGET, FETCH_CONCURRENCY as u64);
+    // Room for three objects and a half: three at a time.
+    scan_with_budget(u32::try_from(3 * SIZE + SIZE / 2).unwrap(), 3);
 }
