@@ -1063,7 +1063,7 @@ fn scan_file_with(
                 &mut records,
             )
         } else {
-            let mut record = |index, raw| records.record(index, raw);
+            let mut record = |index, raw, escapes| records.record(index, raw, escapes);
             splitter.feed(&buffers.input, true, &mut record).map(drop)
         }
     });
@@ -1105,7 +1105,7 @@ fn split_gzip(
     text.reserve(inflater.first_window());
     loop {
         let eof = inflater.fill(text)?;
-        let mut record = |index, raw| records.record(index, raw);
+        let mut record = |index, raw, escapes| records.record(index, raw, escapes);
         let consumed = splitter.feed(text, eof, &mut record)?;
         if eof {
             return Ok(());
@@ -1128,7 +1128,8 @@ struct RecordReader<'f, 'r> {
 }
 
 impl RecordReader<'_, '_> {
-    fn record(&mut self, index: usize, raw: &[u8]) {
+    /// One record; `escapes` is false when the splitter saw no backslash in it.
+    fn record(&mut self, index: usize, raw: &[u8], escapes: bool) {
         self.result.records_seen += 1;
         let path = &self.file.path;
         let bad_record = |event_id: Option<&str>, reason: String| BadInput {
@@ -1143,7 +1144,12 @@ impl RecordReader<'_, '_> {
                 .push(bad_record(None, "not a JSON object".into()));
             return;
         }
-        if self.needle.find(raw).is_none() {
+        // Only a Connect event matters, and its `eventSource` is `connect.amazonaws.com`: in
+        // the raw bytes, or spelt with `\u` escapes (CloudTrail never writes them so, a forged
+        // record could; JSON has no other way to write those characters).
+        if self.needle.find(raw).is_none()
+            && !(escapes && memchr::memmem::find(raw, b"\\u").is_some())
+        {
             return;
         }
         // The splitter has checked every record's UTF-8 (or seen it is ASCII).

@@ -40,6 +40,8 @@ pub(crate) struct RecordSplitter {
     /// A newline may have been passed since the last [`consumed`](Self::consumed): only then
     /// are the consumed bytes searched for lines (CloudTrail writes each file on one line).
     newline_seen: bool,
+    /// The last value measured may hold a backslash (an escape).
+    backslash: bool,
     /// The last value measured may hold a byte outside ASCII (it is then checked as UTF-8;
     /// an ASCII record is valid UTF-8 as it is).
     non_ascii: bool,
@@ -69,7 +71,8 @@ enum Phase {
 
 impl RecordSplitter {
     /// Reads `text` (the file's text from where the last call stopped) and calls `record` with
-    /// the index and raw text of every complete record in it (valid UTF-8). Returns how many bytes were
+    /// the index and raw text of every complete record in it (valid UTF-8), and whether it
+    /// may hold an escape (`false`: it has no backslash). Returns how many bytes were
     /// consumed: the caller drops them (see [`consumed`](Self::consumed)) and calls again with
     /// the rest followed by more text. With `eof`, `text` is all that is left of the file, and
     /// it must be consumed whole.
@@ -80,7 +83,7 @@ impl RecordSplitter {
         &mut self,
         text: &'t [u8],
         eof: bool,
-        record: &mut dyn FnMut(usize, &'t [u8]),
+        record: &mut dyn FnMut(usize, &'t [u8], bool),
     ) -> Result<usize, String> {
         let mut done = 0;
         loop {
@@ -130,13 +133,14 @@ impl RecordSplitter {
                 }
                 Phase::FirstRecord | Phase::Record => {
                     self.non_ascii = true;
+                    self.backslash = true;
                     let Some(end) = self.value_end(text, at, eof)? else {
                         return Ok(done);
                     };
                     if self.non_ascii {
                         self.utf8(text, at, end)?;
                     }
-                    record(self.index, &text[at..end]);
+                    record(self.index, &text[at..end], self.backslash);
                     self.index += 1;
                     self.phase = Phase::AfterRecord;
                     done = end;
@@ -333,15 +337,30 @@ impl RecordSplitter {
         eof: bool,
     ) -> Result<Option<usize>, String> {
         self.stack.clear();
-        self.non_ascii = false;
+        // Kept in registers for the loop, stored once at the end.
+        let mut non_ascii = false;
+        let mut control_seen = false;
+        let mut backslash_seen = false;
         let mut backslashes = EscapeCarry::default();
         let mut in_string_before = 0u64;
         let mut block_start = at;
-        while block_start < text.len() {
+        let found = loop {
+            if block_start >= text.len() {
+                break None;
+            }
             let block = classify.read(&text[block_start..]);
-            self.non_ascii |= block.non_ascii;
+            non_ascii |= block.non_ascii;
+            backslash_seen |= block.backslash != 0;
             let escaped = backslashes.next(block.backslash);
-            let in_string = prefix_xor(block.quote & !escaped) ^ in_string_before;
+            let quotes = block.quote & !escaped;
+            if block.brackets | block.control == 0 {
+                // No bracket to place and no control byte to check (about half the blocks):
+                // only whether the block ends inside a string matters, the parity of its quotes.
+                in_string_before ^= 0u64.wrapping_sub(u64::from(quotes.count_ones() & 1));
+                block_start += 64;
+                continue;
+            }
+            let in_string = prefix_xor(quotes) ^ in_string_before;
             // All ones when the block ends inside a string.
             in_string_before = 0u64.wrapping_sub(in_string >> 63);
 
@@ -371,26 +390,31 @@ impl RecordSplitter {
             }
             let before_end = end.map_or(u64::MAX, |i| (1u64 << i) - 1);
             // Whitespace between a record's tokens may hold newlines: all are control bytes.
-            self.newline_seen |= block.control != 0;
+            control_seen |= block.control != 0;
             let control = block.control & in_string & before_end;
             if control != 0 {
                 let i = control.trailing_zeros() as usize;
                 return Err(self.control_character(text, block_start + i));
             }
             if let Some(i) = end {
-                return Ok(Some(block_start + i + 1));
+                break Some(block_start + i + 1);
             }
             block_start += 64;
-        }
-        if eof {
-            let what = if text[at] == b'{' {
-                "an object"
-            } else {
-                "a list"
-            };
-            Err(self.not_json(&format!("EOF while parsing {what}"), text, text.len()))
-        } else {
-            Ok(None)
+        };
+        self.non_ascii = non_ascii;
+        self.backslash = backslash_seen;
+        self.newline_seen |= control_seen;
+        match found {
+            Some(end) => Ok(Some(end)),
+            None if eof => {
+                let what = if text[at] == b'{' {
+                    "an object"
+                } else {
+                    "a list"
+                };
+                Err(self.not_json(&format!("EOF while parsing {what}"), text, text.len()))
+            }
+            None => Ok(None),
         }
     }
 
@@ -528,7 +552,7 @@ mod tests {
             buffer.extend_from_slice(&text[offered..next]);
             offered = next;
             let eof = offered == text.len();
-            let consumed = splitter.feed(&buffer, eof, &mut |i, raw| {
+            let consumed = splitter.feed(&buffer, eof, &mut |i, raw, _| {
                 records.push((i, String::from_utf8(raw.to_vec()).expect("UTF-8")));
             })?;
             if eof {

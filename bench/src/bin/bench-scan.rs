@@ -289,10 +289,7 @@ fn bench_s3(dir: &Path, s3: &str) -> Result<bool, Box<dyn std::error::Error>> {
         "S3 throughput / local throughput = {:.2} (target >= 0.80)",
         local_wall / s3_wall
     );
-    let expected: BTreeSet<String> = fs::read_to_string(dir.join("expected-default.txt"))?
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let expected = expected_ids(dir)?;
     let (from_disk, from_s3) = (ids_of(&local_out)?, ids_of(&s3_out)?);
     let same = from_disk == expected && from_s3 == expected;
     println!(
@@ -303,6 +300,14 @@ fn bench_s3(dir: &Path, s3: &str) -> Result<bool, Box<dyn std::error::Error>> {
         if same { "identical" } else { "DIFFERENT" }
     );
     Ok(same)
+}
+
+/// The ids the generator wrote to `expected-default.txt`: the events of the default selection.
+fn expected_ids(dir: &Path) -> io::Result<BTreeSet<String>> {
+    Ok(fs::read_to_string(dir.join("expected-default.txt"))?
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }
 
 fn ids_of(jsonl: &Path) -> io::Result<BTreeSet<String>> {
@@ -384,10 +389,7 @@ fn bench(dir: &Path, skip_duckdb: bool) -> Result<bool, Box<dyn std::error::Erro
         );
         println!("DuckDB rows: {}", d["rows"]);
     }
-    let expected: BTreeSet<String> = fs::read_to_string(dir.join("expected-default.txt"))?
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let expected = expected_ids(dir)?;
     let got = ids_of(&engine_out)?;
     let same = got == expected;
     println!(
@@ -397,6 +399,76 @@ fn bench(dir: &Path, skip_duckdb: bool) -> Result<bool, Box<dyn std::error::Erro
         if same { "identical" } else { "DIFFERENT" }
     );
     Ok(same)
+}
+
+/// The floor and the engine run alternately `n` times, each in its own process: on a cloud
+/// machine whose speed wanders from one minute to the next, only pairs taken back to back give
+/// a ratio worth reading. Prints each pair, then the medians; `Ok(false)` when the engine's
+/// output differs from the generator's expected events in any run.
+fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
+    let me = std::env::current_exe()?;
+    let work = tempfile::tempdir()?;
+    let d = dir.to_str().ok_or("the trail path is not UTF-8")?;
+    let out = work.path().join("engine.jsonl");
+    let out_arg = out.to_str().ok_or("path")?;
+    let expected = expected_ids(dir)?;
+    println!(
+        "{n} floor/engine pairs; engine's structural pass: {}",
+        connect_audit_query::simd_level()
+    );
+    println!();
+    println!(
+        "| pair | floor wall (s) | engine wall (s) | floor wall / engine wall | engine peak RSS (MiB) |"
+    );
+    println!("|---|---|---|---|---|");
+    let (mut floors, mut engines, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut correct = true;
+    for pair in 1..=n {
+        let floor = measure(&me, &["floor", d])["wall"]
+            .as_f64()
+            .unwrap_or(f64::NAN);
+        let engine = measure(&me, &["engine", d, out_arg]);
+        correct &= ids_of(&out)? == expected;
+        let wall = engine["wall"].as_f64().unwrap_or(f64::NAN);
+        let rss = engine["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+        println!(
+            "| {pair} | {floor:.3} | {wall:.3} | {:.3} | {rss:.0} |",
+            floor / wall
+        );
+        floors.push(floor);
+        engines.push(wall);
+        ratios.push(floor / wall);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            f64::midpoint(v[mid - 1], v[mid])
+        }
+    };
+    let at_target = ratios.iter().filter(|r| **r >= 0.75).count();
+    let (low, high) = (
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    println!();
+    println!(
+        "median floor wall {:.3} s, median engine wall {:.3} s; floor wall / engine wall: median {:.3}, {low:.3}–{high:.3}, {at_target} of {n} pairs >= 0.75 (target: >= 0.75)",
+        median(&mut floors),
+        median(&mut engines),
+        median(&mut ratios),
+    );
+    println!(
+        "correctness: {}",
+        if correct {
+            "every engine run reported exactly the generator's expected events"
+        } else {
+            "an engine run DIFFERED from the generator's expected events"
+        }
+    );
+    Ok(correct)
 }
 
 fn main() -> ExitCode {
@@ -412,8 +484,14 @@ fn main() -> ExitCode {
         [dir] => bench(Path::new(dir), false),
         [dir, "--no-duckdb"] => bench(Path::new(dir), true),
         [dir, "--s3", s3] => bench_s3(Path::new(dir), s3),
+        [dir, "--pairs", n] => match n.parse() {
+            Ok(n) if n > 0 => pairs(Path::new(dir), n),
+            _ => Err(format!("--pairs takes a count, not {n:?}").into()),
+        },
         _ => {
-            eprintln!("usage: bench-scan TRAIL_DIR [--no-duckdb | --s3 s3://BUCKET/PREFIX]");
+            eprintln!(
+                "usage: bench-scan TRAIL_DIR [--no-duckdb | --pairs N | --s3 s3://BUCKET/PREFIX]"
+            );
             return ExitCode::from(2);
         }
     };

@@ -624,6 +624,26 @@ fn json_nested_10000_deep_is_refused_without_blowing_the_stack() {
     );
 }
 
+/// A Connect event whose `eventSource` is spelt with `\u` escapes is the same JSON as one
+/// written plainly (Athena's reader sees it so), and is audited as one: no forged spelling hides
+/// an event from the local engine, whose filter looks for `connect.amazonaws.com` in raw bytes.
+#[test]
+fn an_event_source_spelt_with_escapes_is_still_audited() {
+    let plain = event("escaped-source").to_string();
+    let escaped = plain.replace("connect.amazonaws.com", "\\u0063onnect\\u002eamazonaws.com");
+    assert!(!escaped.contains("connect.amazonaws.com"), "{escaped}");
+    let decoded: Value = serde_json::from_str(&escaped).unwrap();
+    assert_eq!(decoded["eventSource"], "connect.amazonaws.com");
+    let trail = Trail::new();
+    trail.put(
+        "1000Z_escaped",
+        &gzip(format!(r#"{{"Records":[{escaped}]}}"#).as_bytes()),
+    );
+    let run = trail.report(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.id_set(), ids(&["good-file", "escaped-source"]));
+}
+
 /// Digest files (their own folder, or their name anywhere) are not trail files: not read, not
 /// counted, no warning.
 #[test]
