@@ -3,10 +3,10 @@
 //! CloudTrail writes one object per file, `{"Records":[{…},{…},…]}`, and most records are not
 //! audited Connect events. Finding where each record ends is then most of the work of reading a
 //! file, so [`RecordSplitter`] does it with a structural pass over 64-byte blocks, as simdjson
-//! does: masks of quotes, backslashes, control bytes and brackets (SSE2 on x86_64 through
-//! `wide`, plain code elsewhere), the escaped characters found from runs of backslashes, "inside
-//! a string" as a prefix XOR of the unescaped quotes, and only the brackets outside strings
-//! visited one by one. It resumes at record boundaries, so a large file is inflated and split in
+//! does: masks of quotes, backslashes, control bytes and brackets (AVX-512BW, AVX2 or SSE2,
+//! chosen at run time: [`crate::blocks`]), the escaped characters found from runs of
+//! backslashes, "inside a string" as a prefix XOR of the unescaped quotes, and only the
+//! brackets outside strings visited one by one. It resumes at record boundaries, so a large file is inflated and split in
 //! windows of bounded size instead of whole.
 //!
 //! What it checks on every byte of the file: the text is UTF-8; every string ends and holds no
