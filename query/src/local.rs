@@ -13,9 +13,10 @@
 //! [`FETCH_CONCURRENCY`] at a time on a tokio runtime (enough to hide S3's latency behind
 //! CloudTrail's many small files) and handed, in memory, to the same per-file code the local
 //! walk uses; the objects being fetched or waiting for a worker never hold more than
-//! [`ScanOptions::fetch_budget`] bytes between them (one larger object goes alone). An object S3 does not give (after the SDK's retries: the store is down,
-//! throttles or refuses) is not a bad file: the scan fails naming it, so no output or
-//! incremental state ever advances past events it could not read.
+//! [`ScanOptions::fetch_budget`] bytes between them (one larger object goes alone). An object
+//! S3 does not give (after the SDK's retries: the store is down, throttles or refuses) is not
+//! a bad file: the scan fails naming it, so no output or incremental state ever advances past
+//! events it could not read.
 //!
 //! Files are read by `threads` workers; results are put back into path order before they
 //! reach the sink, so output is deterministic: rows come by file (path order), then by event

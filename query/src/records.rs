@@ -6,8 +6,8 @@
 //! does: masks of quotes, backslashes, control bytes and brackets (AVX-512BW, AVX2 or SSE2,
 //! chosen at run time: [`crate::blocks`]), the escaped characters found from runs of
 //! backslashes, "inside a string" as a prefix XOR of the unescaped quotes, and only the
-//! brackets outside strings visited one by one. It resumes at record boundaries, so a large file is inflated and split in
-//! windows of bounded size instead of whole.
+//! brackets outside strings visited one by one. It resumes at record boundaries, so a large
+//! file is inflated and split in windows of bounded size instead of whole.
 //!
 //! What it checks on every byte of the file: the text is UTF-8; every string ends and holds no
 //! raw control character; brackets nest and match; the top is one object with at most one
