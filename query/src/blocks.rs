@@ -76,6 +76,14 @@ impl Isa {
         static CHOSEN: OnceLock<Isa> = OnceLock::new();
         *CHOSEN.get_or_init(|| {
             let wanted = std::env::var(connect_audit_config::SIMD_ENV).ok();
+            if let Some(name) = wanted.as_deref()
+                && !["avx512", "avx2", "sse2"].contains(&name)
+            {
+                tracing::warn!(
+                    "{}={name:?} is not avx512, avx2 or sse2: ignored",
+                    connect_audit_config::SIMD_ENV
+                );
+            }
             let available = Self::available();
             wanted
                 .and_then(|name| available.iter().copied().find(|isa| isa.name() == name))

@@ -485,6 +485,26 @@ fn every_simd_level_gives_the_same_report_and_the_same_messages() {
             assert!(skipped.len() > 10, "{skipped:#?}");
         } else {
             assert!(stdout.len() > 1000);
+            // A value it does not know is named and ignored: the best set runs.
+            let out = Command::new(binary())
+                .args(["report", "--trail"])
+                .arg(&trail)
+                .args(["--since", "2024-05-01", "--until", "2024-05-08"])
+                .args(["--format", "jsonl", "--output", "-"])
+                .env_remove("CONNECT_AUDIT_CONFIG")
+                .env_remove("RUST_LOG")
+                .env("CONNECT_AUDIT_SIMD", "avx9000")
+                .output()
+                .unwrap();
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), code, "{stderr}");
+            assert_eq!(out.stdout, stdout);
+            assert!(
+                stderr.contains(
+                    r#"CONNECT_AUDIT_SIMD="avx9000" is not avx512, avx2 or sse2: ignored"#
+                ),
+                "{stderr}"
+            );
         }
     }
 }
