@@ -63,6 +63,18 @@ pub enum Command {
     /// Amazon Athena: create the tables and view, or print the audit query.
     #[command(subcommand)]
     Athena(AthenaCommand),
+    /// Print shell completions on stdout, e.g.
+    /// `connect-audit completions bash > ~/.local/share/bash-completion/completions/connect-audit`.
+    /// Reads no configuration.
+    Completions(CompletionsArgs),
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// `run`.

@@ -1,5 +1,6 @@
 //! `connect-audit athena init|sql` and `report --engine athena`.
 
+use connect_audit_core::redact::Redaction;
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -118,7 +119,8 @@ pub fn report(
     let runtime = runtime()?;
     let outcome = runtime.block_on(async {
         let runner = runner(settings, valid).await;
-        athena::report(&runner, &query, &mut sink, ctrl_c()).await
+        let redaction = Redaction::with_keys(&settings.report.redact_keys);
+        athena::report(&runner, &query, &redaction, &mut sink, ctrl_c()).await
     });
     reporter.finish();
     let summary = outcome.context("the Athena report failed; nothing was written")?;

@@ -136,7 +136,7 @@ impl<S: ScanSink> ScanSink for DropDelivered<'_, S> {
     fn records(&mut self, mut batch: Vec<AuditRecord>) -> Result<(), SinkError> {
         if let Some(previous) = self.previous {
             let before = batch.len();
-            batch.retain(|r| !previous.is_delivered(&r.event_id));
+            batch.retain(|r| !previous.is_delivered(&r.row_key()));
             self.dropped += (before - batch.len()) as u64;
         }
         if let Some(horizon) = self.horizon {
@@ -144,7 +144,7 @@ impl<S: ScanSink> ScanSink for DropDelivered<'_, S> {
                 batch
                     .iter()
                     .filter(|r| r.event_time >= horizon)
-                    .map(|r| (r.event_id.clone(), r.event_time)),
+                    .map(|r| (r.row_key().into_owned(), r.event_time)),
             );
         }
         self.inner.records(batch)

@@ -6,6 +6,7 @@
 mod args;
 mod athena;
 mod aws;
+mod completions;
 mod destinations;
 mod incremental;
 mod output;
@@ -61,6 +62,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    // Completions need no configuration: a broken config file must not stop them.
+    if let Command::Completions(args) = &cli.command {
+        return completions::print(args.shell);
+    }
     let figment =
         connect_audit_config::load_profile(cli.config.as_deref(), cli.profile.as_deref())?;
     match &cli.command {
@@ -191,6 +196,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             output::data(&toml::to_string_pretty(&settings)?);
             Ok(ExitCode::Success)
         }
+        Command::Completions(_) => unreachable!("answered before the configuration is loaded"),
     }
 }
 

@@ -90,12 +90,30 @@ impl Reporter {
     }
 }
 
-/// Prints an error and its causes.
+/// Prints an error and its causes, each once (see [`chain`]).
 pub fn error(err: &anyhow::Error) {
-    eprintln!("connect-audit: error: {err}");
-    for cause in err.chain().skip(1) {
+    let mut lines = chain(err).into_iter();
+    eprintln!("connect-audit: error: {}", lines.next().unwrap_or_default());
+    for cause in lines {
         eprintln!("  caused by: {cause}");
     }
+}
+
+/// The messages of an error's chain, outermost first, without repeats: a cause whose text a
+/// message above already holds is left out. Many errors show their source in their own
+/// message (`{path}: {source}`, so they read whole where only they are printed) and also
+/// return it from `source()`; walking the chain would otherwise say the same sentence once
+/// per level.
+pub fn chain(err: &anyhow::Error) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let said = text.trim().is_empty() || lines.iter().any(|line| line.contains(text.trim()));
+        if !said {
+            lines.push(text);
+        }
+    }
+    lines
 }
 
 /// Prints a line of data to stdout.
@@ -106,4 +124,40 @@ pub fn data(text: &str) {
 /// Prints a note on stderr.
 pub fn note(text: &str) {
     eprintln!("{text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that shows its source in its message and returns it from `source()` too.
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}: {source}")]
+    struct Wrapped {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_said_is_not_said_again() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotADirectory, "Not a directory");
+        let inner = Wrapped {
+            what: "out/audit.csv",
+            source: io,
+        };
+        let err = anyhow::Error::from(inner).context("cannot start the csv exporter");
+        assert_eq!(
+            chain(&err),
+            [
+                "cannot start the csv exporter",
+                "out/audit.csv: Not a directory"
+            ]
+        );
+        // Causes that add something are all kept, in order.
+        let err = anyhow::anyhow!("disk full")
+            .context("cannot write x")
+            .context("run failed");
+        assert_eq!(chain(&err), ["run failed", "cannot write x", "disk full"]);
+    }
 }

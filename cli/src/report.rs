@@ -1,5 +1,6 @@
 //! `connect-audit report`: scan, name, export.
 
+use connect_audit_core::redact::Redaction;
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -168,7 +169,9 @@ pub fn finish_exporters(exporters: Vec<Box<dyn Exporter>>) -> anyhow::Result<Vec
     match failures.next() {
         None => Ok(outputs),
         Some(first) => {
-            let others: Vec<String> = failures.map(|e| format!("{e:#}")).collect();
+            let others: Vec<String> = failures
+                .map(|e| crate::output::chain(&e).join(": "))
+                .collect();
             if others.is_empty() {
                 Err(first)
             } else {
@@ -267,6 +270,7 @@ pub fn run(
     let exporters = build_exporters(&specs)?;
     let mut options = ScanOptions::new(valid.window, valid.events.clone());
     options.scope = valid.scope.clone();
+    options.redaction = Redaction::with_keys(&settings.report.redact_keys);
     if let Some(threads) = settings.report.threads {
         options.threads = threads;
     }
@@ -395,6 +399,13 @@ fn summary_text(
         mib(s.bytes_read),
         s.files_bad
     );
+    if s.files_ignored > 0 {
+        let _ = writeln!(
+            t,
+            "  ignored: {} files that are not CloudTrail logs (-v lists them)",
+            s.files_ignored
+        );
+    }
     let _ = writeln!(
         t,
         "  records: {} seen, {} audited events written, {} duplicate deliveries dropped, {} bad",

@@ -267,7 +267,7 @@ impl AthenaSettings {
             None => {
                 bad(
                     "athena.trail",
-                    "not set: give the trail's s3:// location (the folder holding AWSLogs/) as athena.trail or report.trail".into(),
+                    "give the trail's s3:// location (the folder holding AWSLogs/) as athena.trail or report.trail".into(),
                 );
                 None
             }
@@ -489,7 +489,10 @@ mod tests {
             Some(("snapshot.store", "examples/snapshot")),
         );
         let text = found.join("\n");
-        assert!(text.contains("athena.trail: not set"), "{text}");
+        assert!(
+            text.contains("athena.trail: give the trail's s3:// location"),
+            "{text}"
+        );
         assert!(text.contains("athena.accounts: no account"), "{text}");
         assert!(text.contains("athena.regions: no region"), "{text}");
         assert!(text.contains("snapshot.store"), "{text}");

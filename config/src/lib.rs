@@ -291,6 +291,35 @@ pub struct ReportSettings {
     /// instance are then left out. Default: all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_ids: Vec<String>,
+    /// Keys removed from `request_parameters` and `response_elements` besides the secret
+    /// credentials that are always removed (`Password`, `AccessToken`, `RefreshToken`,
+    /// `SignInUrl`), at any depth, in any letter case: e.g. `["Email", "Mobile"]`. Default:
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redact_keys: Vec<String>,
+}
+
+/// Where the value of a key came from, as a person reads it: never a Rust type name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// No layer gives the key a value (an optional key left out, or a figment without the
+    /// defaults).
+    NotSet,
+    /// The built-in default: no file, variable or flag set the key.
+    Default,
+    /// A layer set it: `file connect-audit.toml`, `environment variable
+    /// CONNECT_AUDIT_REPORT__SINCE`, `--since`.
+    SetBy(String),
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotSet => f.write_str("not set"),
+            Self::Default => f.write_str("default"),
+            Self::SetBy(who) => write!(f, "set by {who}"),
+        }
+    }
 }
 
 /// A configuration problem: the key, who set it, and what is wrong.
@@ -298,18 +327,15 @@ pub struct ReportSettings {
 pub struct Problem {
     /// Dotted key, e.g. `report.since` or `exporters[1].timezone`.
     pub key: String,
-    /// Where the value came from (file path or environment variable), when known.
-    pub origin: Option<String>,
+    /// Where the value came from.
+    pub origin: Provenance,
     /// What is wrong.
     pub message: String,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.origin {
-            Some(origin) => write!(f, "{} (set by {origin}): {}", self.key, self.message),
-            None => write!(f, "{}: {}", self.key, self.message),
-        }
+        write!(f, "{} ({}): {}", self.key, self.origin, self.message)
     }
 }
 
@@ -384,7 +410,10 @@ pub fn load_profile(
     profile: Option<&str>,
 ) -> Result<Figment, ConfigError> {
     let selected = profile.filter(|p| !p.is_empty()).unwrap_or("default");
-    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    let mut figment = Figment::from(Named {
+        name: DEFAULTS.to_owned(),
+        value: Serialized::defaults(Settings::default()),
+    });
     let file = config_file(explicit)?;
     let tables = file.as_deref().and_then(top_level_tables);
     let profiled = tables.as_ref().is_some_and(|t| {
@@ -437,23 +466,34 @@ pub fn load_profile(
 /// Merges a command-line flag over everything else (the file's profiles included).
 #[must_use]
 pub fn flag<T: Serialize>(figment: Figment, key: &str, value: T) -> Figment {
-    figment.merge(Flag {
-        name: format!(
+    // Named as the user typed it; two keys are set by flags not named after them.
+    let name = match key {
+        "exporters" => "--format/--output".to_owned(),
+        "instances" => "--instance".to_owned(),
+        _ => format!(
             "--{}",
             key.rsplit('.').next().unwrap_or(key).replace('_', "-")
         ),
+    };
+    figment.merge(Named {
+        name,
         value: Serialized::global(key, value),
     })
 }
 
-/// A command-line flag as a figment provider, named after the flag: a message about its
-/// value then says `set by --since`, not the Rust type it was serialised from.
-struct Flag<T> {
+/// The name of the built-in defaults' provider, which [`provenance`] reads as
+/// [`Provenance::Default`].
+const DEFAULTS: &str = "built-in defaults";
+
+/// Serialised values as a figment provider with a name a person reads: a message about a
+/// value then says `set by --since` or `default`, not the Rust type it was serialised from
+/// (figment names a [`Serialized`] provider after its type, e.g. `connect_audit_config::Settings`).
+struct Named<T> {
     name: String,
     value: Serialized<T>,
 }
 
-impl<T: Serialize> figment::Provider for Flag<T> {
+impl<T: Serialize> figment::Provider for Named<T> {
     fn metadata(&self) -> figment::Metadata {
         figment::Metadata::named(self.name.clone())
     }
@@ -628,6 +668,17 @@ impl Settings {
                 }
             }
         }
+        for (i, key) in r.redact_keys.iter().enumerate() {
+            if key.trim().is_empty() || key.chars().any(char::is_control) {
+                problem(
+                    &format!("report.redact_keys[{i}]"),
+                    format!(
+                        "`{}` is not a JSON key name (empty, or a control character)",
+                        key.escape_default()
+                    ),
+                );
+            }
+        }
         validate_exporters(&self.exporters, problem);
         Common {
             window,
@@ -652,7 +703,7 @@ impl Settings {
         let mut problem = |key: &str, message: String| {
             problems.push(Problem {
                 key: key.to_owned(),
-                origin: origin_of(figment, key),
+                origin: provenance(figment, key),
                 message,
             });
         };
@@ -728,17 +779,14 @@ impl Settings {
         let mut problem = |key: &str, message: String| {
             problems.push(Problem {
                 key: key.to_owned(),
-                origin: origin_of(figment, key),
+                origin: provenance(figment, key),
                 message,
             });
         };
         let r = &self.report;
         let trail = match r.trail.as_deref().map(Location::parse) {
             None => {
-                problem(
-                    "report.trail",
-                    "not set: give --trail DIR or report.trail".into(),
-                );
+                problem("report.trail", "give --trail DIR or report.trail".into());
                 None
             }
             Some(Err(e)) => {
@@ -784,7 +832,7 @@ impl Settings {
         let mut problem = |key: &str, message: String| {
             problems.push(Problem {
                 key: key.to_owned(),
-                origin: origin_of(figment, key),
+                origin: provenance(figment, key),
                 message,
             });
         };
@@ -808,7 +856,7 @@ impl Settings {
         let mut problem = |key: &str, message: String| {
             problems.push(Problem {
                 key: key.to_owned(),
-                origin: origin_of(figment, key),
+                origin: provenance(figment, key),
                 message,
             });
         };
@@ -816,8 +864,7 @@ impl Settings {
             None => {
                 problem(
                     "snapshot.store",
-                    "not set: give --store s3://bucket/prefix (or a directory) or snapshot.store"
-                        .into(),
+                    "give --store s3://bucket/prefix (or a directory) or snapshot.store".into(),
                 );
                 None
             }
@@ -993,15 +1040,18 @@ fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, Str
     }
 }
 
-/// Who set `key`: the file path or the environment variable.
-fn origin_of(figment: &Figment, key: &str) -> Option<String> {
+/// Who set `key` in `figment` (as [`load`] builds it, flags merged with [`flag`]): a file, an
+/// environment variable or a flag; else the built-in default; else nothing.
+pub fn provenance(figment: &Figment, key: &str) -> Provenance {
     // `exporters[1].timezone` → the metadata of `exporters` (figment has no index paths).
     let lookup = key.split('[').next().unwrap_or(key);
-    let meta = figment.find_metadata(lookup)?;
-    if meta.name.contains("default") {
-        return None;
+    let Some(meta) = figment.find_metadata(lookup) else {
+        return Provenance::NotSet;
+    };
+    if meta.name == DEFAULTS {
+        return Provenance::Default;
     }
-    Some(match &meta.source {
+    Provenance::SetBy(match &meta.source {
         Some(figment::Source::File(path)) => format!("file {}", path.display()),
         _ if meta.name.contains("environment") => format!(
             "environment variable {ENV_PREFIX}{}",
@@ -1096,6 +1146,75 @@ mod tests {
     }
 
     #[test]
+    fn provenance_reads_default_or_not_set_never_a_type_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                "[report]\nengine = 'athena'\ntrail = 's3://trail-bucket'\n",
+            )?;
+            jail.set_env("CONNECT_AUDIT_ATHENA__REGIONS", "[\"Mars\"]");
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            let err = s.validate_athena(&figment, now()).unwrap_err().to_string();
+            // The default (an empty list) is called that, not `connect_audit_config::Settings`.
+            assert!(
+                err.contains("athena.accounts (default): no account"),
+                "{err}"
+            );
+            assert!(
+                err.contains(
+                    "athena.regions (set by environment variable CONNECT_AUDIT_ATHENA__REGIONS)"
+                ),
+                "{err}"
+            );
+            assert!(!err.contains("::") && !err.contains("Settings"), "{err}");
+
+            assert_eq!(provenance(&figment, "athena.accounts"), Provenance::Default);
+            assert_eq!(
+                provenance(&figment, "snapshot.max_attempts"),
+                Provenance::Default
+            );
+            assert_eq!(provenance(&figment, "report.snapshot"), Provenance::NotSet);
+            assert_eq!(provenance(&figment, "no.such.key"), Provenance::NotSet);
+            assert!(matches!(
+                provenance(&figment, "report.engine"),
+                Provenance::SetBy(who) if who.starts_with("file ") && who.ends_with("connect-audit.toml")
+            ));
+            let flagged = flag(figment.clone(), "report.threads", 0);
+            assert_eq!(
+                provenance(&flagged, "report.threads").to_string(),
+                "set by --threads"
+            );
+            let flagged = flag(
+                flagged,
+                "exporters",
+                vec![ExporterSpec::Jsonl(JsonlSpec::new("-"))],
+            );
+            assert_eq!(
+                provenance(&flagged, "exporters[0].path").to_string(),
+                "set by --format/--output"
+            );
+            let flagged = flag(flagged, "instances", Vec::<InstanceSettings>::new());
+            assert_eq!(
+                provenance(&flagged, "instances").to_string(),
+                "set by --instance"
+            );
+
+            // A required key nobody set says so once, in the provenance.
+            let err = Settings::default()
+                .validate(&figment::Figment::new(), now())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("report.trail (not set): give --trail DIR or report.trail"),
+                "{err}"
+            );
+            assert_eq!(err.matches("not set").count(), 1, "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_with_their_source() {
         Jail::expect_with(|jail| {
             jail.create_file(
@@ -1118,7 +1237,10 @@ mod tests {
                 .merge(("report.until", "2024-05-01"));
             let s: Settings = figment.extract()?;
             let err = s.validate(&figment, now()).unwrap_err().to_string();
-            assert!(err.contains("report.trail: not set"), "{err}");
+            assert!(
+                err.contains("report.trail (not set): give --trail DIR"),
+                "{err}"
+            );
             assert!(err.contains("window is empty"), "{err}");
             Ok(())
         });
@@ -1178,8 +1300,11 @@ mod tests {
             .validate_snapshot(&Figment::new())
             .unwrap_err()
             .to_string();
-        assert!(err.contains("snapshot.store: not set"), "{err}");
-        assert!(err.contains("instances: no instance"), "{err}");
+        assert!(
+            err.contains("snapshot.store (not set): give --store"),
+            "{err}"
+        );
+        assert!(err.contains("instances (not set): no instance"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub const GROUPS: &[EventGroup] = &[
             "DisassociateUserProficiencies",
             "AssociateTrafficDistributionGroupUser",
             "DisassociateTrafficDistributionGroupUser",
+            // Which users and routing profiles see a workspace (its views and pages).
+            "AssociateWorkspace",
+            "DisassociateWorkspace",
+            "UpdateWorkspaceVisibility",
+            "DeleteWorkspace",
         ],
     },
     EventGroup {
@@ -113,10 +118,17 @@ pub const GROUPS: &[EventGroup] = &[
             "UpdateAuthenticationProfile",
             "UpdateInstanceAttribute",
             "AssociateApprovedOrigin",
+            "DisassociateApprovedOrigin",
             "AssociateSecurityKey",
+            "DisassociateSecurityKey",
             "CreateInstance",
             "DeleteInstance",
             "ReplicateInstance",
+            // Global resiliency: which Region agents sign in to and calls go to.
+            "CreateTrafficDistributionGroup",
+            "DeleteTrafficDistributionGroup",
+            "UpdateTrafficDistribution",
+            "UpdateCrossRegionRouting",
         ],
     },
     EventGroup {
@@ -126,6 +138,7 @@ pub const GROUPS: &[EventGroup] = &[
         events: &[
             "GetFederationToken",
             "AdminGetEmergencyAccessToken",
+            "CreateAuthCode",
             "DescribeUser",
             "ListUsers",
             "SearchUsers",
@@ -210,7 +223,9 @@ impl Default for EventSelection {
 mod tests {
     use super::*;
 
-    /// Every operation of the botocore-derived list in `shared/samples/09_*.tsv`.
+    /// Every operation of the botocore-derived list in `shared/samples/09_*.tsv`, then the calls
+    /// issue 14 found missing. The whole check against the Connect API model of the SDK is
+    /// `tests/tests/e2e/catalogue.rs`.
     const TSV_OPERATIONS: &[&str] = &[
         "CreateUser",
         "DeleteUser",
@@ -259,6 +274,18 @@ mod tests {
         "DescribeUser",
         "ListUsers",
         "SearchUsers",
+        // Issue 14.
+        "DisassociateApprovedOrigin",
+        "DisassociateSecurityKey",
+        "AssociateWorkspace",
+        "DisassociateWorkspace",
+        "UpdateWorkspaceVisibility",
+        "DeleteWorkspace",
+        "UpdateTrafficDistribution",
+        "CreateTrafficDistributionGroup",
+        "DeleteTrafficDistributionGroup",
+        "UpdateCrossRegionRouting",
+        "CreateAuthCode",
     ];
 
     #[test]
@@ -266,6 +293,32 @@ mod tests {
         for op in TSV_OPERATIONS {
             assert!(group_of(op).is_some(), "{op} is not catalogued");
         }
+    }
+
+    #[test]
+    fn both_halves_of_a_pair_are_in_the_same_group() {
+        for (a, b) in [
+            ("AssociateApprovedOrigin", "DisassociateApprovedOrigin"),
+            ("AssociateSecurityKey", "DisassociateSecurityKey"),
+            ("AssociateWorkspace", "DisassociateWorkspace"),
+            (
+                "CreateTrafficDistributionGroup",
+                "DeleteTrafficDistributionGroup",
+            ),
+            ("AssociateSecurityProfiles", "DisassociateSecurityProfiles"),
+        ] {
+            assert_eq!(
+                group_of(a).map(|g| g.name),
+                group_of(b).map(|g| g.name),
+                "{a}/{b}"
+            );
+        }
+        assert_eq!(group_of("AssociateWorkspace").unwrap().name, "permissions");
+        assert_eq!(
+            group_of("UpdateTrafficDistribution").unwrap().name,
+            "instance"
+        );
+        assert_eq!(group_of("CreateAuthCode").unwrap().name, "sign_in");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! CloudTrail records: parsing the fields the audit needs, and turning an audited Connect
-//! event into an [`AuditRecord`] (actor, target, origin, redaction).
+//! event into its [`AuditRecord`]s (actor, targets, origin, redaction by [`Redaction`]).
 
 use std::borrow::Cow;
 
@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::catalogue::{CONNECT_EVENT_SOURCE, EventGroup};
-use crate::ids::{bare_id, leading_uuid, parse_connect_arn};
+use crate::ids::{decode_id, leading_uuid, normal_id, parse_connect_arn};
 use crate::record::{ActorKind, AuditRecord, NameSource, Origin, TargetKind};
+use crate::redact::Redaction;
 
 /// Role name prefix of the Connect admin website's service-linked role.
 pub const CONNECT_ROLE_PREFIX: &str = "AWSServiceRoleForAmazonConnect_";
@@ -211,6 +212,16 @@ pub enum RecordError {
     /// `eventTime` is not an RFC 3339 timestamp.
     #[error("unparseable eventTime `{0}`")]
     BadTime(String),
+    /// A list of targets is longer than the API accepts.
+    #[error(
+        "`requestParameters.{key}` names {count} targets, more than the {MAX_TARGETS} the Connect API accepts"
+    )]
+    TooManyTargets {
+        /// The request key holding the list.
+        key: &'static str,
+        /// How many entries it has.
+        count: usize,
+    },
 }
 
 /// What parsing a raw record found.
@@ -304,14 +315,20 @@ impl CloudTrailRecord<'_> {
         let resp = self.response();
         Some(LearnedName {
             kind,
-            id: bare_id(id.read(Some(req), resp)?).to_owned(),
+            id: normal_id(id.read(Some(req), resp)?),
             name: name.read(Some(req), resp)?.to_owned(),
         })
     }
 
-    /// Builds the audit record of this Connect event, before naming (see
-    /// [`crate::Directory::resolve`]): names are those the trail itself carries.
-    pub fn to_audit_record(&self, group: &EventGroup) -> Result<AuditRecord, RecordError> {
+    /// Builds the audit records of this Connect event, before naming (see
+    /// [`crate::Directory::resolve`]): names are those the trail itself carries. One record
+    /// per target ([`Target::all`]): a call that names several targets gives one row for
+    /// each, numbered by `target_index`; any other call gives exactly one.
+    pub fn to_audit_records(
+        &self,
+        group: &EventGroup,
+        redaction: &Redaction,
+    ) -> Result<Vec<AuditRecord>, RecordError> {
         let event_id = self
             .event_id
             .as_deref()
@@ -342,12 +359,11 @@ impl CloudTrailRecord<'_> {
             .ok_or(RecordError::Missing("recipientAccountId"))?;
 
         let actor = Actor::of(identity);
-        let target = Target::of(event_name, self.request(), self.response());
+        let targets = Target::all(event_name, self.request(), self.response())?;
         let instance_id = self
             .request()
             .and_then(|r| str_field(r, "InstanceId"))
-            .map(|i| bare_id(i).to_owned())
-            .or(target.instance_id);
+            .map(normal_id);
         let user_agent = self.user_agent.as_deref();
         let source_ip = self.source_ip_address.as_deref();
         let origin = if actor.kind == ActorKind::ConnectUser
@@ -358,35 +374,44 @@ impl CloudTrailRecord<'_> {
         } else {
             Origin::Api
         };
-        let request_parameters = self.request_parameters.as_ref().and_then(|v| {
-            let mut v = v.clone();
-            remove_secrets(&mut v);
-            json_text(&v)
-        });
-        Ok(AuditRecord {
-            event_time,
-            event_id: event_id.to_owned(),
-            event_name: event_name.to_owned(),
-            category: group.category,
-            account_id: account_id.to_owned(),
-            region: region.to_owned(),
-            instance_id,
-            actor_kind: actor.kind,
-            actor_id: actor.id,
-            actor_name: actor.name,
-            actor_arn: identity.arn.as_deref().map(str::to_owned),
-            target_kind: target.kind,
-            target_id: target.id,
-            target_name: target.name,
-            name_source: NameSource::Unresolved,
-            origin,
-            source_ip: source_ip.map(str::to_owned),
-            user_agent: user_agent.map(str::to_owned),
-            error_code: self.error_code.as_deref().map(str::to_owned),
-            error_message: self.error_message.as_deref().map(str::to_owned),
-            request_parameters,
-            response_elements: self.response_elements.as_ref().and_then(json_text),
-        })
+        let redacted = |v: &Option<Value>| {
+            v.as_ref().and_then(|v| {
+                let mut v = v.clone();
+                redaction.apply(&mut v);
+                json_text(&v)
+            })
+        };
+        let request_parameters = redacted(&self.request_parameters);
+        let response_elements = redacted(&self.response_elements);
+        let mut records = Vec::with_capacity(targets.len());
+        for (index, target) in (0u32..).zip(targets) {
+            records.push(AuditRecord {
+                event_time,
+                event_id: event_id.to_owned(),
+                target_index: index,
+                event_name: event_name.to_owned(),
+                category: group.category,
+                account_id: account_id.to_owned(),
+                region: region.to_owned(),
+                instance_id: instance_id.clone().or(target.instance_id),
+                actor_kind: actor.kind,
+                actor_id: actor.id.clone(),
+                actor_name: actor.name.clone(),
+                actor_arn: identity.arn.as_deref().map(str::to_owned),
+                target_kind: target.kind,
+                target_id: target.id,
+                target_name: target.name,
+                name_source: NameSource::Unresolved,
+                origin,
+                source_ip: source_ip.map(str::to_owned),
+                user_agent: user_agent.map(str::to_owned),
+                error_code: self.error_code.as_deref().map(str::to_owned),
+                error_message: self.error_message.as_deref().map(str::to_owned),
+                request_parameters: request_parameters.clone(),
+                response_elements: response_elements.clone(),
+            });
+        }
+        Ok(records)
     }
 }
 
@@ -477,13 +502,15 @@ impl Target {
     fn new(kind: TargetKind, id: Option<&str>, name: Option<&str>) -> Self {
         Self {
             kind,
-            id: id.map(|i| bare_id(i).to_owned()),
+            id: id.map(normal_id),
             name: name.map(str::to_owned),
             instance_id: None,
         }
     }
 
     fn from_arn(arn: Option<&str>) -> Self {
+        let decoded = arn.map(decode_id);
+        let arn = decoded.as_deref();
         match arn.and_then(parse_connect_arn) {
             Some(r) => Self {
                 kind: r.kind,
@@ -504,7 +531,7 @@ impl Target {
     }
 
     /// Finds the target of `event_name` in its request and response, by its
-    /// [`target_rule`].
+    /// [`target_rule`]; for a call naming several targets, the first (see [`Target::all`]).
     pub fn of(
         event_name: &str,
         req: Option<&Map<String, Value>>,
@@ -517,11 +544,48 @@ impl Target {
                 name.and_then(|n| n.read(req, resp)),
             ),
             TargetRule::Arn(key) => Self::from_arn(req.and_then(|m| str_field(m, key))),
-            TargetRule::UserIdOrNone => match req.and_then(|m| str_field(m, "UserId")) {
+            TargetRule::ArnList(key) => Self::from_arn(
+                req.and_then(|m| m.get(key))
+                    .and_then(Value::as_array)
+                    .and_then(|items| items.first())
+                    .and_then(Value::as_str),
+            ),
+            TargetRule::UserOrNone(field) => match field.read(req, resp) {
                 Some(id) => Self::new(TargetKind::User, Some(id), None),
                 None => Self::new(TargetKind::None, None, None),
             },
         }
+    }
+
+    /// Every target of `event_name`, in request order: one for nearly every call; one per
+    /// ARN of the list for an [`TargetRule::ArnList`] call (no target when the list is empty
+    /// or absent). A list longer than the API accepts ([`MAX_TARGETS`]) is refused, so no
+    /// engine has to cut it.
+    pub fn all(
+        event_name: &str,
+        req: Option<&Map<String, Value>>,
+        resp: Option<&Map<String, Value>>,
+    ) -> Result<Vec<Self>, RecordError> {
+        let TargetRule::ArnList(key) = target_rule(event_name) else {
+            return Ok(vec![Self::of(event_name, req, resp)]);
+        };
+        let items = match req.and_then(|m| m.get(key)) {
+            Some(Value::Array(items)) if !items.is_empty() => items,
+            _ => return Ok(vec![Self::new(TargetKind::None, None, None)]),
+        };
+        if items.len() > MAX_TARGETS {
+            return Err(RecordError::TooManyTargets {
+                key,
+                count: items.len(),
+            });
+        }
+        Ok(items
+            .iter()
+            .map(|item| match item {
+                Value::String(arn) => Self::from_arn(Some(arn)),
+                _ => Self::new(TargetKind::None, None, None),
+            })
+            .collect())
     }
 }
 
@@ -569,9 +633,18 @@ pub enum TargetRule {
     /// A resource ARN in this request field, classified by its resource type
     /// ([`parse_connect_arn`]); a non-Connect ARN is a `resource`, no ARN is `none`.
     Arn(&'static str),
-    /// `requestParameters.UserId` when present (a user), else no target.
-    UserIdOrNone,
+    /// A list of resource ARNs in this request field, each classified as [`Self::Arn`]
+    /// does: one target per ARN, at most [`MAX_TARGETS`].
+    ArnList(&'static str),
+    /// The user this field names, when present; else no target. Most calls name their user
+    /// in `requestParameters.UserId`; a sign-in names it in its response.
+    UserOrNone(Field),
 }
+
+/// The most targets one call may name: the Connect API's limit on `ResourceArns`
+/// (`AssociateWorkspace`, `DisassociateWorkspace`). A record listing more did not come from
+/// the API, and is refused rather than cut.
+pub const MAX_TARGETS: usize = 25;
 
 impl TargetRule {
     /// Whether a successful event of this rule teaches the name of what it creates or renames
@@ -624,7 +697,17 @@ pub fn target_rule(event_name: &str) -> TargetRule {
             fixed(K::Resource, R("AuthenticationProfileId"), Some(R("Name")))
         }
         "CreateInstance" | "ReplicateInstance" => fixed(K::Resource, O("Id"), None),
-        _ => TargetRule::UserIdOrNone,
+        "AssociateWorkspace" | "DisassociateWorkspace" => TargetRule::ArnList("ResourceArns"),
+        "UpdateWorkspaceVisibility" | "DeleteWorkspace" => {
+            fixed(K::Resource, R("WorkspaceId"), None)
+        }
+        "CreateTrafficDistributionGroup" => fixed(K::Resource, O("Id"), Some(R("Name"))),
+        "DeleteTrafficDistributionGroup" => {
+            fixed(K::Resource, R("TrafficDistributionGroupId"), None)
+        }
+        "UpdateTrafficDistribution" => fixed(K::Resource, R("Id"), None),
+        "GetFederationToken" => TargetRule::UserOrNone(Field::ResponseEither("UserId", "UserArn")),
+        _ => TargetRule::UserOrNone(R("UserId")),
     }
 }
 
@@ -635,35 +718,6 @@ fn str_field<'m>(map: &'m Map<String, Value>, key: &str) -> Option<&'m str> {
 /// Compact JSON text of a value; `None` for `null`.
 fn json_text(v: &Value) -> Option<String> {
     (!v.is_null()).then(|| v.to_string())
-}
-
-/// The `request_parameters` column of an event from the JSON text a trail store keeps (an
-/// Athena CloudTrail table, say): compact, keys in the same order, `Password` removed, exactly
-/// as [`CloudTrailRecord::to_audit_record`] writes it. `None` for `null`; an error for text
-/// that is not JSON.
-pub fn request_parameters_text(json: &str) -> Result<Option<String>, serde_json::Error> {
-    let mut v: Value = serde_json::from_str(json)?;
-    remove_secrets(&mut v);
-    Ok(json_text(&v))
-}
-
-/// The `response_elements` column from its JSON text, as [`request_parameters_text`] does it
-/// (nothing is removed).
-pub fn response_elements_text(json: &str) -> Result<Option<String>, serde_json::Error> {
-    let v: Value = serde_json::from_str(json)?;
-    Ok(json_text(&v))
-}
-
-/// Removes every `Password` key (any letter case, at any depth).
-fn remove_secrets(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            map.retain(|k, _| !k.eq_ignore_ascii_case("password"));
-            map.values_mut().for_each(remove_secrets);
-        }
-        Value::Array(items) => items.iter_mut().for_each(remove_secrets),
-        _ => {}
-    }
 }
 
 #[cfg(test)]
@@ -682,7 +736,9 @@ mod tests {
             panic!("not a connect record")
         };
         let group = group_of(rec.event_name.as_deref().unwrap()).unwrap();
-        rec.to_audit_record(group).unwrap()
+        let mut rows = rec.to_audit_records(group, &Redaction::default()).unwrap();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        rows.remove(0)
     }
 
     fn console(session: &str) -> Value {
@@ -856,6 +912,171 @@ mod tests {
         assert_eq!(assoc.kind, TargetKind::User);
     }
 
+    fn records(v: &Value) -> Result<Vec<AuditRecord>, RecordError> {
+        let text = v.to_string();
+        let Parsed::Connect(rec) = parse_record(&text).unwrap() else {
+            panic!("not a connect record")
+        };
+        let group = group_of(rec.event_name.as_deref().unwrap()).unwrap();
+        rec.to_audit_records(group, &Redaction::default())
+    }
+
+    fn encoded(text: &str) -> String {
+        text.replace(':', "%3A").replace('/', "%2F")
+    }
+
+    #[test]
+    fn percent_encoded_ids_give_the_rows_of_plain_ones() {
+        let instance = format!("arn:aws:connect:us-east-1:111122223333:instance/{INSTANCE}");
+        let agent = format!("{instance}/agent/{USER}");
+        let cases = [
+            (
+                "UpdateUserHierarchy",
+                json!({"InstanceId": instance, "UserId": USER}),
+            ),
+            (
+                "DeleteUser",
+                json!({"InstanceId": INSTANCE, "UserId": agent}),
+            ),
+            (
+                "TagResource",
+                json!({"resourceArn": agent, "tags": {"a": "b"}}),
+            ),
+            (
+                "AssociateSecurityProfiles",
+                json!({"EntityArn": agent, "EntityType": "USER", "InstanceId": INSTANCE}),
+            ),
+        ];
+        for (name, plain) in cases {
+            let mut coded = plain.clone();
+            for v in coded.as_object_mut().unwrap().values_mut() {
+                if let Value::String(text) = v
+                    && text.starts_with("arn:")
+                {
+                    *text = encoded(text);
+                }
+            }
+            assert_ne!(plain, coded, "{name}: nothing was encoded");
+            let a = audit(&event(name, console(ADMIN), plain, Value::Null));
+            let mut b = audit(&event(name, console(ADMIN), coded, Value::Null));
+            assert_eq!(b.target_kind, TargetKind::User, "{name}");
+            assert_eq!(b.target_id.as_deref(), Some(USER), "{name}");
+            assert_eq!(b.instance_id.as_deref(), Some(INSTANCE), "{name}");
+            assert!(b.request_parameters.as_deref().unwrap().contains("%3A"));
+            b.request_parameters.clone_from(&a.request_parameters);
+            assert_eq!(a, b, "{name}");
+        }
+        // A value that is no ARN or id once decoded is kept as recorded.
+        let rec = audit(&event(
+            "DeleteUser",
+            console(ADMIN),
+            json!({"InstanceId": "my%20instance", "UserId": "100%25"}),
+            Value::Null,
+        ));
+        assert_eq!(rec.instance_id.as_deref(), Some("my%20instance"));
+        assert_eq!(rec.target_id.as_deref(), Some("100%25"));
+    }
+
+    #[test]
+    fn a_call_naming_several_targets_gives_a_row_for_each() {
+        let instance = format!("arn:aws:connect:us-east-1:111122223333:instance/{INSTANCE}");
+        let users: Vec<String> = (0..3)
+            .map(|i| format!("{instance}/agent/{i:08}-7777-8888-9999-000000000000"))
+            .collect();
+        let routing = format!("{instance}/routing-profile/rp-1");
+        let arns = json!([users[0], encoded(&users[1]), routing, users[2]]);
+        let rows = records(&event(
+            "AssociateWorkspace",
+            console(ADMIN),
+            json!({"ResourceArns": arns, "WorkspaceId": "w-1", "InstanceId": INSTANCE}),
+            Value::Null,
+        ))
+        .unwrap();
+        let got: Vec<(u32, TargetKind, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.target_index, r.target_kind, r.target_id.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    0,
+                    TargetKind::User,
+                    Some("00000000-7777-8888-9999-000000000000")
+                ),
+                (
+                    1,
+                    TargetKind::User,
+                    Some("00000001-7777-8888-9999-000000000000")
+                ),
+                (2, TargetKind::RoutingProfile, Some("rp-1")),
+                (
+                    3,
+                    TargetKind::User,
+                    Some("00000002-7777-8888-9999-000000000000")
+                ),
+            ]
+        );
+        assert!(
+            rows.iter()
+                .all(|r| r.event_id == "e-1" && r.category == rows[0].category)
+        );
+        assert_eq!(rows[0].row_key(), "e-1");
+        assert_eq!(rows[3].row_key(), "e-1#3");
+        // No list: one row without a target; more than the API accepts: refused.
+        let none = records(&event(
+            "DisassociateWorkspace",
+            console(ADMIN),
+            json!({"ResourceArns": [], "WorkspaceId": "w-1"}),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(
+            (none.len(), none[0].target_kind, none[0].target_index),
+            (1, TargetKind::None, 0)
+        );
+        let many: Vec<String> = (0..=MAX_TARGETS).map(|_| users[0].clone()).collect();
+        let refused = records(&event(
+            "AssociateWorkspace",
+            console(ADMIN),
+            json!({"ResourceArns": many, "WorkspaceId": "w-1"}),
+            Value::Null,
+        ));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "`requestParameters.ResourceArns` names 26 targets, more than the 25 the Connect API accepts"
+        );
+    }
+
+    #[test]
+    fn a_sign_in_names_its_user_from_the_response_and_loses_its_credentials() {
+        let rec = audit(&event(
+            "GetFederationToken",
+            console(ADMIN),
+            json!({"InstanceId": INSTANCE}),
+            json!({
+                "Credentials": {"AccessToken": "secret-a", "AccessTokenExpiration": "x", "RefreshToken": "secret-r"},
+                "SignInUrl": "https://x.my.connect.aws/auth/sign-in?token=secret-u",
+                "UserArn": format!("arn:aws:connect:us-east-1:1:instance/{INSTANCE}/agent/{USER}"),
+                "UserId": USER
+            }),
+        ));
+        assert_eq!(
+            (rec.target_kind, rec.target_id.as_deref()),
+            (TargetKind::User, Some(USER))
+        );
+        let response = rec.response_elements.unwrap();
+        assert!(!response.contains("secret"), "{response}");
+        assert!(response.contains("AccessTokenExpiration"), "{response}");
+        let failed = audit(&event(
+            "GetFederationToken",
+            console(ADMIN),
+            json!({"InstanceId": INSTANCE}),
+            Value::Null,
+        ));
+        assert_eq!(failed.target_kind, TargetKind::None);
+    }
+
     #[test]
     fn failed_create_user_has_name_but_no_id_and_teaches_nothing() {
         let mut v = event(
@@ -871,8 +1092,9 @@ mod tests {
         };
         assert_eq!(rec.learned_name(), None);
         let a = rec
-            .to_audit_record(group_of("CreateUser").unwrap())
-            .unwrap();
+            .to_audit_records(group_of("CreateUser").unwrap(), &Redaction::default())
+            .unwrap()
+            .remove(0);
         assert_eq!((a.target_id, a.target_name.as_deref()), (None, Some("dup")));
         assert_eq!(a.error_code.as_deref(), Some("DuplicateResourceException"));
     }
@@ -935,7 +1157,7 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            rec.to_audit_record(group_of("DeleteUser").unwrap()),
+            rec.to_audit_records(group_of("DeleteUser").unwrap(), &Redaction::default()),
             Err(RecordError::BadTime("yesterday".into()))
         );
     }

@@ -1,4 +1,7 @@
-//! Connect ids and ARNs: recognising UUIDs and normalising ARNs to bare ids.
+//! Connect ids and ARNs: recognising UUIDs, decoding percent-encoded ids and normalising ARNs
+//! to bare ids.
+
+use std::borrow::Cow;
 
 use crate::record::TargetKind;
 
@@ -17,6 +20,45 @@ pub fn is_uuid(s: &str) -> bool {
 pub fn leading_uuid(s: &str) -> Option<&str> {
     let head = s.get(..36)?;
     is_uuid(head).then_some(head)
+}
+
+/// An id field as the audit reads it: percent-decoded when CloudTrail recorded it encoded.
+///
+/// Calls made through CloudFormation and some SDKs record URI path parameters as sent, e.g.
+/// `"InstanceId": "arn%3Aaws%3Aconnect%3Aus-east-1%3A111122223333%3Ainstance%2F<uuid>"`. Such a
+/// value is decoded only when every `%` starts a valid `%XX` escape, the result is UTF-8, and
+/// it is an ARN (`arn:…`) or a UUID: anything else is kept exactly as recorded, so a name or a
+/// value that merely holds a `%` is never rewritten. Only escapes of printable ASCII
+/// (`%20`–`%7F`) are decoded, and a value holding `+` (which form encoding reads as a space)
+/// is kept: ARNs and ids are ASCII without spaces, and so every engine decodes alike.
+pub fn decode_id(value: &str) -> Cow<'_, str> {
+    if !value.contains('%') || value.contains('+') {
+        return Cow::Borrowed(value);
+    }
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = |b: u8| char::from(b).to_digit(16);
+            let (Some(hi @ 2..=7), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Cow::Borrowed(value);
+            };
+            // Both digits are below 16, so the byte fits.
+            out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(decoded) if decoded.starts_with("arn:") || is_uuid(&decoded) => Cow::Owned(decoded),
+        _ => Cow::Borrowed(value),
+    }
 }
 
 /// A Connect resource named by an ARN or a bare id, split into the parts the audit needs.
@@ -83,6 +125,12 @@ pub fn parse_connect_arn(arn: &str) -> Option<ConnectResource<'_>> {
     }
 }
 
+/// An id as every record column holds it: percent-decoded ([`decode_id`]), then a Connect ARN
+/// normalised to the bare id ([`bare_id`]).
+pub fn normal_id(value: &str) -> String {
+    bare_id(&decode_id(value)).to_owned()
+}
+
 /// Normalises an id that may be given as a Connect ARN to the bare id (`…/agent/<u>` → `<u>`,
 /// `…:instance/<i>` → `<i>`); anything else is returned unchanged.
 pub fn bare_id(value: &str) -> &str {
@@ -108,6 +156,32 @@ mod tests {
         assert_eq!(leading_uuid(&format!("{U}@admin@example.com")), Some(U));
         assert_eq!(leading_uuid("admin@example.com"), None);
         assert_eq!(leading_uuid("short"), None);
+    }
+
+    #[test]
+    fn percent_encoded_ids_decode_only_to_arns_and_ids() {
+        let encoded = format!("arn%3Aaws%3Aconnect%3Aus-east-1%3A111122223333%3Ainstance%2F{I}");
+        assert_eq!(
+            decode_id(&encoded),
+            format!("arn:aws:connect:us-east-1:111122223333:instance/{I}")
+        );
+        let lower = format!("arn%3aaws%3aconnect%3aus-east-1%3a1%3ainstance%2f{I}%2fagent%2f{U}");
+        assert_eq!(bare_id(&decode_id(&lower)), U);
+        assert_eq!(decode_id(&U.replace('-', "%2D")), U);
+        assert!(matches!(decode_id(U), Cow::Borrowed(_)));
+        // Not an ARN or id once decoded, a broken escape, or not UTF-8: kept as recorded.
+        for kept in [
+            "100%25 sure",
+            "Tier%201",
+            "arn%3",
+            "arn%3Gx",
+            "%FF%FEarn:x",
+            "arn%3Ax%C3%A9",
+            "arn%3Aa+b",
+            "50%",
+        ] {
+            assert_eq!(decode_id(kept), kept, "{kept}");
+        }
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!   "requestParameters":{"InstanceId":"i","UserId":"66666666-7777-8888-9999-000000000000"}}"#;
 //! let Parsed::Connect(rec) = parse_record(raw).unwrap() else { unreachable!() };
 //! let group = catalogue::group_of("DeleteUser").unwrap();
-//! let mut row = rec.to_audit_record(group).unwrap();
+//! let mut rows = rec.to_audit_records(group, &Default::default()).unwrap();
+//! let mut row = rows.remove(0);
 //! let mut dir = Directory::new();
 //! dir.insert_snapshot(TargetKind::User, "66666666-7777-8888-9999-000000000000", "jdoe");
 //! dir.resolve(&mut row);
@@ -34,6 +35,7 @@ pub mod error;
 pub mod ids;
 pub mod location;
 pub mod record;
+pub mod redact;
 pub mod scope;
 pub mod state;
 pub mod store;

@@ -1,5 +1,6 @@
 //! The audit record: one row per audited CloudTrail event, shared by every engine and exporter.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,6 +17,12 @@ pub struct AuditRecord {
     pub event_time: Timestamp,
     /// CloudTrail `eventID`; unique per event, duplicates are removed.
     pub event_id: String,
+    /// Which target of the event this row is about: 0 for an event with one target (nearly
+    /// all of them); 0, 1, … in request order for a call that names several (for example
+    /// `AssociateWorkspace`'s `ResourceArns`). `event_id` and `target_index` together are the
+    /// row's key ([`AuditRecord::row_key`]).
+    #[serde(default)]
+    pub target_index: u32,
     /// The Connect API called, e.g. `UpdateUserSecurityProfiles`.
     pub event_name: String,
     /// Which part of the catalogue the event belongs to.
@@ -59,9 +66,10 @@ pub struct AuditRecord {
 }
 
 /// The column names of [`AuditRecord`], in output order.
-pub const COLUMNS: [&str; 22] = [
+pub const COLUMNS: [&str; 23] = [
     "event_time",
     "event_id",
+    "target_index",
     "event_name",
     "category",
     "account_id",
@@ -90,6 +98,18 @@ pub fn column_names() -> &'static [&'static str] {
 }
 
 impl AuditRecord {
+    /// The row's unique key: the `event_id` for the first (usually only) target of an event,
+    /// `<event_id>#<target_index>` for the others. Duplicate removal, the incremental state,
+    /// SIEM ids and OCSF `metadata.uid` use it, so the ids of single-target events are their
+    /// CloudTrail event ids, as they always were.
+    pub fn row_key(&self) -> Cow<'_, str> {
+        if self.target_index == 0 {
+            Cow::Borrowed(&self.event_id)
+        } else {
+            Cow::Owned(format!("{}#{}", self.event_id, self.target_index))
+        }
+    }
+
     /// The value of one column as text, `None` for a null. `event_time` is RFC 3339 UTC.
     ///
     /// Returns `None` for an unknown column name as well; callers validate names first
@@ -99,6 +119,7 @@ impl AuditRecord {
         match name {
             "event_time" => Some(self.event_time.to_string()),
             "event_id" => Some(self.event_id.clone()),
+            "target_index" => Some(self.target_index.to_string()),
             "event_name" => Some(self.event_name.clone()),
             "category" => Some(self.category.as_str().to_owned()),
             "account_id" => Some(self.account_id.clone()),
@@ -139,6 +160,8 @@ pub fn arrow_schema() -> Arc<Schema> {
             "event_id" | "event_name" | "account_id" | "region" => {
                 Field::new(name, DataType::Utf8, false)
             }
+            // Signed, so every Parquet reader (Athena's `int` among them) takes it as it is.
+            "target_index" => Field::new(name, DataType::Int32, false),
             "category" | "actor_kind" | "target_kind" | "name_source" | "origin" => {
                 Field::new(name, dict(), false)
             }
@@ -276,7 +299,7 @@ mod tests {
         let schema = arrow_schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, column_names());
-        assert_eq!(names.len(), 22);
+        assert_eq!(names.len(), 23);
     }
 
     #[test]

@@ -48,7 +48,9 @@ pub struct RunState {
     /// The lookback the state was written with; ids older than `watermark − lookback` are
     /// forgotten.
     pub lookback_secs: i64,
-    /// Event ids delivered at or after `watermark − lookback`, with their event times.
+    /// Rows delivered at or after `watermark − lookback`, by row key (the event id; for the
+    /// second and later targets of one call, `<event id>#<target index>`: see
+    /// `AuditRecord::row_key`), with their event times.
     pub delivered: BTreeMap<String, Timestamp>,
     /// How many runs advanced this state.
     pub runs: u64,

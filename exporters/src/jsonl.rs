@@ -1,13 +1,15 @@
 //! JSON Lines for pipes and log shippers: one JSON object per record, `\n`-terminated, UTF-8.
 //!
 //! Each object is the serde form of [`AuditRecord`]: snake_case keys in column order, nulls as
-//! `null`, `event_time` as RFC 3339 UTC (`2024-05-02T09:14:02Z`). With `schema = "ocsf"` each
-//! object is the record's OCSF event instead ([`to_ocsf`](crate::ocsf::to_ocsf)).
+//! `null`, `event_time` as RFC 3339 UTC (`2024-05-02T09:14:02Z`). With `schema = "ocsf"` the
+//! lines are the record's OCSF events instead
+//! ([`to_ocsf_events`](crate::ocsf::to_ocsf_events): one per record, two for a `CreateUser`
+//! that grants privileges).
 
 use connect_audit_config::{JsonlSpec, RecordSchema};
 use connect_audit_core::AuditRecord;
 
-use crate::ocsf::to_ocsf;
+use crate::ocsf::to_ocsf_events;
 use crate::output::{self, Output};
 use crate::{Error, ExportSummary, Exporter};
 
@@ -53,7 +55,17 @@ impl JsonlExporter {
             // `io::Error` rather than inside a serde_json error.
             let written = match self.schema {
                 RecordSchema::Audit => serde_json::to_writer(&mut self.line, record),
-                RecordSchema::Ocsf => serde_json::to_writer(&mut self.line, &to_ocsf(record)),
+                RecordSchema::Ocsf => {
+                    to_ocsf_events(record)
+                        .iter()
+                        .enumerate()
+                        .try_for_each(|(i, event)| {
+                            if i > 0 {
+                                self.line.push(b'\n');
+                            }
+                            serde_json::to_writer(&mut self.line, event)
+                        })
+                }
             };
             written.map_err(|source| Error::Json {
                 exporter: self.name.clone(),

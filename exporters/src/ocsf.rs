@@ -1,47 +1,63 @@
 //! The audit record as an [OCSF](https://schema.ocsf.io/1.3.0/) 1.3.0 event, for SIEMs and
 //! security data lakes (`schema = "ocsf"` on the JSON Lines and Parquet exporters).
 //!
-//! [`to_ocsf`] maps one [`AuditRecord`] to one event of one of three classes, chosen by what
-//! the call changed ([`classify`]):
+//! [`to_ocsf_events`] maps one [`AuditRecord`] to its event, of one of three classes chosen by
+//! what the call changed ([`classify`]), and for a `CreateUser` that gives the new user
+//! privileges, a second event that grants them:
 //!
 //! | Events | Class | `activity_id` |
 //! | --- | --- | --- |
 //! | `user` group (`CreateUser`, `DeleteUser`, `UpdateUserIdentityInfo`, `UpdateUserPhoneConfig`, `UpdateUserConfig`) | Account Change (3001, IAM) | 1 Create, 6 Delete, 3 Password Change (an event name with `Password`), else 99 Other |
-//! | `permissions` group (security profiles, routing profile, hierarchy, proficiencies, traffic distribution groups of a user), and `AssociateSecurityProfiles` / `DisassociateSecurityProfiles` whose entity is a user | User Access Management (3005, IAM) | 1 Assign Privileges; 2 Revoke Privileges for `Disassociate…` and for `UpdateUserHierarchy` without a group |
+//! | `permissions` group (security profiles, routing profile, hierarchy, proficiencies, traffic distribution groups, workspaces of a user), and `AssociateSecurityProfiles` / `DisassociateSecurityProfiles` whose entity is a user | User Access Management (3005, IAM) | 1 Assign Privileges; 2 Revoke Privileges for `Disassociate…` and for `UpdateUserHierarchy` without a group; 99 Other, `activity_name = "Replace Privileges"`, for `UpdateUserSecurityProfiles`, which replaces the user's whole set (it may take profiles away as well as give them) |
+//! | a successful `CreateUser` whose request gives `SecurityProfileIds`, `RoutingProfileId` or `HierarchyGroupId`: a second event after its Account Change | User Access Management (3005) | 1 Assign Privileges |
 //! | everything else (security profile, routing profile and hierarchy definitions, tags, agent status, instance, sign-in) | API Activity (6003, Application Activity) | 1 Create (`Create…`, `Replicate…`), 2 Read (`Get…`, `Describe…`, `List…`, `Search…`, `AdminGet…`), 4 Delete (`Delete…`), else 3 Update |
 //!
 //! Account Change and User Access Management both *require* the target `user`, so an event
 //! of those groups whose target is not a named or identified Connect user (an
 //! `AssociateSecurityProfiles` on another kind of entity, say) is an API Activity instead:
 //! no event lacks a required attribute. Security profile *definitions* are API Activity for
-//! the same reason (no user), with the profile in `resources`.
+//! the same reason (no user), with the profile in `resources`. Sign-ins
+//! (`GetFederationToken`, `AdminGetEmergencyAccessToken`) are API Activity reads, not
+//! Authentication (3002) logons: CloudTrail records the call that hands out a token, not the
+//! logon, and says nothing of how the user authenticated.
 //!
-//! `type_uid` is `class_uid * 100 + activity_id`. `severity_id` ([`severity_id`]):
+//! `type_uid` is `class_uid * 100 + activity_id`; `type_name` is `"<class>: <activity>"` with
+//! the activity's OCSF caption (`Other` for 99). `severity_id` ([`severity_id`]):
 //!
-//! - 3 Medium: a successful grant of security-profile permissions (`UpdateUserSecurityProfiles`,
-//!   `AssociateSecurityProfiles`, `CreateSecurityProfile`, `UpdateSecurityProfile`) and
+//! - 3 Medium: a successful grant or replacement of security-profile permissions
+//!   (`UpdateUserSecurityProfiles`, `AssociateSecurityProfiles`, `CreateSecurityProfile`,
+//!   `UpdateSecurityProfile`, the grant of a `CreateUser` with security profiles) and
 //!   `AdminGetEmergencyAccessToken`;
 //! - 2 Low: a failed call (anything with an `error_code`), any other User Access Management
 //!   event, creating or deleting a user, deleting or disassociating a security profile;
 //! - 1 Informational: everything else.
 //!
-//! Attributes: `metadata` (`uid` = `event_id`, `version` = [`OCSF_VERSION`], `product`,
-//! `profiles = ["cloud"]`), `time` (epoch milliseconds), `actor.user` (`uid` = `actor_id`, else
-//! `actor_arn`; `uid_alt` = `actor_arn` when `uid` is the id; `name` = `actor_name`; `type_id`
-//! 1 User for Connect users and IAM principals, 3 System for AWS services), `user` (the target
-//! of 3001 and 3005), `privileges` (3005: the assigned ids as `security_profile:<id>`,
-//! `routing_profile:<id>`, `hierarchy_group:<id>`, `traffic_distribution_group:<id>`,
-//! `proficiency:<name>=<value>`, else the event name), `resources` (6003: the target),
+//! Attributes: `metadata` (`uid` = the record's [`row_key`](AuditRecord::row_key), and
+//! `<row key>/privileges` for the grant of a `CreateUser`, whose two events share
+//! `correlation_uid` = the row key; `version` = [`OCSF_VERSION`], `product`, `profiles =
+//! ["cloud"]`, and `["cloud", "host"]` for User Access Management, whose `actor` is an
+//! attribute of the host profile in 1.3.0), `time` (epoch milliseconds), `actor.user` (`uid` =
+//! `actor_id`, else `actor_arn`; `uid_alt` = `actor_arn` when `uid` is the id; `name` =
+//! `actor_name`; `type_id` 1 User for Connect users and IAM principals, 3 System for AWS
+//! services), `user` (the target of 3001 and 3005), `privileges` (3005: the assigned ids as
+//! `security_profile:<id>`, `routing_profile:<id>`, `hierarchy_group:<id>`,
+//! `traffic_distribution_group:<id>`, `workspace:<id>`, `proficiency:<name>=<value>`, else the
+//! event name; for a replacement, the whole new set), `resources` (6003: the target),
 //! `api.operation`, `api.service.name`, `cloud` (`provider = "AWS"`, `region`,
-//! `account.uid`), `src_endpoint` (`ip` when `source_ip` is an IP address, else `domain`, as
-//! CloudTrail writes `connect.amazonaws.com` for admin-website calls), `http_request.user_agent`,
-//! `status_id`/`status` (1 Success, 2 Failure), `status_code`/`status_detail` (the error), and
-//! `unmapped` for the rest (`instance_id`, `category`, `actor_kind`, `target_kind`,
-//! `name_source`, `origin`, `request_parameters` and `response_elements` as JSON).
+//! `account.uid`), `src_endpoint` (`ip` when `source_ip` is an IP address, else `svc_name`:
+//! CloudTrail writes the calling service, `connect.amazonaws.com`, for admin-website calls),
+//! `http_request.user_agent`, `status_id`/`status` (1 Success, 2 Failure),
+//! `status_code`/`status_detail` (the error), and `unmapped` for the rest (`instance_id`,
+//! `category`, `actor_kind`, `target_kind`, `name_source`, `origin`, `request_parameters` and
+//! `response_elements` as JSON).
 //!
 //! Placeholders, only where OCSF requires a value the record lacks: an actor with no id, ARN
 //! or name is `actor.user.name = "unknown"`; an API Activity without `source_ip` has
 //! `src_endpoint.name = "unknown"`.
+//!
+//! The e2e test `ocsf::every_event_validates_against_the_ocsf_schema` validates every event
+//! of the examples and fixtures against the OCSF 1.3.0 JSON schemas of these classes,
+//! committed under `tests/fixtures/ocsf/1.3.0/`.
 //!
 //! For Parquet, [`arrow_schema`] is a fixed set of top-level columns taken from the event plus
 //! the whole event as JSON text in `event`.
@@ -110,6 +126,15 @@ impl OcsfClass {
             Self::ApiActivity => "Application Activity",
         }
     }
+
+    /// `metadata.profiles`: `cloud` (for `cloud` and `api`), and `host` for User Access
+    /// Management, which has `actor` only through that profile in 1.3.0.
+    pub fn profiles(self) -> &'static [&'static str] {
+        match self {
+            Self::UserAccessManagement => &["cloud", "host"],
+            Self::AccountChange | Self::ApiActivity => &["cloud"],
+        }
+    }
 }
 
 /// The class and activity of a record.
@@ -119,7 +144,8 @@ pub struct Classification {
     pub class: OcsfClass,
     /// `activity_id`, one of the class's activities.
     pub activity_id: i32,
-    /// `activity_name`, the caption of `activity_id`.
+    /// `activity_name`: the caption of `activity_id`, or what the event does when that is
+    /// 99 Other.
     pub activity_name: &'static str,
 }
 
@@ -129,9 +155,15 @@ impl Classification {
         i64::from(self.class.uid()) * 100 + i64::from(self.activity_id)
     }
 
-    /// `type_name`: `"<class>: <activity>"`.
+    /// `type_name`: `"<class>: <activity>"`, with the OCSF caption of the activity (`Other`
+    /// for 99, whatever `activity_name` says).
     pub fn type_name(self) -> String {
-        format!("{}: {}", self.class.name(), self.activity_name)
+        let activity = if self.activity_id == 99 {
+            "Other"
+        } else {
+            self.activity_name
+        };
+        format!("{}: {activity}", self.class.name())
     }
 }
 
@@ -173,6 +205,10 @@ fn classify_with(record: &AuditRecord, params: Option<&Value>) -> Classification
                     .is_none_or(str::is_empty);
             return if name.starts_with("Disassociate") || leaves_hierarchy {
                 class(OcsfClass::UserAccessManagement, 2, "Revoke Privileges")
+            } else if name == "UpdateUserSecurityProfiles" {
+                // The request is the user's whole new set: profiles it leaves out are taken
+                // away. 1.3.0 has no activity for that, so 99 Other, named for what it does.
+                class(OcsfClass::UserAccessManagement, 99, "Replace Privileges")
             } else {
                 class(OcsfClass::UserAccessManagement, 1, "Assign Privileges")
             };
@@ -227,14 +263,70 @@ fn severity_name(id: i32) -> &'static str {
     }
 }
 
-/// The record as an OCSF 1.3.0 event (see the [module](self) documentation).
+/// The record as OCSF 1.3.0 events: its own event ([`to_ocsf`]), then, for a successful
+/// `CreateUser` whose request gives the new user security profiles, a routing profile or a
+/// hierarchy group, a User Access Management event that assigns them (see the
+/// [module](self) documentation).
+pub fn to_ocsf_events(record: &AuditRecord) -> Vec<Value> {
+    let params = parse_json(record.request_parameters.as_deref());
+    let c = classify_with(record, params.as_ref());
+    let grant = creation_grant(record, c, params.as_ref());
+    let mut main = event(record, c, params);
+    let Some(privileges) = grant else {
+        return vec![main];
+    };
+    let key = record.row_key();
+    main["metadata"]["correlation_uid"] = json!(key);
+    let mut grant = main.clone();
+    let c = Classification {
+        class: OcsfClass::UserAccessManagement,
+        activity_id: 1,
+        activity_name: "Assign Privileges",
+    };
+    let severity = if privileges
+        .iter()
+        .any(|p| p.starts_with("security_profile:"))
+    {
+        3
+    } else {
+        2
+    };
+    if let Value::Object(fields) = &mut grant {
+        classify_event(fields, c, severity);
+        fields.insert("privileges".into(), json!(privileges));
+    }
+    grant["metadata"]["uid"] = json!(format!("{key}/privileges"));
+    grant["metadata"]["profiles"] = json!(c.class.profiles());
+    vec![main, grant]
+}
+
+/// The record's own OCSF 1.3.0 event: the first of [`to_ocsf_events`], and the only one for
+/// every record but a `CreateUser` that grants privileges.
 pub fn to_ocsf(record: &AuditRecord) -> Value {
     let params = parse_json(record.request_parameters.as_deref());
     let c = classify_with(record, params.as_ref());
-    let severity = severity_id(record, c);
-    let failed = record.error_code.is_some();
+    event(record, c, params)
+}
 
-    let mut event = Map::new();
+/// What a successful `CreateUser` gives the new user, when it gives anything and its event
+/// names the user.
+fn creation_grant(
+    record: &AuditRecord,
+    c: Classification,
+    params: Option<&Value>,
+) -> Option<Vec<String>> {
+    if record.event_name != "CreateUser"
+        || record.error_code.is_some()
+        || c.class != OcsfClass::AccountChange
+    {
+        return None;
+    }
+    let privileges = assigned(params);
+    (!privileges.is_empty()).then_some(privileges)
+}
+
+/// The class, activity and severity attributes.
+fn classify_event(event: &mut Map<String, Value>, c: Classification, severity: i32) {
     let mut put = |key: &str, value: Value| {
         event.insert(key.to_owned(), value);
     };
@@ -248,6 +340,17 @@ pub fn to_ocsf(record: &AuditRecord) -> Value {
     put("type_name", json!(c.type_name()));
     put("severity_id", json!(severity));
     put("severity", json!(severity_name(severity)));
+}
+
+fn event(record: &AuditRecord, c: Classification, params: Option<Value>) -> Value {
+    let severity = severity_id(record, c);
+    let failed = record.error_code.is_some();
+
+    let mut event = Map::new();
+    classify_event(&mut event, c, severity);
+    let mut put = |key: &str, value: Value| {
+        event.insert(key.to_owned(), value);
+    };
     put("time", json!(record.event_time.as_millisecond()));
     put("timezone_offset", json!(0));
     put("message", json!(message(record)));
@@ -262,14 +365,14 @@ pub fn to_ocsf(record: &AuditRecord) -> Value {
     put(
         "metadata",
         json!({
-            "uid": record.event_id,
+            "uid": record.row_key(),
             "version": OCSF_VERSION,
             "product": {
                 "name": PRODUCT_NAME,
                 "vendor_name": PRODUCT_NAME,
                 "version": env!("CARGO_PKG_VERSION"),
             },
-            "profiles": ["cloud"],
+            "profiles": c.class.profiles(),
             "log_provider": "AWS CloudTrail",
         }),
     );
@@ -397,20 +500,34 @@ fn target_resource(record: &AuditRecord) -> Option<Value> {
     Some(Value::Object(resource))
 }
 
-/// `ip` for an IP address, else `domain` (CloudTrail's `sourceIPAddress` is a service name for
-/// calls made by AWS on a user's behalf). API Activity requires the endpoint: without a source
-/// it is named `unknown`; the IAM classes leave it out.
+/// `ip` for an IP address, else `svc_name`: CloudTrail's `sourceIPAddress` names the AWS
+/// service that called on a user's behalf (`connect.amazonaws.com` for the admin website,
+/// `AWS Internal`), which is what OCSF's service-to-service `svc_name` is for (a
+/// `network_endpoint` needs one of `ip`, `uid`, `name`, `hostname`, `svc_name`, …; `domain`
+/// is not one). API Activity requires the endpoint: without a source it is named `unknown`;
+/// the IAM classes leave it out.
 fn src_endpoint(record: &AuditRecord, class: OcsfClass) -> Option<Value> {
     match record.source_ip.as_deref() {
         Some(ip) if ip.parse::<IpAddr>().is_ok() => Some(json!({ "ip": ip })),
-        Some(other) => Some(json!({ "domain": other })),
+        Some(service) => Some(json!({ "svc_name": service })),
         None if class == OcsfClass::ApiActivity => Some(json!({ "name": "unknown" })),
         None => None,
     }
 }
 
-/// What a User Access Management event assigns or revokes, from its request.
+/// What a User Access Management event assigns or revokes, from its request; the event name
+/// when the request names nothing.
 fn privileges(event_name: &str, params: Option<&Value>) -> Vec<String> {
+    let mut out = assigned(params);
+    if out.is_empty() {
+        out.push(event_name.to_owned());
+    }
+    out
+}
+
+/// The security profiles, routing profile, hierarchy group, traffic distribution group,
+/// workspace and proficiencies a request names, as `<kind>:<id>`.
+fn assigned(params: Option<&Value>) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(p) = params.and_then(Value::as_object) {
         let mut push = |kind: &str, id: &str| out.push(format!("{kind}:{}", bare_id(id)));
@@ -435,6 +552,7 @@ fn privileges(event_name: &str, params: Option<&Value>) -> Vec<String> {
             ("RoutingProfileId", "routing_profile"),
             ("HierarchyGroupId", "hierarchy_group"),
             ("TrafficDistributionGroupId", "traffic_distribution_group"),
+            ("WorkspaceId", "workspace"),
         ] {
             if let Some(id) = p.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) {
                 push(kind, id);
@@ -446,9 +564,6 @@ fn privileges(event_name: &str, params: Option<&Value>) -> Vec<String> {
                 out.push(format!("proficiency:{name}={value}"));
             }
         }
-    }
-    if out.is_empty() {
-        out.push(event_name.to_owned());
     }
     out
 }
@@ -519,8 +634,8 @@ const COLUMNS: &[(&str, &str, Kind, bool)] = &[
     ("cloud_account_uid", "/cloud/account/uid", Kind::Text, false),
     ("src_endpoint_ip", "/src_endpoint/ip", Kind::Text, true),
     (
-        "src_endpoint_domain",
-        "/src_endpoint/domain",
+        "src_endpoint_svc_name",
+        "/src_endpoint/svc_name",
         Kind::Text,
         true,
     ),
@@ -545,9 +660,10 @@ pub fn arrow_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The records as OCSF events in the columns of [`arrow_schema`].
+/// The records' OCSF events ([`to_ocsf_events`], so a row per event: two for a `CreateUser`
+/// that grants privileges) in the columns of [`arrow_schema`].
 pub fn record_batch(rows: &[&AuditRecord]) -> Result<RecordBatch, ArrowError> {
-    let events: Vec<Value> = rows.iter().map(|r| to_ocsf(r)).collect();
+    let events: Vec<Value> = rows.iter().flat_map(|r| to_ocsf_events(r)).collect();
     let columns = COLUMNS
         .iter()
         .map(
@@ -705,7 +821,13 @@ mod tests {
         );
         assert!((1..=6).contains(&event["severity_id"].as_i64().unwrap()));
         assert_eq!(event["metadata"]["version"], OCSF_VERSION);
-        assert_eq!(event["metadata"]["uid"], record.event_id.as_str());
+        assert_eq!(event["metadata"]["uid"], &*record.row_key());
+        let profiles = json!(if class_uid == 3005 {
+            &["cloud", "host"][..]
+        } else {
+            &["cloud"][..]
+        });
+        assert_eq!(event["metadata"]["profiles"], profiles);
         // A user object needs at least one of `uid` and `name` (objects/user.json constraint).
         for user in ["actor/user", "user"] {
             if let Some(u) = event.pointer(&format!("/{user}")) {
@@ -737,6 +859,7 @@ mod tests {
         AuditRecord {
             event_time: "2024-05-02T09:14:02.123456Z".parse().unwrap(),
             event_id: format!("id-{event_name}"),
+            target_index: 0,
             event_name: event_name.to_owned(),
             category,
             account_id: "111122223333".into(),
@@ -781,7 +904,8 @@ mod tests {
         assert_eq!(e["severity_id"], 2);
         assert_eq!(
             e["src_endpoint"],
-            json!({"domain": "connect.amazonaws.com"})
+            json!({"svc_name": "connect.amazonaws.com"}),
+            "a service name is a network_endpoint's svc_name"
         );
         assert_eq!(e["http_request"]["user_agent"], "aws-internal/3");
         assert_eq!(e["api"]["service"]["name"], "connect.amazonaws.com");
@@ -817,7 +941,15 @@ mod tests {
         assert_valid(&e, &r);
         assert_eq!(
             (&e["class_uid"], &e["activity_id"], &e["type_uid"]),
-            (&json!(3005), &json!(1), &json!(300_501))
+            (&json!(3005), &json!(99), &json!(300_599)),
+            "the whole set is replaced: neither a grant nor a revocation"
+        );
+        assert_eq!(
+            (&e["activity_name"], &e["type_name"]),
+            (
+                &json!("Replace Privileges"),
+                &json!("User Access Management: Other")
+            )
         );
         assert_eq!(
             e["privileges"],
@@ -826,8 +958,28 @@ mod tests {
                 "security_profile:2a79e68e-9142-4874-b3ae-1a625db1e199"
             ])
         );
-        assert_eq!(e["severity_id"], 3, "a security profile grant is Medium");
+        assert_eq!(
+            e["severity_id"], 3,
+            "new security profiles may be granted: Medium"
+        );
         assert_eq!(e["src_endpoint"], json!({"ip": "203.0.113.10"}));
+
+        let mut routing = record(
+            "UpdateUserRoutingProfile",
+            Category::Permissions,
+            TargetKind::User,
+        );
+        routing.request_parameters = Some(r#"{"RoutingProfileId":"rp-1","UserId":"t-1"}"#.into());
+        let e = to_ocsf(&routing);
+        assert_valid(&e, &routing);
+        assert_eq!(
+            (&e["activity_id"], &e["type_name"]),
+            (
+                &json!(1),
+                &json!("User Access Management: Assign Privileges")
+            )
+        );
+        assert_eq!(e["privileges"], json!(["routing_profile:rp-1"]));
 
         let mut leave = record(
             "UpdateUserHierarchy",
@@ -855,6 +1007,119 @@ mod tests {
         let e = to_ocsf(&skills);
         assert_eq!(e["activity_id"], 2);
         assert_eq!(e["privileges"], json!(["proficiency:Language=Japanese"]));
+    }
+
+    #[test]
+    fn create_user_with_profiles_grants_them_in_a_second_event() {
+        let mut r = record("CreateUser", Category::User, TargetKind::User);
+        r.request_parameters = Some(
+            r#"{"Username":"jdoe","SecurityProfileIds":["sp-1","sp-2"],"RoutingProfileId":"rp-1","HierarchyGroupId":"hg-1"}"#
+                .into(),
+        );
+        let events = to_ocsf_events(&r);
+        assert_eq!(events.len(), 2, "{events:#?}");
+        let (created, granted) = (&events[0], &events[1]);
+        assert_eq!(*created, {
+            let mut e = to_ocsf(&r);
+            e["metadata"]["correlation_uid"] = json!("id-CreateUser");
+            e
+        });
+        assert_valid(created, &r);
+        assert_eq!(
+            (&created["class_uid"], &created["activity_id"]),
+            (&json!(3001), &json!(1))
+        );
+        assert!(created.get("privileges").is_none());
+        assert_eq!(
+            (
+                &granted["class_uid"],
+                &granted["activity_id"],
+                &granted["type_uid"]
+            ),
+            (&json!(3005), &json!(1), &json!(300_501))
+        );
+        assert_eq!(
+            granted["type_name"],
+            "User Access Management: Assign Privileges"
+        );
+        assert_eq!(
+            granted["privileges"],
+            json!([
+                "security_profile:sp-1",
+                "security_profile:sp-2",
+                "routing_profile:rp-1",
+                "hierarchy_group:hg-1"
+            ])
+        );
+        assert_eq!(granted["user"], created["user"]);
+        assert_eq!(granted["actor"], created["actor"]);
+        assert_eq!(
+            granted["severity_id"], 3,
+            "security profiles granted: Medium"
+        );
+        assert_eq!(granted["metadata"]["uid"], "id-CreateUser/privileges");
+        assert_eq!(granted["metadata"]["profiles"], json!(["cloud", "host"]));
+        assert_eq!(
+            (
+                &created["metadata"]["correlation_uid"],
+                &granted["metadata"]["correlation_uid"]
+            ),
+            (&json!("id-CreateUser"), &json!("id-CreateUser"))
+        );
+        let batch = record_batch(&[&r]).unwrap();
+        assert_eq!(batch.num_rows(), 2, "a Parquet row per event");
+
+        // Only a routing profile: a grant, Low.
+        r.request_parameters = Some(r#"{"Username":"jdoe","RoutingProfileId":"rp-1"}"#.into());
+        let events = to_ocsf_events(&r);
+        assert_eq!(events[1]["privileges"], json!(["routing_profile:rp-1"]));
+        assert_eq!(events[1]["severity_id"], 2);
+        // A failed CreateUser granted nothing; one without privileges has nothing to grant.
+        r.error_code = Some("DuplicateResourceException".into());
+        assert_eq!(to_ocsf_events(&r).len(), 1);
+        r.error_code = None;
+        r.request_parameters = Some(r#"{"Username":"jdoe"}"#.into());
+        assert_eq!(to_ocsf_events(&r), vec![to_ocsf(&r)]);
+        assert!(to_ocsf(&r)["metadata"].get("correlation_uid").is_none());
+    }
+
+    #[test]
+    fn sign_ins_are_api_reads_not_logons() {
+        for name in ["GetFederationToken", "AdminGetEmergencyAccessToken"] {
+            for kind in [TargetKind::User, TargetKind::None] {
+                let r = record(name, Category::SignIn, kind);
+                let e = to_ocsf(&r);
+                assert_valid(&e, &r);
+                assert_eq!(
+                    (&e["class_uid"], &e["activity_id"], &e["type_name"]),
+                    (&json!(6003), &json!(2), &json!("API Activity: Read")),
+                    "{name} with target {kind}"
+                );
+            }
+        }
+        let r = record(
+            "AdminGetEmergencyAccessToken",
+            Category::SignIn,
+            TargetKind::None,
+        );
+        assert_eq!(to_ocsf(&r)["severity_id"], 3);
+    }
+
+    #[test]
+    fn metadata_uid_is_the_row_key() {
+        let mut r = record(
+            "AssociateWorkspace",
+            Category::Permissions,
+            TargetKind::User,
+        );
+        r.request_parameters = Some(r#"{"WorkspaceId":"ws-1","ResourceArns":["a","b"]}"#.into());
+        r.target_index = 3;
+        let e = to_ocsf(&r);
+        assert_valid(&e, &r);
+        assert_eq!(e["metadata"]["uid"], "id-AssociateWorkspace#3");
+        assert_eq!(e["privileges"], json!(["workspace:ws-1"]));
+        r.target_index = 0;
+        assert_eq!(to_ocsf(&r)["metadata"]["uid"], "id-AssociateWorkspace");
     }
 
     #[test]

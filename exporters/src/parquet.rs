@@ -22,7 +22,8 @@ use ::parquet::errors::ParquetError;
 use ::parquet::file::properties::WriterProperties;
 use arrow_array::types::Int8Type;
 use arrow_array::{
-    ArrayRef, DictionaryArray, Int8Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, DictionaryArray, Int8Array, Int32Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow_schema::{ArrowError, SchemaRef};
 use connect_audit_config::{ParquetSpec, RecordSchema};
@@ -265,6 +266,11 @@ fn column(name: &str, rows: &[&AuditRecord]) -> Result<ArrayRef, ArrowError> {
             .with_timezone("UTC"),
         ),
         "event_id" => text(|r| Some(&r.event_id)),
+        "target_index" => Arc::new(Int32Array::from_iter_values(
+            // At most MAX_TARGETS (25): always fits.
+            rows.iter()
+                .map(|r| i32::try_from(r.target_index).unwrap_or(i32::MAX)),
+        )),
         "event_name" => text(|r| Some(&r.event_name)),
         "category" => dictionary(Category::ALL, Category::as_str, rows, |r| r.category)?,
         "account_id" => text(|r| Some(&r.account_id)),

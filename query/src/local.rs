@@ -3,8 +3,12 @@
 //! Layouts: `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/*.json.gz` and organization
 //! trails `AWSLogs/<o-id>/<account>/CloudTrail/…`; the root may be any folder above or below
 //! `AWSLogs`, or (locally) a single file. `CloudTrail-Digest/` and `CloudTrail-Insight/` are
-//! skipped. Files are pruned by the delivery date in their path, with a day of slack on each
-//! side.
+//! skipped. Under a directory or prefix only files named as CloudTrail names its log files
+//! are read (see [`is_log_file_name`]): anything else kept there (a manifest, a CSV, a
+//! snapshot store beside `AWSLogs/`) is not CloudTrail's, so it is neither read nor bad
+//! input, only counted in [`ScanSummary::files_ignored`] and logged at info level. A single
+//! file given as the root is read whatever its name. Files are pruned by the delivery date in
+//! their path, with a day of slack on each side.
 //!
 //! A local trail is walked and each file streamed from disk. An S3 trail is never listed
 //! whole: accounts and regions are found with delimiter listings, then only the date prefixes
@@ -35,6 +39,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, group_of};
 use connect_audit_core::cloudtrail::{LearnedName, Parsed, parse_record, raw_event_id};
+use connect_audit_core::redact::Redaction;
 use connect_audit_core::{
     AuditRecord, Directory, EventSelection, ObjectInfo, Scope, Store, Window,
 };
@@ -42,7 +47,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use tokio::runtime::{Handle, RuntimeFlavor};
-use tracing::debug;
+use tracing::{debug, info};
 use walkdir::WalkDir;
 
 use crate::error::Error;
@@ -152,6 +157,9 @@ pub struct ScanOptions {
     /// S3 only: the most compressed bytes fetched and not yet scanned at once. Default
     /// [`FETCH_BUDGET`].
     pub fetch_budget: u32,
+    /// What is removed from `request_parameters` and `response_elements`. Default: the
+    /// secret credentials ([`Redaction::secrets`]).
+    pub redaction: Redaction,
 }
 
 impl ScanOptions {
@@ -164,6 +172,7 @@ impl ScanOptions {
             threads,
             scope: Scope::default(),
             fetch_budget: FETCH_BUDGET,
+            redaction: Redaction::secrets(),
         }
     }
 }
@@ -177,6 +186,12 @@ pub struct ScanSummary {
     pub files_found: u64,
     /// Files skipped because their delivery date is outside the window (with slack).
     pub files_pruned: u64,
+    /// Files under the root whose names are not CloudTrail log file names (see
+    /// [`is_log_file_name`]): not read, not bad input, not in `files_found`; each is logged at
+    /// info level. Digest and insight files are not counted here either. On S3 only the
+    /// prefixes the walk lists are seen (as for `files_found`): objects beside `AWSLogs/` or
+    /// in date prefixes outside the window are never listed, so never counted.
+    pub files_ignored: u64,
     /// Files read successfully.
     pub files_read: u64,
     /// Files that could not be read at all (see `bad`).
@@ -537,7 +552,7 @@ impl TrailScanner {
         }
         let mut batch = Vec::with_capacity(result.records.len());
         for mut record in result.records {
-            if !seen_ids.insert(record.event_id.clone()) {
+            if !seen_ids.insert(record.row_key().into_owned()) {
                 summary.duplicates += 1;
                 continue;
             }
@@ -593,11 +608,16 @@ impl TrailScanner {
                 continue;
             }
             let name = entry.file_name().to_string_lossy();
-            let is_trail = name.ends_with(".json.gz") || name.ends_with(".json");
-            if !is_trail
-                || name.contains("_CloudTrail-Digest_")
-                || name.contains("_CloudTrail-Insight_")
-            {
+            if name.contains("_CloudTrail-Digest_") || name.contains("_CloudTrail-Insight_") {
+                continue;
+            }
+            // A root that is a file was named by the user: it is read whatever its name.
+            if entry.depth() > 0 && !is_log_file_name(&name) {
+                summary.files_ignored += 1;
+                info!(
+                    file = %Escaped(&entry.path().display().to_string()),
+                    "Ignored a file that is not a CloudTrail log."
+                );
                 continue;
             }
             summary.files_found += 1;
@@ -868,13 +888,18 @@ async fn find_objects(
     for object in objects {
         let mut segments = object.key.split('/');
         let name = segments.next_back().unwrap_or_default();
-        let is_trail =
-            name.ends_with(".json.gz") || Path::new(name).extension().is_some_and(|e| e == "json");
-        if !is_trail
-            || name.contains("_CloudTrail-Digest_")
+        if name.contains("_CloudTrail-Digest_")
             || name.contains("_CloudTrail-Insight_")
             || segments.any(|s| s == "CloudTrail-Digest" || s == "CloudTrail-Insight")
         {
+            continue;
+        }
+        if !is_log_file_name(name) {
+            summary.files_ignored += 1;
+            info!(
+                file = %Escaped(&store.describe(&object.key)),
+                "Ignored a file that is not a CloudTrail log."
+            );
             continue;
         }
         summary.files_found += 1;
@@ -901,6 +926,61 @@ async fn find_objects(
     // The order a local walk gives (by path component), so results merge identically.
     files.sort_by(|a, b| a.key_segments().cmp(b.key_segments()));
     Ok(files)
+}
+
+/// Whether `name` (a file name, not a path) is the name CloudTrail gives a log file:
+/// `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<suffix>.json.gz`, or a `.json` copy of
+/// one (unzipped by someone). The account is 12 digits, the region lower-case letters, digits
+/// and `-`, the time a real UTC minute, the suffix not empty. Organization trails name their
+/// files the same way (the organization is in the path). Digest and insight files have names
+/// of their own and are not log files in this sense.
+///
+/// ```
+/// use connect_audit_query::local::is_log_file_name;
+///
+/// assert!(is_log_file_name("111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json.gz"));
+/// assert!(!is_log_file_name("manifest.json"));
+/// ```
+pub fn is_log_file_name(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix(".json.gz")
+        .or_else(|| name.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    let Some((account, rest)) = stem.split_once("_CloudTrail_") else {
+        return false;
+    };
+    let Some((region, rest)) = rest.split_once('_') else {
+        return false;
+    };
+    let Some((stamp, suffix)) = rest.split_once('_') else {
+        return false;
+    };
+    account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && is_file_stamp(stamp)
+        && !suffix.is_empty()
+}
+
+/// Whether `stamp` is `YYYYMMDDTHHmmZ` naming a real minute.
+fn is_file_stamp(stamp: &str) -> bool {
+    let b = stamp.as_bytes();
+    if b.len() != 14
+        || b[8] != b'T'
+        || b[13] != b'Z'
+        || !b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    // All ASCII now: every slice is on a character boundary, and holds only digits.
+    let number = |at: usize, len: usize| stamp[at..at + len].parse::<i16>().unwrap_or(-1);
+    let two = |at: usize| i8::try_from(number(at, 2)).unwrap_or(-1);
+    Date::new(number(0, 4), two(4), two(6)).is_ok() && two(9) < 24 && two(11) < 60
 }
 
 /// The delivery date of a file from `…/YYYY/MM/DD/<file>`, if its path has one.
@@ -1084,9 +1164,13 @@ fn scan_file_with(
         return result;
     }
     result.ok = true;
-    result
-        .records
-        .sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
+    result.records.sort_by(|a, b| {
+        (a.event_time, &a.event_id, a.target_index).cmp(&(
+            b.event_time,
+            &b.event_id,
+            b.target_index,
+        ))
+    });
     result
 }
 
@@ -1185,13 +1269,13 @@ impl RecordReader<'_, '_> {
         let Some(group) = group_of(name).filter(|_| options.events.contains(name)) else {
             return;
         };
-        match rec.to_audit_record(group) {
-            Ok(record)
-                if options.window.contains(record.event_time) && options.scope.admits(&record) =>
-            {
-                self.result.records.push(record);
-            }
-            Ok(_) => {}
+        match rec.to_audit_records(group, &options.redaction) {
+            Ok(records) => self
+                .result
+                .records
+                .extend(records.into_iter().filter(|record| {
+                    options.window.contains(record.event_time) && options.scope.admits(record)
+                })),
             Err(e) => self
                 .result
                 .bad
@@ -1394,10 +1478,68 @@ mod tests {
     }
 
     #[test]
+    fn only_cloudtrail_log_file_names_are_log_files() {
+        for name in [
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json.gz",
+            // An organization trail's file (under AWSLogs/o-…/<account>/): the same name.
+            "444455556666_CloudTrail_eu-west-2_20240505T0900Z_a1B2c3D4e5F6g7H8.json.gz",
+            "111122223333_CloudTrail_us-gov-west-1_20241231T2359Z_x.json.gz",
+            "111122223333_CloudTrail_ap-northeast-1_20240229T0000Z_leap.json.gz",
+            // A `.json` copy, unzipped.
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json",
+            // Suffixes are CloudTrail's to choose; copies may add to them.
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_not-gzip.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_a_b.json.gz",
+        ] {
+            assert!(is_log_file_name(name), "{name}");
+        }
+        for name in [
+            "manifest.json",
+            "users.csv",
+            "README.md",
+            "a.json",
+            "66666666-7777-8888-9999-000000000000.json",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.csv",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.json.gz.tmp",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.JSON.GZ",
+            // Digest and insight files are CloudTrail's, but not log files.
+            "111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20240502T100000Z.json.gz",
+            "111122223333_CloudTrail-Insight_us-east-1_20240502T1005Z_x.json.gz",
+            // Not a 12-digit account.
+            "a_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
+            "11112222333_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
+            "1111222233334_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
+            // Bad regions.
+            "111122223333_CloudTrail__20240502T1005Z_x.json.gz",
+            "111122223333_CloudTrail_US-EAST-1_20240502T1005Z_x.json.gz",
+            // Bad timestamps: short, with seconds, separators, not a real day or minute.
+            "111122223333_CloudTrail_us-east-1_20240502T105Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T100500Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_2024-05-02T1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502 1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1005_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20241302T1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20230229T1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T2400Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1060Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_2024050+T1005Z_x.json.gz",
+            // No suffix, or nothing after the region.
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z.json.gz",
+            "111122223333_CloudTrail_us-east-1.json.gz",
+            ".json.gz",
+            "",
+        ] {
+            assert!(!is_log_file_name(name), "{name}");
+        }
+    }
+
+    #[test]
     fn held_rows_spill_and_come_back_in_order() {
         let record = |i: usize| AuditRecord {
             event_time: jiff::Timestamp::UNIX_EPOCH,
             event_id: format!("e{i}"),
+            target_index: 0,
             event_name: "DeleteUser".into(),
             category: connect_audit_core::Category::User,
             account_id: "1".into(),

@@ -23,7 +23,8 @@
 //!   `CREATE [OR REPLACE] VIEW`. A table's files are read when a query scans it, so files
 //!   written after the `CREATE` are seen, as in Athena.
 //! - UDFs with Trino semantics: `json_extract_scalar`, `regexp_extract`, `regexp_replace`
-//!   (every match, `$1` back-references), `from_iso8601_timestamp`.
+//!   (every match, `$1` back-references), `from_iso8601_timestamp`, `url_decode` (`+` is a
+//!   space, a broken `%` escape fails the query, as Java's `URLDecoder` does), `json_size`.
 //!
 //! Errors carry `x-amzn-ErrorType` and a `{"__type","Message"}` body, as the service sends
 //! them: `InvalidRequestException` (400) for unknown query ids, bad tokens, results asked too
@@ -2418,6 +2419,8 @@ fn athena_udfs() -> Vec<ScalarUDF> {
         ScalarUDF::from(RegexpExtract::new()),
         ScalarUDF::from(RegexpReplace::new()),
         ScalarUDF::from(FromIso8601Timestamp::new()),
+        ScalarUDF::from(UrlDecode::new()),
+        ScalarUDF::from(JsonSize::new()),
     ]
 }
 
@@ -2522,7 +2525,9 @@ fn parse_json_path(path: &str) -> Option<Vec<PathStep>> {
     Some(steps)
 }
 
-fn json_extract_scalar(json: &str, steps: &[PathStep]) -> Option<String> {
+/// The value at a JSONPath of a JSON text; `None` when the text is not JSON or the path finds
+/// nothing.
+fn json_at(json: &str, steps: &[PathStep]) -> Option<Value> {
     let mut value: Value = serde_json::from_str(json).ok()?;
     for step in steps {
         value = match (step, value) {
@@ -2531,7 +2536,11 @@ fn json_extract_scalar(json: &str, steps: &[PathStep]) -> Option<String> {
             _ => return None,
         };
     }
-    match value {
+    Some(value)
+}
+
+fn json_extract_scalar(json: &str, steps: &[PathStep]) -> Option<String> {
+    match json_at(json, steps)? {
         Value::String(s) => Some(s),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
@@ -2842,6 +2851,155 @@ impl ScalarUDFImpl for FromIso8601Timestamp {
         Ok(ColumnarValue::Array(Arc::new(
             TimestampMillisecondArray::from(out).with_timezone("UTC"),
         )))
+    }
+}
+
+/// `url_decode(value)`: Trino's, which is Java's `URLDecoder.decode(value, UTF_8)`: `+` is a
+/// space, `%XX` a byte, bytes that are not UTF-8 become U+FFFD, and a `%` not followed by two
+/// hex digits fails the query.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct UrlDecode {
+    signature: Signature,
+}
+
+impl UrlDecode {
+    fn new() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+fn url_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+impl ScalarUDFImpl for UrlDecode {
+    fn name(&self) -> &'static str {
+        "url_decode"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> datafusion::common::Result<Vec<DataType>> {
+        coerce_strings(self.name(), arg_types, &[1], false)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let text = string_array(&args.args[0], rows)?;
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            if text.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let value = text.value(i);
+            match url_decode(value) {
+                Some(decoded) => out.push(Some(decoded)),
+                None => {
+                    return exec_err!("URLDecoder: Illegal hex characters in escape (%) pattern");
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// `json_size(json, path)`: the number of members of the array or object at `path`, 0 for a
+/// scalar, NULL when the path finds nothing or the text is not JSON.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonSize {
+    signature: Signature,
+}
+
+impl JsonSize {
+    fn new() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+fn json_size(json: &str, steps: &[PathStep]) -> Option<i64> {
+    let size = match json_at(json, steps)? {
+        Value::Array(a) => a.len(),
+        Value::Object(m) => m.len(),
+        _ => 0,
+    };
+    i64::try_from(size).ok()
+}
+
+impl ScalarUDFImpl for JsonSize {
+    fn name(&self) -> &'static str {
+        "json_size"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> datafusion::common::Result<Vec<DataType>> {
+        coerce_strings(self.name(), arg_types, &[2], false)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let json = string_array(&args.args[0], rows)?;
+        let paths = string_array(&args.args[1], rows)?;
+        let mut parsed: HashMap<String, Vec<PathStep>> = HashMap::new();
+        let mut out = Vec::with_capacity(rows);
+        for i in 0..rows {
+            if json.is_null(i) || paths.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let path = paths.value(i);
+            if !parsed.contains_key(path) {
+                let Some(steps) = parse_json_path(path) else {
+                    return exec_err!("Invalid JSON path: '{path}'");
+                };
+                parsed.insert(path.to_owned(), steps);
+            }
+            out.push(json_size(json.value(i), &parsed[path]));
+        }
+        Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
     }
 }
 
@@ -3727,6 +3885,26 @@ ORDER BY eventid, rn"#;
             Some(vec![PathStep::Index(0), PathStep::Key("a".into())])
         );
         assert_eq!(parse_json_path("a.b"), None);
+    }
+
+    #[test]
+    fn url_decode_and_json_size_have_trino_semantics() {
+        assert_eq!(
+            value("SELECT url_decode('arn%3Aaws%3aconnect%2Fx+y')"),
+            s("arn:aws:connect/x y")
+        );
+        assert_eq!(value("SELECT url_decode('%E6%9D%B1%FF')"), s("東\u{fffd}"));
+        assert_eq!(value("SELECT url_decode(NULL)"), None);
+        let err = engine_sql("SELECT url_decode('100%')", &[]).expect_err("broken escape");
+        assert!(err.contains("Illegal hex characters"), "{err}");
+        let doc = r#"'{"l":["a","b",{"c":1}],"o":{"a":1,"b":2},"n":5}'"#;
+        let f = |path: &str| value(&format!("SELECT json_size({doc}, '{path}')"));
+        assert_eq!(f("$.l"), s("3"));
+        assert_eq!(f("$.o"), s("2"));
+        assert_eq!(f("$.n"), s("0"));
+        assert_eq!(f("$.l[2]"), s("1"));
+        assert_eq!(f("$.missing"), None);
+        assert_eq!(value("SELECT json_size('not json', '$.a')"), None);
     }
 
     #[test]

@@ -129,6 +129,22 @@ pub mod ids {
     pub const QUEUE_BILLING: &str = "d5f66883-a4a3-41fd-affd-0cecc14c05c8";
     /// An agent status of the Tokyo instance (`Break`).
     pub const AGENT_STATUS_BREAK: &str = "715662cd-87f9-4290-a8ed-7ada559ebda1";
+    /// A workspace of the Tokyo instance (assigned to users and a routing profile).
+    pub const WORKSPACE: &str = "f5111754-7ba5-4c83-b1d7-9b93cca93bf2";
+    /// A traffic distribution group (Global Resiliency) of the Tokyo instance.
+    pub const TRAFFIC_GROUP: &str = "9d682749-35bc-48c7-885a-405b9bce0338";
+    /// The access token a `GetFederationToken` response carries: no output may hold it.
+    pub const FEDERATION_ACCESS_TOKEN: &str = "EXAMPLEACCESSTOKENeyJhbGciOiJIUzI1NiJ9";
+    /// The refresh token of the same response.
+    pub const FEDERATION_REFRESH_TOKEN: &str = "EXAMPLEREFRESHTOKENeyJhbGciOiJIUzI1NiJ9";
+    /// The token in the sign-in URL of the same response.
+    pub const FEDERATION_URL_TOKEN: &str = "EXAMPLEURLTOKEN0123456789";
+
+    /// `text` as an SDK or CloudFormation records a URI path parameter: `:` and `/`
+    /// percent-encoded.
+    pub fn percent_encoded(text: &str) -> String {
+        text.replace(':', "%3A").replace('/', "%2F")
+    }
 
     /// The ARN of a Connect instance.
     pub fn instance_arn(region: &str, account: &str, instance: &str) -> String {
@@ -208,6 +224,36 @@ pub mod events {
     /// `DeleteUser` by the Global Resiliency synchronization role, ids as ARNs (like the
     /// runbook sample): actor `service`.
     pub const SYNC_DELETE: &str = "143e0b0f-6d99-42ed-a5c5-6f797f041761";
+    /// `UpdateUserHierarchy` made through CloudFormation: `InstanceId` is a percent-encoded
+    /// instance ARN (`arn%3Aaws%3Aconnect%3A…`), read as the bare instance id.
+    pub const ENCODED_INSTANCE: &str = "4be94d7e-d95c-40f8-a903-14239c35b482";
+    /// `UpdateUserRoutingProfile` through CloudFormation: `UserId` and `InstanceId` are
+    /// percent-encoded ARNs; the user is named from the snapshot.
+    pub const ENCODED_USER_ARN: &str = "051ba5fc-6907-4067-95f7-f1cb0884d031";
+    /// `TagResource` through CloudFormation on a percent-encoded `/agent/` ARN: target `user`.
+    pub const ENCODED_TAG_AGENT: &str = "9a047597-a5cf-452a-be34-f187d3590e1d";
+    /// `AssociateSecurityProfiles` whose `EntityArn` is a percent-encoded `/agent/` ARN.
+    pub const ENCODED_ENTITY_ARN: &str = "15b96fe6-abe1-41ff-81df-2052b6464a8e";
+    /// `AssociateWorkspace` naming four users and a routing profile in `ResourceArns`: five
+    /// rows, `target_index` 0 to 4, each target named.
+    pub const ASSOCIATE_WORKSPACE: &str = "bd657e8e-1e5e-49e8-9446-da5da1fcd9f7";
+    /// `DisassociateWorkspace` of one user.
+    pub const DISASSOCIATE_WORKSPACE: &str = "5c489e77-f389-46c6-8be2-73b3ba005dfe";
+    /// `UpdateWorkspaceVisibility`: target the workspace (`resource`).
+    pub const WORKSPACE_VISIBILITY: &str = "b79c9a43-a76a-4d9e-ab76-929aec7f627d";
+    /// `CreateTrafficDistributionGroup`: target the new group, id from the response.
+    pub const CREATE_TRAFFIC_GROUP: &str = "d804c9d2-ef85-4402-89d1-76837eb49948";
+    /// `UpdateTrafficDistribution` of that group (sign-in and agent distribution).
+    pub const UPDATE_TRAFFIC: &str = "2965ceb4-539f-4ef1-a8da-148fd3706537";
+    /// `DeleteTrafficDistributionGroup`.
+    pub const DELETE_TRAFFIC_GROUP: &str = "34164ede-af5a-4c63-b241-978e6db9eb87";
+    /// `DisassociateApprovedOrigin` (opt-in `instance` group).
+    pub const DISASSOCIATE_ORIGIN: &str = "1bd0f86d-1f20-4ccc-804c-d0db1e5666e2";
+    /// `DisassociateSecurityKey` (opt-in `instance` group).
+    pub const DISASSOCIATE_KEY: &str = "748f46f0-d0f5-4d14-a06f-9ddded9a9156";
+    /// `GetFederationToken` (opt-in `sign_in`): its response names the user signed in as
+    /// (the target) and carries credentials and a sign-in URL that no output may show.
+    pub const FEDERATION_TOKEN: &str = "ad472324-748c-494c-a870-59da21c80b6d";
 }
 
 use ids::{
@@ -217,6 +263,10 @@ use ids::{
     REGION_VIRGINIA, RIKO, RP_BASIC, RP_SALES, RP_SUPPORT, RP_VA_SUPPORT, SORA, SP_ADMIN, SP_AGENT,
     SP_MANAGER, SP_QA, SP_VA_AGENT, TRAIL_USER, TRAIL_USER_NAME, UNKNOWN_ADMIN, YUKI, agent_arn,
     instance_arn,
+};
+use ids::{
+    FEDERATION_ACCESS_TOKEN, FEDERATION_REFRESH_TOKEN, FEDERATION_URL_TOKEN, TRAFFIC_GROUP,
+    WORKSPACE, percent_encoded,
 };
 
 /// The seed of every pseudo-random choice (noise, request ids, file name suffixes).
@@ -752,7 +802,14 @@ enum Who {
     IamUser,
     /// The Global Resiliency synchronization role.
     Sync,
+    /// A CloudFormation stack's role: CloudFormation calls the API on the user's behalf and
+    /// records URI path parameters percent-encoded.
+    CloudFormation,
 }
+
+const CFN_ROLE: &str = "connect-users-stack-CfnExecutionRole-1XAMPLE9Z0QK";
+const CFN_ROLE_ID: &str = "AROAR4KXQ2ZB7CFNEXEC1";
+const CFN_SERVICE: &str = "cloudformation.amazonaws.com";
 
 const SSO_ROLE: &str = "AWSReservedSSO_ConnectAdmins_0123456789abcdef";
 const SSO_ROLE_ID: &str = "AROAR4KXQ2ZB7SSOADMN1";
@@ -1028,6 +1085,21 @@ impl Spec {
                 SYNC_SERVICE.into(),
                 None,
             ),
+            Who::CloudFormation => (
+                Session {
+                    account: account.id,
+                    role: CFN_ROLE,
+                    role_id: CFN_ROLE_ID,
+                    path: "",
+                    name: "AWSCloudFormation",
+                    invoked_by: Some(CFN_SERVICE),
+                    time,
+                }
+                .identity(rng),
+                CFN_SERVICE.into(),
+                CFN_SERVICE.into(),
+                None,
+            ),
         };
         let read_only = ["Describe", "List", "Get", "Search"]
             .iter()
@@ -1264,6 +1336,116 @@ fn audited() -> Vec<Spec> {
             "UpdateUserRoutingProfile",
             obj! {"RoutingProfileId" => RP_BASIC, "UserId" => DAIKI, "InstanceId" => INSTANCE_TOKYO},
         ),
+        Spec::new(t, e::ENCODED_INSTANCE, "2024-05-02T10:11:12Z", Who::CloudFormation).call(
+            "UpdateUserHierarchy",
+            obj! {
+                "HierarchyGroupId" => HG_TOKYO,
+                "UserId" => SORA,
+                "InstanceId" => percent_encoded(&instance_arn(REGION_TOKYO, ACCOUNT_TOKYO, INSTANCE_TOKYO)),
+            },
+        ),
+        Spec::new(t, e::ENCODED_USER_ARN, "2024-05-02T10:11:14Z", Who::CloudFormation).call(
+            "UpdateUserRoutingProfile",
+            obj! {
+                "RoutingProfileId" => RP_SUPPORT,
+                "UserId" => percent_encoded(&tokyo_agent(RIKO)),
+                "InstanceId" => percent_encoded(&instance_arn(REGION_TOKYO, ACCOUNT_TOKYO, INSTANCE_TOKYO)),
+            },
+        ),
+        Spec::new(t, e::ENCODED_TAG_AGENT, "2024-05-02T10:11:16Z", Who::CloudFormation).call(
+            "TagResource",
+            obj! {
+                "resourceArn" => percent_encoded(&tokyo_agent(RIKO)),
+                "tags" => obj! {"managed-by" => "cloudformation"},
+            },
+        ),
+        Spec::new(t, e::ENCODED_ENTITY_ARN, "2024-05-02T10:11:18Z", Who::CloudFormation).call(
+            "AssociateSecurityProfiles",
+            obj! {
+                "SecurityProfiles" => arr![obj! {"Id" => SP_QA}],
+                "EntityType" => "USER",
+                "EntityArn" => percent_encoded(&tokyo_agent(RIKO)),
+                "InstanceId" => INSTANCE_TOKYO,
+            },
+        ),
+        Spec::new(t, e::ASSOCIATE_WORKSPACE, "2024-05-03T05:00:41Z", alice).call(
+            "AssociateWorkspace",
+            obj! {
+                "ResourceArns" => arr![
+                    tokyo_agent(KENJI),
+                    tokyo_agent(YUKI),
+                    tokyo_arn("routing-profile", RP_SALES),
+                    tokyo_agent(HARUTO),
+                    tokyo_agent(MEI),
+                ],
+                "WorkspaceId" => WORKSPACE,
+                "InstanceId" => INSTANCE_TOKYO,
+            },
+        ),
+        Spec::new(t, e::DISASSOCIATE_WORKSPACE, "2024-05-03T05:02:07Z", alice).call(
+            "DisassociateWorkspace",
+            obj! {
+                "ResourceArns" => arr![tokyo_agent(MEI)],
+                "WorkspaceId" => WORKSPACE,
+                "InstanceId" => INSTANCE_TOKYO,
+            },
+        ),
+        Spec::new(t, e::WORKSPACE_VISIBILITY, "2024-05-03T05:03:30Z", alice).call(
+            "UpdateWorkspaceVisibility",
+            obj! {"Visibility" => "ASSIGNED", "WorkspaceId" => WORKSPACE, "InstanceId" => INSTANCE_TOKYO},
+        ),
+        Spec::new(t, e::CREATE_TRAFFIC_GROUP, "2024-05-04T06:00:00Z", Who::Sso)
+            .call(
+                "CreateTrafficDistributionGroup",
+                obj! {
+                    "Name" => "tokyo-osaka-failover",
+                    "InstanceId" => instance_arn(REGION_TOKYO, ACCOUNT_TOKYO, INSTANCE_TOKYO),
+                    "ClientToken" => "3f9c6a1e-2b7d-4c0e-9a8f-5d1e2c3b4a59",
+                },
+            )
+            .response(obj! {
+                "Id" => TRAFFIC_GROUP,
+                "Arn" => format!("arn:aws:connect:{REGION_TOKYO}:{ACCOUNT_TOKYO}:traffic-distribution-group/{TRAFFIC_GROUP}"),
+            }),
+        Spec::new(t, e::UPDATE_TRAFFIC, "2024-05-04T06:20:00Z", Who::Sso).call(
+            "UpdateTrafficDistribution",
+            obj! {
+                "Id" => TRAFFIC_GROUP,
+                "SignInConfig" => obj! {"Distributions" => arr![
+                    obj! {"Region" => REGION_TOKYO, "Enabled" => true},
+                    obj! {"Region" => "ap-northeast-3", "Enabled" => true},
+                ]},
+                "AgentConfig" => obj! {"Distributions" => arr![
+                    obj! {"Region" => REGION_TOKYO, "Percentage" => 100_i64},
+                    obj! {"Region" => "ap-northeast-3", "Percentage" => 0_i64},
+                ]},
+            },
+        ),
+        Spec::new(t, e::DELETE_TRAFFIC_GROUP, "2024-05-06T06:40:00Z", Who::Sso).call(
+            "DeleteTrafficDistributionGroup",
+            obj! {"TrafficDistributionGroupId" => TRAFFIC_GROUP},
+        ),
+        Spec::new(t, e::DISASSOCIATE_ORIGIN, "2024-05-05T08:00:00Z", Who::Sso).call(
+            "DisassociateApprovedOrigin",
+            obj! {"Origin" => "https://crm.example-callcenter.co.jp", "InstanceId" => INSTANCE_TOKYO},
+        ),
+        Spec::new(t, e::DISASSOCIATE_KEY, "2024-05-05T08:05:00Z", Who::Sso).call(
+            "DisassociateSecurityKey",
+            obj! {"AssociationId" => "9c1b7e04d3a2f5e6b8c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2", "InstanceId" => INSTANCE_TOKYO},
+        ),
+        Spec::new(t, e::FEDERATION_TOKEN, "2024-05-06T00:02:11Z", Who::Sso)
+            .call("GetFederationToken", obj! {"InstanceId" => INSTANCE_TOKYO})
+            .response(obj! {
+                "Credentials" => obj! {
+                    "AccessToken" => FEDERATION_ACCESS_TOKEN,
+                    "AccessTokenExpiration" => "May 6, 2024, 12:14:11 AM",
+                    "RefreshToken" => FEDERATION_REFRESH_TOKEN,
+                    "RefreshTokenExpiration" => "May 6, 2024, 12:02:11 PM",
+                },
+                "SignInUrl" => format!("https://example-callcenter.my.connect.aws/auth/sign-in?token={FEDERATION_URL_TOKEN}"),
+                "UserArn" => tokyo_agent(SORA),
+                "UserId" => SORA,
+            }),
         Spec::new(v, e::ORG_CONSOLE, "2024-05-02T14:00:21Z", Who::Console(CAROL)).call(
             "UpdateUserSecurityProfiles",
             obj! {"SecurityProfileIds" => arr![SP_VA_AGENT], "UserId" => MARIA, "InstanceId" => INSTANCE_VIRGINIA},

@@ -85,8 +85,10 @@ pub struct ReceivedRequest {
     pub raw_body: Vec<u8>,
     /// The body, gzip-decoded when `Content-Encoding: gzip`, unless the receiver only counts.
     pub body: Vec<u8>,
-    /// The event ids in the body: `fields.event_id` of Splunk envelopes, `event_id` of the
-    /// records of a JSON array. Empty when the receiver only counts.
+    /// The row keys in the body (`AuditRecord::row_key`: the event id, `#<target_index>` after
+    /// it for the second and later targets of a call): `fields.row_key` of Splunk envelopes,
+    /// from `event_id` and `target_index` of the records of a JSON array, `metadata.uid` of
+    /// OCSF events. Empty when the receiver only counts.
     pub event_ids: Vec<String>,
     /// Events in the body.
     pub events: usize,
@@ -367,8 +369,8 @@ fn record(
     reply
 }
 
-/// The event ids of a Standard Webhooks array or of concatenated Splunk envelopes (records
-/// carry `event_id`, OCSF events `metadata.uid`).
+/// The row keys of a Standard Webhooks array or of concatenated Splunk envelopes (records
+/// carry `event_id` and `target_index`, OCSF events `metadata.uid`).
 fn event_ids(body: &[u8]) -> Vec<String> {
     let mut ids = Vec::new();
     for value in serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>() {
@@ -378,13 +380,25 @@ fn event_ids(body: &[u8]) -> Vec<String> {
             other => vec![other],
         };
         for item in items {
+            let record_key = || {
+                let id = item.get("event_id")?.as_str()?;
+                Some(match item.get("target_index")?.as_u64()? {
+                    0 => id.to_owned(),
+                    index => format!("{id}#{index}"),
+                })
+            };
             let id = item
-                .pointer("/fields/event_id")
-                .or_else(|| item.get("event_id"))
-                .or_else(|| item.pointer("/metadata/uid"))
+                .pointer("/fields/row_key")
                 .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .or_else(record_key)
+                .or_else(|| {
+                    item.pointer("/metadata/uid")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                })
                 .expect("every event carries its id");
-            ids.push(id.to_owned());
+            ids.push(id);
         }
     }
     ids

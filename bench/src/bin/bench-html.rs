@@ -89,6 +89,7 @@ fn record(i: u64, rng: &mut Lcg, since: Timestamp, span_secs: i64) -> AuditRecor
             .checked_add(SignedDuration::from_secs(offset))
             .unwrap_or(since),
         event_id: uuid(rng, i),
+        target_index: 0,
         event_name: name.to_owned(),
         category,
         account_id: "111122223333".to_owned(),

@@ -7,7 +7,8 @@
 //!
 //! - **Header**: window, instances, accounts, regions, source, generated at, tool version;
 //!   counts of events, actors, users touched and failed attempts; ids that could not be named;
-//!   the bad input the run skipped ([`RunContext`]).
+//!   the bad input the run skipped ([`RunContext`]); what the trail cannot show (admin-website
+//!   changes CloudTrail does not record).
 //! - **Charts**: changes per day stacked by category, top actors, failed attempts per day,
 //!   and the privilege grants (security-profile and hierarchy changes), newest first.
 //! - **Table**: every event, sortable, filterable and paged by the script; failed calls
@@ -60,6 +61,11 @@ const WIDE_CHART: f64 = 1260.0;
 const CHART: f64 = 620.0;
 /// Bars of a time chart, at most: a longer window gets a bar per several days.
 const MAX_BARS: i32 = 92;
+/// What the trail cannot show, in every report's header: the page is evidence of what
+/// CloudTrail recorded, and the Connect admin guide has said some admin-website changes never
+/// reach it (README, "What the trail cannot show", quotes the guide).
+const COVERAGE_NOTE: &str = r#"<p class="note" id="coverage"><b>What the trail cannot show.</b> This report holds what CloudTrail recorded, nothing else. The Amazon Connect Administrator Guide (“Logging Amazon Connect API calls with AWS CloudTrail”) has said that admin-website changes to users, queues and quick connects are logged, but changes to hours of operation, flows, phone numbers, user hierarchy, agent status and prompts only when made through the API or CLI. So user-hierarchy and agent-status changes made in the admin website may be missing: finding none here does not prove that none was made. The snapshot store’s change logs (<code>runs/</code>) and Connect itself show the directory as it is.</p>
+"#;
 
 /// Writes one self-contained HTML report. Built from an [`HtmlSpec`].
 pub struct HtmlExporter {
@@ -253,6 +259,7 @@ impl HtmlExporter {
                 self.run.skipped_files, self.run.skipped_records
             );
         }
+        h.push_str(COVERAGE_NOTE);
         h.push_str(&self.unresolved_section());
         h.push_str("</header>\n");
         h.push_str(&self.charts_section());
@@ -833,6 +840,31 @@ mod tests {
         );
         assert!(!SCRIPT.contains("innerHTML") && !SCRIPT.contains("insertAdjacentHTML"));
         assert!(!SCRIPT.contains("</script") && !STYLE.contains("</style"));
+    }
+
+    #[test]
+    fn the_header_says_what_the_trail_cannot_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.html");
+        let spec =
+            connect_audit_config::ExporterSpec::Html(HtmlSpec::new(path.display().to_string()));
+        let mut exporter = crate::build(&spec).unwrap();
+        exporter.write(&[]).unwrap();
+        exporter.finish().unwrap();
+        let page = std::fs::read_to_string(&path).unwrap();
+        let header = &page[page.find("<header>").unwrap()..page.find("</header>").unwrap()];
+        assert!(
+            header.contains(r#"<p class="note" id="coverage">"#),
+            "{header}"
+        );
+        for words in [
+            "what CloudTrail recorded",
+            "hours of operation, flows, phone numbers, user hierarchy, agent status and prompts",
+            "only when made through the API or CLI",
+            "may be missing",
+        ] {
+            assert!(header.contains(words), "{words}: {header}");
+        }
     }
 
     #[test]

@@ -53,6 +53,7 @@
     tr.className = r[C.error_code] ? "event failed" : "event";
     tr.dataset.row = String(i);
     tr.dataset.eventId = r[C.event_id];
+    tr.dataset.targetIndex = r[C.target_index];
     cell(tr, r[C.event_time].replace("T", " "), "time");
     cell(tr, actor(r)).title = [r[C.actor_kind], r[C.actor_arn] || r[C.actor_id]].filter(Boolean).join(" ");
     cell(tr, r[C.event_name]);

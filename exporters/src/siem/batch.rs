@@ -3,6 +3,7 @@
 //! Each record is serialised once, on the caller's thread. A [`Batch`] keeps the body and, for
 //! the dead-letter file, the serde form of every record in it.
 
+use std::borrow::Cow;
 use std::io::Write as _;
 use std::ops::Range;
 
@@ -122,7 +123,7 @@ impl Batcher {
             }
         }
         current.body.extend_from_slice(&self.piece);
-        current.ids.push(record.event_id.clone());
+        current.ids.push(record.row_key().into_owned());
         current.spans.push(span);
         if let Some(batch) = done {
             return Ok(Some(self.seal(batch)));
@@ -133,25 +134,58 @@ impl Batcher {
         Ok(None)
     }
 
-    /// This record's piece of the body, into `self.piece`.
+    /// This record's piece of the body, into `self.piece`: one event, or for a mapping that
+    /// makes several, each in turn (array elements, or one HEC envelope each).
     fn encode(
         &mut self,
         record: &AuditRecord,
         span: Range<usize>,
     ) -> Result<(), serde_json::Error> {
         self.piece.clear();
+        match self.event_body {
+            EventBody::Record => self.encode_one(record, None, span),
+            EventBody::Json(map) => {
+                for (i, event) in map(record).iter().enumerate() {
+                    if i > 0 && self.flavor == SiemFlavor::StandardWebhooks {
+                        self.piece.push(b',');
+                    }
+                    self.encode_one(record, Some(event), span.clone())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// One event of `record`: `event` when mapped, else the record's own serde form.
+    fn encode_one(
+        &mut self,
+        record: &AuditRecord,
+        event: Option<&serde_json::Value>,
+        span: Range<usize>,
+    ) -> Result<(), serde_json::Error> {
+        let write_event = |piece: &mut Vec<u8>, records: &[u8]| {
+            if let Some(event) = event {
+                serde_json::to_writer(piece, event)
+            } else {
+                piece.extend_from_slice(&records[span.clone()]);
+                Ok(())
+            }
+        };
         match self.flavor {
             SiemFlavor::SplunkHec => {
                 self.piece.extend_from_slice(b"{\"time\":");
                 write_epoch_seconds(&mut self.piece, record.event_time);
                 self.piece.extend_from_slice(&self.envelope);
-                self.write_event(record, span)?;
+                write_event(&mut self.piece, &self.current.records)?;
                 self.piece.extend_from_slice(b",\"fields\":{\"event_id\":");
                 serde_json::to_writer(&mut self.piece, &record.event_id)?;
+                self.piece.extend_from_slice(b",\"row_key\":");
+                let uid = event.and_then(|e| e.pointer("/metadata/uid")?.as_str());
+                serde_json::to_writer(&mut self.piece, &uid.map_or(record.row_key(), Cow::from))?;
                 self.piece.extend_from_slice(b"}}\n");
                 Ok(())
             }
-            SiemFlavor::StandardWebhooks => self.write_event(record, span),
+            SiemFlavor::StandardWebhooks => write_event(&mut self.piece, &self.current.records),
         }
     }
 
@@ -169,22 +203,6 @@ impl Batcher {
             batch.body.push(b']');
         }
         batch
-    }
-
-    /// The event itself: the record's serde form (already in `records`), or the plugged-in
-    /// mapping.
-    fn write_event(
-        &mut self,
-        record: &AuditRecord,
-        span: Range<usize>,
-    ) -> Result<(), serde_json::Error> {
-        match self.event_body {
-            EventBody::Record => {
-                self.piece.extend_from_slice(&self.current.records[span]);
-                Ok(())
-            }
-            EventBody::Json(map) => serde_json::to_writer(&mut self.piece, &map(record)),
-        }
     }
 }
 
@@ -236,6 +254,7 @@ mod tests {
         assert_eq!(envelope["sourcetype"], "aws:connect:audit");
         assert_eq!(envelope["index"], "audit");
         assert_eq!(envelope["fields"]["event_id"], "e1");
+        assert_eq!(envelope["fields"]["row_key"], "e1");
         assert_eq!(envelope["event"], serde_json::to_value(record(1)).unwrap());
         assert_eq!(batch.record(0), serde_json::to_vec(&record(1)).unwrap());
         assert!(batcher.take().is_none());
@@ -290,14 +309,50 @@ mod tests {
 
     #[test]
     fn a_plugged_in_mapping_shapes_the_event_but_the_dead_letter_keeps_the_record() {
-        fn tiny(record: &AuditRecord) -> serde_json::Value {
-            serde_json::json!({ "uid": record.event_id })
+        fn tiny(record: &AuditRecord) -> Vec<serde_json::Value> {
+            vec![serde_json::json!({ "uid": record.event_id })]
         }
         let mut batcher = Batcher::new(&spec(SiemFlavor::StandardWebhooks), EventBody::Json(tiny));
         batcher.push(&record(7)).unwrap();
         let batch = batcher.take().unwrap();
         assert_eq!(batch.body, br#"[{"uid":"e7"}]"#);
         assert_eq!(batch.record(0), serde_json::to_vec(&record(7)).unwrap());
+        assert!(batcher.take().is_none());
+    }
+
+    /// A mapping that makes two events of a record: two array elements, or two envelopes,
+    /// each keyed by its own uid; still one record for the dead letter.
+    #[test]
+    fn a_mapping_that_makes_two_events_of_a_record_sends_both() {
+        fn two(record: &AuditRecord) -> Vec<serde_json::Value> {
+            let uid = record.event_id.clone();
+            vec![
+                serde_json::json!({"metadata": {"uid": uid}}),
+                serde_json::json!({"metadata": {"uid": format!("{uid}/privileges")}}),
+            ]
+        }
+        let mut batcher = Batcher::new(&spec(SiemFlavor::StandardWebhooks), EventBody::Json(two));
+        batcher.push(&record(1)).unwrap();
+        let batch = batcher.take().unwrap();
+        assert_eq!(
+            batch.body,
+            br#"[{"metadata":{"uid":"e1"}},{"metadata":{"uid":"e1/privileges"}}]"#
+        );
+        assert_eq!(batch.len(), 1);
+        let mut batcher = Batcher::new(&spec(SiemFlavor::SplunkHec), EventBody::Json(two));
+        batcher.push(&record(1)).unwrap();
+        let batch = batcher.take().unwrap();
+        let envelopes: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(&batch.body)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let keys: Vec<&str> = envelopes
+            .iter()
+            .map(|e| e["fields"]["row_key"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys, ["e1", "e1/privileges"]);
+        assert!(envelopes.iter().all(|e| e["fields"]["event_id"] == "e1"));
+        assert_eq!(batch.record(0), serde_json::to_vec(&record(1)).unwrap());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! One line per record, appended:
 //!
 //! ```json
-//! {"exporter":"siem-webhook https://splunk:8088","failed_at":"2024-05-02T09:14:02Z","reason":"HTTP 400: …","status":400,"attempts":1,"batch":"msg_…","event_id":"…","record":{…}}
+//! {"exporter":"siem-webhook https://splunk:8088","failed_at":"2024-05-02T09:14:02Z","reason":"HTTP 400: …","status":400,"attempts":1,"batch":"msg_…","row_key":"…","record":{…}}
 //! ```
 //!
 //! `record` is the audit record's serde form (as JSON Lines writes it), so [`replay`](super::replay)
@@ -105,7 +105,7 @@ impl DeadLetter {
         let mut out = Vec::with_capacity(batch.records.len() + batch.len() * (head.len() + 64));
         for (i, id) in batch.ids.iter().enumerate() {
             out.extend_from_slice(&head);
-            out.extend_from_slice(b",\"event_id\":");
+            out.extend_from_slice(b",\"row_key\":");
             put(&mut out, &id.as_str());
             out.extend_from_slice(b",\"record\":");
             out.extend_from_slice(batch.record(i));
@@ -119,10 +119,12 @@ impl DeadLetter {
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
+            let mut options = OpenOptions::new();
+            options.create(true).append(true);
+            // Its records name people: created owner-only (0600), as every other output is.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&self.path)?;
             self.file = Some(file);
         }
         let file = self.file.as_mut().expect("opened above");

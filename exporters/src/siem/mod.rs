@@ -3,9 +3,12 @@
 //!
 //! - `splunk-hec`: `POST <url>/services/collector/event`, `Authorization: Splunk <token>`, a
 //!   body of JSON envelopes, one per record: `{"time": <epoch seconds>, "host", "source",
-//!   "sourcetype", "index", "event": <record>, "fields": {"event_id": <id>}}`.
+//!   "sourcetype", "index", "event": <record>, "fields": {"event_id": <id>, "row_key": <key>}}`
+//!   (the row key is the event id, and `<event id>#<target index>` for the second and later
+//!   targets of a call that names several: dedupe on it, not on the event id; for OCSF events,
+//!   the event's `metadata.uid`, which tells a `CreateUser`'s grant from its account change).
 //! - `standard-webhooks`: `POST <url>`, a JSON array of records, `webhook-id` (the same on every
-//!   retry of a batch: `msg_` + hex SHA-256 of its event ids), `webhook-timestamp` and
+//!   retry of a batch: `msg_` + hex SHA-256 of its row keys), `webhook-timestamp` and
 //!   `webhook-signature: v1,<base64 HMAC-SHA256>` of `"{id}.{timestamp}.{body}"`, signed over
 //!   the uncompressed body.
 //!
@@ -53,9 +56,11 @@ pub enum EventBody {
     /// The record's serde form, as JSON Lines writes it.
     #[default]
     Record,
-    /// A mapping of the record to another JSON shape (e.g. an OCSF event). The dead-letter file
-    /// still keeps the record itself, so a replay maps it again.
-    Json(fn(&AuditRecord) -> serde_json::Value),
+    /// A mapping of the record to one or more events of another JSON shape (OCSF: a
+    /// `CreateUser` that gives profiles is an account change and a grant). Each event is its
+    /// own array element or HEC envelope; the dead-letter file still keeps the record itself,
+    /// so a replay maps it again.
+    Json(fn(&AuditRecord) -> Vec<serde_json::Value>),
 }
 
 /// Posts batches of records to a SIEM. Built from a [`SiemWebhookSpec`].
@@ -332,7 +337,7 @@ pub fn replay(spec: &SiemWebhookSpec, dead_letter: &Path) -> Result<ReplaySummar
 pub fn event_body(spec: &SiemWebhookSpec) -> EventBody {
     match spec.schema {
         connect_audit_config::RecordSchema::Audit => EventBody::Record,
-        connect_audit_config::RecordSchema::Ocsf => EventBody::Json(crate::ocsf::to_ocsf),
+        connect_audit_config::RecordSchema::Ocsf => EventBody::Json(crate::ocsf::to_ocsf_events),
     }
 }
 

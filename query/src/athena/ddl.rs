@@ -223,10 +223,10 @@ pub fn create_lake_table(athena: &ValidAthena) -> Option<Statement> {
     let columns = connect_audit_core::record::COLUMNS
         .iter()
         .map(|name| {
-            let ty = if *name == "event_time" {
-                "timestamp"
-            } else {
-                "string"
+            let ty = match *name {
+                "event_time" => "timestamp",
+                "target_index" => "int",
+                _ => "string",
             };
             format!("  `{name}` {ty}")
         })

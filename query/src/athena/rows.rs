@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use connect_audit_core::cloudtrail::{request_parameters_text, response_elements_text};
+use connect_audit_core::redact::Redaction;
 use connect_audit_core::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
 use jiff::Timestamp;
 
@@ -42,8 +42,13 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// Maps one row of [`RESULT_COLUMNS`] values.
-pub fn read_row(index: u64, values: Vec<Option<String>>) -> Result<Row, RowError> {
+/// Maps one row of [`RESULT_COLUMNS`] values; `request_parameters` and `response_elements`
+/// lose what `redaction` removes, exactly as the local engine removes it.
+pub fn read_row(
+    index: u64,
+    values: Vec<Option<String>>,
+    redaction: &Redaction,
+) -> Result<Row, RowError> {
     let fail = |reason: String| RowError { row: index, reason };
     if values.len() != RESULT_COLUMNS.len() {
         return Err(fail(format!(
@@ -56,6 +61,7 @@ pub fn read_row(index: u64, values: Vec<Option<String>>) -> Result<Row, RowError
     let mut next = || v.next().flatten();
     let event_time = next();
     let event_id = next();
+    let target_index = next();
     let event_name = next();
     let category = next();
     let account_id = next();
@@ -99,7 +105,14 @@ pub fn read_row(index: u64, values: Vec<Option<String>>) -> Result<Row, RowError
         format!("`{column}` is not JSON: {e}")
     };
     let event_id = required(event_id, "event_id")?;
-    let request_parameters = match request_parameters.as_deref().map(request_parameters_text) {
+    let Some(Ok(target_index)) = target_index.as_deref().map(str::parse::<u32>) else {
+        return Err(fail(format!(
+            "`target_index` `{}` is not a number",
+            target_index.unwrap_or_default()
+        )));
+    };
+    let column_text = |text: &str| redaction.column_text(text);
+    let request_parameters = match request_parameters.as_deref().map(column_text) {
         Some(Ok(text)) => text,
         Some(Err(e)) => {
             return Ok(bad_row(
@@ -110,7 +123,7 @@ pub fn read_row(index: u64, values: Vec<Option<String>>) -> Result<Row, RowError
         }
         None => None,
     };
-    let response_elements = match response_elements.as_deref().map(response_elements_text) {
+    let response_elements = match response_elements.as_deref().map(column_text) {
         Some(Ok(text)) => text,
         Some(Err(e)) => {
             return Ok(bad_row(
@@ -129,6 +142,7 @@ pub fn read_row(index: u64, values: Vec<Option<String>>) -> Result<Row, RowError
     let record = AuditRecord {
         event_time,
         event_id,
+        target_index,
         event_name: required(event_name, "event_name")?,
         category: Category::parse(&category).ok_or_else(|| known("category", &category))?,
         account_id: required(account_id, "account_id")?,
@@ -177,6 +191,7 @@ mod tests {
         };
         set("event_time", "2024-05-02 09:14:02.000");
         set("event_id", "e1");
+        set("target_index", "0");
         set("event_name", "CreateUser");
         set("category", "user");
         set("account_id", "111122223333");
@@ -195,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_row_becomes_the_record_the_local_engine_writes() {
-        let Row::Record(r) = read_row(0, row()).unwrap() else {
+        let Row::Record(r) = read_row(0, row(), &Redaction::secrets()).unwrap() else {
             panic!()
         };
         assert_eq!(r.event_time, "2024-05-02T09:14:02Z".parse().unwrap());
@@ -213,8 +228,8 @@ mod tests {
     #[test]
     fn problems_and_bad_shapes_are_named() {
         let mut bad = row();
-        bad[23] = Some("missing `userIdentity`".into());
-        let Row::Bad(b) = read_row(3, bad).unwrap() else {
+        bad[24] = Some("missing `userIdentity`".into());
+        let Row::Bad(b) = read_row(3, bad, &Redaction::secrets()).unwrap() else {
             panic!()
         };
         assert_eq!(
@@ -222,15 +237,18 @@ mod tests {
             "s3://b/AWSLogs/f.json.gz (eventID e1): missing `userIdentity`"
         );
         let mut odd = row();
-        odd[7] = Some("robot".into());
-        let e = read_row(4, odd).unwrap_err();
+        odd[8] = Some("robot".into());
+        let e = read_row(4, odd, &Redaction::secrets()).unwrap_err();
         assert!(
             e.to_string()
                 .contains("actor_kind` has the unknown value `robot`")
         );
-        assert!(read_row(5, vec![None; 3]).is_err());
+        assert!(read_row(5, vec![None; 3], &Redaction::secrets()).is_err());
         let mut not_json = row();
-        not_json[20] = Some("{oops".into());
-        assert!(matches!(read_row(6, not_json).unwrap(), Row::Bad(_)));
+        not_json[21] = Some("{oops".into());
+        assert!(matches!(
+            read_row(6, not_json, &Redaction::secrets()).unwrap(),
+            Row::Bad(_)
+        ));
     }
 }

@@ -14,6 +14,7 @@ use super::rows::{Row, read_row};
 use super::sql::{Query, RESULT_COLUMNS};
 use crate::error::Error;
 use crate::local::ScanSink;
+use connect_audit_core::redact::Redaction;
 
 /// The first pause between two status polls; it doubles up to the configured maximum.
 pub const FIRST_POLL: Duration = Duration::from_millis(100);
@@ -297,6 +298,7 @@ impl Runner {
 pub async fn report(
     runner: &Runner,
     query: &Query,
+    redaction: &Redaction,
     sink: &mut dyn ScanSink,
     cancel: impl Future<Output = ()>,
 ) -> Result<AthenaSummary, Error> {
@@ -319,10 +321,11 @@ pub async fn report(
             |rows| {
                 let mut batch = Vec::with_capacity(rows.len());
                 for values in rows {
-                    let row = read_row(index, values).map_err(|source| Error::BadResult {
-                        id: id.clone(),
-                        reason: source.to_string(),
-                    })?;
+                    let row =
+                        read_row(index, values, redaction).map_err(|source| Error::BadResult {
+                            id: id.clone(),
+                            reason: source.to_string(),
+                        })?;
                     index += 1;
                     match row {
                         Row::Record(record) => {

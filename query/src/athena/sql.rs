@@ -14,14 +14,16 @@
 //!
 //! [`Target::of`]: connect_audit_core::cloudtrail::Target::of
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use connect_audit_config::ValidAthena;
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, GROUPS};
 use connect_audit_core::cloudtrail::{
-    CONNECT_ROLE_PREFIX, Field, SYNC_ROLE_PREFIX, TargetRule, target_rule,
+    CONNECT_ROLE_PREFIX, Field, MAX_TARGETS, SYNC_ROLE_PREFIX, TargetRule, target_rule,
 };
 use connect_audit_core::record::COLUMNS;
+use connect_audit_core::redact::SECRET_KEYS;
 use connect_audit_core::{EventSelection, Scope, TargetKind, Window};
 use jiff::tz::TimeZone;
 
@@ -128,6 +130,22 @@ fn bare_id_sql(expr: &str) -> String {
     )
 }
 
+/// SQL for [`connect_audit_core::ids::decode_id`]: a percent-encoded value is decoded
+/// (`url_decode`) when it holds only escapes of printable ASCII and no `+`, and decodes to an
+/// ARN or a UUID; anything else is kept as recorded. Nested `CASE`s, so `url_decode` never
+/// sees a value it would refuse.
+fn decode_id_sql(expr: &str) -> String {
+    let escapes = constant("^(?:[^%+]|%[2-7][0-9A-Fa-f])*$");
+    let decoded_id = constant(
+        "^(?:arn:|[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$)",
+    );
+    format!(
+        "CASE WHEN strpos({expr}, '%') > 0 AND regexp_like({expr}, {escapes}) THEN \
+         CASE WHEN regexp_like(url_decode({expr}), {decoded_id}) THEN url_decode({expr}) ELSE {expr} END \
+         ELSE {expr} END"
+    )
+}
+
 /// SQL for the kind of target an ARN names (the `Arn` rule).
 fn arn_kind_sql(expr: &str) -> String {
     let kinds = format!("{ARN_HEAD}[^/]+/([^/]*)/([^/]+)$");
@@ -138,6 +156,33 @@ fn arn_kind_sql(expr: &str) -> String {
          'resource') END",
         constant(&kinds)
     )
+}
+
+/// The calls naming several targets ([`TargetRule::ArnList`]), by the request key of their
+/// list.
+fn list_rules() -> BTreeMap<&'static str, Vec<&'static str>> {
+    let mut lists: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+    for name in catalogue_names() {
+        if let TargetRule::ArnList(key) = target_rule(name) {
+            lists.entry(key).or_default().push(name);
+        }
+    }
+    lists
+}
+
+/// `CASE event_name WHEN <list call> THEN <sql of its key> … END` over the list calls.
+fn list_case(sql: impl Fn(&str) -> String) -> String {
+    if list_rules().is_empty() {
+        return "NULL".to_owned();
+    }
+    let mut case = String::from("CASE eventname");
+    for (key, events) in list_rules() {
+        for event in events {
+            let _ = write!(case, " WHEN {} THEN {}", constant(event), sql(key));
+        }
+    }
+    case.push_str(" END");
+    case
 }
 
 /// Every catalogued event name, in catalogue order.
@@ -188,7 +233,7 @@ pub fn audit_query(
         scope,
     };
     let mut sql = body(athena, Some(&filters), &mut params);
-    sql.push_str("\nORDER BY NOT ready, trail_file, ts, event_id");
+    sql.push_str("\nORDER BY NOT ready, trail_file, ts, event_id, target_index");
     Query {
         sql,
         parameters: params.0,
@@ -242,10 +287,16 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          useridentity.username AS id_username, useridentity.invokedby AS id_invoked_by,\n    \
          useridentity.sessioncontext.sessionissuer.username AS id_issuer,\n    \
          useridentity IS NULL AS no_identity,\n    \
-         CASE WHEN regexp_like(eventtime, {iso}) THEN from_iso8601_timestamp(eventtime) END AS ts\n  \
+         CASE WHEN regexp_like(eventtime, {iso}) THEN from_iso8601_timestamp(eventtime) END AS ts,\n    \
+         {list_size} AS list_size, {list_key} AS list_key\n  \
          FROM {}\n  WHERE eventsource = {}",
         table(athena, &athena.table),
         constant(CONNECT_EVENT_SOURCE),
+        list_size = list_case(|key| format!(
+            "json_size(requestparameters, {})",
+            constant(&format!("$.{key}"))
+        )),
+        list_key = list_case(constant),
     );
     if let Some(f) = filters {
         let (first, last) = delivery_dates(f.window);
@@ -305,9 +356,11 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
     let _ = write!(
         s,
         "learned AS (\n  SELECT lower({}) AS id, name, trail_file, ts FROM (\n    \
+         SELECT trail_file, ts, name, {} AS decoded_id FROM (\n    \
          SELECT trail_file, ts, {learned_id} AS raw_id,\n      {learned_name} AS name\n    \
-         FROM trail WHERE errorcode IS NULL AND event_name IN ({})\n  ) taught WHERE raw_id IS NOT NULL AND name IS NOT NULL\n),\n",
-        bare_id_sql("raw_id"),
+         FROM trail WHERE errorcode IS NULL AND event_name IN ({})\n  ) taught WHERE raw_id IS NOT NULL AND name IS NOT NULL\n  ) decoded\n),\n",
+        bare_id_sql("decoded_id"),
+        decode_id_sql("raw_id"),
         teaching
             .iter()
             .map(|(n, _)| constant(n))
@@ -323,7 +376,8 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          WHEN ts IS NULL THEN concat('unparseable eventTime `', eventtime, '`')\n      \
          WHEN no_identity THEN 'missing `userIdentity`'\n      \
          WHEN aws_region IS NULL THEN 'missing `awsRegion`'\n      \
-         WHEN account_id IS NULL THEN 'missing `recipientAccountId`' END AS problem,\n    \
+         WHEN account_id IS NULL THEN 'missing `recipientAccountId`'\n      \
+         WHEN list_size > {MAX_TARGETS} THEN '`requestParameters.' || list_key || '` names ' || CAST(list_size AS varchar) || ' targets, more than the {MAX_TARGETS} the Connect API accepts' END AS problem,\n    \
          regexp_extract(id_arn, ':assumed-role/([^/]*)/', 1) AS arn_role,\n    \
          regexp_extract(id_arn, '(?s):assumed-role/[^/]*/(.*)$', 1) AS arn_session\n  \
          FROM trail t\n  WHERE event_name IN ("
@@ -341,7 +395,7 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
     if let Some(f) = filters {
         let _ = write!(
             s,
-            "    AND (ts IS NULL OR event_id IS NULL OR no_identity OR aws_region IS NULL OR account_id IS NULL\n      \
+            "    AND (ts IS NULL OR event_id IS NULL OR no_identity OR aws_region IS NULL OR account_id IS NULL OR list_size > {MAX_TARGETS}\n      \
              OR (ts >= from_iso8601_timestamp({}) AND ts < from_iso8601_timestamp({})))\n",
             params.one(&f.window.since.to_string()),
             params.one(&f.window.until.to_string()),
@@ -375,7 +429,10 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         let (tag, reference, target_name) = match target_rule(name) {
             TargetRule::Fixed { kind, id, name } => (kind.as_str(), field_sql(id), name),
             TargetRule::Arn(key) => ("arn", field_sql(Field::Request(key)), None),
-            TargetRule::UserIdOrNone => continue,
+            // The list's entries are read one per target row (`targets`).
+            TargetRule::ArnList(_) => ("arn", "CAST(NULL AS varchar)".to_owned(), None),
+            TargetRule::UserOrNone(Field::Request("UserId")) => continue,
+            TargetRule::UserOrNone(field) => ("user_id", field_sql(field), None),
         };
         let n = constant(name);
         let _ = write!(rule_case, " WHEN {n} THEN {}", constant(tag));
@@ -406,7 +463,46 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
     let _ = write!(
         s,
         "rules AS (\n  SELECT k.*,\n    {category} AS category,\n    {rule_case} AS target_rule,\n    \
-         {ref_case} AS target_ref,\n    {name_case} AS target_name_raw\n  FROM actor_kinds k\n),\n"
+         {ref_case} AS target_ref_raw,\n    {name_case} AS target_name_raw,\n    \
+         {instance_ref} AS instance_ref\n  FROM actor_kinds k\n),\n",
+        instance_ref = decode_id_sql(&field_sql(Field::Request("InstanceId"))),
+    );
+
+    // 5b. One row per target: the list entries of a call that names several (at most
+    //     MAX_TARGETS, refused above when more), else the one target.
+    let mut list_ref = String::from("CASE");
+    for (key, events) in list_rules() {
+        let mut entries = String::from("CASE n.target_index");
+        for i in 0..MAX_TARGETS {
+            let _ = write!(
+                entries,
+                " WHEN {i} THEN json_extract_scalar(requestparameters, {})",
+                constant(&format!("$.{key}[{i}]"))
+            );
+        }
+        entries.push_str(" END");
+        let _ = write!(
+            list_ref,
+            " WHEN event_name IN ({}) THEN {entries}",
+            events
+                .iter()
+                .map(|e| constant(e))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    list_ref.push_str(" ELSE target_ref_raw END");
+    let _ = write!(
+        s,
+        "indexed AS (\n  SELECT r.*, n.target_index, {list_ref} AS target_ref_any\n  \
+         FROM rules r CROSS JOIN (VALUES {}) AS n(target_index)\n  \
+         WHERE n.target_index = 0 OR (r.problem IS NULL AND n.target_index < r.list_size)\n),\n\
+         targets AS (\n  SELECT i.*, {} AS target_ref\n  FROM indexed i\n),\n",
+        (0..MAX_TARGETS)
+            .map(|i| format!("({i})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        decode_id_sql("target_ref_any"),
     );
     let instance_in_arn = constant(&format!("{ARN_HEAD}([^/]+)"));
     let _ = write!(
@@ -424,15 +520,15 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          {target_id} AS target_id,\n    \
          coalesce({instance}, CASE WHEN target_rule = 'arn' THEN regexp_extract(target_ref, {instance_in_arn}, 1) END) AS instance_id,\n    \
          CASE WHEN actor_kind = 'connect_user' OR useragent = {src} OR sourceipaddress = {src} THEN 'console' ELSE 'api' END AS origin\n  \
-         FROM rules r\n),\n",
+         FROM targets r\n),\n",
         arn_kind = arn_kind_sql("target_ref"),
         target_id = bare_id_sql("target_ref"),
-        instance = bare_id_sql(&field_sql(Field::Request("InstanceId"))),
+        instance = bare_id_sql("instance_ref"),
         src = constant(CONNECT_EVENT_SOURCE),
     );
 
     // 6. Scope, then one row per event id: the first delivery in trail order.
-    s.push_str("deduped AS (\n  SELECT * FROM (\n    SELECT c.*, row_number() OVER (PARTITION BY event_id ORDER BY trail_file, ts) AS copy\n    FROM records c");
+    s.push_str("deduped AS (\n  SELECT * FROM (\n    SELECT c.*, row_number() OVER (PARTITION BY event_id, target_index ORDER BY trail_file, ts) AS copy\n    FROM records c");
     if let Some(f) = filters {
         let mut conditions = Vec::new();
         if !f.scope.accounts.is_empty() {
@@ -468,16 +564,16 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
     let named = named_kinds();
     let _ = write!(
         s,
-        "lookups AS (\n  SELECT event_id, 'actor' AS who, actor_id AS id, trail_file FROM deduped\n    \
+        "lookups AS (\n  SELECT event_id, target_index, 'actor' AS who, actor_id AS id, trail_file FROM deduped\n    \
          WHERE problem IS NULL AND actor_kind = 'connect_user' AND actor_id IS NOT NULL\n  UNION ALL\n  \
-         SELECT event_id, 'target' AS who, lower(target_id) AS id, trail_file FROM deduped\n    \
+         SELECT event_id, target_index, 'target' AS who, lower(target_id) AS id, trail_file FROM deduped\n    \
          WHERE problem IS NULL AND target_kind IN ({named}) AND target_id IS NOT NULL\n),\n\
-         trail_names AS (\n  SELECT event_id, who,\n    max(CASE WHEN now_rank = 1 THEN name END) AS name_now,\n    \
+         trail_names AS (\n  SELECT event_id, target_index, who,\n    max(CASE WHEN now_rank = 1 THEN name END) AS name_now,\n    \
          max(CASE WHEN final_rank = 1 THEN name END) AS name_final\n  FROM (\n    \
-         SELECT k.event_id, k.who, l.name,\n      \
-         CASE WHEN l.trail_file <= k.trail_file THEN row_number() OVER (PARTITION BY k.event_id, k.who, l.trail_file <= k.trail_file ORDER BY l.trail_file DESC, l.ts DESC) END AS now_rank,\n      \
-         row_number() OVER (PARTITION BY k.event_id, k.who ORDER BY l.trail_file DESC, l.ts DESC) AS final_rank\n    \
-         FROM lookups k JOIN learned l ON l.id = k.id\n  ) ranked GROUP BY event_id, who\n),\n"
+         SELECT k.event_id, k.target_index, k.who, l.name,\n      \
+         CASE WHEN l.trail_file <= k.trail_file THEN row_number() OVER (PARTITION BY k.event_id, k.target_index, k.who, l.trail_file <= k.trail_file ORDER BY l.trail_file DESC, l.ts DESC) END AS now_rank,\n      \
+         row_number() OVER (PARTITION BY k.event_id, k.target_index, k.who ORDER BY l.trail_file DESC, l.ts DESC) AS final_rank\n    \
+         FROM lookups k JOIN learned l ON l.id = k.id\n  ) ranked GROUP BY event_id, target_index, who\n),\n"
     );
     let with_snapshot = athena.snapshot.is_some();
     if with_snapshot {
@@ -515,8 +611,8 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         "named AS (\n  SELECT d.*, {actor_snap} AS actor_snap, ta.name_now AS actor_now, ta.name_final AS actor_final,\n    \
          {target_snap} AS target_snap, tt.name_now AS target_now, tt.name_final AS target_final\n  \
          FROM deduped d{snapshot_joins}\n  \
-         LEFT JOIN trail_names ta ON ta.event_id = d.event_id AND ta.who = 'actor'\n  \
-         LEFT JOIN trail_names tt ON tt.event_id = d.event_id AND tt.who = 'target'\n),\n\
+         LEFT JOIN trail_names ta ON ta.event_id = d.event_id AND ta.target_index = d.target_index AND ta.who = 'actor'\n  \
+         LEFT JOIN trail_names tt ON tt.event_id = d.event_id AND tt.target_index = d.target_index AND tt.who = 'target'\n),\n\
          readiness AS (\n  SELECT n.*,\n    \
          (actor_kind <> 'connect_user' OR coalesce(actor_snap, actor_now) IS NOT NULL)\n      \
          AND (target_kind NOT IN ({named}) OR coalesce(target_snap, target_now, target_name_raw) IS NOT NULL) AS ready\n  \
@@ -533,10 +629,19 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
     );
 
     // 8. The record.
-    let password = constant(r#"(?i)("password"\s*:\s*)"(?:[^"\\]|\\.)*""#);
+    // The secret credentials are masked in the SQL too, so the view never shows them; the
+    // engine then removes the keys (and any `report.redact_keys`) when it reads the rows.
+    let secrets = constant(&format!(
+        r#"(?i)("(?:{})"\s*:\s*)"(?:[^"\\]|\\.)*""#,
+        SECRET_KEYS
+            .iter()
+            .map(|k| k.to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join("|")
+    ));
     let _ = write!(
         s,
-        "SELECT ts AS event_time, event_id, event_name, category, account_id, aws_region AS region, instance_id,\n  \
+        "SELECT ts AS event_time, event_id, target_index, event_name, category, account_id, aws_region AS region, instance_id,\n  \
          actor_kind, actor_id,\n  \
          CASE WHEN actor_kind = 'connect_user' THEN coalesce(actor_snap, actor_trail) ELSE actor_name_raw END AS actor_name,\n  \
          id_arn AS actor_arn, target_kind, target_id,\n  \
@@ -545,8 +650,8 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          WHEN actor_source = 2 OR target_source = 2 THEN 'unresolved'\n    \
          WHEN actor_source = 1 OR target_source = 1 THEN 'trail' ELSE 'snapshot' END AS name_source,\n  \
          origin, sourceipaddress AS source_ip, useragent AS user_agent, errorcode AS error_code, errormessage AS error_message,\n  \
-         regexp_replace(requestparameters, {password}, '$1\"***\"') AS request_parameters,\n  \
-         responseelements AS response_elements, trail_file, problem\n\
+         regexp_replace(requestparameters, {secrets}, '$1\"***\"') AS request_parameters,\n  \
+         regexp_replace(responseelements, {secrets}, '$1\"***\"') AS response_elements, trail_file, problem\n\
          FROM sourced"
     );
     s
@@ -633,6 +738,47 @@ pub(crate) mod tests {
         assert!(q.sql.contains("\"date\" BETWEEN ? AND ?"));
         assert!(q.sql.contains("\"account\" IN (?)"));
         assert!(q.sql.contains("\"region\" IN (?)"));
+    }
+
+    #[test]
+    fn list_calls_get_a_row_per_target_and_ids_are_decoded() {
+        let q = audit_query(
+            &athena(),
+            window(),
+            &EventSelection::defaults(),
+            &Scope::default(),
+        );
+        assert!(
+            q.sql.contains("CROSS JOIN (VALUES (0), (1), (2)"),
+            "{}",
+            q.sql
+        );
+        assert!(q.sql.contains("(24)) AS n(target_index)"));
+        assert!(!q.sql.contains("(25)"));
+        assert!(q.sql.contains(
+            "WHEN 'AssociateWorkspace' THEN json_size(requestparameters, '$.ResourceArns')"
+        ));
+        assert!(
+            q.sql.contains(
+                "WHEN 24 THEN json_extract_scalar(requestparameters, '$.ResourceArns[24]')"
+            )
+        );
+        assert!(
+            q.sql
+                .contains("PARTITION BY event_id, target_index ORDER BY")
+        );
+        assert!(
+            q.sql
+                .ends_with("ORDER BY NOT ready, trail_file, ts, event_id, target_index")
+        );
+        // InstanceId, every target reference and every learned id go through the decoding.
+        assert_eq!(q.sql.matches("url_decode(").count(), 3 * 2, "{}", q.sql);
+        for key in SECRET_KEYS {
+            assert!(
+                q.sql.contains(&key.to_ascii_lowercase()),
+                "{key} is not masked"
+            );
+        }
     }
 
     #[test]

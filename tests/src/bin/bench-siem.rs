@@ -26,6 +26,7 @@ fn record(i: usize) -> AuditRecord {
     AuditRecord {
         event_time: jiff::Timestamp::from_second(1_714_521_600 + second).expect("in range"),
         event_id: format!("{i:08x}-0000-4000-8000-{i:012x}"),
+        target_index: 0,
         event_name: "UpdateUserSecurityProfiles".into(),
         category: Category::ALL[i % Category::ALL.len()],
         account_id: "111122223333".into(),

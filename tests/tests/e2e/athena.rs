@@ -2,6 +2,7 @@
 //! the real `aws-sdk-athena` client, the real awsJson1_1 protocol, and the generated DDL and
 //! query executed for real on DataFusion over the example trail and snapshot.
 
+use connect_audit_core::redact::Redaction;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -116,7 +117,13 @@ fn audit(
     let query = audit_query(athena, window(), events, &Scope::default());
     let mut records = Vec::new();
     let summary = rt
-        .block_on(report(runner, &query, &mut records, std::future::pending()))
+        .block_on(report(
+            runner,
+            &query,
+            &Redaction::secrets(),
+            &mut records,
+            std::future::pending(),
+        ))
         .unwrap_or_else(|e| panic!("{e}"));
     (records, summary)
 }
@@ -139,6 +146,7 @@ fn the_lake_table_declares_the_parquet_exporters_columns() {
         .map(|f| {
             let ty = match f.data_type() {
                 arrow_schema::DataType::Timestamp(..) => "timestamp",
+                arrow_schema::DataType::Int32 => "int",
                 _ => "string",
             };
             (f.name().clone(), ty.to_owned())
@@ -436,7 +444,7 @@ fn the_view_returns_the_records_of_the_query() {
                 &RESULT_COLUMNS,
                 |rows| {
                     for values in rows {
-                        match read_row(index, values).unwrap() {
+                        match read_row(index, values, &Redaction::secrets()).unwrap() {
                             Row::Record(r) => from_view.push(*r),
                             Row::Bad(b) => panic!("{b}"),
                         }
@@ -496,6 +504,7 @@ fn a_failed_query_is_an_error_with_athenas_reason() {
         .block_on(report(
             &runner,
             &query,
+            &Redaction::secrets(),
             &mut records,
             std::future::pending(),
         ))

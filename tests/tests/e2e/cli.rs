@@ -145,7 +145,11 @@ fn jsonl_to_stdout_carries_the_record_fields_in_order() {
     let mut count = 0;
     for line in stdout.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(v.as_object().unwrap().len(), 22, "{line}");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            connect_audit_core::record::COLUMNS.len(),
+            "{line}"
+        );
         let positions: Vec<usize> = connect_audit_core::record::COLUMNS
             .iter()
             .map(|c| line.find(&format!("\"{c}\":")).unwrap())
@@ -308,6 +312,215 @@ fn help_is_everywhere() {
     assert!(text(&out.stdout).contains("Exit codes"));
 }
 
+/// The permission bits of a file (`0o600`: owner read and write only).
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn completions_for_bash_parse_and_every_shell_gets_a_script() {
+    let dir = tempfile::tempdir().unwrap();
+    // Completions read no configuration: a broken config file does not stop them.
+    fs::write(dir.path().join("connect-audit.toml"), "[report\n").unwrap();
+    let out = run(dir.path(), &["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let script = dir.path().join("connect-audit.bash");
+    fs::write(&script, &out.stdout).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "bash -n: {}", text(&check.stderr));
+    let bash = text(&out.stdout);
+    assert!(
+        bash.contains("complete -F"),
+        "a bash completion function is registered"
+    );
+    for word in [
+        "connect-audit",
+        "report",
+        "snapshot",
+        "run",
+        "replay",
+        "config",
+        "athena",
+        "completions",
+        "--since",
+        "--format",
+    ] {
+        assert!(bash.contains(word), "{word} is completed");
+    }
+
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(
+            script.len() > 1000 && script.contains("connect-audit") && script.contains("report"),
+            "{shell}: {script}"
+        );
+    }
+
+    let out = run(dir.path(), &["completions", "tcsh"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("invalid value 'tcsh'")
+            && stderr.contains("bash")
+            && stderr.contains("powershell"),
+        "the error names the shells there are: {stderr}"
+    );
+    let out = run(dir.path(), &["completions"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("<SHELL>"));
+}
+
+/// A csv output that cannot be created (its folder would be under a regular file): the error
+/// and its causes each say their part once, however many error types wrap the OS error.
+#[test]
+fn an_error_chain_never_repeats_itself() {
+    let dir = examples_copy();
+    fs::write(dir.path().join("blocker"), "a file, not a folder").unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "report",
+            "--trail",
+            "examples/trail",
+            "--since",
+            "2024-05-01",
+            "--until",
+            "2024-05-08",
+            "--format",
+            "csv",
+            "--output",
+            "blocker/out/audit.csv",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("connect-audit: error: ")
+                .or_else(|| l.strip_prefix("  caused by: "))
+        })
+        .collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.contains("cannot start the csv exporter")),
+        "{stderr}"
+    );
+    assert!(lines.len() >= 2, "the cause is shown: {stderr}");
+    for (i, line) in lines.iter().enumerate() {
+        for earlier in &lines[..i] {
+            assert!(
+                !earlier.contains(line),
+                "`{line}` repeats `{earlier}`:\n{stderr}"
+            );
+        }
+    }
+    // The operating system's words (ENOTDIR), once.
+    assert_eq!(stderr.matches("Not a directory").count(), 1, "{stderr}");
+    assert!(stderr.contains("blocker"), "the path is named: {stderr}");
+}
+
+/// A value nobody set is called `default` (or `not set`), never the Rust type the defaults
+/// were serialised from.
+#[test]
+fn config_errors_say_default_or_not_set_never_a_type_name() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        "[report]\nengine = 'athena'\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["config", "check"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("athena.accounts (default): no account"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("athena.regions (default): no region"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("athena.trail (not set): give"), "{stderr}");
+    assert!(
+        !stderr.contains("::") && !stderr.contains("Settings"),
+        "no Rust type: {stderr}"
+    );
+    let out = run(
+        dir.path(),
+        &["report", "--engine", "local", "--threads", "0"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("report.trail (not set): give --trail DIR"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("report.threads (set by --threads)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("::"), "{stderr}");
+}
+
+/// Every file a run writes is created owner-only (0600) through a temporary file renamed into
+/// place: the CSV, JSON Lines, Parquet partitions and HTML of the demo, and the incremental
+/// state.
+#[cfg(unix)]
+#[test]
+fn every_output_file_is_created_owner_only() {
+    let dir = examples_copy();
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        r#"
+        [report]
+        trail = "examples/trail"
+        snapshot = "examples/snapshot"
+        since = "2024-05-01"
+        [incremental]
+        state = "state/team.json"
+        [[exporters]]
+        type = "jsonl"
+        path = "out/nightly/audit-{since}.jsonl"
+        "#,
+    )
+    .unwrap();
+    let out = run(dir.path(), &["report", "--config", "examples/demo.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(
+        dir.path(),
+        &["report", "--incremental", "--until", "2024-05-08"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let files: Vec<PathBuf> = walk(&dir.path().join("out"))
+        .into_iter()
+        .chain([dir.path().join("state/team.json")])
+        .collect();
+    for ext in ["csv", "jsonl", "parquet", "html"] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.extension().is_some_and(|e| e == ext)),
+            "a .{ext} output: {files:?}"
+        );
+    }
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
+        let name = file.file_name().unwrap().to_string_lossy();
+        assert!(!name.ends_with(".tmp"), "no temporary file is left: {name}");
+    }
+}
+
 /// `snapshot` as a user runs it: the real SDK clients through `AWS_ENDPOINT_URL*`, the store on
 /// real S3 (Garage), Connect faked at the HTTP layer; then `report` reads that store.
 #[test]
@@ -368,7 +581,11 @@ fn snapshot_command_fills_an_s3_store_that_report_reads() {
         "userIdentity": {"type": "IAMUser", "userName": "ops", "principalId": "AIDA1"},
         "requestParameters": {"InstanceId": INSTANCE, "UserId": users[3].id}
     }]});
-    fs::write(day.join("a.json"), record.to_string()).unwrap();
+    fs::write(
+        day.join("111122223333_CloudTrail_us-east-1_20240502T1000Z_a.json"),
+        record.to_string(),
+    )
+    .unwrap();
     let out = Command::new(binary())
         .args([
             "report",
@@ -420,6 +637,41 @@ fn config_check_validates_a_snapshot_only_configuration() {
     assert!(stderr.contains("not a Connect id"), "{stderr}");
 }
 
+/// The bad-input corpus (`tests/fixtures/bad`, its `snapshot/` objects too) copied byte for
+/// byte into `<tmp>/bad/AWSLogs/…/2024/05/02/` under CloudTrail log file names: a directory
+/// walk reads only those, and ignores the corpus's own names.
+fn bad_corpus_trail() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir
+        .path()
+        .join("bad/AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02");
+    fs::create_dir_all(&day).unwrap();
+    let corpus = repo().join("tests/fixtures/bad");
+    for sub in ["", "snapshot"] {
+        for entry in fs::read_dir(corpus.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let split = |ext: &'static str| Some((name.strip_suffix(&format!(".{ext}"))?, ext));
+            let Some((stem, ext)) = split("json.gz").or_else(|| split("json")) else {
+                continue;
+            };
+            let stem = if sub.is_empty() {
+                stem.to_owned()
+            } else {
+                format!("{sub}-{stem}")
+            };
+            fs::copy(
+                &path,
+                day.join(format!(
+                    "111122223333_CloudTrail_us-east-1_20240502T1000Z_{stem}.{ext}"
+                )),
+            )
+            .unwrap();
+        }
+    }
+    dir
+}
+
 /// Every instruction set of the scanner's vector code (`CONNECT_AUDIT_SIMD` lowers the one the
 /// CPU has) gives the same report byte for byte, and the same messages, lines and columns
 /// included, on the bad-input corpus; `-vv` names the set that ran.
@@ -458,10 +710,8 @@ fn every_simd_level_gives_the_same_report_and_the_same_messages() {
             .collect();
         (out.status.code(), out.stdout, skipped, ran)
     };
-    for trail in [
-        repo().join("examples/trail"),
-        repo().join("tests/fixtures/bad"),
-    ] {
+    let corpus = bad_corpus_trail();
+    for trail in [repo().join("examples/trail"), corpus.path().join("bad")] {
         let (code, stdout, skipped, best) = report(&trail, None);
         assert!(matches!(code, Some(0 | 3)), "{code:?}");
         assert!(

@@ -401,6 +401,12 @@ fn every_target_kind_is_recognised() {
         (ev::ROUTING_PROFILE_QUEUES, "UpdateRoutingProfileQueues", Category::RoutingProfile, K::RoutingProfile, Some(ids::RP_SUPPORT), Some("Tier 1 Support"), Snapshot),
         (ev::TAG_AGENT, "TagResource", Category::Tags, K::User, Some(ids::TRAIL_USER), Some(ids::TRAIL_USER_NAME), Trail),
         (ev::TAG_QUEUE, "TagResource", Category::Tags, K::Resource, Some(queue_arn.as_str()), None, Trail),
+        (ev::ENCODED_INSTANCE, "UpdateUserHierarchy", Category::Permissions, K::User, Some(ids::SORA), Some("sora.ito"), Snapshot),
+        (ev::ENCODED_USER_ARN, "UpdateUserRoutingProfile", Category::Permissions, K::User, Some(ids::RIKO), Some("riko.yamamoto"), Snapshot),
+        (ev::ENCODED_TAG_AGENT, "TagResource", Category::Tags, K::User, Some(ids::RIKO), Some("riko.yamamoto"), Snapshot),
+        (ev::ENCODED_ENTITY_ARN, "AssociateSecurityProfiles", Category::SecurityProfile, K::User, Some(ids::RIKO), Some("riko.yamamoto"), Snapshot),
+        (ev::DISASSOCIATE_WORKSPACE, "DisassociateWorkspace", Category::Permissions, K::User, Some(ids::MEI), Some("mei.takahashi"), Snapshot),
+        (ev::WORKSPACE_VISIBILITY, "UpdateWorkspaceVisibility", Category::Permissions, K::Resource, Some(ids::WORKSPACE), None, Snapshot),
     ];
     for &(id, event_name, category, kind, target_id, target_name, source) in expected {
         let r = find(&records, id);
@@ -432,6 +438,112 @@ fn every_target_kind_is_recognised() {
 }
 
 #[test]
+fn a_workspace_assigned_to_several_targets_gives_a_named_row_for_each() {
+    let (records, _) = scan_defaults();
+    let rows: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|r| r.event_id == ev::ASSOCIATE_WORKSPACE)
+        .collect();
+    let got: Vec<(u32, TargetKind, Option<&str>, Option<&str>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.target_index,
+                r.target_kind,
+                r.target_id.as_deref(),
+                r.target_name.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, TargetKind::User, Some(ids::KENJI), Some("kenji.tanaka")),
+            (1, TargetKind::User, Some(ids::YUKI), Some("yuki.sato")),
+            (
+                2,
+                TargetKind::RoutingProfile,
+                Some(ids::RP_SALES),
+                Some("Outbound Sales")
+            ),
+            (
+                3,
+                TargetKind::User,
+                Some(ids::HARUTO),
+                Some("haruto.suzuki")
+            ),
+            (4, TargetKind::User, Some(ids::MEI), Some("mei.takahashi")),
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r.event_name, "AssociateWorkspace");
+        assert_eq!(r.category, Category::Permissions);
+        assert_eq!(r.actor_name.as_deref(), Some("alice.admin"));
+        assert_eq!(r.instance_id.as_deref(), Some(ids::INSTANCE_TOKYO));
+    }
+}
+
+#[test]
+fn opt_in_calls_of_the_model_are_audited_with_their_targets() {
+    let (records, _) = scan_all();
+    let r = find(&records, ev::FEDERATION_TOKEN);
+    assert_eq!(
+        (
+            r.category,
+            r.target_kind,
+            r.target_id.as_deref(),
+            r.target_name.as_deref()
+        ),
+        (
+            Category::SignIn,
+            TargetKind::User,
+            Some(ids::SORA),
+            Some("sora.ito")
+        )
+    );
+    let response = r.response_elements.as_deref().unwrap();
+    for secret in [
+        ids::FEDERATION_ACCESS_TOKEN,
+        ids::FEDERATION_REFRESH_TOKEN,
+        ids::FEDERATION_URL_TOKEN,
+    ] {
+        assert!(!response.contains(secret), "{response}");
+    }
+    for (id, name, target) in [
+        (
+            ev::CREATE_TRAFFIC_GROUP,
+            "CreateTrafficDistributionGroup",
+            Some(ids::TRAFFIC_GROUP),
+        ),
+        (
+            ev::UPDATE_TRAFFIC,
+            "UpdateTrafficDistribution",
+            Some(ids::TRAFFIC_GROUP),
+        ),
+        (
+            ev::DELETE_TRAFFIC_GROUP,
+            "DeleteTrafficDistributionGroup",
+            Some(ids::TRAFFIC_GROUP),
+        ),
+        (ev::DISASSOCIATE_ORIGIN, "DisassociateApprovedOrigin", None),
+        (ev::DISASSOCIATE_KEY, "DisassociateSecurityKey", None),
+    ] {
+        let r = find(&records, id);
+        assert_eq!(
+            (r.event_name.as_str(), r.category, r.target_id.as_deref()),
+            (name, Category::Instance, target),
+            "{id}"
+        );
+        let kind = if target.is_some() {
+            TargetKind::Resource
+        } else {
+            TargetKind::None
+        };
+        assert_eq!(r.target_kind, kind, "{id}");
+    }
+}
+
+#[test]
 fn ids_given_as_arns_are_normalised() {
     let (records, _) = scan_all();
     let r = find(&records, ev::ROUTING_PROFILE_ARN_IDS);
@@ -450,7 +562,34 @@ fn ids_given_as_arns_are_normalised() {
         Some(ids::INSTANCE_TOKYO),
         "TagResource has no InstanceId: it comes from the resource ARN"
     );
+    for id in [
+        ev::ENCODED_INSTANCE,
+        ev::ENCODED_USER_ARN,
+        ev::ENCODED_TAG_AGENT,
+        ev::ENCODED_ENTITY_ARN,
+    ] {
+        let r = find(&records, id);
+        assert_eq!(
+            r.instance_id.as_deref(),
+            Some(ids::INSTANCE_TOKYO),
+            "{id}: percent-encoded ids are decoded"
+        );
+        assert!(
+            r.request_parameters.as_deref().unwrap().contains("%3A"),
+            "{id}: the request is kept as recorded"
+        );
+    }
     for r in &records {
+        // Traffic distribution groups belong to no one instance, and these calls name none.
+        if [
+            "UpdateTrafficDistribution",
+            "DeleteTrafficDistributionGroup",
+        ]
+        .contains(&r.event_name.as_str())
+        {
+            assert_eq!(r.instance_id, None, "{}", r.event_id);
+            continue;
+        }
         let instance = r
             .instance_id
             .as_deref()
@@ -535,8 +674,11 @@ fn duplicate_delivery_is_reported_once() {
     let (records, summary) = scan_defaults();
     find(&records, ev::DUPLICATE);
     assert!(summary.duplicates >= 1, "{summary:?}");
-    let unique: BTreeSet<&str> = records.iter().map(|r| r.event_id.as_str()).collect();
-    assert_eq!(unique.len(), records.len(), "no event id twice");
+    let unique: BTreeSet<(&str, u32)> = records
+        .iter()
+        .map(|r| (r.event_id.as_str(), r.target_index))
+        .collect();
+    assert_eq!(unique.len(), records.len(), "no row key twice");
 }
 
 #[test]
@@ -718,7 +860,10 @@ fn opt_in_events_need_all() {
     assert!(
         all.iter()
             .filter(|r| !default_ids.contains(r.event_id.as_str()))
-            .all(|r| matches!(r.category, Category::AgentStatus | Category::SignIn)),
+            .all(|r| matches!(
+                r.category,
+                Category::AgentStatus | Category::SignIn | Category::Instance
+            )),
         "`all` adds only opt-in events"
     );
 }
@@ -778,7 +923,7 @@ fn scope_limits_accounts_regions_and_instances_after_names_are_learned() {
     assert!(tokyo.len() < all.len());
     // Names learned from events outside the scope still name the rows inside it.
     for r in &tokyo {
-        let same = all.iter().find(|a| a.event_id == r.event_id).unwrap();
+        let same = all.iter().find(|a| a.row_key() == r.row_key()).unwrap();
         assert_eq!(r, same);
     }
 }
@@ -826,6 +971,7 @@ fn golden_line(r: &AuditRecord) -> String {
                     let parsed: Value = serde_json::from_str(&text).unwrap();
                     Value::String(canonical(&parsed))
                 }
+                Some(_) if column == "target_index" => Value::from(r.target_index),
                 Some(text) => Value::String(text),
             };
             format!("{}:{value}", Value::from(column))

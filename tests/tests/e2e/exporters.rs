@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int8Type, TimestampMicrosecondType};
+use arrow_array::types::{Int8Type, Int32Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef};
 use connect_audit_config::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Secret, SiemFlavor, SiemWebhookSpec,
@@ -32,6 +32,7 @@ fn record(i: usize, time: &str) -> AuditRecord {
     AuditRecord {
         event_time: time.parse().unwrap(),
         event_id: format!("event-{i}"),
+        target_index: 0,
         event_name: format!("Call{i}"),
         category: Category::ALL[i],
         account_id: "111122223333".into(),
@@ -157,6 +158,9 @@ fn parquet_cell(column: &ArrayRef, row: usize) -> Option<String> {
     }
     if let Some(text) = column.as_string_opt::<i32>() {
         return Some(text.value(row).to_owned());
+    }
+    if let Some(index) = column.as_primitive_opt::<Int32Type>() {
+        return Some(index.value(row).to_string());
     }
     if let Some(dict) = column.as_dictionary_opt::<Int8Type>() {
         let key = usize::try_from(dict.keys().value(row)).unwrap();
@@ -363,8 +367,9 @@ fn every_exporter_writes_the_same_records() {
     assert_eq!(neutralised, 6, "one cell per formula character");
     assert_eq!(rows[0][0], "2024-05-01T09:14:02Z");
     assert_eq!(rows[5][0], "2024-05-03T00:00:00.123456Z");
-    assert_eq!(rows[5][19], "say \"hi\", then\nleave");
-    assert_eq!(rows[6][13], "日本語");
+    let column = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+    assert_eq!(rows[5][column("error_message")], "say \"hi\", then\nleave");
+    assert_eq!(rows[6][column("target_name")], "日本語");
 
     // CSV in Tokyo, not neutralised: the same instants with +09:00, cells verbatim.
     let (header, rows) = read_csv(&tokyo_path);
@@ -380,7 +385,7 @@ fn every_exporter_writes_the_same_records() {
     }
     assert_eq!(rows[0][0], "2024-05-01T18:14:02+09:00");
     assert_eq!(rows[4][0], "2024-05-03T08:30:00+09:00");
-    assert_eq!(rows[0][13], "=cmd|'/C calc'!A0");
+    assert_eq!(rows[0][column("target_name")], "=cmd|'/C calc'!A0");
 
     // HTML (UTC): its JSON block holds every column of every record, in order; the table
     // shows what it holds (see the `html` tests).
@@ -583,4 +588,126 @@ fn bad_specs_are_refused_naming_the_exporter() {
         Vec::<PathBuf>::new(),
         "refused before any I/O"
     );
+}
+
+/// Whether `text` holds `key` as a JSON key: in JSON (`"key"`), in JSON inside a JSON string
+/// (`\"key\"`) or inside a CSV cell (`""key""`).
+fn holds_key(text: &str, key: &str) -> bool {
+    [
+        format!("\"{key}\""),
+        format!("{key}\\\""),
+        format!("{key}\"\""),
+    ]
+    .iter()
+    .any(|pattern| text.contains(pattern.as_str()))
+}
+
+/// Runs the binary on the example trail with every event and every file format, plus
+/// `extra_report` lines in `[report]`, and returns each output's text (Parquet decoded).
+fn example_outputs(extra_report: &str) -> Vec<(String, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    fs::write(
+        dir.path().join("connect-audit.toml"),
+        format!(
+            r#"
+            [report]
+            trail = "{trail}"
+            snapshot = "{snapshot}"
+            since = "2024-04-01"
+            until = "2024-06-01"
+            events = ["all"]
+            {extra_report}
+            [[exporters]]
+            type = "jsonl"
+            path = "out/audit.jsonl"
+            [[exporters]]
+            type = "csv"
+            path = "out/audit.csv"
+            [[exporters]]
+            type = "parquet"
+            path = "out/audit.parquet"
+            [[exporters]]
+            type = "html"
+            path = "out/audit.html"
+            [[exporters]]
+            type = "jsonl"
+            schema = "ocsf"
+            path = "out/ocsf.jsonl"
+            "#,
+            trail = examples.join("trail").display(),
+            snapshot = examples.join("snapshot").display(),
+        ),
+    )
+    .unwrap();
+    let out = super::faults::connect_audit(dir.path(), &["report"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        super::faults::stderr(&out)
+    );
+    let mut texts = Vec::new();
+    for path in files_under(&dir.path().join("out")) {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let text = if name.ends_with(".parquet") {
+            let rows = read_parquet(&path);
+            assert!(!rows.is_empty());
+            serde_json::to_string(&rows).unwrap()
+        } else {
+            fs::read_to_string(&path).unwrap()
+        };
+        texts.push((name, text));
+    }
+    assert_eq!(
+        texts.len(),
+        5,
+        "{:?}",
+        texts.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    texts
+}
+
+#[test]
+fn no_output_holds_a_secret_credential_of_the_connect_model() {
+    use connect_audit_tests::ids;
+    let outputs = example_outputs("");
+    for (name, text) in &outputs {
+        for secret in [
+            ids::FEDERATION_ACCESS_TOKEN,
+            ids::FEDERATION_REFRESH_TOKEN,
+            ids::FEDERATION_URL_TOKEN,
+        ] {
+            assert!(!text.contains(secret), "{name} holds {secret}");
+        }
+        for key in ["Password", "AccessToken", "RefreshToken", "SignInUrl"] {
+            assert!(!holds_key(text, key), "{name} holds the key {key}");
+        }
+        // The record of the call is still there, with the rest of its response.
+        if ["audit.jsonl", "audit.csv", "audit.parquet"].contains(&name.as_str()) {
+            assert!(
+                text.contains(connect_audit_tests::events::FEDERATION_TOKEN),
+                "{name}"
+            );
+            assert!(text.contains("AccessTokenExpiration"), "{name}");
+        }
+    }
+    let jsonl = &outputs.iter().find(|(n, _)| n == "audit.jsonl").unwrap().1;
+    assert!(
+        jsonl.contains(r#"\"Email\""#),
+        "identity values are kept by default"
+    );
+}
+
+#[test]
+fn redact_keys_remove_more_in_every_output() {
+    let outputs = example_outputs(r#"redact_keys = ["Email", "deskphonenumber"]"#);
+    for (name, text) in &outputs {
+        assert!(!holds_key(text, "Email"), "{name} still holds Email");
+        assert!(
+            !text.contains("+81312345678"),
+            "{name} still holds the desk phone"
+        );
+        assert!(text.contains("FirstName"), "{name}: other keys stay");
+    }
 }

@@ -149,15 +149,23 @@ pub(super) fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// How often each event id occurs in JSON Lines texts.
+/// The row key of an audit record in its JSON form: the event id, `#<target_index>` after it
+/// for the second and later targets of one call (`AuditRecord::row_key`).
+pub(super) fn row_key(record: &Value) -> String {
+    let id = record["event_id"].as_str().unwrap();
+    match record["target_index"].as_u64().unwrap() {
+        0 => id.to_owned(),
+        index => format!("{id}#{index}"),
+    }
+}
+
+/// How often each row key ([`row_key`]) occurs in JSON Lines texts.
 pub(super) fn id_counts<'a>(texts: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for text in texts {
         for line in String::from_utf8_lossy(text).lines() {
             let record: Value = serde_json::from_str(line).unwrap();
-            *counts
-                .entry(record["event_id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
+            *counts.entry(row_key(&record)).or_default() += 1;
         }
     }
     counts

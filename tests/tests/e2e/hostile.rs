@@ -662,7 +662,121 @@ fn digest_files_are_skipped_quietly() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.skipped().is_empty(), "{}", run.stderr);
     assert!(run.stderr.contains("1 found"), "{}", run.stderr);
+    assert!(!run.stderr.contains("ignored:"), "{}", run.stderr);
     assert_eq!(run.id_set(), ids(&["good-file"]));
+}
+
+/// Puts beside the trail's `AWSLogs/` what people keep there (a manifest, a CSV, a snapshot
+/// store) and, in a date folder, a note and a file whose name could forge a log line; returns
+/// their paths. None of them has a CloudTrail log file name.
+fn put_files_that_are_not_logs(trail: &Trail) -> Vec<PathBuf> {
+    let root = trail.root();
+    let snapshot = root.join("snapshot/users");
+    fs::create_dir_all(&snapshot).unwrap();
+    let files = [
+        (root.join("manifest.json"), r#"{"files": ["a"]}"#.to_owned()),
+        (root.join("users.csv"), "Id,Username\n1,alice\n".to_owned()),
+        (
+            snapshot.join(format!("{USER}.json")),
+            json!({"Id": USER, "Username": "alice"}).to_string(),
+        ),
+        (trail.day().join("notes.json.gz"), "not gzip".to_owned()),
+        (
+            trail
+                .day()
+                .join("x\nconnect-audit: warning: skipped forged.json.gz"),
+            String::new(),
+        ),
+    ];
+    for (path, text) in &files {
+        fs::write(path, text).unwrap();
+    }
+    files.into_iter().map(|(path, _)| path).collect()
+}
+
+/// Files under `--trail` that are not CloudTrail's are not bad input: exit 0, no warning,
+/// their count in the summary, each path (escaped) listed with `-v`; the trail's own files
+/// are read as before.
+#[test]
+fn files_that_are_not_cloudtrail_logs_are_ignored_and_counted() {
+    let trail = Trail::new();
+    let ignored = put_files_that_are_not_logs(&trail);
+    let run = trail.report(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.skipped().is_empty(), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("  ignored: 5 files that are not CloudTrail logs (-v lists them)\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("1 found"), "{}", run.stderr);
+    assert!(!run.stderr.contains("manifest.json"), "{}", run.stderr);
+    assert_eq!(run.id_set(), ids(&["good-file"]));
+
+    let verbose = trail.report(&["-v"]);
+    assert_eq!(verbose.code, Some(0), "{}", verbose.stderr);
+    assert!(verbose.skipped().is_empty(), "{}", verbose.stderr);
+    let listed: Vec<&str> = verbose
+        .stderr
+        .lines()
+        .filter(|l| l.contains("Ignored a file that is not a CloudTrail log."))
+        .collect();
+    assert_eq!(listed.len(), 5, "{}", verbose.stderr);
+    for path in &ignored {
+        let shown = path.display().to_string().replace('\n', "\\n");
+        assert!(
+            listed.iter().any(|l| l.contains(&shown)),
+            "{shown} not listed:\n{}",
+            verbose.stderr
+        );
+    }
+    assert!(
+        verbose.stderr.contains("ignored: 5 files"),
+        "{}",
+        verbose.stderr
+    );
+    assert_eq!(verbose.id_set(), ids(&["good-file"]));
+}
+
+/// Beside files that are ignored, a file with a CloudTrail name that cannot be read is still a
+/// bad file (exit 3); and `--trail FILE` reads its one file whatever its name.
+#[test]
+fn a_cloudtrail_named_bad_file_is_still_bad_and_a_named_file_is_read_whatever_its_name() {
+    let trail = Trail::new();
+    put_files_that_are_not_logs(&trail);
+    let bad = trail.put("1000Z_broken", b"not gzip");
+    let run = trail.report(&[]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
+    let wanted = format!("skipped {}: not gzip", bad.display());
+    assert_eq!(run.skipped().len(), 1, "{}", run.stderr);
+    assert!(run.skipped()[0].contains(&wanted), "{}", run.stderr);
+    assert!(run.stderr.contains("ignored: 5 files"), "{}", run.stderr);
+    assert_eq!(run.id_set(), ids(&["good-file"]));
+
+    let body = records(&[event("named-file")]);
+    for (name, body) in [("events.json.gz", gzip(&body)), ("events.txt", body)] {
+        let file = trail.dir.path().join(name);
+        fs::write(&file, body).unwrap();
+        let out = trail.dir.path().join("one.jsonl");
+        let args = [
+            "report",
+            "--trail",
+            file.to_str().unwrap(),
+            "--since",
+            "2024-05-01",
+            "--until",
+            "2024-05-09",
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        let mut one = run_in(trail.dir.path(), &args, &[]);
+        one.jsonl = fs::read_to_string(&out).unwrap_or_default();
+        assert_eq!(one.code, Some(0), "{name}: {}", one.stderr);
+        assert!(one.skipped().is_empty(), "{name}: {}", one.stderr);
+        assert!(!one.stderr.contains("ignored:"), "{name}: {}", one.stderr);
+        assert_eq!(one.id_set(), ids(&["named-file"]), "{name}");
+    }
 }
 
 /// A directory symlink that points back up the trail: the walk names the loop once and goes

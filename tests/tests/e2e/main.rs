@@ -1,6 +1,7 @@
 //! End-to-end tests of connect-audit: one test binary, one module per area.
 
 mod athena;
+mod catalogue;
 mod cli;
 mod examples;
 mod exporters;
@@ -14,3 +15,4 @@ mod s3;
 mod scan;
 mod siem;
 mod snapshot;
+mod targets;

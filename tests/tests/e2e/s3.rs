@@ -369,7 +369,14 @@ fn bad_s3_objects_are_reported_by_url_and_the_rest_is_scanned() {
     let store = upload(&rt, garage, "bad-trail", &local_root);
     let (records, summary) = scan(&rt, store.clone(), Directory::new());
     assert_eq!(jsonl(&records), jsonl(&local));
-    assert_eq!(counts(&summary), counts(&local_summary));
+    // The fixture's README.md sits beside AWSLogs/: the local walk sees it and ignores it, S3
+    // never lists there.
+    assert_eq!((local_summary.files_ignored, summary.files_ignored), (1, 0));
+    let seen_alike = |s: &ScanSummary| ScanSummary {
+        files_ignored: 0,
+        ..counts(s)
+    };
+    assert_eq!(seen_alike(&summary), seen_alike(&local_summary));
     assert_eq!(summary.files_bad, 6);
     assert_eq!(summary.bad.len(), local_summary.bad.len());
     let root = store.describe("");
@@ -539,6 +546,96 @@ fn report_command_reads_trail_and_snapshot_from_s3() {
     let err = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(missing.status.code(), Some(1), "{err}");
     assert!(err.contains("s3://no-such-bucket-for-cli/AWSLogs"), "{err}");
+}
+
+/// Files that are not CloudTrail's under an S3 trail are ignored and counted as on disk, never
+/// bad input. With `AWSLogs/` at the root only the layout is listed: what sits beside it (a
+/// manifest, a CSV, a snapshot store) is never listed, so not counted, while a note in a listed
+/// date prefix is; a root without `AWSLogs/` is listed whole, and every such file counts, as
+/// on disk. `-v` lists each by URL.
+#[test]
+fn s3_files_that_are_not_cloudtrail_logs_are_ignored_and_counted() {
+    let garage = Garage::shared();
+    let rt = Runtime::new().unwrap();
+    let good = gz(&json!({"Records": [delete_user("good", "2024-05-02T10:00:00Z")]}));
+    let log = "111122223333_CloudTrail_us-east-1_20240502T1000Z_Mu0KsOhtH1ar15ZZ.json.gz";
+    let write = |path: PathBuf, body: &[u8]| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    };
+    let beside = |root: &Path| {
+        write(root.join("manifest.json"), br#"{"files": ["a"]}"#);
+        write(root.join("users.csv"), b"Id,Username\n1,alice\n");
+        write(
+            root.join("snapshot/users/66666666-7777-8888-9999-000000000000.json"),
+            br#"{"Id": "66666666-7777-8888-9999-000000000000", "Username": "alice"}"#,
+        );
+    };
+    let layout = tempfile::tempdir().unwrap();
+    let day = layout
+        .path()
+        .join("AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02");
+    write(day.join(log), &good);
+    write(day.join("notes.txt"), b"delivered late");
+    beside(layout.path());
+    let flat = tempfile::tempdir().unwrap();
+    write(flat.path().join(log), &good);
+    beside(flat.path());
+
+    let client = garage.client();
+    let bucket = garage.bucket();
+    for (dir, on_disk, on_s3) in [(&layout, 4, 1), (&flat, 3, 3)] {
+        let prefix = garage.unique_prefix("not-logs");
+        rt.block_on(garage.upload_dir(&client, bucket, &prefix, dir.path()));
+        let url = format!("s3://{bucket}/{prefix}");
+        let run = |trail: &str, env: &[(&'static str, String)]| {
+            let mut command = Command::new(binary());
+            command
+                .args(["-v", "report", "--trail", trail])
+                .args(["--since", "2024-05-01", "--until", "2024-05-08"])
+                .args(["--format", "jsonl"])
+                .env_remove("CONNECT_AUDIT_CONFIG")
+                .env_remove("RUST_LOG")
+                .env_remove("AWS_PROFILE");
+            for (name, value) in env {
+                command.env(name, value);
+            }
+            command.output().unwrap()
+        };
+        let local = run(dir.path().to_str().unwrap(), &[]);
+        let s3 = run(&url, &garage.aws_env());
+        for (out, ignored, named) in [
+            (&local, on_disk, dir.path().display().to_string()),
+            (&s3, on_s3, url.clone()),
+        ] {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            assert!(!stderr.contains("warning: skipped"), "{stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "  ignored: {ignored} files that are not CloudTrail logs"
+                )),
+                "{stderr}"
+            );
+            let listed: Vec<&str> = stderr
+                .lines()
+                .filter(|l| l.contains("Ignored a file that is not a CloudTrail log."))
+                .collect();
+            assert_eq!(listed.len(), ignored, "{stderr}");
+            assert!(listed.iter().all(|l| l.contains(&named)), "{stderr}");
+            assert!(
+                listed.iter().any(|l| l.contains(if ignored == 1 {
+                    "/2024/05/02/notes.txt"
+                } else {
+                    "/users.csv"
+                })),
+                "{stderr}"
+            );
+        }
+        let rows = String::from_utf8_lossy(&local.stdout).into_owned();
+        assert!(rows.contains(r#""event_id":"good""#), "{rows}");
+        assert_eq!(rows, String::from_utf8_lossy(&s3.stdout), "same rows");
+    }
 }
 
 /// Every object under `prefix` of the shared bucket, by key relative to it.
@@ -789,12 +886,7 @@ fn incremental_state_on_s3_advances_and_the_next_run_continues_from_it() {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
-        .map(|line| {
-            serde_json::from_str::<Value>(&line).unwrap()["event_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|line| super::faults::row_key(&serde_json::from_str::<Value>(&line).unwrap()))
         .collect();
     let total = ids.len();
     ids.sort();

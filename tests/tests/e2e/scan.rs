@@ -53,6 +53,7 @@ fn bad_files_are_reported_and_good_ones_still_processed() {
         "every good record of every readable file is kept"
     );
     assert_eq!(summary.files_found, 9);
+    assert_eq!(summary.files_ignored, 1, "the fixture's README.md");
     assert_eq!(summary.files_bad, 6, "{:#?}", summary.bad);
     assert_eq!(summary.files_read, 3);
     assert_eq!(summary.records_bad, 4, "{:#?}", summary.bad);
@@ -137,7 +138,7 @@ fn edge_trail() -> tempfile::TempDir {
     let root = dir.path();
     write_trail(
         root,
-        &format!("{STD}/2024/05/01/a_CloudTrail_us-east-1_20240501T0005Z_x.json.gz"),
+        &format!("{STD}/2024/05/01/111122223333_CloudTrail_us-east-1_20240501T0005Z_x.json.gz"),
         &[
             update("before-since", "2024-04-30T23:59:59Z", USER),
             update("at-since", "2024-05-01T00:00:00Z", USER),
@@ -145,17 +146,17 @@ fn edge_trail() -> tempfile::TempDir {
     );
     write_trail(
         root,
-        &format!("{STD}/2024/05/02/a_CloudTrail_us-east-1_20240502T0900Z_x.json.gz"),
+        &format!("{STD}/2024/05/02/111122223333_CloudTrail_us-east-1_20240502T0900Z_x.json.gz"),
         &[update("about-newbie", "2024-05-02T09:00:00Z", NEWBIE)],
     );
     write_trail(
         root,
-        &format!("{STD}/2024/05/03/a_CloudTrail_us-east-1_20240503T0900Z_x.json.gz"),
+        &format!("{STD}/2024/05/03/111122223333_CloudTrail_us-east-1_20240503T0900Z_x.json.gz"),
         &[update("dup", "2024-05-03T08:59:00Z", USER)],
     );
     write_trail(
         root,
-        &format!("{STD}/2024/05/04/a_CloudTrail_us-east-1_20240504T0900Z_x.json.gz"),
+        &format!("{STD}/2024/05/04/111122223333_CloudTrail_us-east-1_20240504T0900Z_x.json.gz"),
         &[
             update("dup", "2024-05-03T08:59:00Z", USER),
             json!({"eventSource": "iam.amazonaws.com", "eventName": "CreateUser", "eventID": "iam-create",
@@ -166,7 +167,7 @@ fn edge_trail() -> tempfile::TempDir {
     // The CreateUser that names NEWBIE comes in a later file than the event about NEWBIE.
     write_trail(
         root,
-        &format!("{STD}/2024/05/06/a_CloudTrail_us-east-1_20240506T0900Z_x.json.gz"),
+        &format!("{STD}/2024/05/06/111122223333_CloudTrail_us-east-1_20240506T0900Z_x.json.gz"),
         &[console_event(
             "create-newbie",
             "CreateUser",
@@ -177,7 +178,7 @@ fn edge_trail() -> tempfile::TempDir {
     );
     write_trail(
         root,
-        &format!("{STD}/2024/05/08/a_CloudTrail_us-east-1_20240508T0005Z_x.json.gz"),
+        &format!("{STD}/2024/05/08/111122223333_CloudTrail_us-east-1_20240508T0005Z_x.json.gz"),
         &[
             update("delivered-next-day", "2024-05-07T23:58:00Z", USER),
             update("at-until", "2024-05-08T00:00:00Z", USER),
@@ -185,12 +186,12 @@ fn edge_trail() -> tempfile::TempDir {
     );
     write_trail(
         root,
-        &format!("{STD}/2024/05/20/a_CloudTrail_us-east-1_20240520T0005Z_x.json.gz"),
+        &format!("{STD}/2024/05/20/111122223333_CloudTrail_us-east-1_20240520T0005Z_x.json.gz"),
         &[update("far-file", "2024-05-03T00:00:00Z", USER)],
     );
     write_trail(
         root,
-        "AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail/eu-west-2/2024/05/05/b_CloudTrail_eu-west-2_20240505T0900Z_x.json.gz",
+        "AWSLogs/o-a1b2c3d4e5/444455556666/CloudTrail/eu-west-2/2024/05/05/444455556666_CloudTrail_eu-west-2_20240505T0900Z_x.json.gz",
         &[{
             let mut org = update("org-trail", "2024-05-05T08:00:00Z", USER);
             org["awsRegion"] = json!("eu-west-2");
@@ -236,6 +237,10 @@ fn window_edges_layouts_digest_duplicates_and_trail_names() {
     assert_eq!(
         summary.files_found, 8,
         "the digest file is not a trail file"
+    );
+    assert_eq!(
+        summary.files_ignored, 0,
+        "a digest file is not ignored: skipped"
     );
     assert!(summary.bad.is_empty(), "{:#?}", summary.bad);
     let by_id = |id: &str| records.iter().find(|r| r.event_id == id).unwrap();
