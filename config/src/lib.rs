@@ -292,9 +292,9 @@ pub struct ReportSettings {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_ids: Vec<String>,
     /// Keys removed from `request_parameters` and `response_elements` besides the secret
-    /// credentials that are always removed (`Password`, `AccessToken`, `RefreshToken`,
-    /// `SignInUrl`), at any depth, in any letter case: e.g. `["Email", "Mobile"]`. Default:
-    /// none.
+    /// credentials that are always removed (`Password`, `AuthCode`, `Credentials`,
+    /// `AccessToken`, `RefreshToken`, `SignInUrl`), at any depth, in any letter case: e.g.
+    /// `["Email", "Mobile"]`. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redact_keys: Vec<String>,
 }

@@ -1067,7 +1067,8 @@ mod tests {
         );
         let response = rec.response_elements.unwrap();
         assert!(!response.contains("secret"), "{response}");
-        assert!(response.contains("AccessTokenExpiration"), "{response}");
+        assert!(!response.contains("Credentials"), "{response}");
+        assert!(response.contains("UserArn"), "{response}");
         let failed = audit(&event(
             "GetFederationToken",
             console(ADMIN),

@@ -22,9 +22,20 @@ use serde_json::Value;
 /// The secret credentials of the Connect API model, by member name: always removed.
 ///
 /// - `Password`: `CreateUser`'s initial password.
-/// - `AccessToken`, `RefreshToken`: the `Credentials` a `GetFederationToken` response returns.
-/// - `SignInUrl`: the sign-in URL `GetFederationToken` returns, which carries a token.
-pub const SECRET_KEYS: &[&str] = &["Password", "AccessToken", "RefreshToken", "SignInUrl"];
+/// - `AuthCode`: the code a `CreateAuthCode` response returns.
+/// - `Credentials`: the tokens a `GetFederationToken` response returns (the model marks the
+///   whole structure secret, expiry times included), and `AccessToken`, `RefreshToken` inside
+///   it, wherever else they may appear.
+/// - `SignInUrl`: the sign-in URL of the same response. The model does not mark it, but it is
+///   the way in for the user it names (`UserId` and `UserArn` stay).
+pub const SECRET_KEYS: &[&str] = &[
+    "Password",
+    "AuthCode",
+    "Credentials",
+    "AccessToken",
+    "RefreshToken",
+    "SignInUrl",
+];
 
 /// The keys to remove: [`SECRET_KEYS`] and any added.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +110,9 @@ mod tests {
         let mut v = json!({
             "Username": "jdoe", "password": "p1",
             "IdentityInfo": {"FirstName": "J", "Email": "j@example.com", "Mobile": "+81"},
-            "Credentials": {"AccessToken": "t", "ACCESSTOKEN": "t2", "RefreshToken": "r", "AccessTokenExpiration": 1},
+            "Credentials": {"AccessToken": "t", "RefreshToken": "r", "AccessTokenExpiration": 1},
+            "Session": {"ACCESSTOKEN": "t2", "Expires": 2},
+            "AuthCode": "code", "SessionId": "s-1",
             "Items": [{"Password": "p2", "SignInUrl": "https://x/?token=1"}, "Password"]
         });
         Redaction::default().apply(&mut v);
@@ -108,7 +121,8 @@ mod tests {
             json!({
                 "Username": "jdoe",
                 "IdentityInfo": {"FirstName": "J", "Email": "j@example.com", "Mobile": "+81"},
-                "Credentials": {"AccessTokenExpiration": 1},
+                "Session": {"Expires": 2},
+                "SessionId": "s-1",
                 "Items": [{}, "Password"]
             })
         );

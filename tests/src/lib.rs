@@ -139,6 +139,8 @@ pub mod ids {
     pub const FEDERATION_REFRESH_TOKEN: &str = "EXAMPLEREFRESHTOKENeyJhbGciOiJIUzI1NiJ9";
     /// The token in the sign-in URL of the same response.
     pub const FEDERATION_URL_TOKEN: &str = "EXAMPLEURLTOKEN0123456789";
+    /// The code a `CreateAuthCode` response carries: no output may hold it.
+    pub const AUTH_CODE: &str = "EXAMPLEAUTHCODE5f2c9e1a7b3d";
 
     /// `text` as an SDK or CloudFormation records a URI path parameter: `:` and `/`
     /// percent-encoded.
@@ -254,6 +256,13 @@ pub mod events {
     /// `GetFederationToken` (opt-in `sign_in`): its response names the user signed in as
     /// (the target) and carries credentials and a sign-in URL that no output may show.
     pub const FEDERATION_TOKEN: &str = "ad472324-748c-494c-a870-59da21c80b6d";
+    /// `DeleteWorkspace`, which removes every assignment of the workspace: target the
+    /// workspace (`resource`).
+    pub const DELETE_WORKSPACE: &str = "b547f086-1914-4eaf-8fb6-1b5eec9a8c05";
+    /// `UpdateCrossRegionRouting` (opt-in `instance`): no target.
+    pub const CROSS_REGION_ROUTING: &str = "33ff12a5-d2cf-41e1-9ca7-9492ebdc1390";
+    /// `CreateAuthCode` (opt-in `sign_in`): its response's `AuthCode` is in no output.
+    pub const CREATE_AUTH_CODE: &str = "aed0eef6-cecd-45b4-a1d4-43607ff933c3";
 }
 
 use ids::{
@@ -265,8 +274,8 @@ use ids::{
     instance_arn,
 };
 use ids::{
-    FEDERATION_ACCESS_TOKEN, FEDERATION_REFRESH_TOKEN, FEDERATION_URL_TOKEN, TRAFFIC_GROUP,
-    WORKSPACE, percent_encoded,
+    AUTH_CODE, FEDERATION_ACCESS_TOKEN, FEDERATION_REFRESH_TOKEN, FEDERATION_URL_TOKEN,
+    TRAFFIC_GROUP, WORKSPACE, percent_encoded,
 };
 
 /// The seed of every pseudo-random choice (noise, request ids, file name suffixes).
@@ -1445,6 +1454,33 @@ fn audited() -> Vec<Spec> {
                 "SignInUrl" => format!("https://example-callcenter.my.connect.aws/auth/sign-in?token={FEDERATION_URL_TOKEN}"),
                 "UserArn" => tokyo_agent(SORA),
                 "UserId" => SORA,
+            }),
+        Spec::new(t, e::DELETE_WORKSPACE, "2024-05-07T02:00:00Z", alice).call(
+            "DeleteWorkspace",
+            obj! {"WorkspaceId" => WORKSPACE, "InstanceId" => INSTANCE_TOKYO},
+        ),
+        Spec::new(t, e::CROSS_REGION_ROUTING, "2024-05-06T06:45:00Z", Who::Sso).call(
+            "UpdateCrossRegionRouting",
+            obj! {"IsolatedAll" => false, "InstanceId" => INSTANCE_TOKYO},
+        ),
+        Spec::new(t, e::CREATE_AUTH_CODE, "2024-05-05T11:20:00Z", Who::Sso)
+            .call(
+                "CreateAuthCode",
+                obj! {
+                    "Scope" => obj! {
+                        "SecurityProfileIds" => arr![SP_AGENT],
+                        "EntityType" => "CUSTOMER_PROFILE",
+                        "EntityId" => "6f2d1c0b9a8e4d7c8b5a4f3e2d1c0b9a",
+                        "DomainName" => "example-callcenter-customers",
+                    },
+                    "InstanceId" => INSTANCE_TOKYO,
+                },
+            )
+            .response(obj! {
+                "AuthCode" => AUTH_CODE,
+                "SessionId" => "4c3b2a19-0f8e-4d7c-b6a5-948372615f0e",
+                "EntityType" => "CUSTOMER_PROFILE",
+                "EntityId" => "6f2d1c0b9a8e4d7c8b5a4f3e2d1c0b9a",
             }),
         Spec::new(v, e::ORG_CONSOLE, "2024-05-02T14:00:21Z", Who::Console(CAROL)).call(
             "UpdateUserSecurityProfiles",

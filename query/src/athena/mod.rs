@@ -11,6 +11,7 @@
 //! ```no_run
 //! # async fn demo(client: aws_sdk_athena::Client, athena: connect_audit_config::ValidAthena)
 //! # -> Result<(), connect_audit_query::Error> {
+//! use connect_audit_core::redact::Redaction;
 //! use connect_audit_core::{EventSelection, Scope, Window};
 //! use connect_audit_query::athena::{report, sql::audit_query, Runner};
 //!
@@ -19,7 +20,8 @@
 //! let query = audit_query(&athena, window, &EventSelection::defaults(), &Scope::default());
 //! let runner = Runner::new(client, &athena);
 //! let mut records = Vec::new();
-//! let summary = report(&runner, &query, &mut records, std::future::pending()).await?;
+//! let redaction = Redaction::secrets();
+//! let summary = report(&runner, &query, &redaction, &mut records, std::future::pending()).await?;
 //! println!("{} records, {} bytes scanned", summary.records, summary.data_scanned_bytes);
 //! # Ok(()) }
 //! ```

@@ -3,6 +3,7 @@
 //! query executed for real on DataFusion over the example trail and snapshot.
 
 use connect_audit_core::redact::Redaction;
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -407,6 +408,119 @@ fn local_and_athena_engines_give_identical_jsonl() {
     }
 }
 
+/// Runs `report` on both engines over `root/trail` and `root/snapshot` (mounted as the
+/// buckets of a fresh fake) and returns (exit code, stderr, JSON Lines) of each.
+fn both_engines(root: &Path) -> [(Option<i32>, String, String); 2] {
+    let fake = FakeAthena::start();
+    fake.mount_bucket(TRAIL_BUCKET, &root.join("trail"));
+    fake.mount_bucket(SNAP_BUCKET, &root.join("snapshot"));
+    let config = write_config(root, false, "\"default\"");
+    let config = config.to_str().unwrap();
+    let init = run_binary(root, &fake, &["athena", "init", "--config", config]);
+    assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
+    let athena_out = root.join("athena.jsonl");
+    let athena = run_binary(
+        root,
+        &fake,
+        &[
+            "report",
+            "--engine",
+            "athena",
+            "--config",
+            config,
+            "--format",
+            "jsonl",
+            "--output",
+            athena_out.to_str().unwrap(),
+        ],
+    );
+    let local_out = root.join("local.jsonl");
+    let local = run_binary(
+        root,
+        &fake,
+        &[
+            "report",
+            "--trail",
+            root.join("trail").to_str().unwrap(),
+            "--snapshot",
+            root.join("snapshot").to_str().unwrap(),
+            "--since",
+            "2024-05-01",
+            "--until",
+            "2024-05-08",
+            "--format",
+            "jsonl",
+            "--output",
+            local_out.to_str().unwrap(),
+        ],
+    );
+    [(athena, athena_out), (local, local_out)].map(|(out, path)| {
+        (
+            out.status.code(),
+            text(&out.stderr),
+            fs::read_to_string(path).unwrap_or_default(),
+        )
+    })
+}
+
+#[test]
+fn a_call_naming_25_targets_gives_the_same_25_named_rows_in_both_engines() {
+    use super::targets::{EVENT, associate_workspace, snapshot, user_name};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    snapshot(root, 25);
+    let mut event = associate_workspace(EVENT, "2024-05-02T03:04:05Z", 25);
+    // One ARN percent-encoded, as CloudFormation records them.
+    let arns = event["requestParameters"]["ResourceArns"]
+        .as_array_mut()
+        .unwrap();
+    let plain = arns[7].as_str().unwrap().to_owned();
+    arns[7] = Value::from(plain.replace(':', "%3A").replace('/', "%2F"));
+    // Delivered twice.
+    super::faults::trail_file(
+        &root.join("trail"),
+        "02",
+        "20240502T0310Z",
+        &[event.clone()],
+    );
+    super::faults::trail_file(&root.join("trail"), "02", "20240502T0325Z", &[event]);
+    let [athena, local] = both_engines(root);
+    assert_eq!(athena.0, Some(0), "{}", athena.1);
+    assert_eq!(local.0, Some(0), "{}", local.1);
+    assert_eq!(athena.2, local.2, "the engines differ");
+    let rows: Vec<Value> = local
+        .2
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 25);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(
+            (r["event_id"].as_str(), r["target_index"].as_u64()),
+            (Some(EVENT), Some(i as u64))
+        );
+        assert_eq!(r["target_name"], user_name(i));
+        assert_eq!(r["name_source"], "snapshot");
+    }
+
+    // More than the API accepts: the same bad record named by both, nothing written.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    snapshot(root, 26);
+    super::faults::trail_file(
+        &root.join("trail"),
+        "02",
+        "20240502T0310Z",
+        &[associate_workspace(EVENT, "2024-05-02T03:04:05Z", 26)],
+    );
+    let why = "`requestParameters.ResourceArns` names 26 targets, more than the 25 the Connect API accepts";
+    for (code, stderr, jsonl) in both_engines(root) {
+        assert_eq!(code, Some(3), "{stderr}");
+        assert!(stderr.contains(EVENT) && stderr.contains(why), "{stderr}");
+        assert_eq!(jsonl, "");
+    }
+}
+
 #[test]
 fn the_view_returns_the_records_of_the_query() {
     let fake = fake();
@@ -457,7 +571,7 @@ fn the_view_returns_the_records_of_the_query() {
             .await
             .unwrap();
     });
-    let key = |r: &AuditRecord| (r.event_time, r.event_id.clone());
+    let key = |r: &AuditRecord| (r.event_time, r.event_id.clone(), r.target_index);
     from_query.sort_by_key(key);
     from_view.sort_by_key(key);
     assert!(from_query.len() > 10, "{}", from_query.len());

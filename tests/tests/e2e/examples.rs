@@ -407,6 +407,7 @@ fn every_target_kind_is_recognised() {
         (ev::ENCODED_ENTITY_ARN, "AssociateSecurityProfiles", Category::SecurityProfile, K::User, Some(ids::RIKO), Some("riko.yamamoto"), Snapshot),
         (ev::DISASSOCIATE_WORKSPACE, "DisassociateWorkspace", Category::Permissions, K::User, Some(ids::MEI), Some("mei.takahashi"), Snapshot),
         (ev::WORKSPACE_VISIBILITY, "UpdateWorkspaceVisibility", Category::Permissions, K::Resource, Some(ids::WORKSPACE), None, Snapshot),
+        (ev::DELETE_WORKSPACE, "DeleteWorkspace", Category::Permissions, K::Resource, Some(ids::WORKSPACE), None, Snapshot),
     ];
     for &(id, event_name, category, kind, target_id, target_name, source) in expected {
         let r = find(&records, id);
@@ -527,6 +528,7 @@ fn opt_in_calls_of_the_model_are_audited_with_their_targets() {
         ),
         (ev::DISASSOCIATE_ORIGIN, "DisassociateApprovedOrigin", None),
         (ev::DISASSOCIATE_KEY, "DisassociateSecurityKey", None),
+        (ev::CROSS_REGION_ROUTING, "UpdateCrossRegionRouting", None),
     ] {
         let r = find(&records, id);
         assert_eq!(
@@ -541,6 +543,14 @@ fn opt_in_calls_of_the_model_are_audited_with_their_targets() {
         };
         assert_eq!(r.target_kind, kind, "{id}");
     }
+    let r = find(&records, ev::CREATE_AUTH_CODE);
+    assert_eq!(
+        (r.category, r.target_kind),
+        (Category::SignIn, TargetKind::None)
+    );
+    let response = r.response_elements.as_deref().unwrap();
+    assert!(!response.contains(ids::AUTH_CODE), "{response}");
+    assert!(response.contains("SessionId"), "{response}");
 }
 
 #[test]

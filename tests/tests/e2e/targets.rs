@@ -12,13 +12,13 @@ use super::faults::{self, files, stderr, trail_file};
 
 const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
 const WORKSPACE: &str = "f5111754-7ba5-4c83-b1d7-9b93cca93bf2";
-const EVENT: &str = "5e7a1f0c-3b2d-4e6f-8a9b-0c1d2e3f4a5b";
+pub(super) const EVENT: &str = "5e7a1f0c-3b2d-4e6f-8a9b-0c1d2e3f4a5b";
 
 fn user_id(i: usize) -> String {
     format!("aaaaaaaa-bbbb-4ccc-8ddd-{i:012}")
 }
 
-fn user_name(i: usize) -> String {
+pub(super) fn user_name(i: usize) -> String {
     format!("agent.{i:02}")
 }
 
@@ -33,9 +33,12 @@ fn agent_arn(i: usize) -> String {
 const ADMIN: &str = "8698e95f-b8d0-48ea-97da-1b729ffe1d99";
 
 /// A snapshot store naming users 0..n and the admin.
-fn snapshot(root: &Path, n: usize) {
+pub(super) fn snapshot(root: &Path, n: usize) {
     let users = root.join("snapshot/users");
     fs::create_dir_all(&users).unwrap();
+    for other in ["security-profiles", "routing-profiles", "hierarchy-groups"] {
+        fs::create_dir_all(root.join("snapshot").join(other)).unwrap();
+    }
     let ids = (0..n).map(|i| (user_id(i), user_name(i)));
     for (id, name) in ids.chain([(ADMIN.to_owned(), "alice.admin".to_owned())]) {
         let arn = format!("arn:aws:connect:us-east-1:111122223333:instance/{INSTANCE}/agent/{id}");
@@ -49,7 +52,7 @@ fn snapshot(root: &Path, n: usize) {
 }
 
 /// `AssociateWorkspace` of `n` users from the admin website, as CloudTrail records it.
-fn associate_workspace(id: &str, time: &str, n: usize) -> Value {
+pub(super) fn associate_workspace(id: &str, time: &str, n: usize) -> Value {
     let admin = ADMIN;
     json!({
         "eventVersion": "1.09",
