@@ -595,8 +595,8 @@ fn bad_specs_are_refused_naming_the_exporter() {
 fn holds_key(text: &str, key: &str) -> bool {
     [
         format!("\"{key}\""),
-        format!("{key}\\\""),
-        format!("{key}\"\""),
+        format!("\\\"{key}\\\""),
+        format!("\"\"{key}\"\""),
     ]
     .iter()
     .any(|pattern| text.contains(pattern.as_str()))
@@ -634,6 +634,10 @@ fn example_outputs(extra_report: &str) -> Vec<(String, String)> {
             type = "jsonl"
             schema = "ocsf"
             path = "out/ocsf.jsonl"
+            [[exporters]]
+            type = "parquet"
+            schema = "ocsf"
+            path = "out/ocsf.parquet"
             "#,
             trail = examples.join("trail").display(),
             snapshot = examples.join("snapshot").display(),
@@ -650,10 +654,26 @@ fn example_outputs(extra_report: &str) -> Vec<(String, String)> {
     let mut texts = Vec::new();
     for path in files_under(&dir.path().join("out")) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = if name.ends_with(".parquet") {
+        let text = if name == "audit.parquet" {
             let rows = read_parquet(&path);
             assert!(!rows.is_empty());
             serde_json::to_string(&rows).unwrap()
+        } else if name.ends_with(".parquet") {
+            // OCSF columns: every text cell, as JSON strings.
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            let mut cells = Vec::new();
+            for batch in reader {
+                for column in batch.unwrap().columns() {
+                    if let Some(text) = column.as_string_opt::<i32>() {
+                        cells.extend(text.iter().flatten().map(str::to_owned));
+                    }
+                }
+            }
+            assert!(!cells.is_empty());
+            serde_json::to_string(&cells).unwrap()
         } else {
             fs::read_to_string(&path).unwrap()
         };
@@ -661,7 +681,7 @@ fn example_outputs(extra_report: &str) -> Vec<(String, String)> {
     }
     assert_eq!(
         texts.len(),
-        5,
+        6,
         "{:?}",
         texts.iter().map(|t| &t.0).collect::<Vec<_>>()
     );
