@@ -5,7 +5,7 @@
 use anyhow::Context as _;
 use connect_audit_config::{ExporterSpec, ValidIncremental};
 use connect_audit_core::{AuditRecord, RunState, StateFile, Window};
-use connect_audit_query::local::{BadInput, ScanSink, SinkError};
+use connect_audit_query::local::{BadInput, EarlyRow, ScanSink, SinkError};
 use jiff::Timestamp;
 
 use crate::UsageError;
@@ -93,18 +93,45 @@ impl Incremental {
         )?)
     }
 
-    /// Writes the advanced state (after every exporter finished).
+    /// The rows the scan found before the window in files delivered since the last run,
+    /// that no earlier run wrote or warned about: each row once. Until each new object is read
+    /// exactly once (issue M), their only trace is the warning these give.
+    pub fn late_rows<'r>(&self, before_window: &'r [EarlyRow]) -> Vec<&'r EarlyRow> {
+        let Some(previous) = &self.previous else {
+            return Vec::new();
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        before_window
+            .iter()
+            .filter(|row| {
+                row.delivered_at.is_some_and(|d| previous.is_new_file(d))
+                    && !previous.is_late(&row.row_key)
+                    && !previous.is_delivered(&row.row_key)
+                    && seen.insert(row.row_key.as_str())
+            })
+            .collect()
+    }
+
+    /// Writes the advanced state (after every exporter finished): what was delivered, the
+    /// late rows warned about, and when this run started.
     pub async fn advance(
         &self,
         window: Window,
         delivered: Vec<(String, Timestamp)>,
+        late: &[&EarlyRow],
+        started_at: Timestamp,
     ) -> anyhow::Result<RunState> {
-        let state = RunState::advanced(
+        let mut state = RunState::advanced(
             self.previous.as_ref(),
             window,
             self.lookback,
             delivered,
             Timestamp::now(),
+        );
+        state.started_at = Some(started_at);
+        state.note_late(
+            late.iter()
+                .filter_map(|r| Some((r.row_key.clone(), r.delivered_at?))),
         );
         self.file.save(&state).await.with_context(|| {
             format!(

@@ -293,11 +293,33 @@ pub fn run(
     let outcome = scanner.scan(&mut sink);
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
+    let late = state
+        .as_ref()
+        .map(|s| s.late_rows(&summary.before_window))
+        .unwrap_or_default();
+    for row in &late {
+        tracing::info!(
+            event_id = %row.row_key,
+            event_time = %row.event_time,
+            file = %row.path.display(),
+            "Audited event older than the window, in a file delivered since the last run: not in this run's output."
+        );
+    }
+    let counts = Counts {
+        in_window: summary.records_matched,
+        already_delivered: sink.dropped,
+        duplicates: summary.duplicates,
+        late: late.len() as u64,
+    };
     let run = RunContext {
         source: Some(format!("trail {} (local engine)", valid.trail)),
         snapshot: valid.snapshot.as_ref().map(ToString::to_string),
         skipped_files: summary.files_bad,
         skipped_records: summary.records_bad,
+        events_in_window: Some(counts.in_window),
+        already_delivered: counts.already_delivered,
+        duplicates: counts.duplicates,
+        late: counts.late,
         ..run_context(valid.window, &valid.scope, started_at)
     };
     for exporter in &mut sink.inner.exporters {
@@ -306,18 +328,12 @@ pub fn run(
     let outputs = finish_exporters(sink.inner.exporters)?;
     let uploaded = upload_outputs(&runtime, &s3_outputs, s3.as_ref())?;
     let clean = !summary.has_bad_input() || settings.report.tolerate_bad_files;
-    let mut text = summary_text(&valid, &summary, &outputs, snapshot_names, started);
+    let mut text = summary_text(&valid, &summary, &counts, &outputs, snapshot_names, started);
     upload_lines(&mut text, &uploaded);
     if let Some(state) = &state {
-        if sink.dropped > 0 {
-            let _ = writeln!(
-                text,
-                "  incremental: {} events delivered by earlier runs dropped",
-                sink.dropped
-            );
-        }
         if clean {
-            let advanced = runtime.block_on(state.advance(valid.window, sink.delivered))?;
+            let advanced =
+                runtime.block_on(state.advance(valid.window, sink.delivered, &late, started_at))?;
             let _ = writeln!(
                 text,
                 "  state:   {} advanced to {} (run {}, {} event ids kept for the lookback)",
@@ -374,9 +390,30 @@ pub fn upload_lines(text: &mut String, uploaded: &[Uploaded]) {
     }
 }
 
+/// What became of the audited events a run found (rows: a call naming several targets counts
+/// once per target).
+struct Counts {
+    /// In the window, each once (duplicate deliveries removed).
+    in_window: u64,
+    /// Of those, delivered by an earlier incremental run: dropped.
+    already_delivered: u64,
+    /// Second and later deliveries of an event: dropped.
+    duplicates: u64,
+    /// Older than the window, in files delivered since the last run: not written.
+    late: u64,
+}
+
+impl Counts {
+    /// What every exporter received.
+    fn written(&self) -> u64 {
+        self.in_window - self.already_delivered
+    }
+}
+
 fn summary_text(
     valid: &ValidReport,
     s: &ScanSummary,
+    counts: &Counts,
     outputs: &[ExportSummary],
     snapshot_names: usize,
     started: Instant,
@@ -408,8 +445,16 @@ fn summary_text(
     }
     let _ = writeln!(
         t,
-        "  records: {} seen, {} audited events written, {} duplicate deliveries dropped, {} bad",
-        s.records_seen, s.records_matched, s.duplicates, s.records_bad
+        "  records: {} seen, {} bad",
+        s.records_seen, s.records_bad
+    );
+    let _ = writeln!(
+        t,
+        "  events:  {} audited in the window, {} already delivered by an earlier run (dropped), {} duplicate deliveries (dropped), {} written",
+        counts.in_window,
+        counts.already_delivered,
+        counts.duplicates,
+        counts.written()
     );
     let _ = writeln!(
         t,
@@ -424,6 +469,13 @@ fn summary_text(
             t,
             "  warning: {} bad files and {} bad records were skipped (listed above)",
             s.files_bad, s.records_bad
+        );
+    }
+    if counts.late > 0 {
+        let _ = writeln!(
+            t,
+            "  warning: {} audited events older than the window were found in files delivered since the last run; they are not in this run's output (-v lists their event ids)",
+            counts.late
         );
     }
     t

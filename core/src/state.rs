@@ -52,10 +52,19 @@ pub struct RunState {
     /// second and later targets of one call, `<event id>#<target index>`: see
     /// `AuditRecord::row_key`), with their event times.
     pub delivered: BTreeMap<String, Timestamp>,
+    /// Rows older than a run's window found in files delivered since the run before it, so
+    /// never written: by row key, with when their file was delivered. Runs warn about each once; an entry is forgotten once its
+    /// file is too old for any later run to read again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub late: BTreeMap<String, Timestamp>,
     /// How many runs advanced this state.
     pub runs: u64,
     /// When the last run finished.
     pub written_at: Timestamp,
+    /// When the last run started: it listed the trail's files after this, so a file
+    /// delivered later is new to the next run. `None` in states written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
 }
 
 /// The window asked for ends before the watermark: those events were already delivered.
@@ -120,14 +129,44 @@ impl RunState {
             })
             .unwrap_or_default();
         kept.extend(delivered.into_iter().filter(|(_, t)| *t >= horizon));
-        Self {
+        let mut state = Self {
             version: STATE_VERSION,
             watermark: window.until,
             lookback_secs: lookback.as_secs(),
             delivered: kept,
+            late: previous.map(|p| p.late.clone()).unwrap_or_default(),
             runs: previous.map_or(0, |p| p.runs) + 1,
             written_at: now,
-        }
+            started_at: None,
+        };
+        state.note_late(std::iter::empty());
+        state
+    }
+
+    /// Whether a file CloudTrail delivered at `delivered_at` (to the minute, as its name says)
+    /// may be new since the run that wrote this state: delivered in or after the minute that
+    /// run started (its finish, for a state that does not say when it started).
+    pub fn is_new_file(&self, delivered_at: Timestamp) -> bool {
+        let started = self.started_at.unwrap_or(self.written_at);
+        delivered_at + SignedDuration::from_mins(1) > started
+    }
+
+    /// Whether an earlier run already warned that this row was late.
+    pub fn is_late(&self, row_key: &str) -> bool {
+        self.late.contains_key(row_key)
+    }
+
+    /// Remembers rows this run found late (row key, delivery time of their file), and forgets
+    /// those whose file the next run can no longer read: the next run reads files delivered
+    /// from a day before its window, `watermark − lookback`, so a file delivered two days
+    /// before that is never read again.
+    pub fn note_late(&mut self, late: impl IntoIterator<Item = (String, Timestamp)>) {
+        self.late.extend(late);
+        let reread_from = self.watermark
+            - SignedDuration::from_secs(self.lookback_secs)
+            - SignedDuration::from_hours(48);
+        self.late
+            .retain(|_, delivered_at| *delivered_at >= reread_from);
     }
 }
 
@@ -261,6 +300,34 @@ mod tests {
         let err = RunState::window(Some(&state), configured, TWO_HOURS).unwrap_err();
         assert_eq!(err.watermark, configured.until);
         assert!(err.to_string().contains("delivered already"), "{err}");
+    }
+
+    #[test]
+    fn late_rows_are_remembered_while_a_later_run_can_read_their_file() {
+        let w = window("2024-05-01T00:00:00Z", "2024-05-03T00:00:00Z");
+        let mut s1 = RunState::advanced(None, w, TWO_HOURS, [], t("2024-05-03T00:01:00Z"));
+        s1.note_late([
+            ("old".to_owned(), t("2024-04-30T21:59:00Z")),
+            ("new".to_owned(), t("2024-05-02T23:00:00Z")),
+        ]);
+        // Next run reads from 2024-05-02T22:00Z − 1 day: a file of 04/30 21:59 is never read again.
+        assert!(s1.is_late("new") && !s1.is_late("old"), "{s1:?}");
+        let w2 = window("2024-05-01T00:00:00Z", "2024-05-04T00:00:00Z");
+        let s2 = RunState::advanced(Some(&s1), w2, TWO_HOURS, [], t("2024-05-04T00:01:00Z"));
+        assert!(s2.is_late("new"), "kept across runs");
+        let w3 = window("2024-05-01T00:00:00Z", "2024-05-06T00:00:00Z");
+        let s3 = RunState::advanced(Some(&s2), w3, TWO_HOURS, [], t("2024-05-06T00:01:00Z"));
+        assert!(
+            !s3.is_late("new"),
+            "forgotten when no run reads its file again"
+        );
+        let text = serde_json::to_string(&s3).unwrap();
+        assert!(
+            !text.contains("late"),
+            "an empty list is not written: {text}"
+        );
+        let old: RunState = serde_json::from_str(&text).unwrap();
+        assert!(old.late.is_empty());
     }
 
     #[test]

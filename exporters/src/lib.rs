@@ -133,6 +133,16 @@ pub struct RunContext {
     pub skipped_files: u64,
     /// Records the run skipped as bad.
     pub skipped_records: u64,
+    /// Audited events the run found in its window, each once; `None` when not counted (the
+    /// Athena engine, or an exporter run on its own).
+    pub events_in_window: Option<u64>,
+    /// Of those, delivered by an earlier incremental run and not written again.
+    pub already_delivered: u64,
+    /// Second and later deliveries of an event, dropped.
+    pub duplicates: u64,
+    /// Audited events older than the window found in files delivered since the last
+    /// incremental run: in no output of this run.
+    pub late: u64,
 }
 
 /// What an exporter wrote, returned by [`Exporter::finish`].

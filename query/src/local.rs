@@ -44,6 +44,7 @@ use connect_audit_core::{
     AuditRecord, Directory, EventSelection, ObjectInfo, Scope, Store, Window,
 };
 use futures_util::{StreamExt as _, TryStreamExt as _};
+use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use tokio::runtime::{Handle, RuntimeFlavor};
@@ -210,6 +211,11 @@ pub struct ScanSummary {
     pub names_unresolved: u64,
     /// Every file or record skipped, with the reason.
     pub bad: Vec<BadInput>,
+    /// Audited rows (of the selected events and scope) read from the scanned files whose
+    /// time lies before the window: not written. Usually the previous window's, delivered in
+    /// the day of slack; an incremental run tells those in files delivered since its last run
+    /// (see [`EarlyRow::delivered_at`]). A row delivered twice is here twice.
+    pub before_window: Vec<EarlyRow>,
 }
 
 impl ScanSummary {
@@ -217,6 +223,20 @@ impl ScanSummary {
     pub fn has_bad_input(&self) -> bool {
         self.files_bad > 0 || self.records_bad > 0
     }
+}
+
+/// An audited row found in a scanned file, with a time before the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlyRow {
+    /// Its row key (`AuditRecord::row_key`).
+    pub row_key: String,
+    /// Its event time.
+    pub event_time: Timestamp,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// When CloudTrail delivered that file, from its name (`…_20240502T1005Z_…`), to the
+    /// minute; `None` for a file not named so (`--trail FILE`).
+    pub delivered_at: Option<Timestamp>,
 }
 
 /// S3 objects fetched at once, at most. S3 answers each GET after tens of milliseconds, and
@@ -319,6 +339,8 @@ struct FileResult {
     ok: bool,
     records_seen: u64,
     records: Vec<AuditRecord>,
+    /// Audited rows before the window: row key and time.
+    early: Vec<(String, Timestamp)>,
     learned: Vec<LearnedName>,
     bad: Vec<BadInput>,
     /// S3 failed to give the object (after the SDK's retries): the scan stops here rather than
@@ -549,6 +571,21 @@ impl TrailScanner {
         summary.bad.extend(result.bad);
         for name in result.learned {
             self.directory.learn(name.kind, &name.id, &name.name);
+        }
+        if !result.early.is_empty() {
+            let delivered_at = result
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(file_delivery_time);
+            for (row_key, event_time) in result.early {
+                summary.before_window.push(EarlyRow {
+                    row_key,
+                    event_time,
+                    path: result.path.clone(),
+                    delivered_at,
+                });
+            }
         }
         let mut batch = Vec::with_capacity(result.records.len());
         for mut record in result.records {
@@ -967,6 +1004,20 @@ pub fn is_log_file_name(name: &str) -> bool {
         && !suffix.is_empty()
 }
 
+/// The delivery time in a CloudTrail log file name (`<account>_CloudTrail_<region>_
+/// <YYYYMMDDTHHmmZ>_<suffix>.json.gz`), to the minute.
+pub fn file_delivery_time(name: &str) -> Option<Timestamp> {
+    if !is_log_file_name(name) {
+        return None;
+    }
+    let stamp = name.split("_CloudTrail_").nth(1)?.split('_').nth(1)?;
+    let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%MZ", stamp).ok()?;
+    civil
+        .to_zoned_datetime(TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
 /// Whether `stamp` is `YYYYMMDDTHHmmZ` naming a real minute.
 fn is_file_stamp(stamp: &str) -> bool {
     let b = stamp.as_bytes();
@@ -1153,6 +1204,7 @@ fn scan_file_with(
     if let Err(reason) = outcome {
         // Nothing of a bad file is used: not the records before the problem either.
         result.records.clear();
+        result.early.clear();
         result.learned.clear();
         result.records_seen = 0;
         result.bad = vec![BadInput {
@@ -1270,12 +1322,20 @@ impl RecordReader<'_, '_> {
             return;
         };
         match rec.to_audit_records(group, &options.redaction) {
-            Ok(records) => self
-                .result
-                .records
-                .extend(records.into_iter().filter(|record| {
-                    options.window.contains(record.event_time) && options.scope.admits(record)
-                })),
+            Ok(records) => {
+                for record in records {
+                    if !options.scope.admits(&record) {
+                        continue;
+                    }
+                    if options.window.contains(record.event_time) {
+                        self.result.records.push(record);
+                    } else if record.event_time < options.window.since {
+                        self.result
+                            .early
+                            .push((record.row_key().into_owned(), record.event_time));
+                    }
+                }
+            }
             Err(e) => self
                 .result
                 .bad

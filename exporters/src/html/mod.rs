@@ -259,6 +259,22 @@ impl HtmlExporter {
                 self.run.skipped_files, self.run.skipped_records
             );
         }
+        if let Some(in_window) = self.run.events_in_window {
+            let _ = writeln!(
+                h,
+                r#"<p class="note" id="run-counts">The run found {in_window} audited events in its window: {} written, {} already delivered by an earlier run (not repeated here), {} duplicate deliveries dropped.</p>"#,
+                in_window.saturating_sub(self.run.already_delivered),
+                self.run.already_delivered,
+                self.run.duplicates,
+            );
+        }
+        if self.run.late > 0 {
+            let _ = writeln!(
+                h,
+                r#"<p class="warning" id="late-events">{} audited events older than the window were found in files delivered since the last run; they are not in this report (the run's log names them).</p>"#,
+                self.run.late
+            );
+        }
         h.push_str(COVERAGE_NOTE);
         h.push_str(&self.unresolved_section());
         h.push_str("</header>\n");

@@ -377,3 +377,170 @@ fn run_uses_the_selected_profile_and_its_state() {
         stderr(&out)
     );
 }
+
+/// Writes a trail file CloudTrail delivered at `delivered` (its folder and name say so).
+fn delivered_file(trail: &Path, delivered: jiff::Timestamp, records: &[Value]) {
+    let utc = delivered.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+    let path = trail.join(format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_x.json.gz",
+        utc.strftime("%Y/%m/%d"),
+        utc.strftime("%Y%m%dT%H%MZ"),
+    ));
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(
+        &mut gz,
+        serde_json::json!({ "Records": records })
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    fs::write(path, gz.finish().unwrap()).unwrap();
+}
+
+/// One event of [`faults::events`], numbered `i`, at `time`.
+fn event_at(i: usize, time: jiff::Timestamp) -> Value {
+    events(i, 1, &time.to_string(), 0).remove(0)
+}
+
+/// The `events:` line of a run's summary.
+fn events_line(out: &Output) -> String {
+    stderr(out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("events:"))
+        .unwrap_or_else(|| panic!("no events line: {}", stderr(out)))
+        .trim()
+        .to_owned()
+}
+
+/// The issue's scenario, in today's prefix: three runs over a growing trail, each summary's
+/// counts against the records its file holds; an event older than the window in a newly
+/// delivered file is warned about (and named at `-v`), once.
+#[test]
+fn summaries_count_what_each_run_wrote_and_late_events_are_named_once() {
+    use jiff::{SignedDuration as D, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let trail = root.join("trail");
+    let now = Timestamp::now();
+    let min = |m: i64| now + D::from_mins(m);
+    fs::write(
+        root.join("connect-audit.toml"),
+        format!(
+            r#"
+            [report]
+            trail = "trail"
+            since = "{since}"
+            [incremental]
+            state = "state/team.json"
+            lookback = "1h"
+            [[exporters]]
+            type = "jsonl"
+            path = "out/audit-{{since}}.jsonl"
+            [[exporters]]
+            type = "html"
+            path = "out/audit-{{since}}.html"
+            "#,
+            since = min(-120),
+        ),
+    )
+    .unwrap();
+    let run = |until: Timestamp, verbose: bool| {
+        let until = until.to_string();
+        let mut args = vec!["report", "--incremental", "--until", &until];
+        if verbose {
+            args.push("-v");
+        }
+        let out = connect_audit(root, &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        out
+    };
+    let newest = |before: &[PathBuf], ext: &str| -> PathBuf {
+        let now: Vec<PathBuf> = files(&root.join("out"))
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext) && !before.contains(p))
+            .collect();
+        assert_eq!(now.len(), 1, "{now:?}");
+        now[0].clone()
+    };
+    let id = |i: usize| format!("00000000-0000-4000-8000-{i:012}");
+
+    // Run 1: two events.
+    delivered_file(
+        &trail,
+        min(-50),
+        &[event_at(0, min(-55)), event_at(1, min(-54))],
+    );
+    let out = run(min(-30), false);
+    let file = newest(&[], "jsonl");
+    assert_eq!(id_counts([&file]).len(), 2);
+    assert_eq!(
+        events_line(&out),
+        "events:  2 audited in the window, 0 already delivered by an earlier run (dropped), 0 duplicate deliveries (dropped), 2 written"
+    );
+
+    // Run 2: a new file with one new event and event 1 again; the lookback reads both files.
+    let seen = files(&root.join("out"));
+    delivered_file(
+        &trail,
+        min(1),
+        &[event_at(2, min(-25)), event_at(1, min(-54))],
+    );
+    let out = run(min(-20), false);
+    let file = newest(&seen, "jsonl");
+    assert_eq!(
+        id_counts([&file]).into_keys().collect::<Vec<_>>(),
+        [id(2)],
+        "only the new event"
+    );
+    assert_eq!(
+        events_line(&out),
+        "events:  3 audited in the window, 2 already delivered by an earlier run (dropped), 1 duplicate deliveries (dropped), 1 written"
+    );
+    let html = fs::read_to_string(newest(&seen, "html")).unwrap();
+    assert!(
+        html.contains("The run found 3 audited events in its window: 1 written, 2 already delivered by an earlier run (not repeated here), 1 duplicate deliveries dropped."),
+        "the HTML header counts the same"
+    );
+
+    // Run 3: a new file with one new event and one older than the lookback: named, not lost
+    // in silence.
+    let seen = files(&root.join("out"));
+    delivered_file(
+        &trail,
+        min(2),
+        &[event_at(3, min(-15)), event_at(4, min(-180))],
+    );
+    let out = run(min(-10), true);
+    let file = newest(&seen, "jsonl");
+    assert_eq!(id_counts([&file]).into_keys().collect::<Vec<_>>(), [id(3)]);
+    assert_eq!(
+        events_line(&out),
+        "events:  4 audited in the window, 3 already delivered by an earlier run (dropped), 1 duplicate deliveries (dropped), 1 written"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: 1 audited events older than the window were found in files delivered since the last run; they are not in this run's output"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&id(4)) && l.contains("older than the window")),
+        "-v names the event: {err}"
+    );
+    let html = fs::read_to_string(newest(&seen, "html")).unwrap();
+    assert!(html.contains(r#"id="late-events""#), "the HTML warns too");
+    assert!(state(root)["late"][id(4)].is_string(), "{}", state(root));
+
+    // Run 4: the same files again; the late event was warned about already.
+    let out = run(min(-5), false);
+    assert!(
+        !stderr(&out).contains("older than the window"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        events_line(&out),
+        "events:  4 audited in the window, 4 already delivered by an earlier run (dropped), 1 duplicate deliveries (dropped), 0 written"
+    );
+}

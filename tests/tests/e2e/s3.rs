@@ -66,9 +66,16 @@ fn jsonl(records: &[AuditRecord]) -> String {
 }
 
 /// The counts of a summary, without the list of bad inputs (whose paths differ).
+/// The summary without what names files by where they are: the bad input, and the folders
+/// of the rows before the window (their file names stay).
 fn counts(s: &ScanSummary) -> ScanSummary {
+    let mut before_window = s.before_window.clone();
+    for row in &mut before_window {
+        row.path = row.path.file_name().unwrap().into();
+    }
     ScanSummary {
         bad: Vec::new(),
+        before_window,
         ..s.clone()
     }
 }
