@@ -2525,6 +2525,34 @@ fn parse_json_path(path: &str) -> Option<Vec<PathStep>> {
     Some(steps)
 }
 
+/// `f(json, path)` for every row of a `(json, path)` function: NULL in, NULL out; each distinct
+/// path parsed once; a path Trino would refuse fails the query.
+fn each_json_path<T>(
+    args: &ScalarFunctionArgs,
+    f: fn(&str, &[PathStep]) -> Option<T>,
+) -> datafusion::common::Result<Vec<Option<T>>> {
+    let rows = args.number_rows;
+    let json = string_array(&args.args[0], rows)?;
+    let paths = string_array(&args.args[1], rows)?;
+    let mut parsed: HashMap<String, Vec<PathStep>> = HashMap::new();
+    let mut out = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if json.is_null(i) || paths.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let path = paths.value(i);
+        if !parsed.contains_key(path) {
+            let Some(steps) = parse_json_path(path) else {
+                return exec_err!("Invalid JSON path: '{path}'");
+            };
+            parsed.insert(path.to_owned(), steps);
+        }
+        out.push(f(json.value(i), &parsed[path]));
+    }
+    Ok(out)
+}
+
 /// The value at a JSONPath of a JSON text; `None` when the text is not JSON or the path finds
 /// nothing.
 fn json_at(json: &str, steps: &[PathStep]) -> Option<Value> {
@@ -2569,25 +2597,7 @@ impl ScalarUDFImpl for JsonExtractScalar {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::common::Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let json = string_array(&args.args[0], rows)?;
-        let paths = string_array(&args.args[1], rows)?;
-        let mut parsed: HashMap<String, Vec<PathStep>> = HashMap::new();
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
-            if json.is_null(i) || paths.is_null(i) {
-                out.push(None);
-                continue;
-            }
-            let path = paths.value(i);
-            if !parsed.contains_key(path) {
-                let Some(steps) = parse_json_path(path) else {
-                    return exec_err!("Invalid JSON path: '{path}'");
-                };
-                parsed.insert(path.to_owned(), steps);
-            }
-            out.push(json_extract_scalar(json.value(i), &parsed[path]));
-        }
+        let out = each_json_path(&args, json_extract_scalar)?;
         Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
     }
 }
@@ -2980,25 +2990,7 @@ impl ScalarUDFImpl for JsonSize {
         &self,
         args: ScalarFunctionArgs,
     ) -> datafusion::common::Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let json = string_array(&args.args[0], rows)?;
-        let paths = string_array(&args.args[1], rows)?;
-        let mut parsed: HashMap<String, Vec<PathStep>> = HashMap::new();
-        let mut out = Vec::with_capacity(rows);
-        for i in 0..rows {
-            if json.is_null(i) || paths.is_null(i) {
-                out.push(None);
-                continue;
-            }
-            let path = paths.value(i);
-            if !parsed.contains_key(path) {
-                let Some(steps) = parse_json_path(path) else {
-                    return exec_err!("Invalid JSON path: '{path}'");
-                };
-                parsed.insert(path.to_owned(), steps);
-            }
-            out.push(json_size(json.value(i), &parsed[path]));
-        }
+        let out = each_json_path(&args, json_size)?;
         Ok(ColumnarValue::Array(Arc::new(Int64Array::from(out))))
     }
 }

@@ -81,9 +81,16 @@ fn ids(first: usize, n: usize) -> Vec<String> {
 
 /// Writes a trail file delivered on 2024-05-`day` (`stamp` is its delivery time).
 pub(super) fn trail_file(trail: &Path, day: &str, stamp: &str, records: &[Value]) {
-    let path = trail.join(format!(
-        "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
-    ));
+    write_trail_file(
+        &trail.join(format!(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
+        )),
+        records,
+    );
+}
+
+/// Writes `records` as a gzipped trail file at `path`, creating its folders.
+pub(super) fn write_trail_file(path: &Path, records: &[Value]) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(json!({ "Records": records }).to_string().as_bytes())

@@ -381,21 +381,14 @@ fn run_uses_the_selected_profile_and_its_state() {
 /// Writes a trail file CloudTrail delivered at `delivered` (its folder and name say so).
 fn delivered_file(trail: &Path, delivered: jiff::Timestamp, records: &[Value]) {
     let utc = delivered.to_zoned_datetime(jiff::tz::TimeZone::UTC);
-    let path = trail.join(format!(
-        "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_x.json.gz",
-        utc.strftime("%Y/%m/%d"),
-        utc.strftime("%Y%m%dT%H%MZ"),
-    ));
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(
-        &mut gz,
-        serde_json::json!({ "Records": records })
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
-    fs::write(path, gz.finish().unwrap()).unwrap();
+    faults::write_trail_file(
+        &trail.join(format!(
+            "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_x.json.gz",
+            utc.strftime("%Y/%m/%d"),
+            utc.strftime("%Y%m%dT%H%MZ"),
+        )),
+        records,
+    );
 }
 
 /// One event of [`faults::events`], numbered `i`, at `time`.
