@@ -7,17 +7,17 @@ use std::time::Instant;
 use anyhow::Context as _;
 use connect_audit_config::{Settings, ValidAthenaReport};
 use connect_audit_exporters::RunContext;
+use connect_audit_exporters::destination::S3Outputs;
 use connect_audit_query::athena::{self, Runner, ddl, sql};
 use figment::Figment;
 
 use crate::ExitCode;
 use crate::args::{AthenaInitArgs, AthenaSqlArgs};
-use crate::destinations::S3Outputs;
-use crate::output::{self, Reporter};
 use crate::report::{
     FanOut, build_exporters, exporter_specs, finish_exporters, run_context, upload_lines,
     upload_outputs,
 };
+use crate::terminal::{self, Reporter};
 
 /// Merges the flags of `athena sql` over the layered config.
 pub fn merge_sql_flags(mut figment: Figment, args: &AthenaSqlArgs) -> Figment {
@@ -55,7 +55,7 @@ async fn runner(settings: &Settings, valid: &ValidAthenaReport) -> Runner {
 /// `athena sql`: the audit query and its parameters, on stdout.
 pub fn print_sql(valid: &ValidAthenaReport) -> ExitCode {
     let query = sql::audit_query(&valid.athena, valid.window, &valid.events, &valid.scope);
-    output::data(&query.annotated());
+    terminal::data(&query.annotated());
     ExitCode::Success
 }
 
@@ -69,12 +69,12 @@ pub fn init(
     let statements = ddl::init_statements(&valid.athena, args.replace, args.view);
     if args.dry_run {
         for s in &statements {
-            output::data(&format!("-- {}\n{};\n\n", s.what, s.sql));
+            terminal::data(&format!("-- {}\n{};\n\n", s.what, s.sql));
         }
         return Ok(ExitCode::Success);
     }
     if valid.athena.snapshot.is_none() {
-        output::note(
+        terminal::note(
             "connect-audit: note: no S3 snapshot store (report.snapshot or snapshot.store): the snapshot tables are not created and names come from the trail only",
         );
     }

@@ -5,7 +5,8 @@
 use anyhow::Context as _;
 use connect_audit_config::{ExporterSpec, ValidIncremental};
 use connect_audit_core::{AuditRecord, RunState, StateFile, Window};
-use connect_audit_query::local::{BadInput, EarlyRow, ScanSink, SinkError};
+use connect_audit_query::local::EarlyRow;
+use connect_audit_query::{BadInput, ScanSink, SinkError};
 use jiff::Timestamp;
 
 use crate::UsageError;

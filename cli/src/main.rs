@@ -7,11 +7,10 @@ mod args;
 mod athena;
 mod aws;
 mod completions;
-mod destinations;
 mod incremental;
-mod output;
 mod report;
 mod snapshot;
+mod terminal;
 
 use std::io;
 use std::io::IsTerminal as _;
@@ -20,7 +19,7 @@ use clap::Parser as _;
 use connect_audit_config::{ConfigError, Engine, Settings};
 
 use crate::args::{AthenaCommand, Cli, Command, ConfigCommand};
-use crate::output::Reporter;
+use crate::terminal::Reporter;
 
 /// The documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +47,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::Success,
         Err(err) => {
-            output::error(&err);
+            terminal::error(&err);
             if err.downcast_ref::<ConfigError>().is_some()
                 || err.downcast_ref::<UsageError>().is_some()
             {
@@ -153,7 +152,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 && (settings.report.trail.is_some() || !snapshot_configured);
             if athena_configured {
                 let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
-                output::note(&format!(
+                terminal::note(&format!(
                     "connect-audit: athena configuration OK ({file}): table {}.{} over {}, {} accounts, {} regions, workgroup {}",
                     valid.athena.database,
                     valid.athena.table,
@@ -165,7 +164,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             if report_configured {
                 let valid = settings.validate(&figment, jiff::Timestamp::now())?;
-                output::note(&format!(
+                terminal::note(&format!(
                     "connect-audit: report configuration OK ({file}): trail {}, window {} .. {}, {} events, {} exporters",
                     valid.trail,
                     valid.window.since,
@@ -176,14 +175,14 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             }
             if settings.incremental != connect_audit_config::IncrementalSettings::default() {
                 let valid = settings.validate_incremental(&figment)?;
-                output::note(&format!(
+                terminal::note(&format!(
                     "connect-audit: incremental configuration OK ({file}): state {}, lookback {}",
                     valid.state, settings.incremental.lookback,
                 ));
             }
             if snapshot_configured {
                 let valid = settings.validate_snapshot(&figment)?;
-                output::note(&format!(
+                terminal::note(&format!(
                     "connect-audit: snapshot configuration OK ({file}): store {}, {} instances",
                     valid.store,
                     valid.instances.len(),
@@ -193,7 +192,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config(ConfigCommand::Show) => {
             let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            output::data(&toml::to_string_pretty(&settings)?);
+            terminal::data(&toml::to_string_pretty(&settings)?);
             Ok(ExitCode::Success)
         }
         Command::Completions(_) => unreachable!("answered before the configuration is loaded"),
@@ -240,9 +239,10 @@ fn replay(settings: &Settings, args: &args::ReplayArgs) -> anyhow::Result<ExitCo
             }
         }
     };
-    let summary = connect_audit_exporters::siem::replay(chosen.1, &args.dead_letter)
+    let vars = report::credential_vars(connect_audit_exporters::Spec::credential_var(chosen.1));
+    let summary = connect_audit_exporters::siem::replay_with(chosen.1, &args.dead_letter, &vars)
         .map_err(anyhow::Error::from)?;
-    output::note(&format!(
+    terminal::note(&format!(
         "connect-audit: replayed {} records of {} through {}; the file is removed",
         summary.records,
         summary.dead_letter.display(),

@@ -10,16 +10,15 @@ use connect_audit_config::{
     ValidReport,
 };
 use connect_audit_core::{AuditRecord, Location, Scope, Store, Window};
-use connect_audit_exporters::{ExportSummary, Exporter, RunContext};
-use connect_audit_query::local::{
-    BadInput, ScanOptions, ScanSink, ScanSummary, SinkError, TrailScanner,
-};
+use connect_audit_exporters::destination::{S3Outputs, Uploaded};
+use connect_audit_exporters::{CredentialVars, ExportSummary, Exporter, RunContext};
+use connect_audit_query::local::{ScanOptions, ScanSummary, Simd, TrailScanner};
+use connect_audit_query::{BadInput, ScanSink, SinkError};
 use figment::Figment;
 
 use crate::args::{Format, ReportArgs, RunArgs};
-use crate::destinations::{S3Outputs, Uploaded};
 use crate::incremental::{self, DropDelivered, Incremental};
-use crate::output::Reporter;
+use crate::terminal::Reporter;
 use crate::{ExitCode, UsageError};
 
 /// Merges the flags of `report` over the layered config.
@@ -134,11 +133,24 @@ pub fn exporter_specs(
     Ok(specs)
 }
 
+/// The values of the environment variables named for credentials (`token_env`,
+/// `secret_env`): the program reads them, the exporters read no environment.
+pub fn credential_vars<'a>(names: impl IntoIterator<Item = &'a str>) -> CredentialVars {
+    let mut vars = CredentialVars::default();
+    for name in names {
+        if let Ok(value) = std::env::var(name) {
+            vars.insert(name, value);
+        }
+    }
+    vars
+}
+
 /// Starts every exporter.
 pub fn build_exporters(specs: &[ExporterSpec]) -> anyhow::Result<Vec<Box<dyn Exporter>>> {
+    let vars = credential_vars(specs.iter().filter_map(ExporterSpec::credential_var));
     let mut exporters = Vec::with_capacity(specs.len());
     for spec in specs {
-        let exporter = connect_audit_exporters::build(spec).with_context(|| {
+        let exporter = connect_audit_exporters::build_with(spec, &vars).with_context(|| {
             format!(
                 "cannot start the {} exporter for {}",
                 spec.kind(),
@@ -170,7 +182,7 @@ pub fn finish_exporters(exporters: Vec<Box<dyn Exporter>>) -> anyhow::Result<Vec
         None => Ok(outputs),
         Some(first) => {
             let others: Vec<String> = failures
-                .map(|e| crate::output::chain(&e).join(": "))
+                .map(|e| crate::terminal::chain(&e).join(": "))
                 .collect();
             if others.is_empty() {
                 Err(first)
@@ -271,6 +283,7 @@ pub fn run(
     let mut options = ScanOptions::new(valid.window, valid.events.clone());
     options.scope = valid.scope.clone();
     options.redaction = Redaction::with_keys(&settings.report.redact_keys);
+    options.simd = requested_simd();
     if let Some(threads) = settings.report.threads {
         options.threads = threads;
     }
@@ -358,6 +371,22 @@ pub fn run(
     })
 }
 
+/// The instruction set `CONNECT_AUDIT_SIMD` asks the scanner's structural pass to use: a
+/// diagnostic of the environment, read here because the engine reads none. A value it does
+/// not know is named and ignored (the best set the CPU has runs).
+fn requested_simd() -> Simd {
+    let Ok(name) = std::env::var(connect_audit_config::SIMD_ENV) else {
+        return Simd::Best;
+    };
+    Simd::from_name(&name).unwrap_or_else(|| {
+        tracing::warn!(
+            "{}={name:?} is not avx512, avx2 or sse2: ignored",
+            connect_audit_config::SIMD_ENV
+        );
+        Simd::Best
+    })
+}
+
 /// What every run of `report` tells its exporters (the HTML header): the tool, the window and
 /// scope; the caller adds where the events came from and what was skipped.
 pub fn run_context(window: Window, scope: &Scope, started_at: jiff::Timestamp) -> RunContext {
@@ -380,7 +409,7 @@ pub fn upload_outputs(
         return Ok(Vec::new());
     }
     let s3 = s3.context("an S3 client is needed for the s3:// outputs")?;
-    runtime.block_on(outputs.upload(s3))
+    Ok(runtime.block_on(outputs.upload(|target| Store::open(target, Some(s3))))?)
 }
 
 /// The summary lines of the uploaded objects.

@@ -7,14 +7,14 @@ use anyhow::Context as _;
 use connect_audit_config::{Settings, ValidSnapshot};
 use connect_audit_core::Store;
 use connect_audit_snapshot::{
-    Instance, InstanceSummary, RunSummary, SnapshotOptions, SnapshotProgress, Snapshotter,
+    Instance, InstanceSummary, RunSummary, SnapshotProgress, Snapshotter,
 };
 use figment::Figment;
 
 use crate::ExitCode;
 use crate::args::SnapshotArgs;
 use crate::aws;
-use crate::output::Reporter;
+use crate::terminal::Reporter;
 
 /// Merges the flags of `snapshot` over the layered config.
 pub fn merge_flags(mut figment: Figment, args: &SnapshotArgs) -> Figment {
@@ -89,11 +89,7 @@ pub fn run(
         let config = aws::sdk_config(&settings.snapshot).await;
         let s3 = aws::s3_client(&config);
         let store = Store::open(&valid.store, Some(&s3))?;
-        let options = SnapshotOptions {
-            describe_users: settings.snapshot.describe_users,
-            concurrency: settings.snapshot.concurrency,
-            ..SnapshotOptions::default()
-        };
+        let options = settings.snapshot.options();
         let instances: Vec<Instance> = valid
             .instances
             .iter()

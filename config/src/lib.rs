@@ -12,6 +12,13 @@
 //! `CONNECT_AUDIT_PROFILE`). The selected profile is merged over `default`; `[global.…]`,
 //! the environment and flags override both.
 //!
+//! This crate composes the components' own settings types, each beside its code: the exporter
+//! specs ([`ExporterSpec`], `connect-audit-exporters`), `[athena]` ([`AthenaSettings`],
+//! `connect-audit-query`) and `[snapshot]` ([`SnapshotSettings`], `connect-audit-snapshot`),
+//! and calls their pure validation; it owns the layering, the profiles, the provenance of
+//! every key and what only a whole configuration can tell (the report's window and scope,
+//! outputs that collide).
+//!
 //! Validation ([`Settings::validate`]) is pure: no network, no disk, no credentials. Its errors
 //! name the key and the file or variable that set it.
 //!
@@ -27,26 +34,23 @@
 //! });
 //! ```
 
-pub mod athena;
-pub mod exporters;
-
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use connect_audit_core::record::COLUMNS;
 use connect_audit_core::{EventSelection, Location, Scope, Window};
+use connect_audit_query::athena::settings::{is_account, is_region};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use athena::{AthenaSettings, S3Path, ValidAthena};
-
-pub use exporters::{
+pub use connect_audit_exporters::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, RecordSchema, Secret, SiemFlavor,
     SiemWebhookSpec,
 };
+pub use connect_audit_query::athena::{AthenaSettings, S3Path, ValidAthena};
+pub use connect_audit_snapshot::SnapshotSettings;
 
 /// The file read when neither `--config` nor `CONNECT_AUDIT_CONFIG` names one.
 pub const DEFAULT_FILE: &str = "connect-audit.toml";
@@ -173,69 +177,6 @@ pub struct InstanceSettings {
     /// Its account (informational; checked against the ARN). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-}
-
-/// `[snapshot]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotSettings {
-    /// The snapshot store: `s3://bucket/prefix` or a directory. Required for `snapshot`; also
-    /// the default of `report.snapshot`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub store: Option<String>,
-    /// Call `DescribeUser` per user for e-mail, names, profile and hierarchy ids. Default: false.
-    #[serde(default)]
-    pub describe_users: bool,
-    /// `DescribeUser` calls in flight per instance. Default: 4 (Connect's limits are low).
-    #[serde(default = "four")]
-    pub concurrency: usize,
-    /// Attempts per AWS call (Connect, S3: trail, snapshot, state, outputs), with exponential
-    /// backoff and jitter, on throttling, 5xx and connection failures. Default: 8.
-    #[serde(default = "eight")]
-    pub max_attempts: u32,
-    /// The backoff ceiling of the first retry, in milliseconds; it doubles per retry, up to
-    /// 20 s, and each wait is drawn below it (full jitter). Default: 1000.
-    #[serde(default = "retry_initial_ms")]
-    pub retry_initial_ms: u64,
-    /// The time one attempt of an AWS call may take, in seconds, before it is abandoned and
-    /// counts as a failed attempt (retried within `max_attempts` like a 5xx): the request and
-    /// its answer, and for an S3 object read the whole body. It bounds a hung (not dead) S3 or
-    /// Connect endpoint, which would otherwise stall a run forever. Default: 60 — the largest
-    /// single transfer is a 16 MiB upload part or a trail object of about 10 MB, which takes
-    /// well under a second in-region and still fits at about 300 KB/s; a Connect or S3 call
-    /// normally answers in milliseconds. So 60 s only fires on an endpoint that has stopped
-    /// answering, while a hang costs at most a minute per attempt. Raise it on a very slow link.
-    #[serde(default = "attempt_timeout_secs")]
-    pub attempt_timeout_secs: u64,
-}
-
-impl Default for SnapshotSettings {
-    fn default() -> Self {
-        Self {
-            store: None,
-            describe_users: false,
-            concurrency: four(),
-            max_attempts: eight(),
-            retry_initial_ms: retry_initial_ms(),
-            attempt_timeout_secs: attempt_timeout_secs(),
-        }
-    }
-}
-
-fn retry_initial_ms() -> u64 {
-    1000
-}
-
-fn attempt_timeout_secs() -> u64 {
-    60
-}
-
-fn four() -> usize {
-    4
-}
-
-fn eight() -> u32 {
-    8
 }
 
 /// Which engine a report runs on.
@@ -584,29 +525,22 @@ pub struct ValidAthenaReport {
     pub scope: Scope,
 }
 
-/// What both engines' reports check: window, events, scope, threads, exporters.
-struct Common {
+/// The events a report selects, as both engines check them: when (the window), which calls
+/// (the events) and where (accounts, regions, instances); each `None` when it is invalid.
+struct ReportSelection {
     window: Option<Window>,
     events: Option<EventSelection>,
     scope: Option<Scope>,
 }
 
 impl Settings {
-    /// The retries and timeouts of every AWS call (`[snapshot]`, though the report's S3 reads
-    /// and uploads use them too).
-    fn check_aws_calls(&self, problem: &mut impl FnMut(&str, String)) {
-        if self.snapshot.max_attempts == 0 {
-            problem("snapshot.max_attempts", "must be at least 1".into());
-        }
-        if self.snapshot.retry_initial_ms == 0 {
-            problem("snapshot.retry_initial_ms", "must be at least 1".into());
-        }
-        if self.snapshot.attempt_timeout_secs == 0 {
-            problem("snapshot.attempt_timeout_secs", "must be at least 1".into());
-        }
-    }
-
-    fn check_common(&self, now: Timestamp, problem: &mut impl FnMut(&str, String)) -> Common {
+    /// What both engines' reports check: the window, events, scope, threads, redacted keys,
+    /// the AWS calls' retries and the exporters.
+    fn check_common(
+        &self,
+        now: Timestamp,
+        problem: &mut impl FnMut(&str, String),
+    ) -> ReportSelection {
         let r = &self.report;
         let mut window = None;
         for (key, value) in [("report.since", &r.since), ("report.until", &r.until)] {
@@ -633,10 +567,10 @@ impl Settings {
         if r.threads == Some(0) {
             problem("report.threads", "must be at least 1".into());
         }
-        self.check_aws_calls(problem);
+        self.snapshot.check_aws_calls(problem);
         let mut scope_ok = true;
         for a in &r.accounts {
-            if !athena::is_account(a) {
+            if !is_account(a) {
                 scope_ok = false;
                 problem(
                     "report.accounts",
@@ -645,7 +579,7 @@ impl Settings {
             }
         }
         for g in &r.regions {
-            if !athena::is_region(g) {
+            if !is_region(g) {
                 scope_ok = false;
                 problem(
                     "report.regions",
@@ -680,7 +614,7 @@ impl Settings {
             }
         }
         validate_exporters(&self.exporters, problem);
-        Common {
+        ReportSelection {
             window,
             events,
             scope: scope_ok.then(|| Scope {
@@ -880,10 +814,7 @@ impl Settings {
                 "no instance: give --instance ID-or-ARN or an [[instances]] entry".into(),
             );
         }
-        if self.snapshot.concurrency == 0 {
-            problem("snapshot.concurrency", "must be at least 1".into());
-        }
-        self.check_aws_calls(&mut problem);
+        self.snapshot.check(&mut problem);
         let mut instances = Vec::new();
         for (i, instance) in self.instances.iter().enumerate() {
             match check_instance(instance) {
@@ -953,90 +884,22 @@ fn check_instance(instance: &InstanceSettings) -> Result<ValidInstance, String> 
     })
 }
 
+/// The exporters, each by its own pure validation ([`ExporterSpec::validate`]), and what only
+/// all of them tell: no two write the same output.
 fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, String)) {
     let mut paths = BTreeSet::new();
     for (i, spec) in specs.iter().enumerate() {
-        let key = |field: &str| format!("exporters[{i}].{field}");
+        let key = format!("exporters[{i}]");
         let path = spec.path();
         if path.is_empty() {
-            problem(&key("path"), "must not be empty".into());
+            problem(&format!("{key}.path"), "must not be empty".into());
         } else if !paths.insert(path) {
             problem(
-                &key("path"),
+                &format!("{key}.path"),
                 format!("`{path}` is already the output of another exporter"),
             );
         }
-        if path.starts_with("s3://") {
-            let partitioned = matches!(spec, ExporterSpec::Parquet(p) if p.partition_by_date);
-            match Location::parse(path) {
-                Err(e) => problem(&key("path"), e.to_string()),
-                Ok(Location::S3 { prefix, .. })
-                    if !partitioned && (prefix.is_empty() || path.ends_with('/')) =>
-                {
-                    problem(
-                        &key("path"),
-                        format!(
-                            "`{path}` names no object: give its key, e.g. s3://bucket/audit/audit-{{since}}.csv"
-                        ),
-                    );
-                }
-                Ok(_) => {}
-            }
-        }
-        if let ExporterSpec::Parquet(p) = spec
-            && !exporters::is_file_name(&p.partition_file)
-        {
-            problem(
-                &key("partition_file"),
-                format!(
-                    "`{}` must be a file name (no `/`, not `.` or `..`)",
-                    p.partition_file.escape_default()
-                ),
-            );
-        }
-        match spec {
-            ExporterSpec::Csv(csv) => {
-                if let Err(e) = jiff::tz::TimeZone::get(&csv.timezone) {
-                    problem(
-                        &key("timezone"),
-                        format!("`{}` is not an IANA time zone: {e}", csv.timezone),
-                    );
-                }
-                for column in csv.columns.iter().flatten() {
-                    if !COLUMNS.contains(&column.as_str()) {
-                        problem(
-                            &key("columns"),
-                            format!(
-                                "unknown column `{column}` (columns: {})",
-                                COLUMNS.join(", ")
-                            ),
-                        );
-                    }
-                }
-                if csv.columns.as_ref().is_some_and(Vec::is_empty) {
-                    problem(&key("columns"), "must name at least one column".into());
-                }
-            }
-            ExporterSpec::Parquet(p) => {
-                if p.path == "-" {
-                    problem(&key("path"), "Parquet cannot be written to stdout".into());
-                }
-                if p.row_group_size == 0 {
-                    problem(&key("row_group_size"), "must be at least 1".into());
-                }
-            }
-            ExporterSpec::Jsonl(_) => {}
-            ExporterSpec::SiemWebhook(siem) => {
-                for (field, message) in siem.validate() {
-                    problem(&key(field), message);
-                }
-            }
-            ExporterSpec::Html(html) => {
-                for (field, message) in html.validate() {
-                    problem(&key(field), message);
-                }
-            }
-        }
+        spec.validate(&key, problem);
     }
 }
 

@@ -11,14 +11,76 @@
 //! - With `neutralize_formulas` (the default), a cell starting with `=`, `+`, `-`, `@`, tab or
 //!   CR gets a leading `'`, so a spreadsheet shows it as text instead of running it.
 
-use connect_audit_config::CsvSpec;
 use connect_audit_core::AuditRecord;
 use connect_audit_core::record::COLUMNS;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
 
-use crate::output::{self, Output};
+use crate::local_output::{self, Output};
+use crate::spec::{CredentialVars, Spec, path_field, timezone_problem, utc};
 use crate::{Error, ExportSummary, Exporter};
+
+/// `type = "csv"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSpec {
+    /// Output file, or `-` for stdout. Required.
+    pub path: String,
+    /// Columns to write, in this order. Default: every column of the audit record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// IANA time zone `event_time` is shown in, e.g. `Asia/Tokyo`. Default: `UTC`.
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// Prefix cells starting with `=`, `+`, `-`, `@`, tab or CR with `'` so spreadsheets do
+    /// not run them as formulas. Default: `true`.
+    #[serde(default = "yes")]
+    pub neutralize_formulas: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl CsvSpec {
+    /// A CSV spec with defaults for everything but the path.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            columns: None,
+            timezone: utc(),
+            neutralize_formulas: true,
+        }
+    }
+}
+
+impl Spec for CsvSpec {
+    path_field!();
+
+    fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut problems: Vec<_> = timezone_problem(&self.timezone).into_iter().collect();
+        for column in self.columns.iter().flatten() {
+            if !COLUMNS.contains(&column.as_str()) {
+                problems.push((
+                    "columns",
+                    format!(
+                        "unknown column `{column}` (columns: {})",
+                        COLUMNS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.columns.as_ref().is_some_and(Vec::is_empty) {
+            problems.push(("columns", "must name at least one column".into()));
+        }
+        problems
+    }
+
+    fn build(&self, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+        Ok(Box::new(CsvExporter::create(self)?))
+    }
+}
 
 /// Writes records as CSV to a file or stdout. Built from a [`CsvSpec`].
 pub struct CsvExporter {
@@ -43,13 +105,12 @@ impl std::fmt::Debug for CsvExporter {
 }
 
 impl CsvExporter {
-    /// Checks the spec, opens the output (a temporary file beside `spec.path`, or stdout for
-    /// `-`) and writes the header row.
+    /// Opens the output of a validated spec (a temporary file beside `spec.path`, or stdout
+    /// for `-`) and writes the header row.
     pub fn create(spec: &CsvSpec) -> Result<Self, Error> {
-        let name = output::describe("csv", &spec.path);
+        let name = local_output::describe("csv", &spec.path);
         let columns = match &spec.columns {
             None => COLUMNS.to_vec(),
-            Some(wanted) if wanted.is_empty() => return Err(Error::NoColumns { exporter: name }),
             Some(wanted) => wanted
                 .iter()
                 .map(|column| {
@@ -80,7 +141,7 @@ impl CsvExporter {
             columns,
             timezone,
             neutralize: spec.neutralize_formulas,
-            to_stdout: spec.path == output::STDOUT,
+            to_stdout: spec.path == local_output::STDOUT,
             encoder,
             records: 0,
         })

@@ -19,7 +19,8 @@ pub enum Error {
         source: io::Error,
     },
     /// The output file could not be created or put under its final name, or its location is
-    /// not usable (e.g. an `s3://` location this build cannot write).
+    /// not a local file (an `s3://` location not staged by
+    /// [`S3Outputs::stage`](crate::destination::S3Outputs::stage)).
     #[error("{exporter}: {source}")]
     Output {
         /// The exporter.
@@ -68,13 +69,14 @@ pub enum Error {
         #[source]
         source: Box<parquet::errors::ParquetError>,
     },
-    /// Parquet was asked to write to stdout (`path = "-"`).
+    /// Parquet was asked to write to stdout (`path = "-"`), which a Parquet writer cannot
+    /// seek back on.
     #[error("{exporter}: Parquet cannot be written to stdout; give a file or directory path")]
     StdoutUnsupported {
         /// The exporter.
         exporter: String,
     },
-    /// A CSV column that the audit record does not have.
+    /// A CSV column that the audit record does not have, so no cell can be written for it.
     #[error("{exporter}: unknown column `{column}`")]
     UnknownColumn {
         /// The exporter.
@@ -82,13 +84,7 @@ pub enum Error {
         /// The column asked for.
         column: String,
     },
-    /// A CSV spec with an empty column list.
-    #[error("{exporter}: no columns to write")]
-    NoColumns {
-        /// The exporter.
-        exporter: String,
-    },
-    /// The CSV time zone is not an IANA time zone name.
+    /// The CSV or HTML time zone is not an IANA time zone name this build knows.
     #[error("{exporter}: `{timezone}` is not an IANA time zone: {source}")]
     TimeZone {
         /// The exporter.
@@ -99,22 +95,15 @@ pub enum Error {
         #[source]
         source: jiff::Error,
     },
-    /// A Parquet spec with `row_group_size = 0`.
+    /// A Parquet spec with `row_group_size = 0`, which a Parquet writer cannot have.
     #[error("{exporter}: row_group_size must be at least 1")]
     RowGroupSize {
         /// The exporter.
         exporter: String,
     },
-    /// A Parquet `partition_file` that is not a plain file name.
-    #[error("{exporter}: partition_file `{name}` must be a file name (no `/`, not `.` or `..`)")]
-    PartitionFile {
-        /// The exporter.
-        exporter: String,
-        /// The name given.
-        name: String,
-    },
-    /// The SIEM webhook exporter cannot start: a credential is missing, its URL or secret is
-    /// unusable, or TLS cannot be set up. The message never quotes a credential.
+    /// The SIEM webhook exporter cannot start or stopped: a credential variable is not set
+    /// or empty, its URL or secret is unusable, TLS cannot be set up, or its delivery thread
+    /// failed. The message never quotes a credential.
     #[error("{exporter}: {message}")]
     Siem {
         /// The exporter.
@@ -167,6 +156,29 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An `s3://` output could not be staged locally, listed or uploaded
+    /// ([`S3Outputs`](crate::destination::S3Outputs)).
+    #[error("{context}")]
+    S3Output {
+        /// What was being done, e.g. `cannot upload s3://bucket/audit/audit.csv`.
+        context: String,
+        /// The error of the store, the file system or the listing.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An `s3://` output of a single file whose path ends in a folder.
+    #[error(
+        "exporters[{index}].path `{path}`: name the object, e.g. s3://bucket/audit/audit-{{since}}.csv"
+    )]
+    S3ObjectUnnamed {
+        /// The exporter's index in the configuration.
+        index: usize,
+        /// The path given.
+        path: String,
+    },
+    /// The store of an `s3://` output could not be opened.
+    #[error(transparent)]
+    Store(connect_audit_core::Error),
     /// [`finish`](crate::Exporter::finish) after a failed
     /// [`write`](crate::Exporter::write): the output may be incomplete, so it was discarded
     /// rather than put under its final name.
@@ -224,7 +236,7 @@ mod tests {
             other.io_error().map(io::Error::kind),
             Some(io::ErrorKind::NotFound)
         );
-        let none = Error::NoColumns {
+        let none = Error::Incomplete {
             exporter: "csv a.csv".into(),
         };
         assert!(none.io_error().is_none());

@@ -6,12 +6,48 @@
 //! ([`to_ocsf_events`](crate::ocsf::to_ocsf_events): one per record, two for a `CreateUser`
 //! that grants privileges).
 
-use connect_audit_config::{JsonlSpec, RecordSchema};
 use connect_audit_core::AuditRecord;
+use serde::{Deserialize, Serialize};
 
+use crate::local_output::{self, Output};
 use crate::ocsf::to_ocsf_events;
-use crate::output::{self, Output};
+use crate::spec::{CredentialVars, RecordSchema, Spec, path_field};
 use crate::{Error, ExportSummary, Exporter};
+
+/// `type = "jsonl"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSpec {
+    /// Output file, or `-` for stdout. Required.
+    pub path: String,
+    /// The shape of each line: the audit record, or an OCSF event. Default: `audit`.
+    #[serde(default)]
+    pub schema: RecordSchema,
+}
+
+impl JsonlSpec {
+    /// A JSON Lines spec of the audit schema.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            schema: RecordSchema::Audit,
+        }
+    }
+}
+
+impl Spec for JsonlSpec {
+    path_field!();
+
+    /// Nothing beyond the path, which [`ExporterSpec::validate`](crate::ExporterSpec::validate)
+    /// checks for every exporter.
+    fn validate(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    fn build(&self, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+        Ok(Box::new(JsonlExporter::create(self)?))
+    }
+}
 
 /// Writes records as JSON Lines to a file or stdout. Built from a [`JsonlSpec`].
 pub struct JsonlExporter {
@@ -34,7 +70,7 @@ impl std::fmt::Debug for JsonlExporter {
 impl JsonlExporter {
     /// Opens the output: a temporary file beside `spec.path`, or stdout for `-`.
     pub fn create(spec: &JsonlSpec) -> Result<Self, Error> {
-        let mut name = output::describe("jsonl", &spec.path);
+        let mut name = local_output::describe("jsonl", &spec.path);
         if spec.schema == RecordSchema::Ocsf {
             name.push_str(" (ocsf)");
         }

@@ -2,8 +2,9 @@
 //!
 //! One trait, [`Exporter`], usable as `Box<dyn Exporter>` so a run can fan out to several
 //! outputs: [`write`](Exporter::write) batches of [`AuditRecord`]s any number of times, then
-//! [`finish`](Exporter::finish) once. The registry is config's [`ExporterSpec`]; [`build`]
-//! turns a spec into an exporter and does the I/O.
+//! [`finish`](Exporter::finish) once. The registry is [`ExporterSpec`], one variant per
+//! exporter, each spec beside its exporter with a pure [`Spec::validate`]; [`build`] turns a
+//! validated spec into an exporter and does the I/O.
 //!
 //! - [`CsvExporter`]: CSV for people, with a time zone, column choice and formula
 //!   neutralisation.
@@ -23,11 +24,12 @@
 //!
 //! CSV, JSON Lines and HTML write to stdout when the path is `-`. Every file output is written
 //! to a temporary file beside its final name and renamed in `finish`: a run that crashes or
-//! fails never leaves a half file that looks complete.
+//! fails never leaves a half file that looks complete. `s3://` outputs are staged as local
+//! files and uploaded once every exporter finished ([`destination::S3Outputs`]).
 //!
 //! ```
-//! use connect_audit_config::{ExporterSpec, JsonlSpec};
 //! use connect_audit_core::AuditRecord;
+//! use connect_audit_exporters::{ExporterSpec, JsonlSpec};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let path = dir.path().join("out/audit.jsonl");
@@ -56,27 +58,29 @@
 
 use std::path::PathBuf;
 
-use connect_audit_config::ExporterSpec;
 use connect_audit_core::{AuditRecord, Scope, Window};
 use jiff::Timestamp;
 
 pub mod csv;
+pub mod destination;
 pub mod error;
 pub mod html;
 pub mod jsonl;
+mod local_output;
 pub mod memory;
 pub mod ocsf;
-mod output;
 pub mod parquet;
 pub mod siem;
+pub mod spec;
 
-pub use crate::csv::CsvExporter;
+pub use crate::csv::{CsvExporter, CsvSpec};
 pub use crate::error::Error;
-pub use crate::html::HtmlExporter;
-pub use crate::jsonl::JsonlExporter;
+pub use crate::html::{HtmlExporter, HtmlSpec};
+pub use crate::jsonl::{JsonlExporter, JsonlSpec};
 pub use crate::memory::{MemoryExporter, MemoryRecords};
-pub use crate::parquet::ParquetExporter;
-pub use crate::siem::SiemExporter;
+pub use crate::parquet::{ParquetExporter, ParquetSpec};
+pub use crate::siem::{Secret, SiemExporter, SiemFlavor, SiemWebhookSpec};
+pub use crate::spec::{CredentialVars, ExporterSpec, RecordSchema, Spec};
 
 /// A destination for audit records.
 ///
@@ -156,21 +160,20 @@ pub struct ExportSummary {
     pub outputs: Vec<PathBuf>,
 }
 
-/// Builds the exporter a spec describes: checks what config validation checks (columns, time
-/// zone, stdout for Parquet), then opens its output, so a temporary file exists from here on.
-/// The exporter refuses to finish after a failed `write` ([`Error::Incomplete`]).
+/// Builds the exporter a validated spec describes ([`ExporterSpec::validate`] found no
+/// problem) and opens its output, so a temporary file exists from here on
+/// ([`Spec::build`]). A credential variable the spec names is taken as not set: see
+/// [`build_with`]. The exporter refuses to finish after a failed `write`
+/// ([`Error::Incomplete`]).
 pub fn build(spec: &ExporterSpec) -> Result<Box<dyn Exporter>, Error> {
-    let inner: Box<dyn Exporter> = match spec {
-        ExporterSpec::Csv(spec) => Box::new(CsvExporter::create(spec)?),
-        ExporterSpec::Jsonl(spec) => Box::new(JsonlExporter::create(spec)?),
-        ExporterSpec::Parquet(spec) => Box::new(ParquetExporter::create(spec)?),
-        ExporterSpec::SiemWebhook(spec) => {
-            Box::new(SiemExporter::with_event_body(spec, siem::event_body(spec))?)
-        }
-        ExporterSpec::Html(spec) => Box::new(HtmlExporter::create(spec)?),
-    };
+    build_with(spec, &CredentialVars::default())
+}
+
+/// [`build`], with the values of the credential variables the spec names
+/// ([`ExporterSpec::credential_var`]), which the program read.
+pub fn build_with(spec: &ExporterSpec, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
     Ok(Box::new(Guarded {
-        inner,
+        inner: spec.spec().build(vars)?,
         failed: false,
     }))
 }

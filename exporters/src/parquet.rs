@@ -26,17 +26,101 @@ use arrow_array::{
     TimestampMicrosecondArray,
 };
 use arrow_schema::{ArrowError, SchemaRef};
-use connect_audit_config::{ParquetSpec, RecordSchema};
 use connect_audit_core::record::arrow_schema;
 use connect_audit_core::{
     ActorKind, AtomicFile, AuditRecord, Category, NameSource, Origin, TargetKind,
 };
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
 
+use crate::local_output::{self, STDOUT};
 use crate::ocsf;
-use crate::output::{self, STDOUT};
+use crate::spec::{CredentialVars, RecordSchema, Spec, path_field};
 use crate::{Error, ExportSummary, Exporter};
+
+/// `type = "parquet"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSpec {
+    /// Output file, or the directory of `date=YYYY-MM-DD/` partitions. Required.
+    pub path: String,
+    /// Write Hive-style `date=YYYY-MM-DD/part-00000.parquet` files under `path` (by event date,
+    /// UTC) instead of one file. Default: `false`.
+    #[serde(default)]
+    pub partition_by_date: bool,
+    /// Rows per row group. Default: 65536.
+    #[serde(default = "row_group_size")]
+    pub row_group_size: usize,
+    /// The columns: the audit record's, or OCSF's. Default: `audit`.
+    #[serde(default)]
+    pub schema: RecordSchema,
+    /// The file name in each `date=` partition; `{since}` and `{until}` become the run's
+    /// window (`20240501T000000Z`). A run replaces the files of its name. Default:
+    /// `part-00000.parquet`; incremental runs (`report --incremental`, `run`) use
+    /// `part-{since}.parquet` unless this names `{since}`, so each run adds its own files.
+    #[serde(default = "partition_file")]
+    pub partition_file: String,
+}
+
+fn row_group_size() -> usize {
+    65_536
+}
+
+fn partition_file() -> String {
+    "part-00000.parquet".to_owned()
+}
+
+impl ParquetSpec {
+    /// A Parquet spec with defaults for everything but the path.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            partition_by_date: false,
+            row_group_size: row_group_size(),
+            schema: RecordSchema::Audit,
+            partition_file: partition_file(),
+        }
+    }
+}
+
+impl Spec for ParquetSpec {
+    path_field!();
+
+    fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !is_file_name(&self.partition_file) {
+            problems.push((
+                "partition_file",
+                format!(
+                    "`{}` must be a file name (no `/`, not `.` or `..`)",
+                    self.partition_file.escape_default()
+                ),
+            ));
+        }
+        if self.path == STDOUT {
+            problems.push(("path", "Parquet cannot be written to stdout".into()));
+        }
+        if self.row_group_size == 0 {
+            problems.push(("row_group_size", "must be at least 1".into()));
+        }
+        problems
+    }
+
+    fn build(&self, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+        Ok(Box::new(ParquetExporter::create(self)?))
+    }
+}
+
+/// Whether `name` is a plain file name: not empty, no path separator, not `.`/`..`, no
+/// control character.
+pub fn is_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control)
+}
 
 /// Writes records as Parquet, to one file or to date partitions. Built from a
 /// [`ParquetSpec`].
@@ -71,15 +155,16 @@ impl std::fmt::Debug for ParquetExporter {
 }
 
 impl ParquetExporter {
-    /// Checks the spec and, for a single file, opens a temporary file beside `spec.path`.
-    /// Partitions are opened as their first record arrives.
+    /// For a single file, opens a temporary file beside `spec.path` (a validated spec);
+    /// partitions are opened as their first record arrives. Refuses stdout and row groups of
+    /// no rows, which a Parquet writer cannot have.
     pub fn create(spec: &ParquetSpec) -> Result<Self, Error> {
         let ocsf = spec.schema == RecordSchema::Ocsf;
         let name = match (spec.partition_by_date, ocsf) {
             (true, false) => format!("parquet {} (by date)", spec.path),
             (true, true) => format!("parquet {} (by date, ocsf)", spec.path),
-            (false, false) => output::describe("parquet", &spec.path),
-            (false, true) => format!("{} (ocsf)", output::describe("parquet", &spec.path)),
+            (false, false) => local_output::describe("parquet", &spec.path),
+            (false, true) => format!("{} (ocsf)", local_output::describe("parquet", &spec.path)),
         };
         if spec.path == STDOUT {
             return Err(Error::StdoutUnsupported { exporter: name });
@@ -87,13 +172,7 @@ impl ParquetExporter {
         if spec.row_group_size == 0 {
             return Err(Error::RowGroupSize { exporter: name });
         }
-        if !connect_audit_config::exporters::is_file_name(&spec.partition_file) {
-            return Err(Error::PartitionFile {
-                exporter: name,
-                name: spec.partition_file.clone(),
-            });
-        }
-        let path = output::local_path(&name, &spec.path)?;
+        let path = local_output::local_path(&name, &spec.path)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_dictionary_enabled(true)
@@ -185,7 +264,7 @@ impl Exporter for ParquetExporter {
         }
         let outputs = finished
             .into_iter()
-            .map(|file| output::commit_file(&name, file))
+            .map(|file| local_output::commit_file(&name, file))
             .collect::<Result<_, _>>()?;
         Ok(ExportSummary {
             exporter: name,
@@ -217,7 +296,7 @@ fn open(
     properties: &WriterProperties,
     schema: RecordSchema,
 ) -> Result<OpenFile, Error> {
-    let file = output::create_file(exporter, &path)?;
+    let file = local_output::create_file(exporter, &path)?;
     let writer = ArrowWriter::try_new(file, schema_of(schema), Some(properties.clone()))
         .map_err(|source| parquet_error(exporter, &path, source))?;
     Ok((path, writer))

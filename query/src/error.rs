@@ -1,5 +1,5 @@
 //! Errors of the engines (local scan and Athena). Problems with single trail files are not errors: they are
-//! [`BadInput`](crate::local::BadInput) reports, and the scan goes on.
+//! [`BadInput`](crate::BadInput) reports, and the scan goes on.
 
 use std::path::PathBuf;
 

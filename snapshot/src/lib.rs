@@ -73,6 +73,7 @@ mod diff;
 mod error;
 mod fetch;
 pub mod objects;
+mod settings;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -95,11 +96,13 @@ use crate::fetch::{RESOURCE_KINDS, dedupe, describe_users, list_resources, list_
 pub use crate::error::{ConnectSource, Error};
 use crate::objects::SnapshotObject;
 pub use crate::objects::{ChangeEntry, ChangeLog, InstanceLog, ResourceObject, RunLog, UserObject};
+pub use crate::settings::SnapshotSettings;
 
 /// How many older run logs a run reads, at most, to find when each instance was last seen.
 const RUN_LOGS_READ: usize = 10;
 
-/// How a run behaves. `SnapshotOptions::default()` gives the documented defaults.
+/// How a run behaves. `SnapshotOptions::default()` gives the documented defaults; the
+/// configured ones come from `[snapshot]` ([`SnapshotSettings::options`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotOptions {
     /// Call `DescribeUser` for e-mail, first and last name, security profiles, routing

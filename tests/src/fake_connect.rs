@@ -36,9 +36,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::Json;
@@ -48,6 +46,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+
+use crate::server::{Flavor, TestServer};
 
 /// The account every generated ARN uses unless an instance says otherwise.
 pub const DEFAULT_ACCOUNT: &str = "111122223333";
@@ -200,16 +200,14 @@ type Shared = Arc<Mutex<FakeState>>;
 
 /// A running fake Connect API on `127.0.0.1` and a free port.
 pub struct FakeConnect {
-    url: String,
+    server: TestServer,
     state: Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for FakeConnect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeConnect")
-            .field("url", &self.url)
+            .field("url", &self.url())
             .finish_non_exhaustive()
     }
 }
@@ -217,45 +215,15 @@ impl fmt::Debug for FakeConnect {
 impl FakeConnect {
     /// Starts a server with no instances, no page cap and no faults.
     pub fn start() -> Self {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bind the fake Connect server to a free port");
-        listener
-            .set_nonblocking(true)
-            .expect("make the fake Connect listener non-blocking");
-        let url = format!("http://{}", listener.local_addr().expect("local address"));
         let state = Shared::default();
-        let app = router(Arc::clone(&state));
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("fake-connect".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("fake Connect runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("fake Connect tokio listener");
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = rx.await;
-                        })
-                        .await
-                        .expect("fake Connect server");
-                });
-            })
-            .expect("spawn the fake Connect thread");
-        Self {
-            url,
-            state,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = TestServer::bind("fake-connect")
+            .serve_router(Flavor::CurrentThread, router(Arc::clone(&state)));
+        Self { server, state }
     }
 
     /// The base URL to give the SDK as `endpoint_url`, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.server.url()
     }
 
     /// A real `aws-sdk-connect` client for this server: region [`DEFAULT_REGION`], static
@@ -415,17 +383,6 @@ impl FakeConnect {
         state.requests.clear();
         state.faults_served.clear();
         state.unsigned = 0;
-    }
-}
-
-impl Drop for FakeConnect {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -44,15 +44,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use crate::server::{Flavor, TestServer};
 
 /// The request line of a request the proxy saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,16 +211,14 @@ impl Shared {
 
 /// A running proxy; see the module documentation. Stopped when dropped.
 pub struct S3Proxy {
-    endpoint: String,
+    server: TestServer,
     shared: Arc<Shared>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for S3Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("S3Proxy")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.endpoint())
             .field("upstream", &self.shared.upstream)
             .finish_non_exhaustive()
     }
@@ -237,54 +235,23 @@ impl S3Proxy {
             .unwrap_or(upstream)
             .trim_end_matches('/')
             .to_owned();
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bind the S3 proxy to a free port");
-        listener
-            .set_nonblocking(true)
-            .expect("make the S3 proxy listener non-blocking");
-        let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
         let shared = Arc::new(Shared {
             upstream,
             rules: Mutex::default(),
             released: Notify::new(),
             held: AtomicU64::new(0),
         });
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let serving = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("s3-proxy".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("S3 proxy runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("S3 proxy tokio listener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut rx => break,
-                            accepted = listener.accept() => {
-                                if let Ok((client, _)) = accepted {
-                                    tokio::spawn(serve(client, Arc::clone(&serving)));
-                                }
-                            }
-                        }
-                    }
-                });
-            })
-            .expect("spawn the S3 proxy thread");
-        Self {
-            endpoint,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = TestServer::bind("s3-proxy")
+            .serve_connections(Flavor::CurrentThread, move |client| {
+                serve(client, Arc::clone(&serving))
+            });
+        Self { server, shared }
     }
 
     /// The endpoint to give clients, e.g. `http://127.0.0.1:41234`.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.server.url()
     }
 
     /// Answers `503 SlowDown` to each distinct matching request its first `times` times
@@ -415,13 +382,9 @@ impl S3Proxy {
 
 impl Drop for S3Proxy {
     fn drop(&mut self) {
+        // Before the proxy stops listening: its `server` field, dropped after this, stops it
+        // and joins its thread.
         self.release();
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -15,13 +15,13 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::Read as _;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+use crate::server::{Flavor, TestServer};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,16 +127,14 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, State> {
 
 /// A running receiver; stops when dropped.
 pub struct SiemReceiver {
-    url: String,
+    server: TestServer,
     state: Shared,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for SiemReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SiemReceiver")
-            .field("url", &self.url)
+            .field("url", &self.url())
             .finish_non_exhaustive()
     }
 }
@@ -154,50 +152,22 @@ impl SiemReceiver {
     }
 
     fn start_with(count_only: bool) -> Self {
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bind the SIEM receiver to a free port");
-        listener
-            .set_nonblocking(true)
-            .expect("make the SIEM receiver's listener non-blocking");
-        let url = format!("http://{}", listener.local_addr().expect("local address"));
         let state = Shared::default();
         lock(&state).count_only = count_only;
-        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let shared = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("siem-receiver".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("SIEM receiver runtime");
-                runtime.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener)
-                        .expect("SIEM receiver tokio listener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut rx => break,
-                            accepted = listener.accept() => {
-                                let Ok((stream, _)) = accepted else { continue };
-                                let _ = stream.set_nodelay(true);
-                                tokio::spawn(serve(stream, Arc::clone(&shared)));
-                            }
-                        }
-                    }
-                });
-            })
-            .expect("spawn the SIEM receiver thread");
-        Self {
-            url,
-            state,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        let server = TestServer::bind("siem-receiver").serve_connections(
+            Flavor::CurrentThread,
+            move |stream| {
+                let _ = stream.set_nodelay(true);
+                serve(stream, Arc::clone(&shared))
+            },
+        );
+        Self { server, state }
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234`.
     pub fn url(&self) -> &str {
-        &self.url
+        self.server.url()
     }
 
     /// Queues answers for the next requests, in arrival order; later requests get 200.
@@ -228,17 +198,6 @@ impl SiemReceiver {
     /// Drops the replies still scripted: from now on every request is answered 200.
     pub fn unscript(&self) {
         lock(&self.state).script.clear();
-    }
-}
-
-impl Drop for SiemReceiver {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -10,11 +10,10 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use connect_audit_config::{ExporterSpec, HtmlSpec};
 use connect_audit_core::{
     ActorKind, AuditRecord, Category, NameSource, Origin, Scope, TargetKind, Window,
 };
-use connect_audit_exporters::RunContext;
+use connect_audit_exporters::{ExporterSpec, HtmlSpec, RunContext};
 use jiff::{SignedDuration, Timestamp};
 
 const INSTANCE: &str = "6762b34f-4e26-4a8e-a032-35a1e58e1b1c";

@@ -25,10 +25,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use connect_audit_config::JsonlSpec;
 use connect_audit_core::{Directory, EventSelection, Store, Window};
-use connect_audit_exporters::{Exporter, JsonlExporter};
-use connect_audit_query::local::{ScanOptions, ScanSink, SinkError, TrailScanner};
+use connect_audit_exporters::{Exporter, JsonlExporter, JsonlSpec};
+use connect_audit_query::local::{ScanOptions, Simd, TrailScanner};
+use connect_audit_query::{ScanSink, SinkError};
 
 /// Every `.json.gz` trail file under `dir` (digests excluded), largest first.
 fn trail_files(dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
@@ -130,6 +130,15 @@ impl ScanSink for Sink {
     }
 }
 
+/// The instruction set `CONNECT_AUDIT_SIMD` asks the engine's structural pass to use, as
+/// `connect-audit` reads it (the engine reads no environment).
+fn requested_simd() -> Simd {
+    std::env::var(connect_audit_config::SIMD_ENV)
+        .ok()
+        .and_then(|name| Simd::from_name(&name))
+        .unwrap_or_default()
+}
+
 /// The engine, as `connect-audit report --trail DIR --output OUT.jsonl` runs it (default
 /// events, no snapshot, the window of the generated trail).
 fn engine(dir: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -139,7 +148,8 @@ fn engine(dir: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
         Some("2030-01-01"),
         jiff::Timestamp::now(),
     )?;
-    let options = ScanOptions::new(window, EventSelection::defaults());
+    let mut options = ScanOptions::new(window, EventSelection::defaults());
+    options.simd = requested_simd();
     let exporter = JsonlExporter::create(&JsonlSpec::new(out.display().to_string()))?;
     let mut sink = Sink(Box::new(exporter));
     let summary =
@@ -355,7 +365,7 @@ fn bench(dir: &Path, skip_duckdb: bool) -> Result<bool, Box<dyn std::error::Erro
         gz as f64 / 1e6,
         json_bytes / 1e6,
         records,
-        connect_audit_query::simd_level()
+        connect_audit_query::simd_level(requested_simd())
     );
     println!();
     println!("| run | wall (s) | MB/s of JSON | records/s | peak RSS (MiB) | floor wall / wall |");
@@ -414,7 +424,7 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
     let expected = expected_ids(dir)?;
     println!(
         "{n} floor/engine pairs; engine's structural pass: {}",
-        connect_audit_query::simd_level()
+        connect_audit_query::simd_level(requested_simd())
     );
     println!();
     println!(

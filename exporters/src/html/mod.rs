@@ -26,6 +26,7 @@
 //! and DOM properties only.
 
 mod charts;
+mod spec;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -33,7 +34,6 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use connect_audit_config::HtmlSpec;
 use connect_audit_core::record::COLUMNS;
 use connect_audit_core::{AuditRecord, Category, NameSource, TargetKind};
 use jiff::civil::Date;
@@ -43,8 +43,10 @@ use sha2::{Digest as _, Sha256};
 
 use self::charts::{Bucket, CATEGORY_COLORS, FAILED_COLOR};
 use crate::csv::{format_time, is_utc};
-use crate::output::{self, Output};
+use crate::local_output::{self, Output};
 use crate::{Error, ExportSummary, Exporter, RunContext};
+
+pub use self::spec::HtmlSpec;
 
 /// The page's style sheet.
 const STYLE: &str = include_str!("report.css");
@@ -122,10 +124,10 @@ struct Grant {
 }
 
 impl HtmlExporter {
-    /// Checks the spec and opens the output (a temporary file beside `spec.path`, or stdout
+    /// Opens the output of a validated spec (a temporary file beside `spec.path`, or stdout
     /// for `-`); the page's head is written now, the rest as records come and in `finish`.
     pub fn create(spec: &HtmlSpec) -> Result<Self, Error> {
-        let name = output::describe("html", &spec.path);
+        let name = local_output::describe("html", &spec.path);
         let timezone = TimeZone::get(&spec.timezone).map_err(|source| Error::TimeZone {
             exporter: name.clone(),
             timezone: spec.timezone.clone(),
@@ -862,8 +864,7 @@ mod tests {
     fn the_header_says_what_the_trail_cannot_show() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.html");
-        let spec =
-            connect_audit_config::ExporterSpec::Html(HtmlSpec::new(path.display().to_string()));
+        let spec = crate::ExporterSpec::Html(HtmlSpec::new(path.display().to_string()));
         let mut exporter = crate::build(&spec).unwrap();
         exporter.write(&[]).unwrap();
         exporter.finish().unwrap();

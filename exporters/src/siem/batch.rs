@@ -7,10 +7,9 @@ use std::borrow::Cow;
 use std::io::Write as _;
 use std::ops::Range;
 
-use connect_audit_config::{SiemFlavor, SiemWebhookSpec};
 use connect_audit_core::AuditRecord;
 
-use super::EventBody;
+use super::{EventBody, SiemFlavor, SiemWebhookSpec};
 
 /// Records on their way to the SIEM, as one request.
 #[derive(Debug, Default)]

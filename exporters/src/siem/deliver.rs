@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use connect_audit_config::{SiemFlavor, SiemWebhookSpec, exporters::redact_url};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode, Uri};
@@ -18,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::batch::Batch;
 use super::deadletter::Failure;
 use super::sign::{WebhookKey, webhook_id};
+use super::{SiemFlavor, SiemWebhookSpec, redact_url};
 
 /// How a batch is authenticated.
 enum Auth {

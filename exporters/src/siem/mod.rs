@@ -26,8 +26,9 @@
 //! hands full batches over a bounded channel (it blocks when `concurrency` batches are
 //! waiting), which bounds memory whatever the size of the run.
 //!
-//! The token and the secret are read from config or from the environment variable named by
-//! `token_env`/`secret_env` when the exporter is built. They appear in no message, log line or
+//! The token and the secret come from config, or from the environment variable named by
+//! `token_env`/`secret_env`, whose value the program reads and passes in
+//! ([`CredentialVars`]) when the exporter is built. They appear in no message, log line or
 //! `Debug` output: the `Authorization` and signature headers are marked sensitive and error
 //! text is scrubbed of them and of the URL's userinfo and query.
 
@@ -35,19 +36,20 @@ mod batch;
 mod deadletter;
 mod deliver;
 mod sign;
+mod spec;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use connect_audit_config::exporters::redact_url;
-use connect_audit_config::{SiemFlavor, SiemWebhookSpec};
 use connect_audit_core::AuditRecord;
 
 use self::batch::{Batch, Batcher};
 use self::deadletter::DeadLetter;
 use self::deliver::{Endpoint, Verdict};
+pub use self::spec::{Secret, SiemFlavor, SiemWebhookSpec, check_webhook_secret, redact_url};
+use crate::spec::{CredentialVars, RecordSchema};
 use crate::{Error, ExportSummary, Exporter};
 
 /// What each record becomes in a request.
@@ -89,23 +91,25 @@ struct Tally {
 }
 
 impl SiemExporter {
-    /// Reads the credential, sets up TLS and starts the delivery thread. No request is made
-    /// until the first batch is full.
-    pub fn create(spec: &SiemWebhookSpec) -> Result<Self, Error> {
-        Self::with_event_body(spec, EventBody::Record)
+    /// Takes the credential (from the spec, or the value of its variable in `vars`), sets up
+    /// TLS and starts the delivery thread, for a validated spec. No request is made until the
+    /// first batch is full.
+    pub fn create(spec: &SiemWebhookSpec, vars: &CredentialVars) -> Result<Self, Error> {
+        Self::with_event_body(spec, vars, EventBody::Record)
     }
 
     /// As [`create`](Self::create), with each record sent as `event_body` shapes it.
-    pub fn with_event_body(spec: &SiemWebhookSpec, event_body: EventBody) -> Result<Self, Error> {
+    pub fn with_event_body(
+        spec: &SiemWebhookSpec,
+        vars: &CredentialVars,
+        event_body: EventBody,
+    ) -> Result<Self, Error> {
         let name = describe(spec);
         let fail = |message: String| Error::Siem {
             exporter: name.clone(),
             message,
         };
-        if let Some((field, message)) = spec.validate().into_iter().next() {
-            return Err(fail(format!("{field}: {message}")));
-        }
-        let credential = credential(spec).map_err(fail)?;
+        let credential = credential(spec, vars).map_err(fail)?;
         let endpoint = Arc::new(Endpoint::new(spec, credential).map_err(fail)?);
         let dead_letter = Arc::new(Mutex::new(DeadLetter::new(
             &name,
@@ -169,18 +173,18 @@ fn describe(spec: &SiemWebhookSpec) -> String {
     format!("siem-webhook {} ({flavor})", redact_url(&spec.url))
 }
 
-/// The token or secret, from config or its environment variable.
-fn credential(spec: &SiemWebhookSpec) -> Result<String, String> {
+/// The token or secret, from config or the value of its environment variable in `vars`.
+fn credential(spec: &SiemWebhookSpec, vars: &CredentialVars) -> Result<String, String> {
     let (value, var, what) = match spec.flavor {
         SiemFlavor::SplunkHec => (&spec.token, &spec.token_env, "token"),
         SiemFlavor::StandardWebhooks => (&spec.secret, &spec.secret_env, "secret"),
     };
     match (value, var) {
         (Some(value), _) => Ok(value.expose().to_owned()),
-        (None, Some(var)) => match std::env::var(var) {
-            Ok(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
-            Ok(_) => Err(format!("the {what} variable {var} is empty")),
-            Err(_) => Err(format!("the {what} variable {var} is not set")),
+        (None, Some(var)) => match vars.get(var) {
+            Some(value) if !value.trim().is_empty() => Ok(value.trim().to_owned()),
+            Some(_) => Err(format!("the {what} variable {var} is empty")),
+            None => Err(format!("the {what} variable {var} is not set")),
         },
         (None, None) => Err(format!("no {what}: give {what} or {what}_env")),
     }
@@ -322,7 +326,8 @@ pub struct ReplaySummary {
     pub dead_letter: PathBuf,
 }
 
-/// Sends the records of a dead-letter file again through the exporter `spec` describes.
+/// Sends the records of a dead-letter file again through the exporter `spec` describes (a
+/// credential variable it names is not set: see [`replay_with`]).
 ///
 /// Every record delivered: the file is removed and the summary returned. Some refused again:
 /// the file is atomically replaced by a new one holding just those (with the new reasons) and
@@ -330,22 +335,22 @@ pub struct ReplaySummary {
 /// replay resends everything (at least once, never lost). Do not replay a file that a running
 /// report is still appending to.
 pub fn replay(spec: &SiemWebhookSpec, dead_letter: &Path) -> Result<ReplaySummary, Error> {
-    replay_with(spec, dead_letter, event_body(spec))
+    replay_with(spec, dead_letter, &CredentialVars::default())
 }
 
 /// The events a spec asks for: the record (`schema = "audit"`) or its OCSF event.
 pub fn event_body(spec: &SiemWebhookSpec) -> EventBody {
     match spec.schema {
-        connect_audit_config::RecordSchema::Audit => EventBody::Record,
-        connect_audit_config::RecordSchema::Ocsf => EventBody::Json(crate::ocsf::to_ocsf_events),
+        RecordSchema::Audit => EventBody::Record,
+        RecordSchema::Ocsf => EventBody::Json(crate::ocsf::to_ocsf_events),
     }
 }
 
-/// [`replay`], with each record sent as `event_body` shapes it.
+/// [`replay`], with the value of the credential's variable, if the spec names one, in `vars`.
 pub fn replay_with(
     spec: &SiemWebhookSpec,
     dead_letter: &Path,
-    event_body: EventBody,
+    vars: &CredentialVars,
 ) -> Result<ReplaySummary, Error> {
     let file_name = dead_letter.file_name().map_or_else(
         || "dead-letter".into(),
@@ -355,7 +360,11 @@ pub fn replay_with(
     let _ = std::fs::remove_file(&retry);
     let mut retry_spec = spec.clone();
     retry_spec.dead_letter = retry.display().to_string();
-    let mut exporter = Box::new(SiemExporter::with_event_body(&retry_spec, event_body)?);
+    let mut exporter = Box::new(SiemExporter::with_event_body(
+        &retry_spec,
+        vars,
+        event_body(spec),
+    )?);
     let name = exporter.describe();
     let read = deadletter::read_records(dead_letter, 500, |records| exporter.write(&records));
     if let Err(e) = read {

@@ -5,7 +5,7 @@
 //! [`ValidAthena`], whose names, locations, accounts and regions were checked against strict
 //! patterns (no quote, backslash or `$` can reach a string literal here).
 
-use connect_audit_config::ValidAthena;
+use super::settings::ValidAthena;
 
 /// The view analysts query: one row per audited event, the audit record's columns.
 pub const VIEW: &str = "connect_user_audit";
@@ -273,7 +273,7 @@ pub fn init_statements(athena: &ValidAthena, replace: bool, view: bool) -> Vec<S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use connect_audit_config::S3Path;
+    use crate::athena::settings::S3Path;
 
     fn athena() -> ValidAthena {
         let mut a = crate::athena::sql::tests::athena();

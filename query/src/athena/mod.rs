@@ -5,11 +5,13 @@
 //!   `connect_user_audit` view.
 //! - [`sql`]: the audit query generated from config, every value an execution parameter.
 //! - [`runner`]: `StartQueryExecution`, polling with capped backoff and a timeout, Ctrl-C →
-//!   `StopQueryExecution`, results page by page into a [`ScanSink`](crate::local::ScanSink).
+//!   `StopQueryExecution`, results page by page into a [`ScanSink`](crate::ScanSink).
 //! - [`rows`]: result rows → audit records.
+//! - [`settings`]: `[athena]` ([`AthenaSettings`]) and its pure check into [`ValidAthena`],
+//!   which everything above takes.
 //!
 //! ```no_run
-//! # async fn demo(client: aws_sdk_athena::Client, athena: connect_audit_config::ValidAthena)
+//! # async fn demo(client: aws_sdk_athena::Client, athena: connect_audit_query::athena::ValidAthena)
 //! # -> Result<(), connect_audit_query::Error> {
 //! use connect_audit_core::redact::Redaction;
 //! use connect_audit_core::{EventSelection, Scope, Window};
@@ -29,6 +31,8 @@
 pub mod ddl;
 pub mod rows;
 pub mod runner;
+pub mod settings;
 pub mod sql;
 
 pub use runner::{AthenaSummary, Finished, Runner, report};
+pub use settings::{AthenaSettings, S3Path, ValidAthena};

@@ -7,7 +7,7 @@ use connect_audit_core::{ActorKind, AuditRecord, Category, NameSource, Origin, T
 use jiff::Timestamp;
 
 use super::sql::RESULT_COLUMNS;
-use crate::local::BadInput;
+use crate::sink::BadInput;
 
 /// What one result row is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 use aws_sdk_athena::Client;
 use aws_sdk_athena::error::DisplayErrorContext;
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
-use connect_audit_config::ValidAthena;
 use connect_audit_core::NameSource;
 use tracing::{debug, info};
 
 use super::rows::{Row, read_row};
+use super::settings::ValidAthena;
 use super::sql::{Query, RESULT_COLUMNS};
 use crate::error::Error;
-use crate::local::ScanSink;
+use crate::sink::ScanSink;
 use connect_audit_core::redact::Redaction;
 
 /// The first pause between two status polls; it doubles up to the configured maximum.
@@ -72,7 +72,7 @@ pub struct AthenaSummary {
     /// Records written with `name_source = unresolved`.
     pub names_unresolved: u64,
     /// Records the local engine would report as bad input, reported the same way.
-    pub bad: Vec<crate::local::BadInput>,
+    pub bad: Vec<crate::BadInput>,
 }
 
 fn call_failed<E>(operation: &'static str, err: E) -> Error

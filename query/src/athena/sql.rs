@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use connect_audit_config::ValidAthena;
 use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, GROUPS};
 use connect_audit_core::cloudtrail::{
     CONNECT_ROLE_PREFIX, Field, MAX_TARGETS, SYNC_ROLE_PREFIX, TargetRule, target_rule,
@@ -28,6 +27,7 @@ use connect_audit_core::{EventSelection, Scope, TargetKind, Window};
 use jiff::tz::TimeZone;
 
 use super::ddl::{SNAPSHOT_TABLES, VIEW};
+use super::settings::ValidAthena;
 
 /// A query and its execution parameters (Athena literals, in placeholder order).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -660,7 +660,7 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use connect_audit_config::S3Path;
+    use crate::athena::settings::S3Path;
 
     pub(crate) fn athena() -> ValidAthena {
         ValidAthena {

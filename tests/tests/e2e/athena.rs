@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_athena::config::{BehaviorVersion, Credentials, Region};
 use connect_audit_config::{AthenaSettings, ValidAthena};
-use connect_audit_core::{AuditRecord, EventSelection, Scope, Window};
+use connect_audit_core::{AuditRecord, EventSelection, Scope};
 use connect_audit_query::Error;
 use connect_audit_query::athena::rows::{Row, read_row};
 use connect_audit_query::athena::sql::{RESULT_COLUMNS, audit_query};
 use connect_audit_query::athena::{Runner, ddl, report};
 use connect_audit_tests::fake_athena::{FakeAthena, parse_hive_ddl};
 
-use super::cli::binary;
+use super::helpers::{binary, window};
 
 const TRAIL_BUCKET: &str = "trail-bucket";
 const SNAP_BUCKET: &str = "snap-bucket";
@@ -85,16 +85,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn window() -> Window {
-    let (since, until) = connect_audit_tests::WINDOW;
-    Window::parse(
-        Some(since),
-        Some(until),
-        "2024-06-01T00:00:00Z".parse().unwrap(),
-    )
-    .unwrap()
 }
 
 /// Creates the database, tables (and view) on the fake through the runner.
@@ -465,7 +455,7 @@ fn both_engines(root: &Path) -> [(Option<i32>, String, String); 2] {
 
 #[test]
 fn a_call_naming_25_targets_gives_the_same_25_named_rows_in_both_engines() {
-    use super::targets::{EVENT, associate_workspace, snapshot, user_name};
+    use super::helpers::{EVENT, associate_workspace, snapshot, trail_file, user_name};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     snapshot(root, 25);
@@ -477,13 +467,13 @@ fn a_call_naming_25_targets_gives_the_same_25_named_rows_in_both_engines() {
     let plain = arns[7].as_str().unwrap().to_owned();
     arns[7] = Value::from(plain.replace(':', "%3A").replace('/', "%2F"));
     // Delivered twice.
-    super::faults::trail_file(
+    trail_file(
         &root.join("trail"),
         "02",
         "20240502T0310Z",
         &[event.clone()],
     );
-    super::faults::trail_file(&root.join("trail"), "02", "20240502T0325Z", &[event]);
+    trail_file(&root.join("trail"), "02", "20240502T0325Z", &[event]);
     let [athena, local] = both_engines(root);
     assert_eq!(athena.0, Some(0), "{}", athena.1);
     assert_eq!(local.0, Some(0), "{}", local.1);
@@ -507,7 +497,7 @@ fn a_call_naming_25_targets_gives_the_same_25_named_rows_in_both_engines() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     snapshot(root, 26);
-    super::faults::trail_file(
+    trail_file(
         &root.join("trail"),
         "02",
         "20240502T0310Z",

@@ -6,24 +6,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use super::scan::fixtures;
+use super::helpers::{binary, copy_dir, fixtures};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The `connect-audit` binary of this build (`scripts/test` builds it, with every other target,
-/// before the tests).
-pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(format!("connect-audit{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} is missing: run `cargo build --workspace --all-targets` first (scripts/test does)",
-        bin.display()
-    );
-    bin
 }
 
 fn run(cwd: &Path, args: &[&str]) -> Output {
@@ -45,19 +31,6 @@ fn examples_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("examples"), &dir.path().join("examples"));
     dir
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]
@@ -317,13 +290,6 @@ fn help_is_everywhere() {
     assert!(text(&out.stdout).contains("Exit codes"));
 }
 
-/// The permission bits of a file (`0o600`: owner read and write only).
-#[cfg(unix)]
-pub fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
-    fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 #[test]
 fn completions_for_bash_parse_and_every_shell_gets_a_script() {
     let dir = tempfile::tempdir().unwrap();
@@ -520,7 +486,7 @@ fn every_output_file_is_created_owner_only() {
         );
     }
     for file in &files {
-        assert_eq!(mode(file), 0o600, "{}", file.display());
+        assert_eq!(super::helpers::mode(file), 0o600, "{}", file.display());
         let name = file.file_name().unwrap().to_string_lossy();
         assert!(!name.ends_with(".tmp"), "no temporary file is left: {name}");
     }

@@ -18,7 +18,7 @@ use connect_audit_core::record::COLUMNS;
 use connect_audit_core::store::load_directory_blocking;
 use connect_audit_core::{
     ActorKind, AuditRecord, Category, EventSelection, Location, NameSource, Origin, Store,
-    TargetKind, Window,
+    TargetKind,
 };
 use connect_audit_query::local::{ScanOptions, ScanSummary, TrailScanner};
 use connect_audit_tests::events as ev;
@@ -27,6 +27,8 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use jiff::Timestamp;
 use serde_json::Value;
+
+use super::helpers::window;
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 const GOLDEN: &str = concat!(
@@ -179,16 +181,6 @@ fn demo_config_is_valid() {
 
 // ---------------------------------------------------------------------------------------------
 // The embedded engine over examples/
-
-fn window() -> Window {
-    let (since, until) = connect_audit_tests::WINDOW;
-    Window::parse(
-        Some(since),
-        Some(until),
-        "2024-06-01T00:00:00Z".parse().unwrap(),
-    )
-    .unwrap()
-}
 
 fn scan_with(events: EventSelection, threads: Option<usize>) -> (Vec<AuditRecord>, ScanSummary) {
     let root = examples();

@@ -390,7 +390,7 @@ fn every_exporter_writes_the_same_records() {
     // HTML (UTC): its JSON block holds every column of every record, in order; the table
     // shows what it holds (see the `html` tests).
     let html = fs::read_to_string(&html_path).unwrap();
-    let embedded: Vec<Row> = super::html::embedded_rows(&html)
+    let embedded: Vec<Row> = super::helpers::embedded_rows(&html)
         .into_iter()
         .map(|values| COLUMNS.iter().copied().zip(values).collect())
         .collect();
@@ -644,12 +644,12 @@ fn example_outputs(extra_report: &str) -> Vec<(String, String)> {
         ),
     )
     .unwrap();
-    let out = super::faults::connect_audit(dir.path(), &["report"], &[]);
+    let out = super::helpers::connect_audit(dir.path(), &["report"], &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
-        super::faults::stderr(&out)
+        super::helpers::stderr(&out)
     );
     let mut texts = Vec::new();
     for path in files_under(&dir.path().join("out")) {

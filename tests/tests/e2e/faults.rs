@@ -13,9 +13,8 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use connect_audit_core::Store;
@@ -26,7 +25,7 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
 
-use super::cli::binary;
+use super::helpers::{command, connect_audit, events, files, id_counts, stderr, trail_file};
 
 /// Attempts per AWS call in these tests (`snapshot.max_attempts`), with short backoffs.
 const MAX_ATTEMPTS: usize = 3;
@@ -34,68 +33,11 @@ const MAX_ATTEMPTS: usize = 3;
 /// The `[snapshot]` retry settings of the tests' configurations (`MAX_ATTEMPTS`, 20 ms).
 const RETRIES: &str = "[snapshot]\nmax_attempts = 3\nretry_initial_ms = 20\n";
 
-/// `n` `UpdateUserHierarchy` calls numbered from `first`, a second apart from `start`; each
-/// request carries `pad` bytes of padding (to make large outputs).
-pub(super) fn events(first: usize, n: usize, start: &str, pad: usize) -> Vec<Value> {
-    let start: jiff::Timestamp = start.parse().unwrap();
-    let padding = "p".repeat(pad);
-    (first..first + n)
-        .map(|i| {
-            let time = start + jiff::SignedDuration::from_secs(i64::try_from(i - first).unwrap());
-            json!({
-                "eventVersion": "1.09",
-                "userIdentity": {
-                    "type": "IAMUser",
-                    "principalId": "AIDAEXAMPLE",
-                    "arn": "arn:aws:iam::111122223333:user/ops-automation",
-                    "accountId": "111122223333",
-                    "userName": "ops-automation"
-                },
-                "eventTime": time.to_string(),
-                "eventSource": "connect.amazonaws.com",
-                "eventName": "UpdateUserHierarchy",
-                "awsRegion": "us-east-1",
-                "sourceIPAddress": "198.51.100.7",
-                "userAgent": "Boto3/1.34.0",
-                "requestParameters": {
-                    "InstanceId": "11111111-2222-3333-4444-555555555555",
-                    "UserId": format!("aaaaaaaa-bbbb-4ccc-8ddd-{i:012}"),
-                    "HierarchyGroupId": "99999999-8888-7777-6666-555555555555",
-                    "Note": padding
-                },
-                "responseElements": null,
-                "eventID": format!("00000000-0000-4000-8000-{i:012}"),
-                "eventType": "AwsApiCall",
-                "recipientAccountId": "111122223333"
-            })
-        })
-        .collect()
-}
-
 /// The ids of [`events`]`(first, n, …)`.
 fn ids(first: usize, n: usize) -> Vec<String> {
     (first..first + n)
         .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
         .collect()
-}
-
-/// Writes a trail file delivered on 2024-05-`day` (`stamp` is its delivery time).
-pub(super) fn trail_file(trail: &Path, day: &str, stamp: &str, records: &[Value]) {
-    write_trail_file(
-        &trail.join(format!(
-            "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/{day}/111122223333_CloudTrail_us-east-1_{stamp}_x.json.gz"
-        )),
-        records,
-    );
-}
-
-/// Writes `records` as a gzipped trail file at `path`, creating its folders.
-pub(super) fn write_trail_file(path: &Path, records: &[Value]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(json!({ "Records": records }).to_string().as_bytes())
-        .unwrap();
-    fs::write(path, gz.finish().unwrap()).unwrap();
 }
 
 /// Three files on 2024-05-`day`, 40 events each, numbered from `first` (120 in all).
@@ -116,66 +58,6 @@ fn aws_env(garage: &Garage, endpoint: &str) -> Vec<(&'static str, String)> {
         }
     }
     env
-}
-
-pub(super) fn connect_audit(cwd: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
-    command(cwd, args, env).output().unwrap()
-}
-
-fn command(cwd: &Path, args: &[&str], env: &[(&'static str, String)]) -> Command {
-    let mut command = Command::new(binary());
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("CONNECT_AUDIT_CONFIG")
-        .env_remove("CONNECT_AUDIT_PROFILE")
-        .env_remove("RUST_LOG")
-        .env_remove("AWS_PROFILE")
-        .envs(env.iter().map(|(k, v)| (k, v)));
-    command
-}
-
-pub(super) fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Every file under `dir`, recursively, sorted.
-pub(super) fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(files(&path));
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// The row key of an audit record in its JSON form: the event id, `#<target_index>` after it
-/// for the second and later targets of one call (`AuditRecord::row_key`).
-pub(super) fn row_key(record: &Value) -> String {
-    let id = record["event_id"].as_str().unwrap();
-    match record["target_index"].as_u64().unwrap() {
-        0 => id.to_owned(),
-        index => format!("{id}#{index}"),
-    }
-}
-
-/// How often each row key ([`row_key`]) occurs in JSON Lines texts.
-pub(super) fn id_counts<'a>(texts: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for text in texts {
-        for line in String::from_utf8_lossy(text).lines() {
-            let record: Value = serde_json::from_str(line).unwrap();
-            *counts.entry(row_key(&record)).or_default() += 1;
-        }
-    }
-    counts
 }
 
 /// Each id of `ids` once.

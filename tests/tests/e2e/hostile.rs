@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::cli::binary;
-use super::scan::fixtures;
+use super::helpers::{binary, fixtures};
 
 const ACCOUNT: &str = "111122223333";
 const DAY: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02";

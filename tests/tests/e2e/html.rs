@@ -24,7 +24,7 @@ use connect_audit_core::AuditRecord;
 use connect_audit_core::record::COLUMNS;
 use serde_json::{Value, json};
 
-use super::cli::{binary, copy_dir};
+use super::helpers::{binary, copy_dir, embedded_rows};
 
 const ACCOUNT: &str = "111122223333";
 const INSTANCE: &str = "6762b34f-4e26-4a8e-a032-35a1e58e1b1c";
@@ -233,14 +233,6 @@ fn attribute(html: &str, name: &str) -> String {
     let values = attributes(html, name);
     assert_eq!(values.len(), 1, "one {name} in the DOM: {values:?}");
     values[0].clone()
-}
-
-/// The rows of the JSON block of a report: the column values of each record.
-pub fn embedded_rows(html: &str) -> Vec<Vec<Option<String>>> {
-    let open = r#"<script type="application/json" id="audit-records">"#;
-    let start = html.find(open).expect("the JSON block") + open.len();
-    let end = start + html[start..].find("</script>").unwrap();
-    serde_json::from_str(&html[start..end]).unwrap()
 }
 
 #[test]

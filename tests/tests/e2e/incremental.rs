@@ -9,19 +9,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::cli::{binary, copy_dir};
-use super::faults::{self, events, files, stderr, trail_file};
+use super::helpers::{self, binary, copy_dir, events, files, stderr, trail_file};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples");
 
 fn connect_audit(cwd: &Path, args: &[&str]) -> Output {
-    faults::connect_audit(cwd, args, &[])
+    helpers::connect_audit(cwd, args, &[])
 }
 
 /// The event ids of JSON Lines files, with how often each occurs.
 fn id_counts<'a>(paths: impl IntoIterator<Item = &'a PathBuf>) -> BTreeMap<String, usize> {
     let texts: Vec<Vec<u8>> = paths.into_iter().map(|p| fs::read(p).unwrap()).collect();
-    faults::id_counts(texts.iter().map(Vec::as_slice))
+    helpers::id_counts(texts.iter().map(Vec::as_slice))
 }
 
 /// The delivery time in a CloudTrail file name (`…_20240503T1208Z_…`), as `20240503T1208`.
@@ -381,7 +380,7 @@ fn run_uses_the_selected_profile_and_its_state() {
 /// Writes a trail file CloudTrail delivered at `delivered` (its folder and name say so).
 fn delivered_file(trail: &Path, delivered: jiff::Timestamp, records: &[Value]) {
     let utc = delivered.to_zoned_datetime(jiff::tz::TimeZone::UTC);
-    faults::write_trail_file(
+    helpers::write_trail_file(
         &trail.join(format!(
             "AWSLogs/111122223333/CloudTrail/us-east-1/{}/111122223333_CloudTrail_us-east-1_{}_x.json.gz",
             utc.strftime("%Y/%m/%d"),
@@ -391,7 +390,7 @@ fn delivered_file(trail: &Path, delivered: jiff::Timestamp, records: &[Value]) {
     );
 }
 
-/// One event of [`faults::events`], numbered `i`, at `time`.
+/// One event of [`events`], numbered `i`, at `time`.
 fn event_at(i: usize, time: jiff::Timestamp) -> Value {
     events(i, 1, &time.to_string(), 0).remove(0)
 }

@@ -7,6 +7,7 @@ mod examples;
 mod exporters;
 mod faults;
 mod fuzz_regressions;
+mod helpers;
 mod hostile;
 mod html;
 mod incremental;

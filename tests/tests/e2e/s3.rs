@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use connect_audit_core::store::{load_directory, load_directory_blocking};
-use connect_audit_core::{
-    AuditRecord, Directory, EventSelection, Location, ObjectInfo, Store, Window,
-};
+use connect_audit_core::{AuditRecord, Directory, EventSelection, Location, ObjectInfo, Store};
 use connect_audit_query::local::{
     FETCH_BUDGET, FETCH_CONCURRENCY, ScanOptions, ScanSummary, TrailScanner,
 };
@@ -18,8 +16,7 @@ use connect_audit_tests::s3_proxy::S3Proxy;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
-use super::cli::binary;
-use super::scan::fixtures;
+use super::helpers::{binary, embedded_rows, fixtures, row_key, window};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -27,16 +24,6 @@ fn repo() -> PathBuf {
 
 fn examples() -> PathBuf {
     repo().join("examples")
-}
-
-fn window() -> Window {
-    let (since, until) = connect_audit_tests::WINDOW;
-    Window::parse(
-        Some(since),
-        Some(until),
-        "2024-06-01T00:00:00Z".parse().unwrap(),
-    )
-    .unwrap()
 }
 
 /// Uploads `local` under a fresh prefix of the shared bucket; returns the S3 store there.
@@ -750,7 +737,7 @@ fn s3_outputs_land_in_garage_named_by_the_run_and_a_rerun_replaces_them() {
     let html = String::from_utf8(html.clone()).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
     assert_eq!(
-        super::html::embedded_rows(&html).len(),
+        embedded_rows(&html).len(),
         local
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
@@ -893,7 +880,7 @@ fn incremental_state_on_s3_advances_and_the_next_run_continues_from_it() {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
-        .map(|line| super::faults::row_key(&serde_json::from_str::<Value>(&line).unwrap()))
+        .map(|line| row_key(&serde_json::from_str::<Value>(&line).unwrap()))
         .collect();
     let total = ids.len();
     ids.sort();

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use connect_audit_core::{
     ActorKind, AuditRecord, Directory, EventSelection, NameSource, Store, TargetKind, Window,
@@ -12,14 +12,12 @@ use connect_audit_core::{
 use connect_audit_query::local::{ScanOptions, ScanSummary, TrailScanner};
 use serde_json::{Value, json};
 
+use super::helpers::fixtures;
+
 const ADMIN: &str = "78adbca8-17ff-47dd-b354-2405d9371018";
 const USER: &str = "66666666-7777-8888-9999-000000000000";
 const NEWBIE: &str = "12345678-1234-4321-8765-1234567890ab";
 const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
-
-pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
 
 fn window() -> Window {
     Window::parse(

@@ -19,7 +19,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::cli::binary;
+use super::helpers::{binary, row_key};
 
 const TOKEN: &str = "hec-e2e-token-0f9a8b7c";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -105,10 +105,7 @@ fn dead_letter_lines(path: &Path) -> Vec<Value> {
 }
 
 fn ids_of(lines: &[Value]) -> BTreeSet<String> {
-    lines
-        .iter()
-        .map(|line| super::faults::row_key(&line["record"]))
-        .collect()
+    lines.iter().map(|line| row_key(&line["record"])).collect()
 }
 
 /// The script that exercises every failure: a success, throttling with `Retry-After`, a
@@ -377,7 +374,7 @@ fn replay_sends_the_dead_letter_again_once_the_receiver_accepts() {
     assert_eq!(dead.len(), 21);
     // Its records name people: owner-only, as every output file.
     #[cfg(unix)]
-    assert_eq!(super::cli::mode(&dead_letter), 0o600);
+    assert_eq!(super::helpers::mode(&dead_letter), 0o600);
 
     // One batch is refused again: only its records stay in the file.
     receiver.clear();
@@ -399,7 +396,7 @@ fn replay_sends_the_dead_letter_again_once_the_receiver_accepts() {
     assert_eq!(still_dead.len(), 7);
     #[cfg(unix)]
     assert_eq!(
-        super::cli::mode(&dead_letter),
+        super::helpers::mode(&dead_letter),
         0o600,
         "the file a replay leaves is owner-only too"
     );
@@ -513,7 +510,7 @@ dead_letter = "dead/siem.jsonl"
     let all: BTreeSet<String> = fs::read_to_string(dir.path().join("all.jsonl"))
         .unwrap()
         .lines()
-        .map(|line| super::faults::row_key(&serde_json::from_str::<Value>(line).unwrap()))
+        .map(|line| row_key(&serde_json::from_str::<Value>(line).unwrap()))
         .collect();
     assert!(all.len() > 30, "{} events", all.len());
     let requests = receiver.requests();
@@ -761,7 +758,7 @@ path = "out/audit-{{since}}.jsonl"
     let all: BTreeSet<String> = fs::read_to_string(&file)
         .unwrap()
         .lines()
-        .map(|l| super::faults::row_key(&serde_json::from_str::<Value>(l).unwrap()))
+        .map(|l| row_key(&serde_json::from_str::<Value>(l).unwrap()))
         .collect();
     assert!(all.len() > 15);
     assert_eq!(

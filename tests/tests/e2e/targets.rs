@@ -6,85 +6,12 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::faults::{self, files, stderr, trail_file};
-
-const INSTANCE: &str = "11111111-2222-3333-4444-555555555555";
-const WORKSPACE: &str = "f5111754-7ba5-4c83-b1d7-9b93cca93bf2";
-pub(super) const EVENT: &str = "5e7a1f0c-3b2d-4e6f-8a9b-0c1d2e3f4a5b";
-
-fn user_id(i: usize) -> String {
-    format!("aaaaaaaa-bbbb-4ccc-8ddd-{i:012}")
-}
-
-pub(super) fn user_name(i: usize) -> String {
-    format!("agent.{i:02}")
-}
-
-fn agent_arn(i: usize) -> String {
-    format!(
-        "arn:aws:connect:us-east-1:111122223333:instance/{INSTANCE}/agent/{}",
-        user_id(i)
-    )
-}
-
-/// The admin-website user who makes the calls.
-const ADMIN: &str = "8698e95f-b8d0-48ea-97da-1b729ffe1d99";
-
-/// A snapshot store naming users 0..n and the admin.
-pub(super) fn snapshot(root: &Path, n: usize) {
-    let users = root.join("snapshot/users");
-    fs::create_dir_all(&users).unwrap();
-    for other in ["security-profiles", "routing-profiles", "hierarchy-groups"] {
-        fs::create_dir_all(root.join("snapshot").join(other)).unwrap();
-    }
-    let ids = (0..n).map(|i| (user_id(i), user_name(i)));
-    for (id, name) in ids.chain([(ADMIN.to_owned(), "alice.admin".to_owned())]) {
-        let arn = format!("arn:aws:connect:us-east-1:111122223333:instance/{INSTANCE}/agent/{id}");
-        let user = json!({
-            "Arn": arn, "Id": id, "Username": name,
-            "InstanceId": INSTANCE, "LastModifiedTime": "2024-04-01T00:00:00Z",
-            "FirstSeen": "2024-04-01T00:00:00Z", "LastSeen": "2024-05-01T00:00:00Z", "Deleted": false
-        });
-        fs::write(users.join(format!("{id}.json")), user.to_string()).unwrap();
-    }
-}
-
-/// `AssociateWorkspace` of `n` users from the admin website, as CloudTrail records it.
-pub(super) fn associate_workspace(id: &str, time: &str, n: usize) -> Value {
-    let admin = ADMIN;
-    json!({
-        "eventVersion": "1.09",
-        "userIdentity": {
-            "type": "AssumedRole",
-            "principalId": format!("AROAEXAMPLECONNECT:{admin}"),
-            "arn": format!("arn:aws:sts::111122223333:assumed-role/AWSServiceRoleForAmazonConnect_Dw5sZ7/{admin}"),
-            "accountId": "111122223333",
-            "sessionContext": {"sessionIssuer": {"type": "Role", "userName": "AWSServiceRoleForAmazonConnect_Dw5sZ7"}},
-            "invokedBy": "connect.amazonaws.com"
-        },
-        "eventTime": time,
-        "eventSource": "connect.amazonaws.com",
-        "eventName": "AssociateWorkspace",
-        "awsRegion": "us-east-1",
-        "sourceIPAddress": "connect.amazonaws.com",
-        "userAgent": "connect.amazonaws.com",
-        "requestParameters": {
-            "ResourceArns": (0..n).map(agent_arn).collect::<Vec<_>>(),
-            "WorkspaceId": WORKSPACE,
-            "InstanceId": INSTANCE
-        },
-        "responseElements": null,
-        "requestID": "0c9e2a4b-1f3d-4e5a-9b8c-7d6e5f4a3b2c",
-        "eventID": id,
-        "readOnly": false,
-        "eventType": "AwsApiCall",
-        "managementEvent": true,
-        "recipientAccountId": "111122223333",
-        "eventCategory": "Management"
-    })
-}
+use super::helpers::{
+    EVENT, INSTANCE, associate_workspace, connect_audit, files, snapshot, stderr, trail_file,
+    user_id, user_name,
+};
 
 fn write_config(root: &Path, incremental: bool) {
     let state = if incremental {
@@ -159,7 +86,7 @@ fn a_workspace_for_25_users_gives_25_named_rows_in_every_output_once_per_deliver
     );
     trail_file(&root.join("trail"), "02", "20240502T0325Z", &[event]);
     write_config(root, false);
-    let out = faults::connect_audit(root, &["report"], &[]);
+    let out = connect_audit(root, &["report"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     let rows = jsonl(&root.join("out/audit-20240501T000000Z.jsonl"));
@@ -229,7 +156,7 @@ fn incremental_runs_deliver_each_target_row_exactly_once() {
     let first = associate_workspace(EVENT, "2024-05-02T03:04:05Z", 25);
     trail_file(&trail, "02", "20240502T0310Z", std::slice::from_ref(&first));
     let run = |until: &str| {
-        let out = faults::connect_audit(root, &["report", "--incremental", "--until", until], &[]);
+        let out = connect_audit(root, &["report", "--incremental", "--until", until], &[]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     };
     run("2024-05-02T04:00:00Z");
@@ -273,7 +200,7 @@ fn a_call_naming_more_targets_than_the_api_accepts_is_a_named_bad_record() {
         &[associate_workspace(EVENT, "2024-05-02T03:04:05Z", 26)],
     );
     write_config(root, false);
-    let out = faults::connect_audit(root, &["report"], &[]);
+    let out = connect_audit(root, &["report"], &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(

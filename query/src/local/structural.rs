@@ -1,19 +1,52 @@
-//! The masks of 64-byte blocks that the structural pass of [`crate::records`] reads, once per
-//! instruction set: AVX-512BW (one compare gives the 64-bit mask), AVX2 and SSE2, chosen at run
-//! time. The workspace forbids `unsafe`, so the dispatch goes through `pulp`, whose tokens
-//! (`V4`, `V3`) exist only when the CPU has the features and make the intrinsics safe to call;
-//! SSE2, the x86_64 baseline, goes through `wide`, which is also the plain code elsewhere.
+//! The structural pass's kernels: the masks of 64-byte blocks that the record splitter
+//! ([`super::split`]) reads, once per instruction set: AVX-512BW (one compare gives the 64-bit
+//! mask), AVX2 and SSE2, chosen at run time. The workspace forbids `unsafe`, so the dispatch
+//! goes through `pulp`, whose tokens (`V4`, `V3`) exist only when the CPU has the features and
+//! make the intrinsics safe to call; SSE2, the x86_64 baseline, goes through `wide`, which is
+//! also the plain code elsewhere.
 //!
-//! `CONNECT_AUDIT_SIMD=sse2|avx2|avx512` lowers the choice (never above what the CPU has): for
-//! benchmarks, and for ruling the vector code out when a result looks wrong.
+//! Takes 64 bytes (fewer at the end of the text); gives a [`Block`] of masks, the same with every
+//! instruction set as byte by byte (a test holds them together). Must never decide what the
+//! bytes mean (strings, records, the file's grammar: that is the splitter's), nor read the
+//! environment: a [`Simd`] request (the cli's `CONNECT_AUDIT_SIMD=sse2|avx2|avx512`) lowers the
+//! choice (never above what the CPU has), for benchmarks, and for ruling the vector code out
+//! when a result looks wrong.
 
 // `#[inline(always)]` is how code reaches pulp's `vectorize`, the one function compiled with
 // the set's features: anything it calls and does not inline runs without them.
 #![allow(clippy::inline_always)]
 
-use std::sync::OnceLock;
-
 use wide::u8x16;
+
+/// The instruction set the structural pass is asked to use ([`ScanOptions::simd`]): never one
+/// the CPU lacks (asked for one, the pass uses the best the CPU has). For benchmarks, and for
+/// ruling the vector code out when a result looks wrong.
+///
+/// [`ScanOptions::simd`]: super::ScanOptions::simd
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Simd {
+    /// The best set the CPU has.
+    #[default]
+    Best,
+    /// AVX-512BW: `avx512`.
+    Avx512,
+    /// AVX2: `avx2`.
+    Avx2,
+    /// SSE2 (x86_64's baseline; plain code elsewhere): `sse2`.
+    Sse2,
+}
+
+impl Simd {
+    /// The set named `avx512`, `avx2` or `sse2`; `None` for any other name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "avx512" => Some(Self::Avx512),
+            "avx2" => Some(Self::Avx2),
+            "sse2" => Some(Self::Sse2),
+            _ => None,
+        }
+    }
+}
 
 /// One bit per byte of a 64-byte block.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -64,31 +97,15 @@ pub(crate) enum Isa {
     Sse2,
 }
 
-impl Default for Isa {
-    fn default() -> Self {
-        Self::chosen()
-    }
-}
-
 impl Isa {
-    /// The best set this CPU has, lowered by `CONNECT_AUDIT_SIMD`; decided once per process.
-    pub(crate) fn chosen() -> Self {
-        static CHOSEN: OnceLock<Isa> = OnceLock::new();
-        *CHOSEN.get_or_init(|| {
-            let wanted = std::env::var(connect_audit_config::SIMD_ENV).ok();
-            if let Some(name) = wanted.as_deref()
-                && !["avx512", "avx2", "sse2"].contains(&name)
-            {
-                tracing::warn!(
-                    "{}={name:?} is not avx512, avx2 or sse2: ignored",
-                    connect_audit_config::SIMD_ENV
-                );
-            }
-            let available = Self::available();
-            wanted
-                .and_then(|name| available.iter().copied().find(|isa| isa.name() == name))
-                .unwrap_or(available[0])
-        })
+    /// The best set this CPU has, lowered to the `requested` one when the CPU has it.
+    pub(crate) fn chosen(requested: Simd) -> Self {
+        let available = Self::available();
+        available
+            .iter()
+            .copied()
+            .find(|isa| Simd::from_name(isa.name()) == Some(requested))
+            .unwrap_or(available[0])
     }
 
     /// Every set this CPU has, best first (SSE2 always last).
@@ -103,7 +120,7 @@ impl Isa {
         sets
     }
 
-    /// The name `CONNECT_AUDIT_SIMD` takes.
+    /// Its name, as [`Simd::from_name`] reads it and logs show it.
     pub(crate) fn name(self) -> &'static str {
         match self {
             #[cfg(target_arch = "x86_64")]
@@ -297,7 +314,7 @@ mod tests {
 
     #[test]
     fn the_choice_is_one_the_cpu_has() {
-        let chosen = Isa::chosen().name();
+        let chosen = Isa::chosen(Simd::default()).name();
         assert!(Isa::available().iter().any(|isa| isa.name() == chosen));
     }
 }

@@ -1,263 +1,11 @@
-//! Exporter specs: the registry of exporters, as config. Each spec is pure data with pure
-//! validation; `connect-audit-exporters` builds the exporter (and does the I/O).
+//! `type = "siem-webhook"`: the settings of the SIEM webhook exporter, its credentials and
+//! what messages may show of its URL.
 
 use serde::{Deserialize, Serialize};
 
-/// One configured output. `type` picks the exporter.
-///
-/// ```toml
-/// [[exporters]]
-/// type = "csv"
-/// path = "out/audit.csv"
-/// timezone = "Asia/Tokyo"
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-// A handful of specs per run, read once: not worth a Box in every match and constructor.
-#[allow(clippy::large_enum_variant)]
-pub enum ExporterSpec {
-    /// Comma-separated values for people and spreadsheets.
-    Csv(CsvSpec),
-    /// One JSON object per line, for pipes and log shippers.
-    Jsonl(JsonlSpec),
-    /// Typed, compressed columns for the data lake.
-    Parquet(ParquetSpec),
-    /// Batches of records POSTed to a SIEM: Splunk HEC or a Standard Webhooks receiver.
-    SiemWebhook(SiemWebhookSpec),
-    /// One self-contained HTML page for auditors: header, charts and a sortable table.
-    Html(HtmlSpec),
-}
-
-impl ExporterSpec {
-    /// The exporter's type name as written in config.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Csv(_) => "csv",
-            Self::Jsonl(_) => "jsonl",
-            Self::Parquet(_) => "parquet",
-            Self::SiemWebhook(_) => "siem-webhook",
-            Self::Html(_) => "html",
-        }
-    }
-
-    /// Where it writes: a path, a directory, or `-` for stdout; for a SIEM webhook, its URL
-    /// without credentials, query or fragment ([`redact_url`]).
-    pub fn path(&self) -> &str {
-        match self {
-            Self::Csv(s) => &s.path,
-            Self::Jsonl(s) => &s.path,
-            Self::Parquet(s) => &s.path,
-            Self::SiemWebhook(s) => redact_url(&s.url),
-            Self::Html(s) => &s.path,
-        }
-    }
-
-    /// The path of a file exporter, to rewrite (`{since}` placeholders); `None` for exporters
-    /// that write no file.
-    pub fn path_mut(&mut self) -> Option<&mut String> {
-        match self {
-            Self::Csv(s) => Some(&mut s.path),
-            Self::Jsonl(s) => Some(&mut s.path),
-            Self::Parquet(s) => Some(&mut s.path),
-            Self::Html(s) => Some(&mut s.path),
-            Self::SiemWebhook(_) => None,
-        }
-    }
-}
-
-/// `type = "csv"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CsvSpec {
-    /// Output file, or `-` for stdout. Required.
-    pub path: String,
-    /// Columns to write, in this order. Default: every column of the audit record.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<Vec<String>>,
-    /// IANA time zone `event_time` is shown in, e.g. `Asia/Tokyo`. Default: `UTC`.
-    #[serde(default = "utc")]
-    pub timezone: String,
-    /// Prefix cells starting with `=`, `+`, `-`, `@`, tab or CR with `'` so spreadsheets do
-    /// not run them as formulas. Default: `true`.
-    #[serde(default = "yes")]
-    pub neutralize_formulas: bool,
-}
-
-/// `type = "jsonl"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JsonlSpec {
-    /// Output file, or `-` for stdout. Required.
-    pub path: String,
-    /// The shape of each line: the audit record, or an OCSF event. Default: `audit`.
-    #[serde(default)]
-    pub schema: RecordSchema,
-}
-
-/// `type = "parquet"`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParquetSpec {
-    /// Output file, or the directory of `date=YYYY-MM-DD/` partitions. Required.
-    pub path: String,
-    /// Write Hive-style `date=YYYY-MM-DD/part-00000.parquet` files under `path` (by event date,
-    /// UTC) instead of one file. Default: `false`.
-    #[serde(default)]
-    pub partition_by_date: bool,
-    /// Rows per row group. Default: 65536.
-    #[serde(default = "row_group_size")]
-    pub row_group_size: usize,
-    /// The columns: the audit record's, or OCSF's. Default: `audit`.
-    #[serde(default)]
-    pub schema: RecordSchema,
-    /// The file name in each `date=` partition; `{since}` and `{until}` become the run's
-    /// window (`20240501T000000Z`). A run replaces the files of its name. Default:
-    /// `part-00000.parquet`; incremental runs (`report --incremental`, `run`) use
-    /// `part-{since}.parquet` unless this names `{since}`, so each run adds its own files.
-    #[serde(default = "partition_file")]
-    pub partition_file: String,
-}
-
-/// `type = "html"`: one self-contained HTML page (inline CSS, SVG and script; no network
-/// access) with the run's header, charts and every event in a sortable, filterable table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HtmlSpec {
-    /// Output file, or `-` for stdout. Required.
-    pub path: String,
-    /// IANA time zone times and days are shown in, e.g. `Asia/Tokyo`. Default: `UTC`.
-    #[serde(default = "utc")]
-    pub timezone: String,
-    /// The page's title and heading. Default: `Amazon Connect user changes`.
-    #[serde(default = "html_title")]
-    pub title: String,
-    /// Rows per page of the event table (10 to 5000). Default: 100.
-    #[serde(default = "html_page_size")]
-    pub page_size: usize,
-}
-
-impl HtmlSpec {
-    /// An HTML spec with defaults for everything but the path.
-    pub fn new(path: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            timezone: utc(),
-            title: html_title(),
-            page_size: html_page_size(),
-        }
-    }
-
-    /// The smallest and largest `page_size`: a page of a few thousand rows still renders at
-    /// once, a larger one would make the browser wait for the whole window.
-    pub const PAGE_SIZES: std::ops::RangeInclusive<usize> = 10..=5000;
-
-    /// Pure validation: the problems of the fields only this exporter has, as
-    /// `(field, message)`.
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
-        let mut problems = Vec::new();
-        if let Err(e) = jiff::tz::TimeZone::get(&self.timezone) {
-            problems.push((
-                "timezone",
-                format!("`{}` is not an IANA time zone: {e}", self.timezone),
-            ));
-        }
-        if self.title.trim().is_empty() {
-            problems.push(("title", "must not be empty".to_owned()));
-        }
-        if !Self::PAGE_SIZES.contains(&self.page_size) {
-            problems.push((
-                "page_size",
-                format!(
-                    "must be between {} and {}",
-                    Self::PAGE_SIZES.start(),
-                    Self::PAGE_SIZES.end()
-                ),
-            ));
-        }
-        problems
-    }
-}
-
-fn html_title() -> String {
-    "Amazon Connect user changes".to_owned()
-}
-
-fn html_page_size() -> usize {
-    100
-}
-
-/// What a JSON Lines or Parquet exporter writes: `schema = "audit" | "ocsf"`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordSchema {
-    /// The audit record as it is: every column, in order.
-    #[default]
-    Audit,
-    /// An OCSF 1.3.0 event per record (Account Change, User Access Management or API
-    /// Activity), for SIEMs and security data lakes.
-    Ocsf,
-}
-
-fn utc() -> String {
-    "UTC".to_owned()
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn row_group_size() -> usize {
-    65_536
-}
-
-impl CsvSpec {
-    /// A CSV spec with defaults for everything but the path.
-    pub fn new(path: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            columns: None,
-            timezone: utc(),
-            neutralize_formulas: true,
-        }
-    }
-}
-
-impl ParquetSpec {
-    /// A Parquet spec with defaults for everything but the path.
-    pub fn new(path: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            partition_by_date: false,
-            row_group_size: row_group_size(),
-            schema: RecordSchema::Audit,
-            partition_file: partition_file(),
-        }
-    }
-}
-
-/// Whether `name` is a plain file name: not empty, no path separator, not `.`/`..`, no
-/// control character.
-pub fn is_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\'])
-        && !name.chars().any(char::is_control)
-}
-
-fn partition_file() -> String {
-    "part-00000.parquet".to_owned()
-}
-
-impl JsonlSpec {
-    /// A JSON Lines spec of the audit schema.
-    pub fn new(path: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            schema: RecordSchema::Audit,
-        }
-    }
-}
+use super::{SiemExporter, event_body};
+use crate::spec::{CredentialVars, RecordSchema, Spec};
+use crate::{Error, Exporter};
 
 /// `type = "siem-webhook"`: batches of records POSTed to a SIEM over HTTP(S), retried on
 /// throttling, timeouts and server errors; what cannot be delivered goes to a dead-letter file.
@@ -433,7 +181,7 @@ fn siem_dead_letter() -> String {
 /// `url` without userinfo, query or fragment: what messages may show of a webhook URL.
 ///
 /// ```
-/// use connect_audit_config::exporters::redact_url;
+/// use connect_audit_exporters::siem::redact_url;
 /// assert_eq!(redact_url("https://splunk:8088/x?token=t#f"), "https://splunk:8088/x");
 /// assert_eq!(redact_url("https://user:pw@splunk:8088/"), "splunk:8088/");
 /// ```
@@ -476,10 +224,29 @@ impl SiemWebhookSpec {
             schema: RecordSchema::Audit,
         }
     }
+}
 
-    /// Pure validation: the problems of this spec as `(field, message)`. Messages never quote
-    /// a credential or the URL's userinfo or query.
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+impl Spec for SiemWebhookSpec {
+    /// The URL without credentials, query or fragment ([`redact_url`]).
+    fn path(&self) -> &str {
+        redact_url(&self.url)
+    }
+
+    fn path_mut(&mut self) -> Option<&mut String> {
+        None
+    }
+
+    /// The credential's variable of this flavour: `token_env` for `splunk-hec`, `secret_env`
+    /// for `standard-webhooks`.
+    fn credential_var(&self) -> Option<&str> {
+        match self.flavor {
+            SiemFlavor::SplunkHec => self.token_env.as_deref(),
+            SiemFlavor::StandardWebhooks => self.secret_env.as_deref(),
+        }
+    }
+
+    /// Messages never quote a credential or the URL's userinfo or query.
+    fn validate(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         let mut problem = |field: &'static str, message: &str| {
             problems.push((field, message.to_owned()));
@@ -586,6 +353,14 @@ impl SiemWebhookSpec {
         }
         problems
     }
+
+    fn build(&self, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+        Ok(Box::new(SiemExporter::with_event_body(
+            self,
+            vars,
+            event_body(self),
+        )?))
+    }
 }
 
 /// Checks a Standard Webhooks secret: `whsec_` (optional, as the reference libraries accept)
@@ -606,6 +381,7 @@ pub fn check_webhook_secret(secret: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod siem_tests {
     use super::*;
+    use crate::ExporterSpec;
 
     #[test]
     fn secrets_never_show_in_debug_or_serialised_config() {
@@ -678,37 +454,5 @@ mod siem_tests {
         assert!(check_webhook_secret("whsec_").is_err());
         assert!(check_webhook_secret("whsec_ab$c").is_err());
         assert!(check_webhook_secret("whsec_abcde").is_err());
-    }
-}
-
-#[cfg(test)]
-mod html_tests {
-    use super::*;
-
-    #[test]
-    fn html_spec_is_read_from_toml_with_defaults_and_validated() {
-        let spec: ExporterSpec =
-            toml::from_str("type = 'html'\npath = 'out/audit.html'\n").unwrap();
-        assert_eq!(spec, ExporterSpec::Html(HtmlSpec::new("out/audit.html")));
-        assert_eq!(spec.kind(), "html");
-        let ExporterSpec::Html(html) = &spec else {
-            panic!("{spec:?}")
-        };
-        assert_eq!(html.timezone, "UTC");
-        assert_eq!(html.page_size, 100);
-        assert!(html.validate().is_empty(), "{:?}", html.validate());
-        let round_trip: ExporterSpec = toml::from_str(&toml::to_string(&spec).unwrap()).unwrap();
-        assert_eq!(round_trip, spec);
-
-        let bad = HtmlSpec {
-            timezone: "Mars/Olympus".into(),
-            title: " ".into(),
-            page_size: 5,
-            ..HtmlSpec::new("x.html")
-        };
-        let fields: Vec<_> = bad.validate().into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["timezone", "title", "page_size"]);
-        let unknown = toml::from_str::<ExporterSpec>("type = 'html'\npath = 'x'\ncolumns = []\n");
-        assert!(unknown.is_err(), "unknown keys are refused");
     }
 }

@@ -4,7 +4,7 @@
 //! events per second, requests and batch sizes as a Markdown table (`BENCHMARKS.md`).
 //!
 //! ```text
-//! cargo run --release -p connect-audit-tests --bin bench-siem -- \
+//! cargo run --release -p connect-audit-bench --bin bench-siem -- \
 //!     [--events 200000] [--max-events 500] [--concurrency 4]
 //! ```
 //!
@@ -15,8 +15,8 @@
 
 use std::time::Instant;
 
-use connect_audit_config::{ExporterSpec, Secret, SiemFlavor, SiemWebhookSpec};
 use connect_audit_core::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
+use connect_audit_exporters::{ExporterSpec, Secret, SiemFlavor, SiemWebhookSpec};
 use connect_audit_tests::siem_receiver::SiemReceiver;
 
 const INSTANCE: &str = "6762b34f-4e26-4a8e-a032-35a1e58e1b1c";

@@ -4,7 +4,7 @@
 //! Prints wall times and the requests each server saw, as a Markdown table (`BENCHMARKS.md`).
 //!
 //! ```text
-//! cargo run --release -p connect-audit-tests --bin bench-snapshot -- \
+//! cargo run --release -p connect-audit-bench --bin bench-snapshot -- \
 //!     [--users 10000] [--latency-ms 0] [--store-concurrency 32] [--store s3://bucket/prefix]
 //! ```
 //!

@@ -4,7 +4,7 @@
 //! audited Connect events. Finding where each record ends is then most of the work of reading a
 //! file, so [`RecordSplitter`] does it with a structural pass over 64-byte blocks, as simdjson
 //! does: masks of quotes, backslashes, control bytes and brackets (AVX-512BW, AVX2 or SSE2,
-//! chosen at run time: [`crate::blocks`]), the escaped characters found from runs of
+//! chosen at run time: [`super::structural`]), the escaped characters found from runs of
 //! backslashes, "inside a string" as a prefix XOR of the unescaped quotes, and only the
 //! brackets outside strings visited one by one. It resumes at record boundaries, so a large
 //! file is inflated and split in windows of bounded size instead of whole.
@@ -15,12 +15,16 @@
 //! record parser: the tokens inside a record (numbers, literals, escapes, the `:` and `,`
 //! between them). Every record that can be a Connect event is parsed in full by serde_json and
 //! refused there when malformed; a record that cannot be one is never read further.
+//!
+//! Takes a file's text (inflated), in pieces; gives the raw text and index of each record, or
+//! the one reason the whole file is bad. Must never build a value, decide which records are
+//! audited (the file reader, [`super::file`], does), or keep any of the text it is given.
 
-use crate::blocks::{Classify, Isa, WithBlocks};
+use super::structural::{Classify, Isa, WithBlocks};
 
 /// Splits the text of one trail file into the raw records of its `Records` array, fed in
 /// pieces that each start where the last call stopped.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RecordSplitter {
     phase: Phase,
     /// `Records` was seen (as an array, or `null`).
@@ -70,6 +74,23 @@ enum Phase {
 }
 
 impl RecordSplitter {
+    /// A splitter at the start of a file, its structural pass run with `isa`.
+    pub(crate) fn new(isa: Isa) -> Self {
+        Self {
+            phase: Phase::Start,
+            records_key: false,
+            records_array: false,
+            index: 0,
+            stack: Vec::new(),
+            lines_before: 0,
+            column_before: 0,
+            isa,
+            newline_seen: false,
+            backslash: false,
+            non_ascii: false,
+        }
+    }
+
     /// Reads `text` (the file's text from where the last call stopped) and calls `record` with
     /// the index and raw text of every complete record in it (valid UTF-8), and whether it
     /// may hold an escape (`false`: it has no backslash). Returns how many bytes were
@@ -540,10 +561,7 @@ mod tests {
     }
 
     fn split_with(isa: Isa, text: &[u8], piece: usize) -> Result<Vec<(usize, String)>, String> {
-        let mut splitter = RecordSplitter {
-            isa,
-            ..RecordSplitter::default()
-        };
+        let mut splitter = RecordSplitter::new(isa);
         let mut records = Vec::new();
         let mut buffer = Vec::new();
         let mut offered = 0;
@@ -608,7 +626,7 @@ mod tests {
             }
             let mut carry = EscapeCarry::default();
             for (k, block) in text.chunks(64).enumerate() {
-                let escaped = carry.next(crate::blocks::scalar(block).backslash);
+                let escaped = carry.next(crate::local::structural::scalar(block).backslash);
                 for (i, &e) in expected[k * 64..k * 64 + block.len()].iter().enumerate() {
                     assert_eq!(escaped & (1 << i) != 0, e, "block {k} byte {i}");
                 }

@@ -1,4 +1,5 @@
-//! `[athena]`: the distributed engine's database, tables and workgroup, and their checks.
+//! `[athena]`: the Athena engine's settings (database, tables, workgroup, locations) and their
+//! pure checks, which turn them into the [`ValidAthena`] the DDL, the query and the runner take.
 //!
 //! Athena DDL cannot take parameters, so every value that reaches a `CREATE` statement
 //! (names, S3 locations, account and region lists) is checked here against a strict pattern;

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use connect_audit_query::local::BadInput;
+use connect_audit_query::BadInput;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Progress and messages on stderr. The bar only shows on a terminal.

@@ -1,5 +1,7 @@
-//! Where a text exporter writes: stdout, or a file that appears under its final name only when
-//! the exporter finishes.
+//! Where a file exporter writes on this machine: stdout, or a local file that appears under its
+//! final name only when the exporter finishes. `s3://` outputs reach the exporters as local
+//! files too: [`destination::S3Outputs`](crate::destination::S3Outputs) stages them and
+//! uploads them once every exporter finished.
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -20,7 +22,9 @@ pub(crate) fn describe(kind: &str, path: &str) -> String {
     }
 }
 
-/// The local file a path names; `s3://` locations are refused until core can write them.
+/// The local file a path names. An `s3://` location is refused: an exporter writes it only
+/// through [`S3Outputs::stage`](crate::destination::S3Outputs::stage), which gives it a
+/// local path instead.
 pub(crate) fn local_path(exporter: &str, path: &str) -> Result<PathBuf, Error> {
     let output = |source| Error::Output {
         exporter: exporter.to_owned(),

@@ -1,14 +1,14 @@
 //! `s3://` destinations of the file exporters. The exporters write to a local staging
 //! directory (their usual temporary file + rename); when every exporter finished, each staged
-//! file is uploaded to its key (multipart when large, see `Store::put_file`). Names are
-//! deterministic per run window (`{since}`), so a repeated run replaces its objects instead
-//! of adding copies.
+//! file is uploaded to its key through core's [`Store`] (multipart when large, see
+//! [`Store::put_file`]). Names are deterministic per run window (`{since}`), so a repeated run
+//! replaces its objects instead of adding copies.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-use connect_audit_config::ExporterSpec;
 use connect_audit_core::{Location, Store};
+
+use crate::{Error, ExporterSpec};
 
 /// One exporter's S3 destination and the local directory it writes to meanwhile.
 struct Staged {
@@ -27,6 +27,7 @@ pub struct S3Outputs {
 }
 
 /// An object uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uploaded {
     /// `s3://bucket/key`.
     pub url: String,
@@ -36,19 +37,21 @@ pub struct Uploaded {
 
 impl S3Outputs {
     /// Points every `s3://` file exporter at a local staging directory instead.
-    pub fn stage(specs: &mut [ExporterSpec]) -> anyhow::Result<Self> {
+    pub fn stage(specs: &mut [ExporterSpec]) -> Result<Self, Error> {
         let mut root = None;
         let mut staged = Vec::new();
         for (i, spec) in specs.iter_mut().enumerate() {
-            let partitioned = matches!(spec, ExporterSpec::Parquet(p) if p.partition_by_date);
+            let partitioned = spec.writes_folder();
             let Some(path) = spec.path_mut() else {
                 continue;
             };
             if !path.starts_with("s3://") {
                 continue;
             }
-            let location =
-                Location::parse(path).with_context(|| format!("exporters[{i}].path `{path}`"))?;
+            let location = Location::parse(path).map_err(|source| Error::S3Output {
+                context: format!("exporters[{i}].path `{path}`"),
+                source: Box::new(source),
+            })?;
             let Location::S3 { bucket, prefix } = location else {
                 unreachable!("an s3:// path parses as S3");
             };
@@ -57,7 +60,11 @@ impl S3Outputs {
                     tempfile::Builder::new()
                         .prefix("connect-audit-outputs-")
                         .tempdir()
-                        .context("cannot create a staging directory for the s3:// outputs")?,
+                        .map_err(|source| Error::S3Output {
+                            context: "cannot create a staging directory for the s3:// outputs"
+                                .into(),
+                            source: Box::new(source),
+                        })?,
                 );
             }
             let dir = root
@@ -69,9 +76,10 @@ impl S3Outputs {
             } else {
                 let (folder, name) = prefix.rsplit_once('/').unwrap_or(("", &prefix));
                 if name.is_empty() {
-                    anyhow::bail!(
-                        "exporters[{i}].path `{path}`: name the object, e.g. s3://bucket/audit/audit-{{since}}.csv"
-                    );
+                    return Err(Error::S3ObjectUnnamed {
+                        index: i,
+                        path: path.clone(),
+                    });
                 }
                 let local = dir.join(name);
                 (
@@ -96,11 +104,15 @@ impl S3Outputs {
         !self.staged.is_empty()
     }
 
-    /// Uploads every staged file, after every exporter finished.
-    pub async fn upload(&self, s3: &aws_sdk_s3::Client) -> anyhow::Result<Vec<Uploaded>> {
+    /// Uploads every staged file, after every exporter finished; `open_store` opens the store
+    /// of an `s3://` folder (the caller holds the S3 client).
+    pub async fn upload(
+        &self,
+        open_store: impl Fn(&Location) -> Result<Store, connect_audit_core::Error>,
+    ) -> Result<Vec<Uploaded>, Error> {
         let mut uploaded = Vec::new();
         for staged in &self.staged {
-            let store = Store::open(&staged.target, Some(s3))?;
+            let store = open_store(&staged.target).map_err(Error::Store)?;
             for file in files(&staged.dir)? {
                 let key = file
                     .strip_prefix(&staged.dir)
@@ -109,10 +121,14 @@ impl S3Outputs {
                     .map(|part| part.to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                let bytes = store
-                    .put_file(&key, &file)
-                    .await
-                    .with_context(|| format!("cannot upload {}", store.describe(&key)))?;
+                let bytes =
+                    store
+                        .put_file(&key, &file)
+                        .await
+                        .map_err(|source| Error::S3Output {
+                            context: format!("cannot upload {}", store.describe(&key)),
+                            source: Box::new(source),
+                        })?;
                 uploaded.push(Uploaded {
                     url: store.describe(&key),
                     bytes,
@@ -124,13 +140,16 @@ impl S3Outputs {
 }
 
 /// The finished files under `dir` (temporary files of the exporters start with `.`).
-fn files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut out = Vec::new();
     if !dir.exists() {
         return Ok(out);
     }
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let entry = entry.map_err(|source| Error::S3Output {
+            context: format!("cannot list {}", dir.display()),
+            source: Box::new(source),
+        })?;
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
         if entry.file_type().is_file() && !hidden {
             out.push(entry.into_path());

@@ -1,0 +1,231 @@
+//! The gzip inflater: a trail file's compressed bytes, held whole, into windows of text.
+//!
+//! Takes the whole compressed file and a limit; fills the windows its caller provides with
+//! the text of every gzip member in turn. Guarantees that each member's CRC-32 and length are
+//! checked before the next one starts (and before the end is reported), that no more than the
+//! limit is ever produced (a gzip bomb is an error, not a full memory), and that a forged
+//! trailer gets no large buffer. Never panics on bad input: every problem is the reason the
+//! file is bad. Must never look at the text it produces: splitting it is
+//! [`split`](super::split)'s work.
+
+/// Inflated text is split in windows of this size (or the whole text, when smaller): memory
+/// stays bounded by the window, not by the largest file, and the CRC and the structural pass
+/// read each window while it is still in the core's L2 cache (1 MiB measured 3 % faster than
+/// 4 MiB). A record longer than the window grows it.
+pub(super) const WINDOW: usize = 1 << 20;
+
+/// The most JSON one trail file may inflate to. CloudTrail's files are far smaller (tens of
+/// MB); a file past this is a gzip bomb or not CloudTrail, and is reported, not read on.
+pub(super) const MAX_TRAIL_JSON: usize = 4 << 30;
+
+/// Inflates every gzip member of a compressed file held whole, into windows the caller
+/// provides, checking each member's CRC-32 and length. Inflating from the whole input into
+/// large output buffers is several times faster than a streaming decoder's small reads.
+pub(super) struct Gunzip<'a> {
+    input: &'a [u8],
+    /// Where the next member's header starts, when no member is open.
+    next: usize,
+    member: Option<Member>,
+    /// Bytes inflated so far, all members.
+    produced: usize,
+    limit: usize,
+}
+
+/// The gzip member being inflated.
+struct Member {
+    /// Where its deflate data starts in the input.
+    data: usize,
+    inflate: flate2::Decompress,
+    crc: crc32fast::Hasher,
+    len: usize,
+}
+
+impl<'a> Gunzip<'a> {
+    /// An inflater refusing to produce more than `limit` bytes.
+    pub(super) fn new(input: &'a [u8], limit: usize) -> Self {
+        Self {
+            input,
+            next: 0,
+            member: None,
+            produced: 0,
+            limit,
+        }
+    }
+
+    /// The size of the first window: the last member's ISIZE (the whole text, for the usual
+    /// single member) up to [`WINDOW`], and only as far as a plausible ratio goes, so that a
+    /// forged trailer gets no large buffer.
+    pub(super) fn first_window(&self) -> usize {
+        let input = self.input;
+        let declared = input.len().checked_sub(4).map_or(0, |at| {
+            u32::from_le_bytes([input[at], input[at + 1], input[at + 2], input[at + 3]])
+        });
+        usize::try_from(declared)
+            .unwrap_or(WINDOW)
+            .saturating_add(1)
+            .min(input.len().saturating_mul(64))
+            .clamp(64 << 10, WINDOW)
+    }
+
+    /// Appends inflated text to `out`, up to its capacity. `Ok(true)` once every member has
+    /// been inflated and checked.
+    pub(super) fn fill(&mut self, out: &mut Vec<u8>) -> Result<bool, String> {
+        let truncated = || "truncated gzip (unexpected end of data)".to_owned();
+        loop {
+            if out.len() == out.capacity() {
+                return Ok(false);
+            }
+            let member = match &mut self.member {
+                Some(member) => member,
+                None if self.next >= self.input.len() => return Ok(true),
+                None => {
+                    let at = self.next;
+                    let header = gzip_header_len(&self.input[at..]).ok_or_else(|| {
+                        if at == 0 {
+                            "corrupt gzip: bad header".to_owned()
+                        } else {
+                            format!("corrupt gzip: data after member ending at byte {at}")
+                        }
+                    })?;
+                    self.member.insert(Member {
+                        data: at + header,
+                        inflate: flate2::Decompress::new(false),
+                        crc: crc32fast::Hasher::new(),
+                        len: 0,
+                    })
+                }
+            };
+            let consumed = usize::try_from(member.inflate.total_in()).unwrap_or(usize::MAX);
+            let rest = self.input.get(member.data + consumed..).unwrap_or_default();
+            let before = out.len();
+            let status = member
+                .inflate
+                .decompress_vec(rest, out, flate2::FlushDecompress::Finish)
+                .map_err(|e| format!("corrupt gzip: {e}"))?;
+            member.crc.update(&out[before..]);
+            member.len += out.len() - before;
+            self.produced += out.len() - before;
+            if self.produced > self.limit {
+                return Err(format!(
+                    "inflates to more than {} bytes: not a CloudTrail file (gzip bomb?)",
+                    self.limit
+                ));
+            }
+            match status {
+                flate2::Status::StreamEnd => {}
+                // Out of room: the caller makes room and calls again.
+                _ if out.len() == out.capacity() => return Ok(false),
+                // Room left but no more input: the file was cut short.
+                _ => return Err(truncated()),
+            }
+            let end =
+                member.data + usize::try_from(member.inflate.total_in()).unwrap_or(usize::MAX);
+            let trailer = self.input.get(end..end + 8).ok_or_else(truncated)?;
+            let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+            let len = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+            // ISIZE is the length modulo 2^32.
+            #[allow(clippy::cast_possible_truncation)]
+            let member_len = member.len as u32;
+            if member_len != len || member.crc.clone().finalize() != crc {
+                return Err("corrupt gzip: checksum or length does not match the data".into());
+            }
+            self.member = None;
+            self.next = end + 8;
+        }
+    }
+}
+
+/// The length of the gzip member header at the start of `input` (RFC 1952), `None` when it is
+/// not one.
+fn gzip_header_len(input: &[u8]) -> Option<usize> {
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    if input.len() < 10 || input[0] != 0x1f || input[1] != 0x8b || input[2] != 8 {
+        return None;
+    }
+    let flags = input[3];
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let n = usize::from(u16::from_le_bytes([*input.get(at)?, *input.get(at + 1)?]));
+        at += 2 + n;
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            at += memchr::memchr(0, input.get(at..)?)? + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    (at <= input.len()).then_some(at)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// Inflates all of `input` as the scanner does, in small windows.
+    pub(crate) fn inflate(input: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+        let mut inflater = Gunzip::new(input, limit);
+        let mut text = Vec::new();
+        let mut window = Vec::with_capacity(4096);
+        loop {
+            let eof = inflater.fill(&mut window)?;
+            text.extend_from_slice(&window);
+            window.clear();
+            if eof {
+                return Ok(text);
+            }
+        }
+    }
+
+    pub(crate) fn gz(data: &[u8], name: Option<&str>) -> Vec<u8> {
+        let mut builder = flate2::GzBuilder::new();
+        if let Some(name) = name {
+            builder = builder.filename(name).comment("c").extra(vec![1, 2, 3]);
+        }
+        let mut enc = builder.write(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn gunzip_reads_every_member_and_checks_each() {
+        // Header fields, several members, a member larger than its neighbour's ISIZE.
+        let big: Vec<u8> = (0..300_000_u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        let mut both = gz(&big, Some("a.json"));
+        both.extend(gz(b"tail", None));
+        let text = inflate(&both, usize::MAX).unwrap();
+        assert_eq!(text.len(), big.len() + 4);
+        assert!(text.starts_with(&big) && text.ends_with(b"tail"));
+
+        let mut bad_crc = gz(b"{\"Records\":[]}", None);
+        let n = bad_crc.len();
+        bad_crc[n - 8] ^= 1;
+        let err = inflate(&bad_crc, usize::MAX).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+
+        let mut garbage_after = gz(b"{}", None);
+        garbage_after.extend_from_slice(b"garbage!!!!");
+        let err = inflate(&garbage_after, usize::MAX).unwrap_err();
+        assert!(err.contains("data after member"), "{err}");
+
+        // Past the limit, inflation stops and the file is reported.
+        let zeros = gz(&vec![0; 8 << 20], None);
+        assert!(zeros.len() < 64 << 10, "a high ratio");
+        let err = inflate(&zeros, 1 << 20).unwrap_err();
+        assert!(err.contains("gzip bomb"), "{err}");
+        assert_eq!(inflate(&zeros, 8 << 20).unwrap().len(), 8 << 20);
+
+        // A forged ISIZE neither breaks the read nor is believed.
+        let mut forged = gz(b"{}", None);
+        let n = forged.len();
+        forged[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = inflate(&forged, usize::MAX).unwrap_err();
+        assert!(err.contains("length"), "{err}");
+    }
+}
