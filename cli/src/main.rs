@@ -17,6 +17,7 @@ use std::io::IsTerminal as _;
 
 use clap::Parser as _;
 use connect_audit_config::{ConfigError, Engine, Settings};
+use figment::Figment;
 
 use crate::args::{AthenaCommand, Cli, Command, ConfigCommand};
 use crate::terminal::Reporter;
@@ -68,135 +69,168 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let figment =
         connect_audit_config::load_profile(cli.config.as_deref(), cli.profile.as_deref())?;
     match &cli.command {
-        Command::Report(args) => {
-            let figment = report::merge_flags(figment, args)?;
-            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            let reporter = Reporter::new(cli.quiet);
-            if settings.report.engine == Engine::Athena {
-                if args.incremental {
-                    return Err(UsageError(
-                        "--incremental runs on the local engine; report.engine = \"athena\" \
-                         is not supported for incremental runs yet"
-                            .into(),
-                    )
-                    .into());
-                }
-                let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
-                return athena::report(&settings, &valid, &reporter);
-            }
-            let valid = settings.validate(&figment, jiff::Timestamp::now())?;
-            let incremental = if args.incremental {
-                Some(settings.validate_incremental(&figment)?)
-            } else {
-                None
-            };
-            report::run(&settings, valid, incremental.as_ref(), &reporter)
-        }
-        Command::Run(args) => {
-            let figment = report::merge_run_flags(figment, args);
-            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            let reporter = Reporter::new(cli.quiet);
-            if settings.report.engine == Engine::Athena {
-                return Err(UsageError(
-                    "`run` uses the local engine; report.engine = \"athena\" is not supported \
-                     for incremental runs yet"
-                        .into(),
-                )
-                .into());
-            }
-            let valid = settings.validate(&figment, jiff::Timestamp::now())?;
-            let incremental = settings.validate_incremental(&figment)?;
-            if !args.no_snapshot && !settings.instances.is_empty() {
-                let snapshot = settings.validate_snapshot(&figment)?;
-                let code = snapshot::run(&settings, &snapshot, &reporter)?;
-                if code != ExitCode::Success {
-                    return Ok(code);
-                }
-            }
-            report::run(&settings, valid, Some(&incremental), &reporter)
-        }
-        Command::Athena(AthenaCommand::Init(args)) => {
-            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
-            let reporter = Reporter::new(cli.quiet);
-            athena::init(&settings, &valid, args, &reporter)
-        }
-        Command::Athena(AthenaCommand::Sql(args)) => {
-            let figment = athena::merge_sql_flags(figment, args);
-            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
-            Ok(athena::print_sql(&valid))
-        }
-        Command::Snapshot(args) => {
-            let figment = snapshot::merge_flags(figment, args);
-            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            let valid = settings.validate_snapshot(&figment)?;
-            let reporter = Reporter::new(cli.quiet);
-            snapshot::run(&settings, &valid, &reporter)
-        }
+        Command::Report(args) => report_command(figment, args, cli.quiet),
+        Command::Run(args) => run_command(figment, args, cli.quiet),
+        Command::Athena(AthenaCommand::Init(args)) => athena_init(&figment, args, cli.quiet),
+        Command::Athena(AthenaCommand::Sql(args)) => athena_sql(figment, args),
+        Command::Snapshot(args) => snapshot_command(figment, args, cli.quiet),
         Command::Replay(args) => {
             let settings: Settings = figment.extract().map_err(ConfigError::from)?;
             replay(&settings, args)
         }
-        Command::Config(ConfigCommand::Check) => {
-            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            let file = connect_audit_config::config_file(cli.config.as_deref())?;
-            let file =
-                file.map_or_else(|| "no config file".to_owned(), |f| f.display().to_string());
-            // Check what is configured: the report, the snapshot, or both.
-            let snapshot_configured =
-                !settings.instances.is_empty() || settings.snapshot.store.is_some();
-            let athena_configured = settings.report.engine == Engine::Athena
-                || settings.athena != connect_audit_config::AthenaSettings::default();
-            let report_configured = settings.report.engine == Engine::Local
-                && (settings.report.trail.is_some() || !snapshot_configured);
-            if athena_configured {
-                let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
-                terminal::note(&format!(
-                    "connect-audit: athena configuration OK ({file}): table {}.{} over {}, {} accounts, {} regions, workgroup {}",
-                    valid.athena.database,
-                    valid.athena.table,
-                    valid.athena.aws_logs.url(""),
-                    valid.athena.accounts.len(),
-                    valid.athena.regions.len(),
-                    valid.athena.workgroup,
-                ));
-            }
-            if report_configured {
-                let valid = settings.validate(&figment, jiff::Timestamp::now())?;
-                terminal::note(&format!(
-                    "connect-audit: report configuration OK ({file}): trail {}, window {} .. {}, {} events, {} exporters",
-                    valid.trail,
-                    valid.window.since,
-                    valid.window.until,
-                    valid.events.names().count(),
-                    settings.exporters.len().max(1),
-                ));
-            }
-            if settings.incremental != connect_audit_config::IncrementalSettings::default() {
-                let valid = settings.validate_incremental(&figment)?;
-                terminal::note(&format!(
-                    "connect-audit: incremental configuration OK ({file}): state {}, lookback {}",
-                    valid.state, settings.incremental.lookback,
-                ));
-            }
-            if snapshot_configured {
-                let valid = settings.validate_snapshot(&figment)?;
-                terminal::note(&format!(
-                    "connect-audit: snapshot configuration OK ({file}): store {}, {} instances",
-                    valid.store,
-                    valid.instances.len(),
-                ));
-            }
-            Ok(ExitCode::Success)
-        }
-        Command::Config(ConfigCommand::Show) => {
-            let settings: Settings = figment.extract().map_err(ConfigError::from)?;
-            terminal::data(&toml::to_string_pretty(&settings)?);
-            Ok(ExitCode::Success)
-        }
+        Command::Config(ConfigCommand::Check) => config_check(&figment, cli.config.as_deref()),
+        Command::Config(ConfigCommand::Show) => config_show(&figment),
         Command::Completions(_) => unreachable!("answered before the configuration is loaded"),
     }
+}
+
+/// `report`: on the Athena engine, or on the local one, incremental with `--incremental`.
+fn report_command(
+    figment: Figment,
+    args: &args::ReportArgs,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let figment = report::merge_flags(figment, args)?;
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    let reporter = Reporter::new(quiet);
+    if settings.report.engine == Engine::Athena {
+        if args.incremental {
+            return Err(UsageError(
+                "--incremental runs on the local engine; report.engine = \"athena\" \
+                 is not supported for incremental runs yet"
+                    .into(),
+            )
+            .into());
+        }
+        let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
+        return athena::report(&settings, &valid, &reporter);
+    }
+    let valid = settings.validate(&figment, jiff::Timestamp::now())?;
+    let incremental = if args.incremental {
+        Some(settings.validate_incremental(&figment)?)
+    } else {
+        None
+    };
+    report::run(&settings, valid, incremental.as_ref(), &reporter)
+}
+
+/// `run`: the snapshot (unless `--no-snapshot` or no instance is configured), then the
+/// incremental report; a snapshot that did not succeed ends the run with its exit code.
+fn run_command(figment: Figment, args: &args::RunArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let figment = report::merge_run_flags(figment, args);
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    let reporter = Reporter::new(quiet);
+    if settings.report.engine == Engine::Athena {
+        return Err(UsageError(
+            "`run` uses the local engine; report.engine = \"athena\" is not supported \
+             for incremental runs yet"
+                .into(),
+        )
+        .into());
+    }
+    let valid = settings.validate(&figment, jiff::Timestamp::now())?;
+    let incremental = settings.validate_incremental(&figment)?;
+    if !args.no_snapshot && !settings.instances.is_empty() {
+        let snapshot = settings.validate_snapshot(&figment)?;
+        let code = snapshot::run(&settings, &snapshot, &reporter)?;
+        if code != ExitCode::Success {
+            return Ok(code);
+        }
+    }
+    report::run(&settings, valid, Some(&incremental), &reporter)
+}
+
+/// `athena init`: runs (or prints) the DDL of the Athena table.
+fn athena_init(
+    figment: &Figment,
+    args: &args::AthenaInitArgs,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    let valid = settings.validate_athena(figment, jiff::Timestamp::now())?;
+    let reporter = Reporter::new(quiet);
+    athena::init(&settings, &valid, args, &reporter)
+}
+
+/// `athena sql`: prints the audit query and its parameters.
+fn athena_sql(figment: Figment, args: &args::AthenaSqlArgs) -> anyhow::Result<ExitCode> {
+    let figment = athena::merge_sql_flags(figment, args);
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    let valid = settings.validate_athena(&figment, jiff::Timestamp::now())?;
+    Ok(athena::print_sql(&valid))
+}
+
+/// `snapshot`: snapshots the configured instances into the snapshot store.
+fn snapshot_command(
+    figment: Figment,
+    args: &args::SnapshotArgs,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let figment = snapshot::merge_flags(figment, args);
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    let valid = settings.validate_snapshot(&figment)?;
+    let reporter = Reporter::new(quiet);
+    snapshot::run(&settings, &valid, &reporter)
+}
+
+/// `config check`: validates what is configured (Athena, the local report, the incremental
+/// state, the snapshot) and says so, one line each.
+fn config_check(figment: &Figment, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    let file = connect_audit_config::config_file(config)?;
+    let file = file.map_or_else(|| "no config file".to_owned(), |f| f.display().to_string());
+    // Check what is configured: the report, the snapshot, or both.
+    let snapshot_configured = !settings.instances.is_empty() || settings.snapshot.store.is_some();
+    let athena_configured = settings.report.engine == Engine::Athena
+        || settings.athena != connect_audit_config::AthenaSettings::default();
+    let report_configured = settings.report.engine == Engine::Local
+        && (settings.report.trail.is_some() || !snapshot_configured);
+    if athena_configured {
+        let valid = settings.validate_athena(figment, jiff::Timestamp::now())?;
+        terminal::note(&format!(
+            "connect-audit: athena configuration OK ({file}): table {}.{} over {}, {} accounts, {} regions, workgroup {}",
+            valid.athena.database,
+            valid.athena.table,
+            valid.athena.aws_logs.url(""),
+            valid.athena.accounts.len(),
+            valid.athena.regions.len(),
+            valid.athena.workgroup,
+        ));
+    }
+    if report_configured {
+        let valid = settings.validate(figment, jiff::Timestamp::now())?;
+        terminal::note(&format!(
+            "connect-audit: report configuration OK ({file}): trail {}, window {} .. {}, {} events, {} exporters",
+            valid.trail,
+            valid.window.since,
+            valid.window.until,
+            valid.events.names().count(),
+            settings.exporters.len().max(1),
+        ));
+    }
+    if settings.incremental != connect_audit_config::IncrementalSettings::default() {
+        let valid = settings.validate_incremental(figment)?;
+        terminal::note(&format!(
+            "connect-audit: incremental configuration OK ({file}): state {}, lookback {}",
+            valid.state, settings.incremental.lookback,
+        ));
+    }
+    if snapshot_configured {
+        let valid = settings.validate_snapshot(figment)?;
+        terminal::note(&format!(
+            "connect-audit: snapshot configuration OK ({file}): store {}, {} instances",
+            valid.store,
+            valid.instances.len(),
+        ));
+    }
+    Ok(ExitCode::Success)
+}
+
+/// `config show`: prints the merged settings as TOML.
+fn config_show(figment: &Figment) -> anyhow::Result<ExitCode> {
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    terminal::data(&toml::to_string_pretty(&settings)?);
+    Ok(ExitCode::Success)
 }
 
 /// `replay FILE`: the dead-letter file's records, sent again.

@@ -12,7 +12,7 @@ use connect_audit_config::{
 use connect_audit_core::{AuditRecord, Location, Scope, Store, Window};
 use connect_audit_exporters::destination::{S3Outputs, Uploaded};
 use connect_audit_exporters::{CredentialVars, ExportSummary, Exporter, RunContext};
-use connect_audit_query::local::{ScanOptions, ScanSummary, Simd, TrailScanner};
+use connect_audit_query::local::{EarlyRow, ScanOptions, ScanSummary, Simd, TrailScanner};
 use connect_audit_query::{BadInput, ScanSink, SinkError};
 use figment::Figment;
 
@@ -241,112 +241,122 @@ pub fn run(
     incremental: Option<&ValidIncremental>,
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let started_at = jiff::Timestamp::now();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let is_s3 = |l: &Location| matches!(l, Location::S3 { .. });
-    let s3_outputs_configured = settings
-        .exporters
-        .iter()
-        .any(|e| e.path().starts_with("s3://"));
-    let s3 = (is_s3(&valid.trail)
-        || valid.snapshot.as_ref().is_some_and(is_s3)
-        || incremental.is_some_and(|i| is_s3(&i.state))
-        || s3_outputs_configured)
-        .then(|| {
+    let report = ReportRun::start(settings, &valid, incremental)?;
+    if let Some(state) = &report.state {
+        valid.window = state.window(valid.window)?;
+    }
+    let scanned = scan_trail(&report, settings, &valid, reporter)?;
+    let late = late_rows(report.state.as_ref(), &scanned.summary);
+    let counts = Counts {
+        in_window: scanned.summary.records_matched,
+        already_delivered: scanned.dropped,
+        duplicates: scanned.summary.duplicates,
+        late: late.len() as u64,
+    };
+    let context = report_context(&valid, &scanned.summary, &counts, report.started_at);
+    let outputs = finish_with_context(scanned.exporters, &context)?;
+    let uploaded = upload_outputs(&report.runtime, &scanned.s3_outputs, report.s3.as_ref())?;
+    let clean = !scanned.summary.has_bad_input() || settings.report.tolerate_bad_files;
+    let mut text = summary_text(
+        &valid,
+        &scanned.summary,
+        &counts,
+        &outputs,
+        scanned.snapshot_names,
+        report.started,
+    );
+    upload_lines(&mut text, &uploaded);
+    report.advance_state(valid.window, scanned.delivered, &late, clean, &mut text)?;
+    reporter.summary(&text);
+    Ok(if clean {
+        ExitCode::Success
+    } else {
+        ExitCode::BadInput
+    })
+}
+
+/// What a local report run keeps from its start to its end. The fields are declared in the
+/// reverse order of their making, so they are dropped as the locals they replace were: the
+/// state, then the S3 client, then the runtime.
+struct ReportRun {
+    /// The incremental state, loaded; `None` for a plain report.
+    state: Option<Incremental>,
+    /// The S3 client, made only when something the run reads or writes is on S3.
+    s3: Option<aws_sdk_s3::Client>,
+    /// The async runtime of every S3 call and of the scan.
+    runtime: tokio::runtime::Runtime,
+    /// When the run started, for the elapsed time of the summary.
+    started: Instant,
+    /// When the run started, for the exporters and the incremental state.
+    started_at: jiff::Timestamp,
+}
+
+impl ReportRun {
+    /// Starts the clock and the async runtime, makes the S3 client when anything is on S3,
+    /// and loads the incremental state.
+    fn start(
+        settings: &Settings,
+        valid: &ValidReport,
+        incremental: Option<&ValidIncremental>,
+    ) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let started_at = jiff::Timestamp::now();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let s3 = uses_s3(settings, valid, incremental).then(|| {
             runtime.block_on(async {
                 crate::aws::s3_client(&crate::aws::sdk_config(&settings.snapshot).await)
             })
         });
-    let state = match incremental {
-        Some(i) => Some(runtime.block_on(Incremental::load(i, s3.as_ref()))?),
-        None => None,
-    };
-    if let Some(state) = &state {
-        valid.window = state.window(valid.window)?;
+        let state = match incremental {
+            Some(i) => Some(runtime.block_on(Incremental::load(i, s3.as_ref()))?),
+            None => None,
+        };
+        Ok(Self {
+            state,
+            s3,
+            runtime,
+            started,
+            started_at,
+        })
     }
-    let mut specs = exporter_specs(settings, valid.window, state.is_some())?;
-    let s3_outputs = S3Outputs::stage(&mut specs)?;
-    let directory = match &valid.snapshot {
-        Some(root) => {
-            let store = Store::open(root, s3.as_ref())?;
-            runtime
-                .block_on(connect_audit_core::store::load_directory(&store))
-                .with_context(|| format!("cannot load the snapshot store {root}"))?
-        }
-        None => connect_audit_core::Directory::new(),
-    };
-    let exporters = build_exporters(&specs)?;
-    let mut options = ScanOptions::new(valid.window, valid.events.clone());
-    options.scope = valid.scope.clone();
-    options.redaction = Redaction::with_keys(&settings.report.redact_keys);
-    options.simd = requested_simd();
-    if let Some(threads) = settings.report.threads {
-        options.threads = threads;
+
+    /// The names of the snapshot store at `snapshot`; none without a snapshot store.
+    fn load_directory(
+        &self,
+        snapshot: Option<&Location>,
+    ) -> anyhow::Result<connect_audit_core::Directory> {
+        Ok(match snapshot {
+            Some(root) => {
+                let store = Store::open(root, self.s3.as_ref())?;
+                self.runtime
+                    .block_on(connect_audit_core::store::load_directory(&store))
+                    .with_context(|| format!("cannot load the snapshot store {root}"))?
+            }
+            None => connect_audit_core::Directory::new(),
+        })
     }
-    let snapshot_names = directory.snapshot_len();
-    let trail = Store::open(&valid.trail, s3.as_ref())?;
-    let scanner =
-        TrailScanner::new(trail, directory, options).with_runtime(runtime.handle().clone());
-    let mut sink = DropDelivered {
-        inner: FanOut {
-            exporters,
-            reporter,
-            files: 0,
-            done: 0,
-        },
-        previous: state.as_ref().and_then(|s| s.previous.as_ref()),
-        horizon: state.as_ref().map(|s| valid.window.until - s.lookback),
-        delivered: Vec::new(),
-        dropped: 0,
-    };
-    let outcome = scanner.scan(&mut sink);
-    reporter.finish();
-    let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
-    let late = state
-        .as_ref()
-        .map(|s| s.late_rows(&summary.before_window))
-        .unwrap_or_default();
-    for row in &late {
-        tracing::info!(
-            event_id = %row.row_key,
-            event_time = %row.event_time,
-            file = %row.path.display(),
-            "Audited event older than the window, in a file delivered since the last run: not in this run's output."
-        );
-    }
-    let counts = Counts {
-        in_window: summary.records_matched,
-        already_delivered: sink.dropped,
-        duplicates: summary.duplicates,
-        late: late.len() as u64,
-    };
-    let run = RunContext {
-        source: Some(format!("trail {} (local engine)", valid.trail)),
-        snapshot: valid.snapshot.as_ref().map(ToString::to_string),
-        skipped_files: summary.files_bad,
-        skipped_records: summary.records_bad,
-        events_in_window: Some(counts.in_window),
-        already_delivered: counts.already_delivered,
-        duplicates: counts.duplicates,
-        late: counts.late,
-        ..run_context(valid.window, &valid.scope, started_at)
-    };
-    for exporter in &mut sink.inner.exporters {
-        exporter.run_context(&run);
-    }
-    let outputs = finish_exporters(sink.inner.exporters)?;
-    let uploaded = upload_outputs(&runtime, &s3_outputs, s3.as_ref())?;
-    let clean = !summary.has_bad_input() || settings.report.tolerate_bad_files;
-    let mut text = summary_text(&valid, &summary, &counts, &outputs, snapshot_names, started);
-    upload_lines(&mut text, &uploaded);
-    if let Some(state) = &state {
+
+    /// Of an incremental run: advances the state past `window` when the run is `clean`, or
+    /// leaves it for the next run to cover the window again; either way adds the state's
+    /// line to the summary `text`. Nothing for a plain report.
+    fn advance_state(
+        &self,
+        window: Window,
+        delivered: Vec<(String, jiff::Timestamp)>,
+        late: &[&EarlyRow],
+        clean: bool,
+        text: &mut String,
+    ) -> anyhow::Result<()> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
         if clean {
             let advanced =
-                runtime.block_on(state.advance(valid.window, sink.delivered, &late, started_at))?;
+                self.runtime
+                    .block_on(state.advance(window, delivered, late, self.started_at))?;
             let _ = writeln!(
                 text,
                 "  state:   {} advanced to {} (run {}, {} event ids kept for the lookback)",
@@ -362,13 +372,148 @@ pub fn run(
                 state.file.describe()
             );
         }
+        Ok(())
     }
-    reporter.summary(&text);
-    Ok(if clean {
-        ExitCode::Success
-    } else {
-        ExitCode::BadInput
+}
+
+/// Whether the trail, the snapshot store, the incremental state or an output is on S3.
+fn uses_s3(
+    settings: &Settings,
+    valid: &ValidReport,
+    incremental: Option<&ValidIncremental>,
+) -> bool {
+    let is_s3 = |l: &Location| matches!(l, Location::S3 { .. });
+    let s3_outputs_configured = settings
+        .exporters
+        .iter()
+        .any(|e| e.path().starts_with("s3://"));
+    is_s3(&valid.trail)
+        || valid.snapshot.as_ref().is_some_and(is_s3)
+        || incremental.is_some_and(|i| is_s3(&i.state))
+        || s3_outputs_configured
+}
+
+/// What the scan leaves for the rest of the run.
+struct Scanned {
+    /// The exporters, fed every record; not finished yet.
+    exporters: Vec<Box<dyn Exporter>>,
+    /// The `s3://` outputs, staged until every exporter finished.
+    s3_outputs: S3Outputs,
+    /// How many names the snapshot store gave.
+    snapshot_names: usize,
+    /// What the scan found.
+    summary: ScanSummary,
+    /// The ids passed on that the next run's lookback can see again.
+    delivered: Vec<(String, jiff::Timestamp)>,
+    /// Records dropped as delivered by an earlier run.
+    dropped: u64,
+}
+
+/// Names the outputs, starts the exporters and scans the trail into them, the records an
+/// earlier incremental run delivered dropped.
+fn scan_trail(
+    report: &ReportRun,
+    settings: &Settings,
+    valid: &ValidReport,
+    reporter: &Reporter,
+) -> anyhow::Result<Scanned> {
+    let mut specs = exporter_specs(settings, valid.window, report.state.is_some())?;
+    let s3_outputs = S3Outputs::stage(&mut specs)?;
+    let directory = report.load_directory(valid.snapshot.as_ref())?;
+    let exporters = build_exporters(&specs)?;
+    let options = scan_options(settings, valid);
+    let snapshot_names = directory.snapshot_len();
+    let trail = Store::open(&valid.trail, report.s3.as_ref())?;
+    let scanner =
+        TrailScanner::new(trail, directory, options).with_runtime(report.runtime.handle().clone());
+    let mut sink = DropDelivered {
+        inner: FanOut {
+            exporters,
+            reporter,
+            files: 0,
+            done: 0,
+        },
+        previous: report.state.as_ref().and_then(|s| s.previous.as_ref()),
+        horizon: report
+            .state
+            .as_ref()
+            .map(|s| valid.window.until - s.lookback),
+        delivered: Vec::new(),
+        dropped: 0,
+    };
+    let outcome = scanner.scan(&mut sink);
+    reporter.finish();
+    let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
+    Ok(Scanned {
+        exporters: sink.inner.exporters,
+        s3_outputs,
+        snapshot_names,
+        summary,
+        delivered: sink.delivered,
+        dropped: sink.dropped,
     })
+}
+
+/// The scan options of the report settings: window, events, scope, redaction, instruction
+/// set and threads.
+fn scan_options(settings: &Settings, valid: &ValidReport) -> ScanOptions {
+    let mut options = ScanOptions::new(valid.window, valid.events.clone());
+    options.scope = valid.scope.clone();
+    options.redaction = Redaction::with_keys(&settings.report.redact_keys);
+    options.simd = requested_simd();
+    if let Some(threads) = settings.report.threads {
+        options.threads = threads;
+    }
+    options
+}
+
+/// The late rows of an incremental run (see [`Incremental::late_rows`]), each logged at
+/// info level; none for a plain report.
+fn late_rows<'r>(state: Option<&Incremental>, summary: &'r ScanSummary) -> Vec<&'r EarlyRow> {
+    let late = state
+        .map(|s| s.late_rows(&summary.before_window))
+        .unwrap_or_default();
+    for row in &late {
+        tracing::info!(
+            event_id = %row.row_key,
+            event_time = %row.event_time,
+            file = %row.path.display(),
+            "Audited event older than the window, in a file delivered since the last run: not in this run's output."
+        );
+    }
+    late
+}
+
+/// What a local report tells its exporters: where the events came from, what was skipped
+/// and what became of the events found.
+fn report_context(
+    valid: &ValidReport,
+    summary: &ScanSummary,
+    counts: &Counts,
+    started_at: jiff::Timestamp,
+) -> RunContext {
+    RunContext {
+        source: Some(format!("trail {} (local engine)", valid.trail)),
+        snapshot: valid.snapshot.as_ref().map(ToString::to_string),
+        skipped_files: summary.files_bad,
+        skipped_records: summary.records_bad,
+        events_in_window: Some(counts.in_window),
+        already_delivered: counts.already_delivered,
+        duplicates: counts.duplicates,
+        late: counts.late,
+        ..run_context(valid.window, &valid.scope, started_at)
+    }
+}
+
+/// Gives every exporter the run's `context`, then finishes them (see [`finish_exporters`]).
+fn finish_with_context(
+    mut exporters: Vec<Box<dyn Exporter>>,
+    context: &RunContext,
+) -> anyhow::Result<Vec<ExportSummary>> {
+    for exporter in &mut exporters {
+        exporter.run_context(context);
+    }
+    finish_exporters(exporters)
 }
 
 /// The instruction set `CONNECT_AUDIT_SIMD` asks the scanner's structural pass to use: a

@@ -91,7 +91,9 @@ use serde_json::Value;
 use tracing::{debug, warn};
 
 use crate::diff::{Pass, Write, needs_describe, reconcile, resource_candidate, user_candidate};
-use crate::fetch::{RESOURCE_KINDS, dedupe, describe_users, list_resources, list_users};
+use crate::fetch::{
+    Described, Listed, RESOURCE_KINDS, dedupe, describe_users, list_resources, list_users,
+};
 
 pub use crate::error::{ConnectSource, Error};
 use crate::objects::SnapshotObject;
@@ -623,45 +625,81 @@ impl Snapshotter {
         existing: &Existing,
         progress: &dyn SnapshotProgress,
     ) -> Result<(InstanceSummary, InstanceLog), (Error, u64)> {
-        let client = self.client_for(instance);
-        let id = instance.id.as_str();
-        let mut summary = InstanceSummary {
-            instance_id: id.to_owned(),
-            region: instance
-                .region
-                .clone()
-                .or_else(|| client.config().region().map(ToString::to_string)),
-            ..InstanceSummary::default()
+        let run = InstanceRun {
+            client: self.client_for(instance),
+            id: instance.id.as_str(),
+            at,
+            existing,
+            progress,
         };
-        let mut log = InstanceLog {
-            instance_id: id.to_owned(),
-            region: summary.region.clone(),
-            account: instance.account.clone(),
-            ..InstanceLog::default()
-        };
+        let (mut summary, mut log) = run.records(instance);
 
         // Everything is read and checked before anything is written.
+        let listings = self
+            .list_instance(&run, &mut summary.connect_calls)
+            .await
+            .map_err(|e| (e, 0))?;
+        log.users_listed = listings.users.len() as u64;
+        let described = self
+            .describe_instance(&run, &listings.users, &mut summary)
+            .await
+            .map_err(|e| (e, 0))?;
+        let writes = run.diff(listings, &described, &mut summary, &mut log);
+        self.write_instance(&run, writes, &mut summary).await?;
+        debug!(
+            instance = run.id,
+            users = summary.users.listed,
+            added = summary.users.added,
+            changed = summary.users.changed,
+            deleted = summary.users.deleted,
+            puts = summary.object_puts,
+            "Snapshotted instance."
+        );
+        Ok((summary, log))
+    }
+
+    /// Lists the users and the three kinds of resources of the instance, all at once, and
+    /// counts the pages in `calls`. The users come deduplicated, the resources as listed.
+    async fn list_instance(
+        &self,
+        run: &InstanceRun<'_>,
+        calls: &mut ConnectCalls,
+    ) -> Result<Listings, Error> {
+        let (client, id) = (&run.client, run.id);
         let page_size = self.options.page_size.clamp(1, 1000);
         let (users, profiles, routing, groups) = futures_util::try_join!(
-            Box::pin(list_users(&client, id, page_size, progress)),
-            Box::pin(list_resources(&client, id, page_size, 0)),
-            Box::pin(list_resources(&client, id, page_size, 1)),
-            Box::pin(list_resources(&client, id, page_size, 2)),
-        )
-        .map_err(|e| (e, 0))?;
-        summary.connect_calls.list_users = users.1;
-        summary.connect_calls.list_security_profiles = profiles.1;
-        summary.connect_calls.list_routing_profiles = routing.1;
-        summary.connect_calls.list_user_hierarchy_groups = groups.1;
-        let users = dedupe(users.0);
-        log.users_listed = users.len() as u64;
+            Box::pin(list_users(client, id, page_size, run.progress)),
+            Box::pin(list_resources(client, id, page_size, 0)),
+            Box::pin(list_resources(client, id, page_size, 1)),
+            Box::pin(list_resources(client, id, page_size, 2)),
+        )?;
+        calls.list_users = users.1;
+        calls.list_security_profiles = profiles.1;
+        calls.list_routing_profiles = routing.1;
+        calls.list_user_hierarchy_groups = groups.1;
+        Ok(Listings {
+            users: dedupe(users.0),
+            resources: [profiles.0, routing.0, groups.0],
+        })
+    }
 
+    /// With [`SnapshotOptions::describe_users`], calls `DescribeUser` for the listed `users`
+    /// that need it (new, changed, never described, or all with
+    /// [`SnapshotOptions::redescribe_unchanged`]); counts the calls and the users described
+    /// in `summary`.
+    async fn describe_instance(
+        &self,
+        run: &InstanceRun<'_>,
+        users: &[Listed],
+        summary: &mut InstanceSummary,
+    ) -> Result<HashMap<String, Described>, Error> {
         let to_describe: Vec<&str> = if self.options.describe_users {
             users
                 .iter()
                 .filter(|u| {
                     self.options.redescribe_unchanged
-                        || existing
+                        || run
+                            .existing
                             .users
                             .get(&u.id)
                             .is_none_or(|e| needs_describe(e, u))
@@ -671,84 +709,35 @@ impl Snapshotter {
         } else {
             Vec::new()
         };
-        progress.describing(id, to_describe.len() as u64);
+        run.progress.describing(run.id, to_describe.len() as u64);
         let described = Box::pin(describe_users(
-            &client,
-            id,
+            &run.client,
+            run.id,
             &to_describe,
             self.options.concurrency,
-            progress,
+            run.progress,
         ))
-        .await
-        .map_err(|e| (e, 0))?;
+        .await?;
         summary.connect_calls.describe_user = to_describe.len() as u64;
         summary.users_described = described.len() as u64;
+        Ok(described)
+    }
 
-        let last_run = existing.last_run.get(id).copied();
-        let mut writes = Vec::new();
-        let candidates = users
-            .iter()
-            .map(|u| user_candidate(existing.users.get(&u.id), u, described.get(&u.id), id))
-            .collect();
-        let pass = Pass {
-            kind: TargetKind::User,
-            instance: id,
-            at,
-            last_run,
-        };
-        summary.users = reconcile(
-            pass,
-            &existing.users,
-            candidates,
-            &mut writes,
-            &mut log.users,
-        );
-        let resource_lists = [profiles.0, routing.0, groups.0];
-        for ((kind, _), listed) in RESOURCE_KINDS.iter().zip(resource_lists) {
-            let (map, counts, change_log) = match kind {
-                TargetKind::SecurityProfile => (
-                    &existing.security_profiles,
-                    &mut summary.security_profiles,
-                    &mut log.security_profiles,
-                ),
-                TargetKind::RoutingProfile => (
-                    &existing.routing_profiles,
-                    &mut summary.routing_profiles,
-                    &mut log.routing_profiles,
-                ),
-                _ => (
-                    &existing.hierarchy_groups,
-                    &mut summary.hierarchy_groups,
-                    &mut log.hierarchy_groups,
-                ),
-            };
-            let candidates = dedupe(listed)
-                .iter()
-                .map(|r| resource_candidate(map.get(&r.id), r, id))
-                .collect();
-            let pass = Pass {
-                kind: *kind,
-                ..pass
-            };
-            *counts = reconcile(pass, map, candidates, &mut writes, change_log);
-        }
-
-        progress.writing(id, writes.len() as u64);
-        let puts = self.write_all(writes, progress).await;
+    /// Writes the objects the diff queued and counts them in `summary`. On error, also
+    /// returns how many were written.
+    async fn write_instance(
+        &self,
+        run: &InstanceRun<'_>,
+        writes: Vec<Write>,
+        summary: &mut InstanceSummary,
+    ) -> Result<(), (Error, u64)> {
+        run.progress.writing(run.id, writes.len() as u64);
+        let puts = self.write_all(writes, run.progress).await;
         summary.object_puts = puts.0;
         if let Some(e) = puts.1 {
             return Err((e, puts.0));
         }
-        debug!(
-            instance = id,
-            users = summary.users.listed,
-            added = summary.users.added,
-            changed = summary.users.changed,
-            deleted = summary.users.deleted,
-            puts = summary.object_puts,
-            "Snapshotted instance."
-        );
-        Ok((summary, log))
+        Ok(())
     }
 
     /// Writes every object, a few at a time. Returns how many were written and the first
@@ -779,6 +768,113 @@ impl Snapshotter {
             }
         }
         (puts, first_error)
+    }
+}
+
+/// What every step of one instance's snapshot works with.
+struct InstanceRun<'a> {
+    /// The client calling the instance's region.
+    client: aws_sdk_connect::Client,
+    /// The bare instance id.
+    id: &'a str,
+    /// The time of the run.
+    at: Timestamp,
+    /// What the store held when the run started.
+    existing: &'a Existing,
+    /// The progress hooks.
+    progress: &'a dyn SnapshotProgress,
+}
+
+/// What the list calls of one instance returned, checked.
+struct Listings {
+    /// The users, each once.
+    users: Vec<Listed>,
+    /// The security profiles, routing profiles and hierarchy groups, in the order of
+    /// [`RESOURCE_KINDS`], as listed.
+    resources: [Vec<Listed>; 3],
+}
+
+impl InstanceRun<'_> {
+    /// The instance's summary and change log, before anything is counted: its id, the
+    /// region its API is called in, and its account.
+    fn records(&self, instance: &Instance) -> (InstanceSummary, InstanceLog) {
+        let summary = InstanceSummary {
+            instance_id: self.id.to_owned(),
+            region: instance
+                .region
+                .clone()
+                .or_else(|| self.client.config().region().map(ToString::to_string)),
+            ..InstanceSummary::default()
+        };
+        let log = InstanceLog {
+            instance_id: self.id.to_owned(),
+            region: summary.region.clone(),
+            account: instance.account.clone(),
+            ..InstanceLog::default()
+        };
+        (summary, log)
+    }
+
+    /// Diffs the listings (and what `DescribeUser` added) against what the store holds:
+    /// fills the counts of `summary` and the change log, and returns the objects to write,
+    /// users first, then each kind of resource in the order of [`RESOURCE_KINDS`].
+    fn diff(
+        &self,
+        listings: Listings,
+        described: &HashMap<String, Described>,
+        summary: &mut InstanceSummary,
+        log: &mut InstanceLog,
+    ) -> Vec<Write> {
+        let (id, existing) = (self.id, self.existing);
+        let last_run = existing.last_run.get(id).copied();
+        let mut writes = Vec::new();
+        let candidates = listings
+            .users
+            .iter()
+            .map(|u| user_candidate(existing.users.get(&u.id), u, described.get(&u.id), id))
+            .collect();
+        let pass = Pass {
+            kind: TargetKind::User,
+            instance: id,
+            at: self.at,
+            last_run,
+        };
+        summary.users = reconcile(
+            pass,
+            &existing.users,
+            candidates,
+            &mut writes,
+            &mut log.users,
+        );
+        for ((kind, _), listed) in RESOURCE_KINDS.iter().zip(listings.resources) {
+            let (map, counts, change_log) = match kind {
+                TargetKind::SecurityProfile => (
+                    &existing.security_profiles,
+                    &mut summary.security_profiles,
+                    &mut log.security_profiles,
+                ),
+                TargetKind::RoutingProfile => (
+                    &existing.routing_profiles,
+                    &mut summary.routing_profiles,
+                    &mut log.routing_profiles,
+                ),
+                _ => (
+                    &existing.hierarchy_groups,
+                    &mut summary.hierarchy_groups,
+                    &mut log.hierarchy_groups,
+                ),
+            };
+            let candidates = dedupe(listed)
+                .iter()
+                .map(|r| resource_candidate(map.get(&r.id), r, id))
+                .collect();
+            let pass = Pass {
+                kind: *kind,
+                ..pass
+            };
+            *counts = reconcile(pass, map, candidates, &mut writes, change_log);
+        }
+        writes
     }
 }
 

@@ -12,6 +12,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test or benchmark reads best top to bottom; product code is split at clippy.toml's threshold"
+)]
+
 #[macro_use]
 mod json;
 

@@ -5,6 +5,10 @@
 //! first page of the table is in the document, `data-painted-ms` once it was painted.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::too_many_lines,
+    reason = "a test or benchmark reads best top to bottom; product code is split at clippy.toml's threshold"
+)]
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};

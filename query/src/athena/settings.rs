@@ -217,6 +217,9 @@ pub fn is_organization_id(text: &str) -> bool {
 impl AthenaSettings {
     /// Checks `[athena]`; `report_trail` and `snapshot` are the report's trail and snapshot
     /// texts (their defaults). Calls `problem(key, message)` for each problem found.
+    ///
+    /// Problems are reported in key order: names, output location, trail, coverage
+    /// (organization, accounts, regions), projection start, snapshot, limits.
     pub fn check(
         &self,
         report_trail: Option<&str>,
@@ -228,6 +231,35 @@ impl AthenaSettings {
             ok = false;
             problem(key, message);
         };
+        self.check_names(&mut bad);
+        let output_location = self.check_output_location(&mut bad);
+        let aws_logs = self.check_trail(report_trail, &mut bad);
+        self.check_coverage(&mut bad);
+        let projection_start = self.check_projection_start(&mut bad);
+        let snapshot = check_snapshot(snapshot, &mut bad);
+        self.check_limits(&mut bad);
+        if !ok {
+            return None;
+        }
+        Some(ValidAthena {
+            database: self.database.clone(),
+            table: self.table.clone(),
+            workgroup: self.workgroup.clone(),
+            output_location,
+            aws_logs: aws_logs?,
+            organization_id: self.organization_id.clone(),
+            accounts: self.accounts.clone(),
+            regions: self.regions.clone(),
+            projection_start: projection_start?,
+            snapshot,
+            lake: None,
+            timeout: std::time::Duration::from_secs(self.timeout_secs),
+            poll_max: std::time::Duration::from_millis(self.poll_max_ms),
+        })
+    }
+
+    /// `athena.database`, `athena.table` and `athena.workgroup`: names safe in DDL.
+    fn check_names(&self, bad: &mut impl FnMut(&str, String)) {
         for (key, value) in [
             ("athena.database", &self.database),
             ("athena.table", &self.table),
@@ -251,20 +283,32 @@ impl AthenaSettings {
                 ),
             );
         }
-        let output_location = match self.output_location.as_deref().map(S3Path::parse) {
+    }
+
+    /// `athena.output_location`: where query results go, when set.
+    fn check_output_location(&self, bad: &mut impl FnMut(&str, String)) -> Option<S3Path> {
+        match self.output_location.as_deref().map(S3Path::parse) {
             Some(Err(e)) => {
                 bad("athena.output_location", e);
                 None
             }
             Some(Ok(p)) => Some(p),
             None => None,
-        };
+        }
+    }
+
+    /// `athena.trail` (or, by default, `report.trail`): the trail's `AWSLogs/` folder.
+    fn check_trail(
+        &self,
+        report_trail: Option<&str>,
+        bad: &mut impl FnMut(&str, String),
+    ) -> Option<S3Path> {
         let (trail_key, trail_text) = match (&self.trail, report_trail) {
             (Some(t), _) => ("athena.trail", Some(t.as_str())),
             (None, Some(t)) if t.starts_with("s3://") => ("report.trail", Some(t)),
             _ => ("athena.trail", None),
         };
-        let aws_logs = match trail_text.map(S3Path::parse) {
+        match trail_text.map(S3Path::parse) {
             None => {
                 bad(
                     "athena.trail",
@@ -299,7 +343,12 @@ impl AthenaSettings {
                     }
                 }
             }
-        };
+        }
+    }
+
+    /// `athena.organization_id`, `athena.accounts` and `athena.regions`: what the table
+    /// covers.
+    fn check_coverage(&self, bad: &mut impl FnMut(&str, String)) {
         if let Some(org) = &self.organization_id
             && !is_organization_id(org)
         {
@@ -336,7 +385,11 @@ impl AthenaSettings {
                 );
             }
         }
-        let projection_start = match self.projection_start.parse::<Date>() {
+    }
+
+    /// `athena.projection_start`: the first delivery date the table covers.
+    fn check_projection_start(&self, bad: &mut impl FnMut(&str, String)) -> Option<Date> {
+        match self.projection_start.parse::<Date>() {
             Ok(d) if d.year() >= 2013 => Some(d),
             _ => {
                 bad(
@@ -348,50 +401,43 @@ impl AthenaSettings {
                 );
                 None
             }
-        };
-        let snapshot = match snapshot {
-            Some((key, text)) if text.starts_with("s3://") => match S3Path::parse(text) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    bad(key, e);
-                    None
-                }
-            },
-            Some((key, text)) => {
-                bad(
-                    key,
-                    format!(
-                        "`{text}` is a local directory: the Athena engine reads the snapshot store from S3 (s3://bucket/prefix)"
-                    ),
-                );
-                None
-            }
-            None => None,
-        };
+        }
+    }
+
+    /// `athena.timeout_secs` and `athena.poll_max_ms`: the query's time limits.
+    fn check_limits(&self, bad: &mut impl FnMut(&str, String)) {
         if self.timeout_secs == 0 {
             bad("athena.timeout_secs", "must be at least 1".into());
         }
         if self.poll_max_ms < 100 {
             bad("athena.poll_max_ms", "must be at least 100".into());
         }
-        if !ok {
-            return None;
+    }
+}
+
+/// The report's snapshot store (`(key, text)`), which the Athena engine reads only from S3.
+fn check_snapshot(
+    snapshot: Option<(&str, &str)>,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<S3Path> {
+    match snapshot {
+        Some((key, text)) if text.starts_with("s3://") => match S3Path::parse(text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                bad(key, e);
+                None
+            }
+        },
+        Some((key, text)) => {
+            bad(
+                key,
+                format!(
+                    "`{text}` is a local directory: the Athena engine reads the snapshot store from S3 (s3://bucket/prefix)"
+                ),
+            );
+            None
         }
-        Some(ValidAthena {
-            database: self.database.clone(),
-            table: self.table.clone(),
-            workgroup: self.workgroup.clone(),
-            output_location,
-            aws_logs: aws_logs?,
-            organization_id: self.organization_id.clone(),
-            accounts: self.accounts.clone(),
-            regions: self.regions.clone(),
-            projection_start: projection_start?,
-            snapshot,
-            lake: None,
-            timeout: std::time::Duration::from_secs(self.timeout_secs),
-            poll_max: std::time::Duration::from_millis(self.poll_max_ms),
-        })
+        None => None,
     }
 }
 

@@ -270,14 +270,39 @@ fn delivery_dates(window: Window) -> (String, String) {
     )
 }
 
-/// The CTEs and final SELECT shared by the query and the view.
+/// The CTEs and final SELECT shared by the query and the view, written in query order (the
+/// parameters are collected in the order of their placeholders).
 fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params) -> String {
+    let mut s = String::new();
+    write_trail_cte(&mut s, athena, filters, params);
+    write_learned_cte(&mut s);
+    write_audited_cte(&mut s, filters, params);
+    write_actor_ctes(&mut s);
+    write_rules_cte(&mut s);
+    write_target_ctes(&mut s);
+    write_records_cte(&mut s);
+    write_deduped_cte(&mut s, filters, params);
+    write_trail_name_ctes(&mut s);
+    let with_snapshot = athena.snapshot.is_some();
+    if with_snapshot {
+        write_snapshot_names_cte(&mut s, athena);
+    }
+    write_naming_ctes(&mut s, with_snapshot);
+    write_select(&mut s);
+    s
+}
+
+/// `WITH trail AS (…)`: the Connect events of the files the window may hold (delivery dates,
+/// accounts, regions), flattened.
+fn write_trail_cte(
+    s: &mut String,
+    athena: &ValidAthena,
+    filters: Option<&Filters<'_>>,
+    params: &mut Params,
+) {
     let iso = constant(
         r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)$",
     );
-    let mut s = String::new();
-
-    // 1. The Connect events of the files the window may hold, flattened.
     let _ = write!(
         s,
         "WITH trail AS (\n  SELECT \"$path\" AS trail_file, eventid AS event_id, eventname AS event_name, eventtime,\n    \
@@ -324,8 +349,10 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         );
     }
     s.push_str("\n),\n");
+}
 
-    // 2. Names the trail teaches: successful creates and renames.
+/// `learned`: the names the trail teaches, by id: successful creates and renames.
+fn write_learned_cte(s: &mut String) {
     let teaching: Vec<(&str, TargetRule)> = catalogue_names()
         .map(|n| (n, target_rule(n)))
         .filter(|(_, r)| r.teaches_name())
@@ -367,8 +394,11 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
             .collect::<Vec<_>>()
             .join(", "),
     );
+}
 
-    // 3. The audited events: selection, window (or a problem the local engine reports).
+/// `audited`: the selected events in the window, with the problem the local engine would
+/// report (such rows are kept whatever their time).
+fn write_audited_cte(s: &mut String, filters: Option<&Filters<'_>>, params: &mut Params) {
     let _ = write!(
         s,
         "audited AS (\n  SELECT t.*,\n    CASE WHEN event_id IS NULL THEN 'missing `eventID`'\n      \
@@ -402,16 +432,17 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         );
     }
     s.push_str("),\n");
+}
 
-    // 4. Actor: the role behind the session, and the session name.
+/// `actors` and `actor_kinds`: the role behind the session, the session name, and the kind of
+/// actor they make.
+fn write_actor_ctes(s: &mut String) {
     let _ = write!(
         s,
         "actors AS (\n  SELECT a.*,\n    coalesce(id_issuer, arn_role, '') AS role,\n    \
          coalesce(arn_session, regexp_extract(id_principal, '(?s)^[^:]*:(.*)$', 1)) AS session\n  \
          FROM audited a\n),\n"
     );
-    let uuid =
-        constant("^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})");
     let _ = write!(
         s,
         "actor_kinds AS (\n  SELECT a.*,\n    CASE WHEN starts_with(role, {sync}) OR id_type = 'AWSService' THEN 'service'\n      \
@@ -420,8 +451,11 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         sync = constant(SYNC_ROLE_PREFIX),
         connect = constant(CONNECT_ROLE_PREFIX),
     );
+}
 
-    // 5. Target by rule, category by group, instance.
+/// The target rule, reference and name of every catalogued event, as `CASE event_name`
+/// expressions: `(target_rule, target_ref_raw, target_name_raw)`.
+fn target_cases() -> (String, String, String) {
     let mut rule_case = String::from("CASE event_name");
     let mut ref_case = String::from("CASE event_name");
     let mut name_case = String::from("CASE event_name");
@@ -448,6 +482,11 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         field_sql(Field::Request("UserId"))
     );
     name_case.push_str(" END");
+    (rule_case, ref_case, name_case)
+}
+
+/// `CASE event_name …`: the category of every catalogued event, from its group.
+fn category_case() -> String {
     let mut category = String::from("CASE event_name");
     for group in GROUPS {
         for name in group.events {
@@ -460,6 +499,13 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         }
     }
     category.push_str(" END");
+    category
+}
+
+/// `rules`: target by rule, category by group, instance.
+fn write_rules_cte(s: &mut String) {
+    let (rule_case, ref_case, name_case) = target_cases();
+    let category = category_case();
     let _ = write!(
         s,
         "rules AS (\n  SELECT k.*,\n    {category} AS category,\n    {rule_case} AS target_rule,\n    \
@@ -467,9 +513,11 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          {instance_ref} AS instance_ref\n  FROM actor_kinds k\n),\n",
         instance_ref = decode_id_sql(&field_sql(Field::Request("InstanceId"))),
     );
+}
 
-    // 5b. One row per target: the list entries of a call that names several (at most
-    //     MAX_TARGETS, refused above when more), else the one target.
+/// `indexed` and `targets`: one row per target: the list entries of a call that names several
+/// (at most MAX_TARGETS, refused in `audited` when more), else the one target.
+fn write_target_ctes(s: &mut String) {
     let mut list_ref = String::from("CASE");
     for (key, events) in list_rules() {
         let mut entries = String::from("CASE n.target_index");
@@ -504,6 +552,12 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
             .join(", "),
         decode_id_sql("target_ref_any"),
     );
+}
+
+/// `records`: the actor's id and name, the target's kind and id, the instance and the origin.
+fn write_records_cte(s: &mut String) {
+    let uuid =
+        constant("^([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})");
     let instance_in_arn = constant(&format!("{ARN_HEAD}([^/]+)"));
     let _ = write!(
         s,
@@ -526,8 +580,11 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         instance = bare_id_sql("instance_ref"),
         src = constant(CONNECT_EVENT_SOURCE),
     );
+}
 
-    // 6. Scope, then one row per event id: the first delivery in trail order.
+/// `deduped`: the scope (accounts, regions, instances), then one row per event id and target:
+/// the first delivery in trail order.
+fn write_deduped_cte(s: &mut String, filters: Option<&Filters<'_>>, params: &mut Params) {
     s.push_str("deduped AS (\n  SELECT * FROM (\n    SELECT c.*, row_number() OVER (PARTITION BY event_id, target_index ORDER BY trail_file, ts) AS copy\n    FROM records c");
     if let Some(f) = filters {
         let mut conditions = Vec::new();
@@ -558,9 +615,12 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
         }
     }
     s.push_str("\n  ) copies WHERE copy = 1 OR event_id IS NULL\n),\n");
+}
 
-    // 7. Names: the snapshot, and the trail as the local engine knew it when it read the
-    //    row's file ("now") or after the whole trail ("final").
+/// `lookups` and `trail_names`: the names the trail gives each row's actor and target, as the
+/// local engine knew them when it read the row's file ("now") or after the whole trail
+/// ("final").
+fn write_trail_name_ctes(s: &mut String) {
     let named = named_kinds();
     let _ = write!(
         s,
@@ -575,21 +635,30 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          row_number() OVER (PARTITION BY k.event_id, k.target_index, k.who ORDER BY l.trail_file DESC, l.ts DESC) AS final_rank\n    \
          FROM lookups k JOIN learned l ON l.id = k.id\n  ) ranked GROUP BY event_id, target_index, who\n),\n"
     );
-    let with_snapshot = athena.snapshot.is_some();
-    if with_snapshot {
-        let [users, security, routing, hierarchy] = SNAPSHOT_TABLES.map(|(t, _, _)| t);
-        let _ = write!(
-            s,
-            "snapshot_names AS (\n  SELECT lower(id) AS id, min(name) AS name FROM (\n    \
-             SELECT id, username AS name FROM {}\n    UNION ALL SELECT id, name FROM {}\n    \
-             UNION ALL SELECT id, name FROM {}\n    UNION ALL SELECT id, name FROM {}\n  \
-             ) names WHERE id IS NOT NULL AND name IS NOT NULL GROUP BY lower(id)\n),\n",
-            table(athena, users),
-            table(athena, security),
-            table(athena, routing),
-            table(athena, hierarchy),
-        );
-    }
+}
+
+/// `snapshot_names`: every name of the snapshot tables, by lower-case id (only with a snapshot
+/// store).
+fn write_snapshot_names_cte(s: &mut String, athena: &ValidAthena) {
+    let [users, security, routing, hierarchy] = SNAPSHOT_TABLES.map(|(t, _, _)| t);
+    let _ = write!(
+        s,
+        "snapshot_names AS (\n  SELECT lower(id) AS id, min(name) AS name FROM (\n    \
+         SELECT id, username AS name FROM {}\n    UNION ALL SELECT id, name FROM {}\n    \
+         UNION ALL SELECT id, name FROM {}\n    UNION ALL SELECT id, name FROM {}\n  \
+         ) names WHERE id IS NOT NULL AND name IS NOT NULL GROUP BY lower(id)\n),\n",
+        table(athena, users),
+        table(athena, security),
+        table(athena, routing),
+        table(athena, hierarchy),
+    );
+}
+
+/// `named`, `readiness`, `resolved` and `sourced`: each row's snapshot and trail names, whether
+/// it was ready when its file was read, the trail name that applies, and where each name
+/// comes from.
+fn write_naming_ctes(s: &mut String, with_snapshot: bool) {
+    let named = named_kinds();
     let (actor_snap, target_snap, snapshot_joins) = if with_snapshot {
         (
             "sa.name",
@@ -627,10 +696,14 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          WHEN target_trail IS NOT NULL OR target_name_raw IS NOT NULL THEN 1 ELSE 2 END AS target_source\n  \
          FROM resolved r\n)\n"
     );
+}
 
-    // 8. The record.
-    // The secret credentials are masked in the SQL too, so the view never shows them; the
-    // engine then removes the keys (and any `report.redact_keys`) when it reads the rows.
+/// The final SELECT: the record's columns (then `trail_file` and `problem`) from `sourced`.
+///
+/// The secret credentials are masked in the SQL too, so the view never shows them; the
+/// engine then removes the keys (and any `report.redact_keys`) when it reads the rows.
+fn write_select(s: &mut String) {
+    let named = named_kinds();
     let secrets = constant(&format!(
         r#"(?i)("(?:{})"\s*:\s*)"(?:[^"\\]|\\.)*""#,
         SECRET_KEYS
@@ -654,7 +727,6 @@ fn body(athena: &ValidAthena, filters: Option<&Filters<'_>>, params: &mut Params
          regexp_replace(responseelements, {secrets}, '$1\"***\"') AS response_elements, trail_file, problem\n\
          FROM sourced"
     );
-    s
 }
 
 #[cfg(test)]
