@@ -106,7 +106,7 @@ pub fn report(
     let started = Instant::now();
     let started_at = jiff::Timestamp::now();
     let query = sql::audit_query(&valid.athena, valid.window, &valid.events, &valid.scope);
-    let mut specs = exporter_specs(settings, valid.window, false)?;
+    let mut specs = exporter_specs(&valid.exporters, valid.window, false)?;
     let s3_outputs = S3Outputs::stage(&mut specs)?;
     let exporters = build_exporters(&specs)?;
     let mut sink = FanOut {

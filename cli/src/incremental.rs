@@ -3,7 +3,7 @@
 //! every exporter finished.
 
 use anyhow::Context as _;
-use connect_audit_config::{ExporterSpec, ValidIncremental};
+use connect_audit_config::{ValidExporter, ValidIncremental};
 use connect_audit_core::{AuditRecord, RunState, StateFile, Window};
 use connect_audit_query::local::EarlyRow;
 use connect_audit_query::{BadInput, ScanSink, SinkError};
@@ -21,25 +21,22 @@ pub fn stamp(t: Timestamp) -> String {
 /// when a failed run is repeated (the state did not move), so the repeat replaces the failed
 /// run's files instead of doubling their rows, and each finished run adds its own file.
 pub fn name_outputs(
-    specs: &mut [ExporterSpec],
+    specs: &mut [ValidExporter],
     window: Window,
     incremental: bool,
 ) -> Result<(), UsageError> {
     let since = stamp(window.since);
     let until = stamp(window.until);
     for (i, spec) in specs.iter_mut().enumerate() {
-        if let ExporterSpec::Parquet(p) = spec
-            && p.partition_by_date
-        {
-            if incremental && !p.partition_file.contains("{since}") {
-                "part-{since}.parquet".clone_into(&mut p.partition_file);
+        if let Some(file) = spec.partition_file_mut() {
+            if incremental && !file.contains("{since}") {
+                "part-{since}.parquet".clone_into(file);
             }
-            p.partition_file = p
-                .partition_file
-                .replace("{since}", &since)
-                .replace("{until}", &until);
+            *file = file.replace("{since}", &since).replace("{until}", &until);
             // The partitions' folder is shared by every run: each run adds its own files.
-            p.path = p.path.replace("{since}", &since).replace("{until}", &until);
+            if let Some(path) = spec.path_mut() {
+                *path = path.replace("{since}", &since).replace("{until}", &until);
+            }
             continue;
         }
         let Some(path) = spec.path_mut() else {

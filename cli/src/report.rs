@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use connect_audit_config::{
-    CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Settings, ValidIncremental,
-    ValidReport,
+    CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Settings, ValidExporter,
+    ValidIncremental, ValidReport,
 };
 use connect_audit_core::{AuditRecord, Location, Scope, Store, Window};
 use connect_audit_exporters::destination::{S3Outputs, Uploaded};
@@ -117,18 +117,14 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
     }))
 }
 
-/// The configured exporters, or JSON Lines on stdout when none is configured, with the
-/// window put into their paths (`{since}`, `{until}`; see [`incremental::name_outputs`]).
+/// The validated exporters (JSON Lines on stdout when none is configured), with the window
+/// put into their paths (`{since}`, `{until}`; see [`incremental::name_outputs`]).
 pub fn exporter_specs(
-    settings: &Settings,
+    exporters: &[ValidExporter],
     window: Window,
     incremental: bool,
-) -> Result<Vec<ExporterSpec>, UsageError> {
-    let mut specs = if settings.exporters.is_empty() {
-        vec![ExporterSpec::Jsonl(JsonlSpec::new("-"))]
-    } else {
-        settings.exporters.clone()
-    };
+) -> Result<Vec<ValidExporter>, UsageError> {
+    let mut specs = exporters.to_vec();
     incremental::name_outputs(&mut specs, window, incremental)?;
     Ok(specs)
 }
@@ -146,8 +142,8 @@ pub fn credential_vars<'a>(names: impl IntoIterator<Item = &'a str>) -> Credenti
 }
 
 /// Starts every exporter.
-pub fn build_exporters(specs: &[ExporterSpec]) -> anyhow::Result<Vec<Box<dyn Exporter>>> {
-    let vars = credential_vars(specs.iter().filter_map(ExporterSpec::credential_var));
+pub fn build_exporters(specs: &[ValidExporter]) -> anyhow::Result<Vec<Box<dyn Exporter>>> {
+    let vars = credential_vars(specs.iter().filter_map(|spec| spec.credential_var()));
     let mut exporters = Vec::with_capacity(specs.len());
     for spec in specs {
         let exporter = connect_audit_exporters::build_with(spec, &vars).with_context(|| {
@@ -417,7 +413,7 @@ fn scan_trail(
     valid: &ValidReport,
     reporter: &Reporter,
 ) -> anyhow::Result<Scanned> {
-    let mut specs = exporter_specs(settings, valid.window, report.state.is_some())?;
+    let mut specs = exporter_specs(&valid.exporters, valid.window, report.state.is_some())?;
     let s3_outputs = S3Outputs::stage(&mut specs)?;
     let directory = report.load_directory(valid.snapshot.as_ref())?;
     let exporters = build_exporters(&specs)?;

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 
 pub use connect_audit_exporters::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, RecordSchema, Secret, SiemFlavor,
-    SiemWebhookSpec,
+    SiemWebhookSpec, ValidExporter,
 };
 pub use connect_audit_query::athena::{AthenaSettings, S3Path, ValidAthena};
 pub use connect_audit_snapshot::SnapshotSettings;
@@ -510,6 +510,8 @@ pub struct ValidReport {
     pub events: EventSelection,
     /// The accounts, regions and instances reported.
     pub scope: Scope,
+    /// The exporters, validated; JSON Lines on stdout when none is configured.
+    pub exporters: Vec<ValidExporter>,
 }
 
 /// A report on the Athena engine, checked.
@@ -523,14 +525,18 @@ pub struct ValidAthenaReport {
     pub events: EventSelection,
     /// The accounts, regions and instances reported.
     pub scope: Scope,
+    /// The exporters, validated; JSON Lines on stdout when none is configured.
+    pub exporters: Vec<ValidExporter>,
 }
 
 /// The events a report selects, as both engines check them: when (the window), which calls
-/// (the events) and where (accounts, regions, instances); each `None` when it is invalid.
+/// (the events) and where (accounts, regions, instances), each `None` when it is invalid; and
+/// the exporters that are valid.
 struct ReportSelection {
     window: Option<Window>,
     events: Option<EventSelection>,
     scope: Option<Scope>,
+    exporters: Vec<ValidExporter>,
 }
 
 impl Settings {
@@ -613,8 +619,9 @@ impl Settings {
                 );
             }
         }
-        validate_exporters(&self.exporters, problem);
+        let exporters = validate_exporters(&self.exporters, problem);
         ReportSelection {
+            exporters,
             window,
             events,
             scope: scope_ok.then(|| Scope {
@@ -680,6 +687,7 @@ impl Settings {
                     window,
                     events,
                     scope,
+                    exporters: common.exporters,
                 })
             }
             _ => Err(ConfigError::Invalid(problems)),
@@ -752,6 +760,7 @@ impl Settings {
                     window,
                     events,
                     scope,
+                    exporters: common.exporters,
                 })
             }
             _ => Err(ConfigError::Invalid(problems)),
@@ -884,9 +893,17 @@ fn check_instance(instance: &InstanceSettings) -> Result<ValidInstance, String> 
     })
 }
 
-/// The exporters, each by its own pure validation ([`ExporterSpec::validate`]), and what only
-/// all of them tell: no two write the same output.
-fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, String)) {
+/// The exporters, each by its own pure validation ([`ExporterSpec::check`]), and what only
+/// all of them tell: no two write the same output. Gives the valid ones; none configured is
+/// JSON Lines on stdout.
+fn validate_exporters(
+    specs: &[ExporterSpec],
+    problem: &mut impl FnMut(&str, String),
+) -> Vec<ValidExporter> {
+    if specs.is_empty() {
+        return vec![ValidExporter::stdout_jsonl()];
+    }
+    let mut valid = Vec::with_capacity(specs.len());
     let mut paths = BTreeSet::new();
     for (i, spec) in specs.iter().enumerate() {
         let key = format!("exporters[{i}]");
@@ -899,8 +916,9 @@ fn validate_exporters(specs: &[ExporterSpec], problem: &mut impl FnMut(&str, Str
                 format!("`{path}` is already the output of another exporter"),
             );
         }
-        spec.validate(&key, problem);
+        valid.extend(spec.check(&key, problem));
     }
+    valid
 }
 
 /// Who set `key` in `figment` (as [`load`] builds it, flags merged with [`flag`]): a file, an

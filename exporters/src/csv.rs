@@ -18,7 +18,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::local_output::{self, Output};
-use crate::spec::{CredentialVars, Spec, path_field, timezone_problem, utc};
+use crate::spec::{CredentialVars, Spec, Validated, path_field, timezone_problem, utc};
 use crate::{Error, ExportSummary, Exporter};
 
 /// `type = "csv"`.
@@ -77,7 +77,7 @@ impl Spec for CsvSpec {
         problems
     }
 
-    fn build(&self, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+    fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
         Ok(Box::new(CsvExporter::create(self)?))
     }
 }
@@ -106,8 +106,8 @@ impl std::fmt::Debug for CsvExporter {
 
 impl CsvExporter {
     /// Opens the output of a validated spec (a temporary file beside `spec.path`, or stdout
-    /// for `-`) and writes the header row.
-    pub fn create(spec: &CsvSpec) -> Result<Self, Error> {
+    /// for `-`) and writes the header row. Validation found its columns and time zone.
+    fn create(spec: &CsvSpec) -> Result<Self, Error> {
         let name = local_output::describe("csv", &spec.path);
         let columns = match &spec.columns {
             None => COLUMNS.to_vec(),
@@ -118,18 +118,11 @@ impl CsvExporter {
                         .iter()
                         .copied()
                         .find(|known| known == column)
-                        .ok_or_else(|| Error::UnknownColumn {
-                            exporter: name.clone(),
-                            column: column.clone(),
-                        })
+                        .expect("validated: a column of the audit record")
                 })
-                .collect::<Result<_, _>>()?,
+                .collect(),
         };
-        let timezone = TimeZone::get(&spec.timezone).map_err(|source| Error::TimeZone {
-            exporter: name.clone(),
-            timezone: spec.timezone.clone(),
-            source,
-        })?;
+        let timezone = TimeZone::get(&spec.timezone).expect("validated: an IANA time zone");
         let timezone = (!is_utc(&spec.timezone, &timezone)).then_some(timezone);
         let mut encoder = ::csv::Writer::from_writer(Output::open(&name, &spec.path)?);
         encoder

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use connect_audit_core::{Location, Store};
 
-use crate::{Error, ExporterSpec};
+use crate::{Error, ValidExporter};
 
 /// One exporter's S3 destination and the local directory it writes to meanwhile.
 struct Staged {
@@ -37,7 +37,7 @@ pub struct Uploaded {
 
 impl S3Outputs {
     /// Points every `s3://` file exporter at a local staging directory instead.
-    pub fn stage(specs: &mut [ExporterSpec]) -> Result<Self, Error> {
+    pub fn stage(specs: &mut [ValidExporter]) -> Result<Self, Error> {
         let mut root = None;
         let mut staged = Vec::new();
         for (i, spec) in specs.iter_mut().enumerate() {
@@ -74,13 +74,8 @@ impl S3Outputs {
             let (target, local) = if partitioned {
                 (Location::S3 { bucket, prefix }, dir.clone())
             } else {
+                // Validation made sure the key names an object: `name` is not empty.
                 let (folder, name) = prefix.rsplit_once('/').unwrap_or(("", &prefix));
-                if name.is_empty() {
-                    return Err(Error::S3ObjectUnnamed {
-                        index: i,
-                        path: path.clone(),
-                    });
-                }
                 let local = dir.join(name);
                 (
                     Location::S3 {

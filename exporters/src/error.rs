@@ -69,37 +69,15 @@ pub enum Error {
         #[source]
         source: Box<parquet::errors::ParquetError>,
     },
-    /// Parquet was asked to write to stdout (`path = "-"`), which a Parquet writer cannot
-    /// seek back on.
-    #[error("{exporter}: Parquet cannot be written to stdout; give a file or directory path")]
-    StdoutUnsupported {
+    /// A spec built in code that does not pass its validation
+    /// ([`ExporterSpec::validated`](crate::ExporterSpec::validated)); config reports the same
+    /// problems by key instead.
+    #[error("{exporter}: {}", problems.join("; "))]
+    Invalid {
         /// The exporter.
         exporter: String,
-    },
-    /// A CSV column that the audit record does not have, so no cell can be written for it.
-    #[error("{exporter}: unknown column `{column}`")]
-    UnknownColumn {
-        /// The exporter.
-        exporter: String,
-        /// The column asked for.
-        column: String,
-    },
-    /// The CSV or HTML time zone is not an IANA time zone name this build knows.
-    #[error("{exporter}: `{timezone}` is not an IANA time zone: {source}")]
-    TimeZone {
-        /// The exporter.
-        exporter: String,
-        /// The name given.
-        timezone: String,
-        /// Why it was refused.
-        #[source]
-        source: jiff::Error,
-    },
-    /// A Parquet spec with `row_group_size = 0`, which a Parquet writer cannot have.
-    #[error("{exporter}: row_group_size must be at least 1")]
-    RowGroupSize {
-        /// The exporter.
-        exporter: String,
+        /// Each problem, as `field: message`, in field order.
+        problems: Vec<String>,
     },
     /// The SIEM webhook exporter cannot start or stopped: a credential variable is not set
     /// or empty, its URL or secret is unusable, TLS cannot be set up, or its delivery thread
@@ -165,16 +143,6 @@ pub enum Error {
         /// The error of the store, the file system or the listing.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// An `s3://` output of a single file whose path ends in a folder.
-    #[error(
-        "exporters[{index}].path `{path}`: name the object, e.g. s3://bucket/audit/audit-{{since}}.csv"
-    )]
-    S3ObjectUnnamed {
-        /// The exporter's index in the configuration.
-        index: usize,
-        /// The path given.
-        path: String,
     },
     /// The store of an `s3://` output could not be opened.
     #[error(transparent)]

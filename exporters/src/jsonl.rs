@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::local_output::{self, Output};
 use crate::ocsf::to_ocsf_events;
-use crate::spec::{CredentialVars, RecordSchema, Spec, path_field};
+use crate::spec::{CredentialVars, RecordSchema, Spec, Validated, path_field};
 use crate::{Error, ExportSummary, Exporter};
 
 /// `type = "jsonl"`.
@@ -44,7 +44,7 @@ impl Spec for JsonlSpec {
         Vec::new()
     }
 
-    fn build(&self, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+    fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
         Ok(Box::new(JsonlExporter::create(self)?))
     }
 }

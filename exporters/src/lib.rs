@@ -43,7 +43,7 @@
 //!     "name_source": "snapshot", "origin": "api"
 //! }"#)?;
 //!
-//! let mut exporter = connect_audit_exporters::build(&spec)?;
+//! let mut exporter = connect_audit_exporters::build(&spec.validated()?)?;
 //! exporter.write(std::slice::from_ref(&record))?;
 //! assert!(!path.exists(), "the file appears only when finished");
 //! let summary = exporter.finish()?;
@@ -80,7 +80,7 @@ pub use crate::jsonl::{JsonlExporter, JsonlSpec};
 pub use crate::memory::{MemoryExporter, MemoryRecords};
 pub use crate::parquet::{ParquetExporter, ParquetSpec};
 pub use crate::siem::{Secret, SiemExporter, SiemFlavor, SiemWebhookSpec};
-pub use crate::spec::{CredentialVars, ExporterSpec, RecordSchema, Spec};
+pub use crate::spec::{CredentialVars, ExporterSpec, RecordSchema, Spec, ValidExporter, Validated};
 
 /// A destination for audit records.
 ///
@@ -160,20 +160,20 @@ pub struct ExportSummary {
     pub outputs: Vec<PathBuf>,
 }
 
-/// Builds the exporter a validated spec describes ([`ExporterSpec::validate`] found no
-/// problem) and opens its output, so a temporary file exists from here on
+/// Builds the exporter a validated spec describes ([`ExporterSpec::check`] or
+/// [`ExporterSpec::validated`]) and opens its output, so a temporary file exists from here on
 /// ([`Spec::build`]). A credential variable the spec names is taken as not set: see
 /// [`build_with`]. The exporter refuses to finish after a failed `write`
 /// ([`Error::Incomplete`]).
-pub fn build(spec: &ExporterSpec) -> Result<Box<dyn Exporter>, Error> {
+pub fn build(spec: &ValidExporter) -> Result<Box<dyn Exporter>, Error> {
     build_with(spec, &CredentialVars::default())
 }
 
 /// [`build`], with the values of the credential variables the spec names
 /// ([`ExporterSpec::credential_var`]), which the program read.
-pub fn build_with(spec: &ExporterSpec, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+pub fn build_with(spec: &ValidExporter, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
     Ok(Box::new(Guarded {
-        inner: spec.spec().build(vars)?,
+        inner: spec.build(vars)?,
         failed: false,
     }))
 }

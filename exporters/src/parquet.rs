@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::local_output::{self, STDOUT};
 use crate::ocsf;
-use crate::spec::{CredentialVars, RecordSchema, Spec, path_field};
+use crate::spec::{CredentialVars, RecordSchema, Spec, Validated, path_field};
 use crate::{Error, ExportSummary, Exporter};
 
 /// `type = "parquet"`.
@@ -107,7 +107,7 @@ impl Spec for ParquetSpec {
         problems
     }
 
-    fn build(&self, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+    fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
         Ok(Box::new(ParquetExporter::create(self)?))
     }
 }
@@ -156,9 +156,9 @@ impl std::fmt::Debug for ParquetExporter {
 
 impl ParquetExporter {
     /// For a single file, opens a temporary file beside `spec.path` (a validated spec);
-    /// partitions are opened as their first record arrives. Refuses stdout and row groups of
-    /// no rows, which a Parquet writer cannot have.
-    pub fn create(spec: &ParquetSpec) -> Result<Self, Error> {
+    /// partitions are opened as their first record arrives. Validation refused stdout and row
+    /// groups of no rows, which a Parquet writer cannot have.
+    fn create(spec: &ParquetSpec) -> Result<Self, Error> {
         let ocsf = spec.schema == RecordSchema::Ocsf;
         let name = match (spec.partition_by_date, ocsf) {
             (true, false) => format!("parquet {} (by date)", spec.path),
@@ -166,12 +166,6 @@ impl ParquetExporter {
             (false, false) => local_output::describe("parquet", &spec.path),
             (false, true) => format!("{} (ocsf)", local_output::describe("parquet", &spec.path)),
         };
-        if spec.path == STDOUT {
-            return Err(Error::StdoutUnsupported { exporter: name });
-        }
-        if spec.row_group_size == 0 {
-            return Err(Error::RowGroupSize { exporter: name });
-        }
         let path = local_output::local_path(&name, &spec.path)?;
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))

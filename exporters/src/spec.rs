@@ -2,7 +2,9 @@
 //! `type`. Each variant's spec lives beside its exporter ([`CsvSpec`] in `csv.rs`,
 //! [`JsonlSpec`] in `jsonl.rs`, [`ParquetSpec`] in `parquet.rs`, [`HtmlSpec`] in `html/`,
 //! [`SiemWebhookSpec`] in `siem/`) with its serde defaults, `deny_unknown_fields` and a pure
-//! [`Spec::validate`]; [`Spec::build`] does the I/O and trusts a validated spec.
+//! [`Spec::validate`]. Validation runs once, in [`ExporterSpec::check`] (or
+//! [`ExporterSpec::validated`]), and yields a [`ValidExporter`], the only thing
+//! [`build`](crate::build) takes; [`Spec::build`] does the I/O and trusts it.
 //!
 //! Adding an exporter is its module, with a spec that implements [`Spec`], and one line in the
 //! registry of [`ExporterSpec`] here.
@@ -38,14 +40,14 @@ macro_rules! registry {
             }
 
             /// The spec of this variant, as the registry sees it.
-            pub fn spec(&self) -> &dyn Spec {
+            fn spec(&self) -> &dyn Spec {
                 match self {
                     $(Self::$variant(spec) => spec,)*
                 }
             }
 
             /// [`spec`](Self::spec), to change.
-            pub fn spec_mut(&mut self) -> &mut dyn Spec {
+            fn spec_mut(&mut self) -> &mut dyn Spec {
                 match self {
                     $(Self::$variant(spec) => spec,)*
                 }
@@ -102,12 +104,16 @@ pub trait Spec {
         None
     }
 
-    /// Builds the exporter and opens its output. It trusts a spec whose
-    /// [`validate`](Self::validate) found no problem; what it still refuses is what it cannot
-    /// turn into a writer (a time zone this build does not know, a column the record does not
-    /// have, a credential variable not passed in `vars`).
-    fn build(&self, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error>;
+    /// Builds the exporter and opens its output. It trusts the spec: [`Validated`] says that
+    /// [`validate`](Self::validate) found no problem, so the names it parses (a time zone, the
+    /// columns) are known. What it still refuses is I/O and what only the run can tell (a
+    /// credential variable not passed in `vars`, an `s3://` path not staged).
+    fn build(&self, proof: Validated, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error>;
 }
+
+/// The proof [`Spec::build`] asks for: only this crate makes one, from a [`ValidExporter`].
+#[derive(Debug, Clone, Copy)]
+pub struct Validated(());
 
 /// [`Spec::path`] and [`Spec::path_mut`] of a spec whose output is its `path` field.
 macro_rules! path_field {
@@ -148,10 +154,20 @@ impl ExporterSpec {
         self.spec().credential_var()
     }
 
-    /// Pure validation of the exporter configured at `key` (`exporters[2]`): calls
-    /// `problem(key.field, message)` for each problem, in field order. Whether two exporters
-    /// write the same output is for the caller, who sees them all.
-    pub fn validate(&self, key: &str, problem: &mut impl FnMut(&str, String)) {
+    /// Validates the exporter configured at `key` (`exporters[2]`), the one validation of an
+    /// exporter: calls `problem(key.field, message)` for each problem, in field order, and
+    /// gives the [`ValidExporter`] when there is none. Pure: no network, disk or credentials.
+    /// Whether two exporters write the same output is for the caller, who sees them all.
+    pub fn check(
+        &self,
+        key: &str,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<ValidExporter> {
+        let mut valid = true;
+        let mut problem = |field: &str, message: String| {
+            valid = false;
+            problem(field, message);
+        };
         let path = self.path();
         if path.starts_with("s3://") {
             match Location::parse(path) {
@@ -172,6 +188,68 @@ impl ExporterSpec {
         for (field, message) in self.spec().validate() {
             problem(&format!("{key}.{field}"), message);
         }
+        valid.then(|| ValidExporter(self.clone()))
+    }
+
+    /// [`check`](Self::check) for a spec built in code, not read from config: the problems,
+    /// if any, in one [`Error::Invalid`] that names the exporter and each field.
+    pub fn validated(self) -> Result<ValidExporter, Error> {
+        let mut problems = Vec::new();
+        match self.check("", &mut |field, message| {
+            problems.push(format!("{}: {message}", field.trim_start_matches('.')));
+        }) {
+            Some(valid) => Ok(valid),
+            None => Err(Error::Invalid {
+                exporter: crate::local_output::describe(self.kind(), self.path()),
+                problems,
+            }),
+        }
+    }
+}
+
+/// An exporter spec that passed [`ExporterSpec::check`]: the only input of
+/// [`build`](crate::build). It reads as its [`ExporterSpec`]; what may change after
+/// validation is only where the files go ([`path_mut`](Self::path_mut),
+/// [`partition_file_mut`](Self::partition_file_mut)), which the program rewrites for `{since}`
+/// names and `s3://` staging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidExporter(ExporterSpec);
+
+impl ValidExporter {
+    /// What a report writes when no exporter is configured: JSON Lines on stdout.
+    pub fn stdout_jsonl() -> Self {
+        Self(ExporterSpec::Jsonl(crate::JsonlSpec::new(
+            crate::local_output::STDOUT,
+        )))
+    }
+
+    /// The output path of a file exporter, to rewrite: the result must still name a file (or
+    /// the folder of a partitioned Parquet exporter). `None` for exporters that write no file.
+    pub fn path_mut(&mut self) -> Option<&mut String> {
+        self.0.path_mut()
+    }
+
+    /// The file name in each partition of a Parquet exporter that partitions by date, to
+    /// rewrite: the result must still be a plain file name
+    /// ([`is_file_name`](crate::parquet::is_file_name)). `None` for every other exporter.
+    pub fn partition_file_mut(&mut self) -> Option<&mut String> {
+        match &mut self.0 {
+            ExporterSpec::Parquet(p) if p.partition_by_date => Some(&mut p.partition_file),
+            _ => None,
+        }
+    }
+
+    /// Builds the exporter ([`Spec::build`]): the proof of validation is this value.
+    pub(crate) fn build(&self, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+        self.0.spec().build(Validated(()), vars)
+    }
+}
+
+impl std::ops::Deref for ValidExporter {
+    type Target = ExporterSpec;
+
+    fn deref(&self) -> &ExporterSpec {
+        &self.0
     }
 }
 

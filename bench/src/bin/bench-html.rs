@@ -181,7 +181,8 @@ fn main() -> ExitCode {
         timezone: "Asia/Tokyo".to_owned(),
         ..HtmlSpec::new(out.display().to_string())
     });
-    let mut exporter = connect_audit_exporters::build(&spec).expect("the html exporter");
+    let mut exporter = connect_audit_exporters::build(&spec.validated().expect("valid"))
+        .expect("the html exporter");
     for batch in records.chunks(8192) {
         exporter.write(batch).expect("written");
     }

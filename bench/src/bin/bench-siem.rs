@@ -88,8 +88,10 @@ fn main() {
             spec.concurrency = concurrency;
             spec.dead_letter = dir.path().join("dead.jsonl").display().to_string();
             let clock = Instant::now();
-            let mut exporter =
-                connect_audit_exporters::build(&ExporterSpec::SiemWebhook(spec)).expect("build");
+            let mut exporter = connect_audit_exporters::build(
+                &ExporterSpec::SiemWebhook(spec).validated().expect("valid"),
+            )
+            .expect("build");
             // The scan hands over batches of about this size.
             for chunk in records.chunks(1000) {
                 exporter.write(chunk).expect("write");

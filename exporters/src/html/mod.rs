@@ -126,13 +126,9 @@ struct Grant {
 impl HtmlExporter {
     /// Opens the output of a validated spec (a temporary file beside `spec.path`, or stdout
     /// for `-`); the page's head is written now, the rest as records come and in `finish`.
-    pub fn create(spec: &HtmlSpec) -> Result<Self, Error> {
+    pub(crate) fn create(spec: &HtmlSpec) -> Result<Self, Error> {
         let name = local_output::describe("html", &spec.path);
-        let timezone = TimeZone::get(&spec.timezone).map_err(|source| Error::TimeZone {
-            exporter: name.clone(),
-            timezone: spec.timezone.clone(),
-            source,
-        })?;
+        let timezone = TimeZone::get(&spec.timezone).expect("validated: an IANA time zone");
         let mut output = Output::open(&name, &spec.path)?;
         output.append(head(&spec.title).as_bytes())?;
         output.append(br#"<script type="application/json" id="audit-records">["#)?;
@@ -865,7 +861,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.html");
         let spec = crate::ExporterSpec::Html(HtmlSpec::new(path.display().to_string()));
-        let mut exporter = crate::build(&spec).unwrap();
+        let mut exporter = crate::build(&spec.validated().unwrap()).unwrap();
         exporter.write(&[]).unwrap();
         exporter.finish().unwrap();
         let page = std::fs::read_to_string(&path).unwrap();

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::HtmlExporter;
-use crate::spec::{CredentialVars, Spec, path_field, timezone_problem, utc};
+use crate::spec::{CredentialVars, Spec, Validated, path_field, timezone_problem, utc};
 use crate::{Error, Exporter};
 
 /// `type = "html"`: one self-contained HTML page (inline CSS, SVG and script; no network
@@ -61,7 +61,7 @@ impl Spec for HtmlSpec {
         problems
     }
 
-    fn build(&self, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+    fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
         Ok(Box::new(HtmlExporter::create(self)?))
     }
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{SiemExporter, event_body};
-use crate::spec::{CredentialVars, RecordSchema, Spec};
+use crate::spec::{CredentialVars, RecordSchema, Spec, Validated};
 use crate::{Error, Exporter};
 
 /// `type = "siem-webhook"`: batches of records POSTed to a SIEM over HTTP(S), retried on
@@ -354,7 +354,7 @@ impl Spec for SiemWebhookSpec {
         problems
     }
 
-    fn build(&self, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+    fn build(&self, _: Validated, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
         Ok(Box::new(SiemExporter::with_event_body(
             self,
             vars,

@@ -449,7 +449,7 @@ fn hostile_values_stay_text_in_every_part_of_the_page() {
         title: payloads[1].to_owned(),
         ..HtmlSpec::new(path.display().to_string())
     });
-    let mut exporter = connect_audit_exporters::build(&spec).unwrap();
+    let mut exporter = connect_audit_exporters::build(&spec.validated().unwrap()).unwrap();
     exporter.write(&records).unwrap();
     exporter.finish().unwrap();
     let page = fs::read_to_string(&path).unwrap();
@@ -506,7 +506,7 @@ fn times_days_and_the_run_context_are_shown_in_the_configured_zone() {
         timezone: "Asia/Tokyo".into(),
         ..HtmlSpec::new(path.display().to_string())
     });
-    let mut exporter = connect_audit_exporters::build(&spec).unwrap();
+    let mut exporter = connect_audit_exporters::build(&spec.validated().unwrap()).unwrap();
     exporter
         .write(&[
             // 2024-05-03 08:30 in Tokyo: the day of the bar is the local one.

@@ -136,7 +136,10 @@ fn examples_through_jsonl_and_parquet_as_ocsf() {
             ..ParquetSpec::new(text(&lake))
         }),
     ];
-    let mut exporters: Vec<Box<dyn Exporter>> = specs.iter().map(|s| build(s).unwrap()).collect();
+    let mut exporters: Vec<Box<dyn Exporter>> = specs
+        .iter()
+        .map(|s| build(&s.clone().validated().unwrap()).unwrap())
+        .collect();
     assert_eq!(
         exporters[0].describe(),
         format!("jsonl {} (ocsf)", text(&jsonl))

@@ -76,8 +76,10 @@ fn spec(flavor: SiemFlavor, receiver: &SiemReceiver, dead_letter: &Path) -> Siem
 }
 
 fn export(spec: &SiemWebhookSpec, records: &[AuditRecord]) -> Result<u64, Error> {
-    let mut exporter =
-        connect_audit_exporters::build(&ExporterSpec::SiemWebhook(spec.clone())).unwrap();
+    let mut exporter = connect_audit_exporters::build(
+        &ExporterSpec::SiemWebhook(spec.clone()).validated().unwrap(),
+    )
+    .unwrap();
     for chunk in records.chunks(10) {
         exporter.write(chunk).unwrap();
     }
@@ -435,7 +437,8 @@ fn a_missing_token_variable_is_refused_at_build_without_a_request() {
     );
     spec.token = None;
     spec.token_env = Some("E2E_SIEM_UNSET_TOKEN_VARIABLE".into());
-    let Err(err) = connect_audit_exporters::build(&ExporterSpec::SiemWebhook(spec)) else {
+    let valid = ExporterSpec::SiemWebhook(spec).validated().unwrap();
+    let Err(err) = connect_audit_exporters::build(&valid) else {
         panic!("built without its token")
     };
     assert!(
