@@ -44,7 +44,7 @@ pub mod window;
 pub use catalogue::{EventGroup, EventSelection};
 pub use directory::Directory;
 pub use error::Error;
-pub use location::{AtomicFile, Location, ObjectInfo, Store};
+pub use location::{AtomicFile, Location, ObjectInfo, Store, Unreadable, Walked};
 pub use record::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
 pub use scope::Scope;
 pub use state::{RunState, StateFile};

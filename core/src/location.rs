@@ -127,6 +127,24 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// What [`Store::walk`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Walked {
+    /// The objects, in path order.
+    pub objects: Vec<ObjectInfo>,
+    /// What could not be read (locally only), in the order the walk met it.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// An entry of a local walk that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its path.
+    pub path: PathBuf,
+    /// Why: `cannot read: …`, `symbolic link loop back to …`, or a name that is not UTF-8.
+    pub reason: String,
+}
+
 impl Store {
     /// A store in a local directory (created on the first [`put`](Self::put)).
     pub fn local(root: impl Into<PathBuf>) -> Self {
@@ -333,6 +351,46 @@ impl Store {
         };
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(objects)
+    }
+
+    /// Every object of the store as a reader of the whole tree sees it, for trails whose
+    /// layout the caller does not know: keys in path order (by `/`-separated segment), with
+    /// sizes, never descending into a folder named in `skip_folders`. Unlike
+    /// [`list`](Self::list), what cannot be read does not stop the walk: it is reported in
+    /// [`Walked::unreadable`], named, and the walk goes on.
+    ///
+    /// Locally: links are followed, only regular files are objects (a FIFO or a socket is
+    /// passed over without being opened), a symbolic link loop or an entry that cannot be
+    /// read is unreadable, and so is a file name that is not UTF-8. A root that is itself a
+    /// file is one object with the empty key. On S3: one recursive listing of the prefix, whose
+    /// failure is an error as in [`list`](Self::list).
+    pub async fn walk(&self, skip_folders: &'static [&'static str]) -> Result<Walked, Error> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let root = root.clone();
+                blocking(root.clone(), move || Ok(walk_local(&root, skip_folders))).await
+            }
+            Backend::S3 { .. } => {
+                let mut objects: Vec<ObjectInfo> = self
+                    .list("")
+                    .await?
+                    .into_iter()
+                    .filter(|o| {
+                        // Every segment but the last is a folder.
+                        !o.key
+                            .split('/')
+                            .rev()
+                            .skip(1)
+                            .any(|f| skip_folders.contains(&f))
+                    })
+                    .collect();
+                objects.sort_by(|a, b| a.key.split('/').cmp(b.key.split('/')));
+                Ok(Walked {
+                    objects,
+                    unreadable: Vec::new(),
+                })
+            }
+        }
     }
 
     /// Whether any object exists under `prefix` (on S3, one request whatever the size).
@@ -717,6 +775,57 @@ fn list_local(root: &Path, prefix: &str, limit: Option<usize>) -> Result<Vec<Obj
     Ok(objects)
 }
 
+/// [`Store::walk`] of a local root.
+fn walk_local(root: &Path, skip_folders: &[&str]) -> Walked {
+    let mut walked = Walked::default();
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            !(e.depth() > 0
+                && e.file_type().is_dir()
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|name| skip_folders.contains(&name)))
+        });
+    for entry in walk {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                walked.unreadable.push(Unreadable {
+                    path: e.path().unwrap_or(root).to_owned(),
+                    reason: walk_error_reason(&e),
+                });
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(key) = local_key(root, entry.path()) else {
+            walked.unreadable.push(Unreadable {
+                path: entry.into_path(),
+                reason: "the file name is not UTF-8".to_owned(),
+            });
+            continue;
+        };
+        let size = entry.metadata().map_or(0, |m| m.len());
+        walked.objects.push(ObjectInfo { key, size });
+    }
+    walked
+}
+
+fn walk_error_reason(e: &walkdir::Error) -> String {
+    if let Some(ancestor) = e.loop_ancestor() {
+        return format!("symbolic link loop back to {}", ancestor.display());
+    }
+    match e.io_error() {
+        Some(io) => format!("cannot read: {io}"),
+        None => e.to_string(),
+    }
+}
+
 /// Directories directly under `root/prefix`'s folder whose key starts with `prefix`.
 fn list_local_dirs(root: &Path, prefix: &str) -> Result<Vec<String>, Error> {
     let split = prefix.rfind('/').map_or(0, |i| i + 1);
@@ -893,6 +1002,65 @@ impl Write for AtomicFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn walk(store: &Store) -> Walked {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(store.walk(&["skip"]))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_local_walk_sees_every_file_in_path_order_and_names_what_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for rel in [
+            "b/2.json",
+            "a/1.json",
+            "a-b/3.json",
+            "skip/x.json",
+            "a/skip/y.json",
+        ] {
+            let path = root.join(rel);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, rel).unwrap();
+        }
+        let keys = |w: &Walked| w.objects.iter().map(|o| o.key.clone()).collect::<Vec<_>>();
+        let walked = walk(&Store::local(root));
+        // By segment: `a/…` before `a-b/…`, as a listing sorted by path component.
+        assert_eq!(keys(&walked), ["a/1.json", "a-b/3.json", "b/2.json"]);
+        assert_eq!(walked.objects[0].size, 8);
+        assert!(walked.unreadable.is_empty());
+
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink("..", root.join("a/loop")).unwrap();
+            std::os::unix::fs::symlink("/nonexistent/x", root.join("b/gone.json")).unwrap();
+            let walked = walk(&Store::local(root));
+            assert_eq!(keys(&walked), ["a/1.json", "a-b/3.json", "b/2.json"]);
+            let reasons: Vec<(PathBuf, &str)> = walked
+                .unreadable
+                .iter()
+                .map(|u| (u.path.clone(), u.reason.split(':').next().unwrap()))
+                .collect();
+            assert_eq!(reasons.len(), 2, "{:?}", walked.unreadable);
+            assert_eq!(reasons[0].0, root.join("a/loop"));
+            assert!(reasons[0].1.starts_with("symbolic link loop back to "));
+            assert_eq!(reasons[1], (root.join("b/gone.json"), "cannot read"));
+        }
+
+        // A root that is a file is one object, with the empty key.
+        let file = Store::local(root.join("a/1.json"));
+        assert_eq!(
+            walk(&file).objects,
+            [ObjectInfo {
+                key: String::new(),
+                size: 8
+            }]
+        );
+    }
 
     #[test]
     fn parses_locations() {

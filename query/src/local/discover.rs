@@ -1,12 +1,16 @@
-//! Finding the trail files, under a local directory (or file) or an S3 prefix.
+//! Finding the trail files, under a local directory (or file) or an S3 prefix, through the
+//! trail's [`Store`].
 //!
-//! Takes the trail's root and the window. Gives the CloudTrail log files that may hold events
-//! of the window ([`TrailFile`]s), in path order, the same order for a local walk and an S3
-//! listing, and counts what it found, pruned and ignored in the [`ScanSummary`]. A local walk
-//! follows links, skips `CloudTrail-Digest/` and `CloudTrail-Insight/`, and reports what it
-//! cannot read as bad input; an S3 walk lists only the date prefixes of the window, and fails
-//! when a listing fails or the root holds no objects at all. Never reads or fetches a file's
-//! content: that is the later stages' work.
+//! Takes the trail's store and the window. Gives the CloudTrail log files that may hold events
+//! of the window ([`TrailFile`]s), in path order, and counts what it found, pruned and ignored
+//! in the [`ScanSummary`]. One path for both kinds of store: a listing, then one selection
+//! ([`select`]). The listing differs only in what the store makes cheap: a local root, whose
+//! layout is not known, is walked whole ([`Store::walk`]: links followed, `CloudTrail-Digest/`
+//! and `CloudTrail-Insight/` not entered, what cannot be read reported as bad input and the
+//! walk goes on); an S3 root is never listed whole: accounts and regions are found with
+//! delimiter listings, then only the date prefixes of the window are listed, and a listing
+//! that fails, or a root with no objects at all, fails the scan. Never reads or fetches a
+//! file's content: that is the later stages' work.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,7 +21,6 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use tracing::info;
-use walkdir::WalkDir;
 
 use super::ScanSummary;
 use crate::error::Error;
@@ -26,95 +29,107 @@ use crate::sink::{BadInput, Escaped, ScanSink};
 /// S3 listings run at once.
 pub const LIST_CONCURRENCY: usize = 16;
 
+/// The folders CloudTrail keeps beside its logs that hold no log file: never entered.
+const NOT_LOGS: &[&str] = &["CloudTrail-Digest", "CloudTrail-Insight"];
+
 /// A trail file to read.
 #[derive(Debug)]
 pub(super) struct TrailFile {
     /// A local path, or `s3://bucket/key`: what messages name.
     pub(super) path: PathBuf,
-    /// The key in the store, for an S3 object.
+    /// The key in the store (empty for a local root that is the file itself).
     pub(super) key: Option<String>,
     pub(super) bytes: u64,
 }
 
 impl TrailFile {
-    /// The segments of its S3 key, for sorting as a local walk does (by path component).
+    /// The segments of its key, for sorting as a walk does (by path component).
     fn key_segments(&self) -> std::str::Split<'_, char> {
         self.key.as_deref().unwrap_or_default().split('/')
     }
 }
 
-/// Walks the root for trail files in the window, in path order.
-pub(super) fn find_files(
-    root: &Path,
+/// The trail files of the window under `store`, in path order: the store's listing, then
+/// [`select`]. What a local walk cannot read goes to `sink` as bad input and into the summary.
+pub(super) async fn find_files(
+    store: &Store,
     window: Window,
     summary: &mut ScanSummary,
     sink: &mut dyn ScanSink,
+) -> Result<Vec<TrailFile>, Error> {
+    let objects = if store.local_root().is_some() {
+        let walked = store.walk(NOT_LOGS).await?;
+        for unreadable in walked.unreadable {
+            let problem = BadInput {
+                path: unreadable.path,
+                record: None,
+                event_id: None,
+                reason: unreadable.reason,
+            };
+            summary.files_bad += 1;
+            sink.bad_input(&problem);
+            summary.bad.push(problem);
+        }
+        walked.objects
+    } else {
+        list_layout(store, window).await?
+    };
+    let files = select(store, objects, window, summary);
+    if store.local_root().is_none() && summary.files_found == 0 && !store.has_objects("").await? {
+        return Err(Error::Trail {
+            path: store.describe("").into(),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                "no objects under this prefix (check the bucket and prefix)",
+            ),
+        });
+    }
+    Ok(files)
+}
+
+/// The log files among `objects`, in path order (by segment), pruned by the delivery date in
+/// their path: digest and insight files are passed over; any other file not named as
+/// CloudTrail names its logs is counted as ignored and logged, except the root itself (a file
+/// the user named is read whatever its name).
+fn select(
+    store: &Store,
+    objects: Vec<ObjectInfo>,
+    window: Window,
+    summary: &mut ScanSummary,
 ) -> Vec<TrailFile> {
     let mut files = Vec::new();
-    let walk = WalkDir::new(root)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            !(e.file_type().is_dir()
-                && (name == "CloudTrail-Digest" || name == "CloudTrail-Insight"))
-        });
-    for entry in walk {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let problem = BadInput {
-                    path: e.path().unwrap_or(root).to_owned(),
-                    record: None,
-                    event_id: None,
-                    reason: walk_error_reason(&e),
-                };
-                summary.files_bad += 1;
-                sink.bad_input(&problem);
-                summary.bad.push(problem);
-                continue;
-            }
-        };
-        if !entry.file_type().is_file() {
+    for object in objects {
+        let mut segments = object.key.split('/');
+        let name = segments.next_back().unwrap_or_default();
+        if name.contains("_CloudTrail-Digest_")
+            || name.contains("_CloudTrail-Insight_")
+            || segments.any(|s| NOT_LOGS.contains(&s))
+        {
             continue;
         }
-        let name = entry.file_name().to_string_lossy();
-        if name.contains("_CloudTrail-Digest_") || name.contains("_CloudTrail-Insight_") {
-            continue;
-        }
-        // A root that is a file was named by the user: it is read whatever its name.
-        if entry.depth() > 0 && !is_log_file_name(&name) {
+        let path = PathBuf::from(store.describe(&object.key));
+        if !object.key.is_empty() && !is_log_file_name(name) {
             summary.files_ignored += 1;
             info!(
-                file = %Escaped(&entry.path().display().to_string()),
+                file = %Escaped(&path.display().to_string()),
                 "Ignored a file that is not a CloudTrail log."
             );
             continue;
         }
         summary.files_found += 1;
-        if delivery_date(entry.path()).is_some_and(|d| !window.may_hold_delivery_date(d)) {
+        if delivery_date(&path).is_some_and(|d| !window.may_hold_delivery_date(d)) {
             summary.files_pruned += 1;
             continue;
         }
-        let bytes = entry.metadata().map_or(0, |m| m.len());
         files.push(TrailFile {
-            path: entry.into_path(),
-            key: None,
-            bytes,
+            path,
+            key: Some(object.key),
+            bytes: object.size,
         });
     }
+    // The order of a walk by path component, whichever listing gave them.
+    files.sort_by(|a, b| a.key_segments().cmp(b.key_segments()));
     files
-}
-
-fn walk_error_reason(e: &walkdir::Error) -> String {
-    if let Some(ancestor) = e.loop_ancestor() {
-        return format!("symbolic link loop back to {}", ancestor.display());
-    }
-    match e.io_error() {
-        Some(io) => format!("cannot read: {io}"),
-        None => e.to_string(),
-    }
 }
 
 /// A step of the walk down an S3 trail: a relative prefix (`""` or ending in `/`) and what
@@ -247,15 +262,10 @@ fn date_prefixes(window: Window, today: Date) -> Vec<String> {
     prefixes
 }
 
-/// Finds the trail objects of the window under an S3 store, in path order. Listings run
-/// [`LIST_CONCURRENCY`] at a time; a listing that fails stops the scan (the trail cannot be
-/// read as a whole), and so does a root with no objects at all (a mistyped bucket or prefix
-/// must not look like a quiet week).
-pub(super) async fn find_objects(
-    store: &Store,
-    window: Window,
-    summary: &mut ScanSummary,
-) -> Result<Vec<TrailFile>, Error> {
+/// Lists the trail objects of the window under an S3 store by its layout ([`Step`]s, then
+/// the date prefixes of the window), [`LIST_CONCURRENCY`] listings at a time; a listing that
+/// fails stops the scan (the trail cannot be read as a whole).
+async fn list_layout(store: &Store, window: Window) -> Result<Vec<ObjectInfo>, Error> {
     let today = jiff::Timestamp::now()
         .to_zoned_datetime(TimeZone::UTC)
         .date();
@@ -281,48 +291,7 @@ pub(super) async fn find_objects(
             objects.extend(found);
         }
     }
-    let mut files = Vec::new();
-    for object in objects {
-        let mut segments = object.key.split('/');
-        let name = segments.next_back().unwrap_or_default();
-        if name.contains("_CloudTrail-Digest_")
-            || name.contains("_CloudTrail-Insight_")
-            || segments.any(|s| s == "CloudTrail-Digest" || s == "CloudTrail-Insight")
-        {
-            continue;
-        }
-        if !is_log_file_name(name) {
-            summary.files_ignored += 1;
-            info!(
-                file = %Escaped(&store.describe(&object.key)),
-                "Ignored a file that is not a CloudTrail log."
-            );
-            continue;
-        }
-        summary.files_found += 1;
-        if delivery_date(Path::new(&object.key)).is_some_and(|d| !window.may_hold_delivery_date(d))
-        {
-            summary.files_pruned += 1;
-            continue;
-        }
-        files.push(TrailFile {
-            path: PathBuf::from(store.describe(&object.key)),
-            key: Some(object.key),
-            bytes: object.size,
-        });
-    }
-    if summary.files_found == 0 && !store.has_objects("").await? {
-        return Err(Error::Trail {
-            path: store.describe("").into(),
-            source: io::Error::new(
-                io::ErrorKind::NotFound,
-                "no objects under this prefix (check the bucket and prefix)",
-            ),
-        });
-    }
-    // The order a local walk gives (by path component), so results merge identically.
-    files.sort_by(|a, b| a.key_segments().cmp(b.key_segments()));
-    Ok(files)
+    Ok(objects)
 }
 
 /// Whether `name` (a file name, not a path) is the name CloudTrail gives a log file:

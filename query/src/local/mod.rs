@@ -10,8 +10,8 @@
 //! file given as the root is read whatever its name. Files are pruned by the delivery date in
 //! their path, with a day of slack on each side.
 //!
-//! A local trail is walked and each file streamed from disk. An S3 trail is never listed
-//! whole: accounts and regions are found with delimiter listings, then only the date prefixes
+//! Both are found through the trail's [`Store`], by one path (`discover`). A local trail is
+//! walked whole and each file streamed from disk. An S3 trail is never listed whole: accounts and regions are found with delimiter listings, then only the date prefixes
 //! `YYYY/MM/DD/` of the window (and its slack) are listed, so files outside the window are
 //! neither fetched nor counted in [`ScanSummary::files_found`]. Objects are fetched up to
 //! [`FETCH_CONCURRENCY`] at a time on a tokio runtime (enough to hide S3's latency behind
@@ -204,13 +204,23 @@ impl TrailScanner {
     pub fn scan(mut self, sink: &mut dyn ScanSink) -> Result<ScanSummary, Error> {
         let mut summary = ScanSummary::default();
         let root = self.trail.describe("");
+        let window = self.options.window;
         if let Some(local) = self.trail.local_root() {
-            let local = local.to_owned();
-            fs::metadata(&local).map_err(|source| Error::Trail {
-                path: local.clone(),
+            fs::metadata(local).map_err(|source| Error::Trail {
+                path: local.to_owned(),
                 source,
             })?;
-            let files = discover::find_files(&local, self.options.window, &mut summary, sink);
+            // The walk runs on the blocking pool of a runtime of its own.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(Error::Runtime)?;
+            let files = runtime.block_on(discover::find_files(
+                &self.trail,
+                window,
+                &mut summary,
+                sink,
+            ))?;
             let schedule = Schedule::new(&files);
             self.scan_files(&files, &Feed::Disk(&schedule), sink, summary, &root)
         } else {
@@ -229,8 +239,8 @@ impl TrailScanner {
                 }
             };
             let store = self.trail.clone();
-            let window = self.options.window;
-            let files = handle.block_on(discover::find_objects(&store, window, &mut summary))?;
+            let files =
+                handle.block_on(discover::find_files(&store, window, &mut summary, sink))?;
             let (fetcher, fetch_rx) =
                 fetch::start(&handle, store, &files, self.options.fetch_budget);
             let fetch_rx = Mutex::new(fetch_rx);
