@@ -29,6 +29,7 @@
 //! ```
 
 pub mod catalogue;
+pub mod change;
 pub mod cloudtrail;
 pub mod directory;
 pub mod error;
