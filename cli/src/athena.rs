@@ -9,6 +9,7 @@ use connect_audit_config::{Settings, ValidAthenaReport};
 use connect_audit_exporters::RunContext;
 use connect_audit_exporters::destination::S3Outputs;
 use connect_audit_query::athena::{self, Runner, ddl, sql};
+use connect_audit_query::stage::ChangeStage;
 use figment::Figment;
 
 use crate::ExitCode;
@@ -109,21 +110,32 @@ pub fn report(
     let mut specs = exporter_specs(&valid.exporters, valid.window, false)?;
     let s3_outputs = S3Outputs::stage(&mut specs)?;
     let exporters = build_exporters(&specs)?;
-    let mut sink = FanOut {
+    let runtime = runtime()?;
+    let fan_out = FanOut {
         exporters,
         reporter,
         files: 0,
         done: 0,
     };
     reporter.status("waiting for Athena");
-    let runtime = runtime()?;
     let outcome = runtime.block_on(async {
         let runner = runner(settings, valid).await;
         let redaction = Redaction::with_keys(&settings.report.redact_keys);
-        athena::report(&runner, &query, &redaction, &mut sink, ctrl_c()).await
+        let cancel = ctrl_c();
+        tokio::pin!(cancel);
+        // The change stage names the ids inside requests from the snapshot tables, as the
+        // local engine's names them from the snapshot store: one small query first.
+        let names = athena::snapshot_names(&runner, &valid.athena, &mut cancel).await?;
+        let mut stage = ChangeStage::new(fan_out, names);
+        let summary = athena::report(&runner, &query, &redaction, &mut stage, &mut cancel).await?;
+        Ok::<_, connect_audit_query::Error>((summary, stage))
     });
     reporter.finish();
-    let summary = outcome.context("the Athena report failed; nothing was written")?;
+    let (summary, stage) = outcome.context("the Athena report failed; nothing was written")?;
+    let mut sink = stage
+        .finish()
+        .map_err(anyhow::Error::from_boxed)
+        .context("writing the rows of the Athena report failed")?;
     let run = RunContext {
         source: Some(format!(
             "Athena table {}.{} (workgroup {})",

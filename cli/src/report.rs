@@ -13,6 +13,7 @@ use connect_audit_core::{AuditRecord, Location, Scope, Store, Window};
 use connect_audit_exporters::destination::{S3Outputs, Uploaded};
 use connect_audit_exporters::{CredentialVars, ExportSummary, Exporter, RunContext};
 use connect_audit_query::local::{EarlyRow, ScanOptions, ScanSummary, Simd, TrailScanner};
+use connect_audit_query::stage::ChangeStage;
 use connect_audit_query::{BadInput, ScanSink, SinkError};
 use figment::Figment;
 
@@ -420,9 +421,10 @@ fn scan_trail(
     let options = scan_options(settings, valid);
     let snapshot_names = directory.snapshot_len();
     let trail = Store::open(&valid.trail, report.s3.as_ref())?;
+    let names = directory.clone();
     let scanner =
         TrailScanner::new(trail, directory, options).with_runtime(report.runtime.handle().clone());
-    let mut sink = DropDelivered {
+    let drop_delivered = DropDelivered {
         inner: FanOut {
             exporters,
             reporter,
@@ -437,9 +439,15 @@ fn scan_trail(
         delivered: Vec::new(),
         dropped: 0,
     };
-    let outcome = scanner.scan(&mut sink);
+    // The change stage sees every row, those delivered before too: they move its state on.
+    let mut stage = ChangeStage::new(drop_delivered, names);
+    let outcome = scanner.scan(&mut stage);
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
+    let sink = stage
+        .finish()
+        .map_err(anyhow::Error::from_boxed)
+        .with_context(|| format!("writing the rows of {} failed", valid.trail))?;
     Ok(Scanned {
         exporters: sink.inner.exporters,
         s3_outputs,

@@ -36,7 +36,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::record::TargetKind;
+use crate::record::{ChangeBasis, TargetKind};
 
 /// The state of one user, profile or group: attribute → canonical value (see the module).
 pub type State = Map<String, Value>;
@@ -586,7 +586,7 @@ fn label(attr: &str) -> &str {
 /// The members of a set- or map-valued attribute, each as shown: ids named, tags and
 /// proficiencies as `key=value`, queues as `<queue>/<channel>`.
 fn members(attr: &str, value: Option<&Value>, namer: &dyn Namer) -> Vec<(String, String)> {
-    match value {
+    let mut members = match value {
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(Value::as_str)
@@ -604,7 +604,10 @@ fn members(attr: &str, value: Option<&Value>, namer: &dyn Namer) -> Vec<(String,
             })
             .collect(),
         _ => Vec::new(),
-    }
+    };
+    // As a person reads a list: by what is shown.
+    members.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+    members
 }
 
 /// One readable line of what a call changed, in names: for a replaced set
@@ -622,16 +625,25 @@ pub fn render(
 ) -> String {
     match rule.lifecycle {
         Lifecycle::Create => {
+            // What it was created with that gives or routes: not its identity, phone
+            // settings, tags or its own name (the row's target names it).
             let parts: Vec<String> = rule
                 .sets
                 .iter()
+                .filter(|s| !matches!(s.attr, "identity" | "phone_config" | "tags" | "name"))
                 .filter_map(|s| summary(s.attr, after.state.get(s.attr), namer))
                 .collect();
-            if parts.is_empty() {
-                "created".to_owned()
-            } else {
-                format!("created with {}", parts.join("; "))
+            // A group is created under its parent; the rest with what it is given.
+            let (under, with): (Vec<String>, Vec<String>) =
+                parts.into_iter().partition(|p| p.starts_with("under "));
+            let mut line = "created".to_owned();
+            for part in under {
+                line = format!("{line} {part}");
             }
+            if !with.is_empty() {
+                line = format!("{line} with {}", with.join("; "));
+            }
+            line
         }
         Lifecycle::Delete => {
             let had: Vec<String> = before
@@ -658,6 +670,9 @@ pub fn render(
 /// The value of an attribute in a `created with` or `deleted (had …)` list; `None` when empty.
 fn summary(attr: &str, value: Option<&Value>, namer: &dyn Namer) -> Option<String> {
     match value? {
+        Value::String(id) if attr == "parent_group" => {
+            Some(format!("under {}", display_id(attr, id, namer)))
+        }
         Value::String(id) if named_kind(attr).is_some() => Some(display_id(attr, id, namer)),
         Value::String(text) => Some(text.clone()),
         value @ (Value::Array(_) | Value::Object(_)) if attr != "identity" => {
@@ -801,28 +816,6 @@ fn identity_line(old: Option<&Value>, new: Option<&Value>) -> String {
     format!("identity: {}", parts.join("; "))
 }
 
-/// Where a row's `before` came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Basis {
-    /// An earlier event of the scan set it.
-    Trail,
-    /// A snapshot version observed before the event, replayed forward through the trail.
-    Snapshot,
-    /// Neither: `before` is unknown (never guessed).
-    Unknown,
-}
-
-impl Basis {
-    /// The value written in the `change_basis` column.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Trail => "trail",
-            Self::Snapshot => "snapshot",
-            Self::Unknown => "unknown",
-        }
-    }
-}
-
 /// What one row changed, ready for its columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded {
@@ -834,15 +827,15 @@ pub struct Decoded {
     /// The same attributes after the call, named (`after`); `None` for a delete.
     pub after: Option<Value>,
     /// Where `before` came from.
-    pub basis: Basis,
+    pub basis: ChangeBasis,
 }
 
 /// The state of every target seen so far, fed events in event-time order: each row's
-/// `before` is the newest state known before it ([`Basis::Trail`] when an earlier event set
-/// it, [`Basis::Snapshot`] when it rests on a snapshot version given with [`Self::observe`]).
+/// `before` is the newest state known before it ([`ChangeBasis::Trail`] when an earlier event set
+/// it, [`ChangeBasis::Snapshot`] when it rests on a snapshot version given with [`Self::observe`]).
 #[derive(Debug, Default, Clone)]
 pub struct Tracker {
-    states: std::collections::HashMap<(TargetKind, String), (State, Basis)>,
+    states: std::collections::HashMap<(TargetKind, String), (State, ChangeBasis)>,
 }
 
 impl Tracker {
@@ -853,8 +846,10 @@ impl Tracker {
 
     /// A snapshot version of a target, observed before the events that follow.
     pub fn observe(&mut self, kind: TargetKind, id: &str, state: State) {
-        self.states
-            .insert((kind, id.to_ascii_lowercase()), (state, Basis::Snapshot));
+        self.states.insert(
+            (kind, id.to_ascii_lowercase()),
+            (state, ChangeBasis::Snapshot),
+        );
     }
 
     /// The state known now of a target.
@@ -864,27 +859,37 @@ impl Tracker {
             .map(|(state, _)| state)
     }
 
-    /// Decodes one event on `kind`/`id` and, when it succeeded, moves the state on. `None`
-    /// for a call whose effect is not decoded (see [`rule`]). A failed call changes nothing:
-    /// its line is `tried: …` with what it would have done.
+    /// Decodes one event on `kind`/`id`, against the state known now. `None` for a call whose
+    /// effect is not decoded (see [`rule`]). A failed call changes nothing: its line is
+    /// `tried: …` with what it would have done. `before` is known only when the state holds
+    /// every attribute the call sets (any state, for a delete); otherwise it is `None` and the
+    /// basis [`ChangeBasis::Unknown`]. Give the [`Transition`] to [`advance`](Self::advance)
+    /// to move the state on.
     pub fn decode(
-        &mut self,
+        &self,
         event: &str,
         kind: TargetKind,
         id: &str,
         request: &Value,
         failed: bool,
         namer: &dyn Namer,
-    ) -> Option<Decoded> {
+    ) -> Option<(Decoded, Transition)> {
         let rule = rule(event)?;
         let key = (kind, id.to_ascii_lowercase());
-        let known = self.states.get(&key).cloned();
-        let (before, basis) = match (&known, rule.lifecycle) {
-            (_, Lifecycle::Create) => (None, Basis::Trail),
-            (Some((state, basis)), _) => (Some(state), *basis),
-            (None, _) => (None, Basis::Unknown),
+        let known = self.states.get(&key);
+        let covers = |state: &State| {
+            rule.lifecycle == Lifecycle::Delete
+                || rule.sets.iter().all(|s| state.contains_key(s.attr))
         };
-        let after = apply(rule, request, before);
+        let (before, basis) = match (known, rule.lifecycle) {
+            (_, Lifecycle::Create) => (None, ChangeBasis::Trail),
+            (Some((state, basis)), _) if covers(state) => (Some(state), *basis),
+            _ => (None, ChangeBasis::Unknown),
+        };
+        // The state the call is applied to: what is known, even in part (what it does not
+        // set is carried over).
+        let base = known.map(|(state, _)| state);
+        let after = apply(rule, request, base);
         let line = render(rule, request, before, &after, namer);
         let attrs = |state: &State| -> State {
             let wanted = |attr: &str| {
@@ -907,21 +912,48 @@ impl Tracker {
                 .then(|| named(&attrs(&after.state), namer)),
             basis,
         };
-        if !failed {
-            let next_basis = if rule.lifecycle == Lifecycle::Create {
-                Basis::Trail
-            } else {
-                // What rests on a snapshot version stays so; what an event made is the trail's.
-                known.map_or(Basis::Trail, |(_, b)| b)
-            };
-            if rule.lifecycle == Lifecycle::Delete {
-                self.states.remove(&key);
-            } else {
-                self.states.insert(key, (after.state, next_basis));
+        let next = match rule.lifecycle {
+            _ if failed => Next::Keep,
+            Lifecycle::Delete => Next::Remove,
+            Lifecycle::Create => Next::Set(after.state, ChangeBasis::Trail),
+            // What rests on a snapshot version stays so; what an event made is the trail's.
+            Lifecycle::Update => Next::Set(
+                after.state,
+                known.map_or(ChangeBasis::Trail, |(_, b)| match b {
+                    ChangeBasis::Unknown => ChangeBasis::Trail,
+                    other => *other,
+                }),
+            ),
+        };
+        Some((decoded, Transition { key, next }))
+    }
+
+    /// Moves the state on by what [`decode`](Self::decode) found.
+    pub fn advance(&mut self, transition: Transition) {
+        match transition.next {
+            Next::Keep => {}
+            Next::Remove => {
+                self.states.remove(&transition.key);
+            }
+            Next::Set(state, basis) => {
+                self.states.insert(transition.key, (state, basis));
             }
         }
-        Some(decoded)
     }
+}
+
+/// How one decoded event moves the [`Tracker`]'s state on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    key: (TargetKind, String),
+    next: Next,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Next {
+    Keep,
+    Remove,
+    Set(State, ChangeBasis),
 }
 
 #[cfg(test)]
@@ -1115,8 +1147,11 @@ mod tests {
         let mut tracker = Tracker::new();
         let user = "U-1";
         let decode = |t: &mut Tracker, event: &str, request: Value, failed: bool| {
-            t.decode(event, TargetKind::User, user, &request, failed, &names())
-                .unwrap()
+            let (decoded, transition) = t
+                .decode(event, TargetKind::User, user, &request, failed, &names())
+                .unwrap();
+            t.advance(transition);
+            decoded
         };
         // Nothing known: before is null, never guessed.
         let first = decode(
@@ -1125,7 +1160,7 @@ mod tests {
             json!({"RoutingProfileId": "rp-1"}),
             false,
         );
-        assert_eq!(first.basis, Basis::Unknown);
+        assert_eq!(first.basis, ChangeBasis::Unknown);
         assert_eq!(first.before, None);
         assert_eq!(
             first.after,
@@ -1138,7 +1173,7 @@ mod tests {
             json!({"RoutingProfileId": "rp-2"}),
             false,
         );
-        assert_eq!(second.basis, Basis::Trail);
+        assert_eq!(second.basis, ChangeBasis::Trail);
         assert_eq!(
             second.change,
             "routing profile: Tier 1 Support → Tier 2 Support"
@@ -1173,7 +1208,7 @@ mod tests {
             json!({"SecurityProfileIds": ["sp-admin", "sp-agent"]}),
             false,
         );
-        assert_eq!(granted.basis, Basis::Snapshot);
+        assert_eq!(granted.basis, ChangeBasis::Snapshot);
         assert_eq!(
             granted.change,
             "security profiles: +Admin (now Admin, Agent)"

@@ -409,6 +409,11 @@ impl CloudTrailRecord<'_> {
                 error_message: self.error_message.as_deref().map(str::to_owned),
                 request_parameters: request_parameters.clone(),
                 response_elements: response_elements.clone(),
+                change: None,
+                before: None,
+                after: None,
+                change_basis: None,
+                findings: Vec::new(),
             });
         }
         Ok(records)

@@ -63,10 +63,31 @@ pub struct AuditRecord {
     pub request_parameters: Option<String>,
     /// `responseElements` as compact JSON text.
     pub response_elements: Option<String>,
+    /// What the call changed, in one readable line of names valid at the event time
+    /// (`security profiles: +Admin −QualityAnalyst (now Admin, Agent)`); for a failed call,
+    /// what it tried (`tried: …`). `None` for calls whose effect is not decoded
+    /// ([`crate::change::rule`]). Set by the change stage, after the engine.
+    #[serde(default)]
+    pub change: Option<String>,
+    /// The attributes the call sets, as they were before it, as JSON text with each id named
+    /// (`{"id", "name"}`); `None` when not known (see `change_basis`) or for a create.
+    #[serde(default)]
+    pub before: Option<String>,
+    /// The same attributes after the call, as JSON text; `None` for a delete.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Where `before` came from: `trail`, `snapshot` or `unknown`; `None` when the call's
+    /// effect is not decoded.
+    #[serde(default)]
+    pub change_basis: Option<ChangeBasis>,
+    /// The codes of the rules the row trips (`self_grant`, …); empty for most rows.
+    #[serde(default)]
+    pub findings: Vec<String>,
 }
 
-/// The column names of [`AuditRecord`], in output order.
-pub const COLUMNS: [&str; 23] = [
+/// The columns the engines give, in output order: the record as the trail and the
+/// directory tell it.
+pub const ENGINE_COLUMNS: [&str; 23] = [
     "event_time",
     "event_id",
     "target_index",
@@ -91,6 +112,25 @@ pub const COLUMNS: [&str; 23] = [
     "request_parameters",
     "response_elements",
 ];
+
+/// The columns the change stage adds after the engine ([`crate::change`]).
+pub const CHANGE_COLUMNS: [&str; 5] = ["change", "before", "after", "change_basis", "findings"];
+
+/// The column names of [`AuditRecord`], in output order: [`ENGINE_COLUMNS`], then
+/// [`CHANGE_COLUMNS`].
+pub const COLUMNS: [&str; 28] = {
+    let mut out = [""; 28];
+    let mut i = 0;
+    while i < ENGINE_COLUMNS.len() {
+        out[i] = ENGINE_COLUMNS[i];
+        i += 1;
+    }
+    while i < out.len() {
+        out[i] = CHANGE_COLUMNS[i - ENGINE_COLUMNS.len()];
+        i += 1;
+    }
+    out
+};
 
 /// The column names, as a slice.
 pub fn column_names() -> &'static [&'static str] {
@@ -140,6 +180,12 @@ impl AuditRecord {
             "error_message" => s(&self.error_message),
             "request_parameters" => s(&self.request_parameters),
             "response_elements" => s(&self.response_elements),
+            "change" => s(&self.change),
+            "before" => s(&self.before),
+            "after" => s(&self.after),
+            "change_basis" => self.change_basis.map(|b| b.as_str().to_owned()),
+            // As text (CSV, HTML): the codes joined by `;`; Parquet and JSON keep the list.
+            "findings" => Some(self.findings.join(";")),
             _ => None,
         }
     }
@@ -165,6 +211,12 @@ pub fn arrow_schema() -> Arc<Schema> {
             "category" | "actor_kind" | "target_kind" | "name_source" | "origin" => {
                 Field::new(name, dict(), false)
             }
+            "change_basis" => Field::new(name, dict(), true),
+            "findings" => Field::new(
+                name,
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+                false,
+            ),
             _ => Field::new(name, DataType::Utf8, true),
         })
         .collect();
@@ -270,6 +322,18 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a row's `before` came from.
+    ChangeBasis {
+        /// An earlier event of the scan set it.
+        Trail => "trail",
+        /// A snapshot version observed before the event, replayed forward through the trail.
+        Snapshot => "snapshot",
+        /// Neither: `before` is null, never guessed.
+        Unknown => "unknown",
+    }
+}
+
+text_enum! {
     /// How a call was made.
     Origin {
         /// From the Amazon Connect admin website.
@@ -299,7 +363,9 @@ mod tests {
         let schema = arrow_schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, column_names());
-        assert_eq!(names.len(), 23);
+        // The engines' 23, then the change stage's 5.
+        assert_eq!(names[..23], ENGINE_COLUMNS);
+        assert_eq!(names[23..], CHANGE_COLUMNS);
     }
 
     #[test]

@@ -590,6 +590,21 @@ fn unmapped(record: &AuditRecord, params: Option<Value>) -> Value {
     if let Some(v) = json_or_text(response, &record.response_elements) {
         map.insert("response_elements".into(), v);
     }
+    // What the change stage decoded: the line, before and after, and the findings.
+    if let Some(change) = &record.change {
+        map.insert("change".into(), json!(change));
+    }
+    for (key, text) in [("before", &record.before), ("after", &record.after)] {
+        if let Some(v) = json_or_text(parse_json(text.as_deref()), text) {
+            map.insert(key.into(), v);
+        }
+    }
+    if let Some(basis) = record.change_basis {
+        map.insert("change_basis".into(), json!(basis.as_str()));
+    }
+    if !record.findings.is_empty() {
+        map.insert("findings".into(), json!(record.findings));
+    }
     Value::Object(map)
 }
 
@@ -880,6 +895,11 @@ mod tests {
             error_message: None,
             request_parameters: Some(r#"{"InstanceId":"i-1","UserId":"t-1"}"#.into()),
             response_elements: None,
+            change: None,
+            before: None,
+            after: None,
+            change_basis: None,
+            findings: Vec::new(),
         }
     }
 

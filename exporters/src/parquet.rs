@@ -20,15 +20,16 @@ use ::parquet::arrow::ArrowWriter;
 use ::parquet::basic::{Compression, ZstdLevel};
 use ::parquet::errors::ParquetError;
 use ::parquet::file::properties::WriterProperties;
+use arrow_array::builder::{ListBuilder, StringBuilder};
 use arrow_array::types::Int8Type;
 use arrow_array::{
     ArrayRef, DictionaryArray, Int8Array, Int32Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
-use arrow_schema::{ArrowError, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, SchemaRef};
 use connect_audit_core::record::arrow_schema;
 use connect_audit_core::{
-    ActorKind, AtomicFile, AuditRecord, Category, NameSource, Origin, TargetKind,
+    ActorKind, AtomicFile, AuditRecord, Category, ChangeBasis, NameSource, Origin, TargetKind,
 };
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -345,25 +346,51 @@ fn column(name: &str, rows: &[&AuditRecord]) -> Result<ArrayRef, ArrowError> {
                 .map(|r| i32::try_from(r.target_index).unwrap_or(i32::MAX)),
         )),
         "event_name" => text(|r| Some(&r.event_name)),
-        "category" => dictionary(Category::ALL, Category::as_str, rows, |r| r.category)?,
+        "category" => dictionary(Category::ALL, Category::as_str, rows, |r| Some(r.category))?,
         "account_id" => text(|r| Some(&r.account_id)),
         "region" => text(|r| Some(&r.region)),
         "instance_id" => text(|r| r.instance_id.as_deref()),
-        "actor_kind" => dictionary(ActorKind::ALL, ActorKind::as_str, rows, |r| r.actor_kind)?,
+        "actor_kind" => dictionary(ActorKind::ALL, ActorKind::as_str, rows, |r| {
+            Some(r.actor_kind)
+        })?,
         "actor_id" => text(|r| r.actor_id.as_deref()),
         "actor_name" => text(|r| r.actor_name.as_deref()),
         "actor_arn" => text(|r| r.actor_arn.as_deref()),
-        "target_kind" => dictionary(TargetKind::ALL, TargetKind::as_str, rows, |r| r.target_kind)?,
+        "target_kind" => dictionary(TargetKind::ALL, TargetKind::as_str, rows, |r| {
+            Some(r.target_kind)
+        })?,
         "target_id" => text(|r| r.target_id.as_deref()),
         "target_name" => text(|r| r.target_name.as_deref()),
-        "name_source" => dictionary(NameSource::ALL, NameSource::as_str, rows, |r| r.name_source)?,
-        "origin" => dictionary(Origin::ALL, Origin::as_str, rows, |r| r.origin)?,
+        "name_source" => dictionary(NameSource::ALL, NameSource::as_str, rows, |r| {
+            Some(r.name_source)
+        })?,
+        "origin" => dictionary(Origin::ALL, Origin::as_str, rows, |r| Some(r.origin))?,
         "source_ip" => text(|r| r.source_ip.as_deref()),
         "user_agent" => text(|r| r.user_agent.as_deref()),
         "error_code" => text(|r| r.error_code.as_deref()),
         "error_message" => text(|r| r.error_message.as_deref()),
         "request_parameters" => text(|r| r.request_parameters.as_deref()),
         "response_elements" => text(|r| r.response_elements.as_deref()),
+        "change" => text(|r| r.change.as_deref()),
+        "before" => text(|r| r.before.as_deref()),
+        "after" => text(|r| r.after.as_deref()),
+        "change_basis" => dictionary(ChangeBasis::ALL, ChangeBasis::as_str, rows, |r| {
+            r.change_basis
+        })?,
+        "findings" => {
+            let mut list = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+                "item",
+                DataType::Utf8,
+                false,
+            )));
+            for row in rows {
+                for finding in &row.findings {
+                    list.values().append_value(finding);
+                }
+                list.append(true);
+            }
+            Arc::new(list.finish())
+        }
         other => {
             return Err(ArrowError::SchemaError(format!(
                 "column `{other}` of the audit schema has no writer"
@@ -378,12 +405,12 @@ fn dictionary<T: Copy + PartialEq>(
     all: &[T],
     text: fn(T) -> &'static str,
     rows: &[&AuditRecord],
-    value: fn(&AuditRecord) -> T,
+    value: fn(&AuditRecord) -> Option<T>,
 ) -> Result<ArrayRef, ArrowError> {
     let keys: Int8Array = rows
         .iter()
         .map(|r| {
-            let v = value(r);
+            let v = value(r)?;
             all.iter()
                 .position(|a| *a == v)
                 .and_then(|i| i8::try_from(i).ok())

@@ -28,6 +28,7 @@ pub mod athena;
 pub mod error;
 pub mod local;
 mod sink;
+pub mod stage;
 
 pub use error::Error;
 pub use sink::{BadInput, ScanSink, SinkError};

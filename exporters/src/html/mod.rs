@@ -118,6 +118,8 @@ struct Grant {
     actor: String,
     action: String,
     target: String,
+    /// What changed, in names (the `change` column), when decoded.
+    change: Option<String>,
     detail: String,
     error: Option<String>,
     event_id: String,
@@ -495,12 +497,12 @@ impl HtmlExporter {
         }
         h.push_str(concat!(
             r#"<table class="fixed grants"><colgroup><col class="time"><col class="name"><col class="action"><col class="name"><col><col class="result"></colgroup>"#,
-            "<thead><tr><th>Time</th><th>Actor</th><th>Action and event id</th><th>Target</th><th>Request</th><th>Result</th></tr></thead><tbody>\n"
+            "<thead><tr><th>Time</th><th>Actor</th><th>Action and event id</th><th>Target</th><th>Change</th><th>Result</th></tr></thead><tbody>\n"
         ));
         for g in grants {
             let _ = writeln!(
                 h,
-                r#"<tr{}><td class="time">{}</td><td>{}</td><td>{}<br><code class="id">{}</code></td><td>{}</td><td><code>{}</code></td><td class="result">{}</td></tr>"#,
+                r#"<tr{}><td class="time">{}</td><td>{}</td><td>{}<br><code class="id">{}</code></td><td>{}</td><td>{}<details><summary>request</summary><code>{}</code></details></td><td class="result">{}</td></tr>"#,
                 if g.error.is_some() {
                     r#" class="failed""#
                 } else {
@@ -511,6 +513,7 @@ impl HtmlExporter {
                 esc(&g.action),
                 esc(&g.event_id),
                 esc(&g.target),
+                esc(g.change.as_deref().unwrap_or("")),
                 esc(&g.detail),
                 g.error
                     .as_deref()
@@ -618,6 +621,7 @@ impl Tally {
                 actor: actor_label(record),
                 action: record.event_name.clone(),
                 target: target_label(record),
+                change: record.change.clone(),
                 detail: truncate(record.request_parameters.as_deref().unwrap_or(""), 240),
                 error: record.error_code.clone(),
                 event_id: record.event_id.clone(),

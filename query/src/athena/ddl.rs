@@ -226,6 +226,7 @@ pub fn create_lake_table(athena: &ValidAthena) -> Option<Statement> {
             let ty = match *name {
                 "event_time" => "timestamp",
                 "target_index" => "int",
+                "findings" => "array<string>",
                 _ => "string",
             };
             format!("  `{name}` {ty}")

@@ -100,10 +100,6 @@ pub fn read_row(
     let time_text = required(event_time, "event_time")?;
     let event_time = parse_timestamp(&time_text)
         .ok_or_else(|| fail(format!("`event_time` `{time_text}` is not a timestamp")))?;
-    let bad_json = |column: &str, e: serde_json::Error| {
-        // The trail's own text was not JSON: the local engine reports such a record too.
-        format!("`{column}` is not JSON: {e}")
-    };
     let event_id = required(event_id, "event_id")?;
     let Some(Ok(target_index)) = target_index.as_deref().map(str::parse::<u32>) else {
         return Err(fail(format!(
@@ -111,28 +107,14 @@ pub fn read_row(
             target_index.unwrap_or_default()
         )));
     };
-    let column_text = |text: &str| redaction.column_text(text);
-    let request_parameters = match request_parameters.as_deref().map(column_text) {
-        Some(Ok(text)) => text,
-        Some(Err(e)) => {
-            return Ok(bad_row(
-                trail_file,
-                event_id,
-                bad_json("requestParameters", e),
-            ));
-        }
-        None => None,
+    let column_text = |text: Option<String>| text.as_deref().map(|t| redaction.column_text(t));
+    let request_parameters = match column_text(request_parameters).transpose() {
+        Ok(text) => text.flatten(),
+        Err(e) => return Ok(bad_json(trail_file, event_id, "requestParameters", &e)),
     };
-    let response_elements = match response_elements.as_deref().map(column_text) {
-        Some(Ok(text)) => text,
-        Some(Err(e)) => {
-            return Ok(bad_row(
-                trail_file,
-                event_id,
-                bad_json("responseElements", e),
-            ));
-        }
-        None => None,
+    let response_elements = match column_text(response_elements).transpose() {
+        Ok(text) => text.flatten(),
+        Err(e) => return Ok(bad_json(trail_file, event_id, "responseElements", &e)),
     };
     let category = required(category, "category")?;
     let actor_kind = required(actor_kind, "actor_kind")?;
@@ -166,8 +148,18 @@ pub fn read_row(
         error_message,
         request_parameters,
         response_elements,
+        change: None,
+        before: None,
+        after: None,
+        change_basis: None,
+        findings: Vec::new(),
     };
     Ok(Row::Record(Box::new(record)))
+}
+
+/// The trail's own text of `column` was not JSON: the local engine reports such a record too.
+fn bad_json(trail_file: String, event_id: String, column: &str, e: &serde_json::Error) -> Row {
+    bad_row(trail_file, event_id, format!("`{column}` is not JSON: {e}"))
 }
 
 fn bad_row(trail_file: String, event_id: String, reason: String) -> Row {

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use aws_sdk_athena::Client;
 use aws_sdk_athena::error::DisplayErrorContext;
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState, ResultConfiguration};
-use connect_audit_core::NameSource;
+use connect_audit_core::{Directory, NameSource, TargetKind};
 use tracing::{debug, info};
 
 use super::rows::{Row, read_row};
 use super::settings::ValidAthena;
-use super::sql::{Query, RESULT_COLUMNS};
+use super::sql::{NAMES_COLUMNS, Query, RESULT_COLUMNS, snapshot_names_query};
 use crate::error::Error;
 use crate::sink::ScanSink;
 use connect_audit_core::redact::Redaction;
@@ -351,4 +351,49 @@ pub async fn report(
         .await?;
     summary.pages = pages;
     Ok(summary)
+}
+
+/// The names of the snapshot tables as a [`Directory`], read with one query
+/// ([`snapshot_names_query`]); empty without a snapshot store. `cancel` (Ctrl-C) stops it as
+/// it stops the audit query.
+pub async fn snapshot_names(
+    runner: &Runner,
+    athena: &ValidAthena,
+    cancel: impl Future<Output = ()>,
+) -> Result<Directory, Error> {
+    let mut directory = Directory::new();
+    let Some(query) = snapshot_names_query(athena) else {
+        return Ok(directory);
+    };
+    tokio::pin!(cancel);
+    let finished = runner
+        .run(&query.sql, &query.parameters, &mut cancel)
+        .await?;
+    let id = finished.id.clone();
+    runner
+        .results(
+            &finished.id,
+            &NAMES_COLUMNS,
+            |rows| {
+                for row in rows {
+                    let [Some(kind), Some(item), Some(name)] =
+                        <[Option<String>; 3]>::try_from(row).unwrap_or([None, None, None])
+                    else {
+                        return Err(Error::BadResult {
+                            id: id.clone(),
+                            reason: "a snapshot name row without its three values".to_owned(),
+                        });
+                    };
+                    let kind = TargetKind::parse(&kind).ok_or_else(|| Error::BadResult {
+                        id: id.clone(),
+                        reason: format!("a snapshot name of the unknown kind `{kind}`"),
+                    })?;
+                    directory.insert_snapshot(kind, &item, &name);
+                }
+                Ok(())
+            },
+            &mut cancel,
+        )
+        .await?;
+    Ok(directory)
 }

@@ -21,7 +21,7 @@ use connect_audit_core::catalogue::{CONNECT_EVENT_SOURCE, GROUPS};
 use connect_audit_core::cloudtrail::{
     CONNECT_ROLE_PREFIX, Field, MAX_TARGETS, SYNC_ROLE_PREFIX, TargetRule, target_rule,
 };
-use connect_audit_core::record::COLUMNS;
+use connect_audit_core::record::ENGINE_COLUMNS as COLUMNS;
 use connect_audit_core::redact::SECRET_KEYS;
 use connect_audit_core::{EventSelection, Scope, TargetKind, Window};
 use jiff::tz::TimeZone;
@@ -51,7 +51,7 @@ impl Query {
     }
 }
 
-/// The columns every result row has, in order: the audit record's 22, then the trail file the
+/// The columns every result row has, in order: the engine columns of the audit record, then the trail file the
 /// row came from and, for a record the local engine would reject, why.
 pub const RESULT_COLUMNS: [&str; COLUMNS.len() + 2] = {
     let mut out = [""; COLUMNS.len() + 2];
@@ -635,6 +635,33 @@ fn write_trail_name_ctes(s: &mut String) {
          row_number() OVER (PARTITION BY k.event_id, k.target_index, k.who ORDER BY l.trail_file DESC, l.ts DESC) AS final_rank\n    \
          FROM lookups k JOIN learned l ON l.id = k.id\n  ) ranked GROUP BY event_id, target_index, who\n),\n"
     );
+}
+
+/// The columns of [`snapshot_names_query`]'s rows.
+pub const NAMES_COLUMNS: [&str; 3] = ["kind", "id", "name"];
+
+/// Every name of the snapshot tables, with the kind of what it names (`user`,
+/// `security_profile`, `routing_profile`, `hierarchy_group`), for the change stage to name the
+/// ids inside requests as the local engine's does; `None` without a snapshot store.
+pub fn snapshot_names_query(athena: &ValidAthena) -> Option<Query> {
+    athena.snapshot.as_ref()?;
+    let [users, security, routing, hierarchy] = SNAPSHOT_TABLES.map(|(t, _, _)| t);
+    let sql = format!(
+        "SELECT kind, id, name FROM (\n  \
+         SELECT 'user' AS kind, id, username AS name FROM {}\n  \
+         UNION ALL SELECT 'security_profile' AS kind, id, name FROM {}\n  \
+         UNION ALL SELECT 'routing_profile' AS kind, id, name FROM {}\n  \
+         UNION ALL SELECT 'hierarchy_group' AS kind, id, name FROM {}\n\
+         ) names WHERE id IS NOT NULL AND name IS NOT NULL ORDER BY kind, id",
+        table(athena, users),
+        table(athena, security),
+        table(athena, routing),
+        table(athena, hierarchy),
+    );
+    Some(Query {
+        sql,
+        parameters: Vec::new(),
+    })
 }
 
 /// `snapshot_names`: every name of the snapshot tables, by lower-case id (only with a snapshot

@@ -172,6 +172,11 @@ mod tests {
             error_message: None,
             request_parameters: Some("{\"UserId\":\"u\"}".into()),
             response_elements: None,
+            change: None,
+            before: None,
+            after: None,
+            change_basis: None,
+            findings: Vec::new(),
         };
         let mut held = HeldRows {
             limit: 3,

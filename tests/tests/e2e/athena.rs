@@ -138,6 +138,11 @@ fn the_lake_table_declares_the_parquet_exporters_columns() {
             let ty = match f.data_type() {
                 arrow_schema::DataType::Timestamp(..) => "timestamp",
                 arrow_schema::DataType::Int32 => "int",
+                arrow_schema::DataType::List(item)
+                    if item.data_type() == &arrow_schema::DataType::Utf8 =>
+                {
+                    "array<string>"
+                }
                 _ => "string",
             };
             (f.name().clone(), ty.to_owned())

@@ -17,10 +17,11 @@ use connect_audit_core::ids::is_uuid;
 use connect_audit_core::record::COLUMNS;
 use connect_audit_core::store::load_directory_blocking;
 use connect_audit_core::{
-    ActorKind, AuditRecord, Category, EventSelection, Location, NameSource, Origin, Store,
-    TargetKind,
+    ActorKind, AuditRecord, Category, ChangeBasis, EventSelection, Location, NameSource, Origin,
+    Store, TargetKind,
 };
 use connect_audit_query::local::{ScanOptions, ScanSummary, TrailScanner};
+use connect_audit_query::stage::ChangeStage;
 use connect_audit_tests::events as ev;
 use connect_audit_tests::ids;
 use figment::Figment;
@@ -189,11 +190,13 @@ fn scan_with(events: EventSelection, threads: Option<usize>) -> (Vec<AuditRecord
     if let Some(threads) = threads {
         options.threads = threads;
     }
-    let scanner = TrailScanner::new(Store::local(root.join("trail")), directory, options);
-    let mut records = Vec::new();
+    // Through the change stage, as the binary runs it: the golden file holds its columns too.
+    let scanner = TrailScanner::new(Store::local(root.join("trail")), directory.clone(), options);
+    let mut stage = ChangeStage::new(Vec::new(), directory);
     let summary = scanner
-        .scan(&mut records)
+        .scan(&mut stage)
         .unwrap_or_else(|e| panic!("scan of examples/ failed: {e}"));
+    let mut records = stage.finish().unwrap();
     records.sort_by(|a, b| (a.event_time, &a.event_id).cmp(&(b.event_time, &b.event_id)));
     (records, summary)
 }
@@ -894,10 +897,11 @@ fn scope_limits_accounts_regions_and_instances_after_names_are_learned() {
         let directory = load_directory_blocking(&Store::local(root.join("snapshot"))).unwrap();
         let mut options = ScanOptions::new(window(), EventSelection::defaults());
         options.scope = scope;
-        let scanner = TrailScanner::new(Store::local(root.join("trail")), directory, options);
-        let mut records = Vec::new();
-        scanner.scan(&mut records).unwrap();
-        records
+        let scanner =
+            TrailScanner::new(Store::local(root.join("trail")), directory.clone(), options);
+        let mut stage = ChangeStage::new(Vec::new(), directory);
+        scanner.scan(&mut stage).unwrap();
+        stage.finish().unwrap()
     };
     let (all, _) = scan_defaults();
     let org = scoped(connect_audit_core::Scope {
@@ -974,6 +978,7 @@ fn golden_line(r: &AuditRecord) -> String {
                     Value::String(canonical(&parsed))
                 }
                 Some(_) if column == "target_index" => Value::from(r.target_index),
+                Some(_) if column == "findings" => Value::from(r.findings.clone()),
                 Some(text) => Value::String(text),
             };
             format!("{}:{value}", Value::from(column))
@@ -1016,5 +1021,78 @@ fn golden_records_match_the_committed_jsonl() {
         e.get(first).unwrap_or(&"<none>"),
         a.get(first).unwrap_or(&"<none>"),
         scratch.display(),
+    );
+}
+
+/// The change stage over the examples (every event): rows in event-time order, each decoded
+/// call in names with where its `before` came from, and the findings where they belong.
+#[test]
+fn the_change_stage_decodes_the_examples_in_names() {
+    let root = examples();
+    let directory = load_directory_blocking(&Store::local(root.join("snapshot"))).unwrap();
+    let options = ScanOptions::new(window(), EventSelection::parse(&["all"]).unwrap());
+    let scanner = TrailScanner::new(Store::local(root.join("trail")), directory.clone(), options);
+    let mut stage = ChangeStage::new(Vec::new(), directory);
+    scanner.scan(&mut stage).unwrap();
+    let records = stage.finish().unwrap();
+    let order: Vec<_> = records
+        .iter()
+        .map(|r| (r.event_time, r.event_id.clone(), r.target_index))
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "rows come in event-time order");
+
+    // A user the trail creates: what it was given, then a profile added on top.
+    let created = find(&records, ev::CREATE_TRAIL_USER);
+    assert_eq!(
+        created.change.as_deref(),
+        Some("created with Agent; Tier 1 Support; Tokyo")
+    );
+    assert_eq!(created.change_basis, Some(ChangeBasis::Trail));
+    assert_eq!(created.before, None);
+    let after: Value = serde_json::from_str(created.after.as_deref().unwrap()).unwrap();
+    assert_eq!(after["security_profiles"][0]["name"], "Agent");
+    assert_eq!(after["routing_profile"]["name"], "Tier 1 Support");
+    assert!(
+        !created.after.as_deref().unwrap().contains("Password"),
+        "no secret in after"
+    );
+    let added = find(&records, ev::TRAIL_USER_SECURITY_PROFILES);
+    assert_eq!(
+        added.change.as_deref(),
+        Some("security profiles: +QualityAnalyst (now Agent, QualityAnalyst)")
+    );
+    assert_eq!(added.change_basis, Some(ChangeBasis::Trail));
+
+    // A call on a user the run knows nothing of: what it set, no guessed difference.
+    let sso = find(&records, ev::SSO_USER_SECURITY_PROFILES);
+    assert_eq!(
+        sso.change.as_deref(),
+        Some("security profiles: now Agent, QualityAnalyst")
+    );
+    assert_eq!(sso.change_basis, Some(ChangeBasis::Unknown));
+    assert_eq!(sso.before, None);
+
+    // The failed grant of Admin: what it tried, and a failed escalation.
+    let denied = find(&records, ev::ACCESS_DENIED);
+    assert_eq!(
+        denied.change.as_deref(),
+        Some("tried: security profiles: now Admin")
+    );
+    assert_eq!(denied.findings, ["failed_escalation"]);
+
+    // Calls whose effect is not decoded carry no change; most rows trip no rule.
+    assert!(
+        records
+            .iter()
+            .filter(|r| connect_audit_core::change::rule(&r.event_name).is_none())
+            .all(|r| r.change.is_none() && r.change_basis.is_none())
+    );
+    let with_findings = records.iter().filter(|r| !r.findings.is_empty()).count();
+    assert!(
+        with_findings < records.len() / 4,
+        "{with_findings} of {}",
+        records.len()
     );
 }

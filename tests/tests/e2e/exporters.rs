@@ -57,6 +57,11 @@ fn record(i: usize, time: &str) -> AuditRecord {
             r#"{{"InstanceId":"{INSTANCE}","UserId":"target-{i}"}}"#
         )),
         response_elements: None,
+        change: None,
+        before: None,
+        after: None,
+        change_basis: None,
+        findings: Vec::new(),
     }
 }
 
@@ -165,6 +170,12 @@ fn parquet_cell(column: &ArrayRef, row: usize) -> Option<String> {
     if let Some(dict) = column.as_dictionary_opt::<Int8Type>() {
         let key = usize::try_from(dict.keys().value(row)).unwrap();
         return Some(dict.values().as_string::<i32>().value(key).to_owned());
+    }
+    if let Some(list) = column.as_list_opt::<i32>() {
+        // `findings`: the codes, as the text columns join them.
+        let items = list.value(row);
+        let codes: Vec<&str> = items.as_string::<i32>().iter().flatten().collect();
+        return Some(codes.join(";"));
     }
     let micros = column.as_primitive::<TimestampMicrosecondType>().value(row);
     Some(Timestamp::from_microsecond(micros).unwrap().to_string())

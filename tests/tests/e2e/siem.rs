@@ -52,6 +52,11 @@ fn record(i: usize) -> AuditRecord {
         error_message: None,
         request_parameters: Some(format!(r#"{{"UserId":"target-{i}"}}"#)),
         response_elements: None,
+        change: None,
+        before: None,
+        after: None,
+        change_basis: None,
+        findings: Vec::new(),
     }
 }
 
