@@ -28,6 +28,7 @@ use std::time::Instant;
 use connect_audit_core::{Directory, EventSelection, Store, Window};
 use connect_audit_exporters::{Exporter, JsonlExporter, JsonlSpec};
 use connect_audit_query::local::{ScanOptions, Simd, TrailScanner};
+use connect_audit_query::stage::ChangeStage;
 use connect_audit_query::{ScanSink, SinkError};
 
 /// Every `.json.gz` trail file under `dir` (digests excluded), largest first.
@@ -140,8 +141,9 @@ fn requested_simd() -> Simd {
 }
 
 /// The engine, as `connect-audit report --trail DIR --output OUT.jsonl` runs it (default
-/// events, no snapshot, the window of the generated trail).
-fn engine(dir: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+/// events, no snapshot, the window of the generated trail): through the change stage, or
+/// without it (`stage` false) to measure what the stage costs.
+fn engine(dir: &Path, out: &Path, stage: bool) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let window = Window::parse(
         Some("2020-01-01"),
@@ -151,9 +153,20 @@ fn engine(dir: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let mut options = ScanOptions::new(window, EventSelection::defaults());
     options.simd = requested_simd();
     let exporter = JsonlExporter::create(&JsonlSpec::new(out.display().to_string()))?;
-    let mut sink = Sink(Box::new(exporter));
-    let summary =
-        TrailScanner::new(Store::local(dir), Directory::new(), options).scan(&mut sink)?;
+    let scanner = TrailScanner::new(Store::local(dir), Directory::new(), options);
+    let (summary, sink) = if stage {
+        let mut staged = ChangeStage::new(Sink(Box::new(exporter)), Directory::new());
+        let summary = scanner.scan(&mut staged)?;
+        (
+            summary,
+            staged
+                .finish()
+                .map_err(|e| -> Box<dyn std::error::Error> { e })?,
+        )
+    } else {
+        let mut sink = Sink(Box::new(exporter));
+        (scanner.scan(&mut sink)?, sink)
+    };
     let export = sink.0.finish()?;
     println!(
         "{{\"wall\":{},\"records_seen\":{},\"records\":{},\"rss_kib\":{}}}",
@@ -481,6 +494,54 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(correct)
 }
 
+/// The engine without and with the change stage, alternately `n` times, each in its own
+/// process: what the stage costs (issue H's target: at most 3 % of the engine's wall).
+fn stage_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
+    let me = std::env::current_exe()?;
+    let work = tempfile::tempdir()?;
+    let d = dir.to_str().ok_or("the trail path is not UTF-8")?;
+    let out = work.path().join("engine.jsonl");
+    let out_arg = out.to_str().ok_or("path")?;
+    let expected = expected_ids(dir)?;
+    println!("{n} pairs: the engine without, then with the change stage");
+    println!();
+    println!("| pair | without (s) | with (s) | with / without |");
+    println!("|---|---|---|---|");
+    let mut ratios = Vec::new();
+    let mut correct = true;
+    for pair in 1..=n {
+        let wall = |run: &serde_json::Value| run["wall"].as_f64().unwrap_or(f64::NAN);
+        let without = wall(&measure(&me, &["engine-raw", d, out_arg]));
+        correct &= ids_of(&out)? == expected;
+        let with = wall(&measure(&me, &["engine", d, out_arg]));
+        correct &= ids_of(&out)? == expected;
+        println!(
+            "| {pair} | {without:.3} | {with:.3} | {:.3} |",
+            with / without
+        );
+        ratios.push(with / without);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let mid = ratios.len() / 2;
+    let median = if ratios.len() % 2 == 1 {
+        ratios[mid]
+    } else {
+        f64::midpoint(ratios[mid - 1], ratios[mid])
+    };
+    println!();
+    println!(
+        "with / without: median {median:.3}, {:.3}–{:.3} (target: <= 1.03); correctness: {}",
+        ratios[0],
+        ratios[ratios.len() - 1],
+        if correct {
+            "every run exact"
+        } else {
+            "a run DIFFERED"
+        }
+    );
+    Ok(correct)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args
@@ -490,7 +551,12 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["floor", dir] => floor(Path::new(dir)).map(|()| true).map_err(Into::into),
-        ["engine", dir, out] => engine(Path::new(dir), Path::new(out)).map(|()| true),
+        ["engine", dir, out] => engine(Path::new(dir), Path::new(out), true).map(|()| true),
+        ["engine-raw", dir, out] => engine(Path::new(dir), Path::new(out), false).map(|()| true),
+        [dir, "--stage-pairs", n] => match n.parse() {
+            Ok(n) if n > 0 => stage_pairs(Path::new(dir), n),
+            _ => Err(format!("--stage-pairs takes a count, not {n:?}").into()),
+        },
         [dir] => bench(Path::new(dir), false),
         [dir, "--no-duckdb"] => bench(Path::new(dir), true),
         [dir, "--s3", s3] => bench_s3(Path::new(dir), s3),
