@@ -111,12 +111,7 @@ pub fn report(
     let s3_outputs = S3Outputs::stage(&mut specs)?;
     let exporters = build_exporters(&specs)?;
     let runtime = runtime()?;
-    let fan_out = FanOut {
-        exporters,
-        reporter,
-        files: 0,
-        done: 0,
-    };
+    let fan_out = FanOut::new(exporters, reporter);
     reporter.status("waiting for Athena");
     let outcome = runtime.block_on(async {
         let runner = runner(settings, valid).await;
@@ -148,6 +143,7 @@ pub fn report(
     for exporter in &mut sink.exporters {
         exporter.run_context(&run);
     }
+    let changes = std::mem::take(&mut sink.changes);
     let outputs = finish_exporters(sink.exporters)?;
     let s3 = if s3_outputs.any() {
         Some(runtime.block_on(async {
@@ -182,6 +178,7 @@ pub fn report(
         summary.bad.len(),
         summary.names_unresolved
     );
+    changes.lines(&mut t);
     for o in &outputs {
         let _ = writeln!(t, "  output:  {} ({} records)", o.exporter, o.records);
     }

@@ -9,7 +9,7 @@ use connect_audit_config::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Settings, ValidExporter,
     ValidIncremental, ValidReport,
 };
-use connect_audit_core::{AuditRecord, Location, Scope, Store, Window};
+use connect_audit_core::{AuditRecord, ChangeBasis, Location, Scope, Store, Window};
 use connect_audit_exporters::destination::{S3Outputs, Uploaded};
 use connect_audit_exporters::{CredentialVars, ExportSummary, Exporter, RunContext};
 use connect_audit_query::local::{EarlyRow, ScanOptions, ScanSummary, Simd, TrailScanner};
@@ -204,6 +204,74 @@ pub struct FanOut<'a> {
     pub files: u64,
     /// Files read.
     pub done: u64,
+    /// What the written rows changed and the rules they tripped, for the summary.
+    pub changes: ChangeTally,
+}
+
+impl<'a> FanOut<'a> {
+    /// Fans out to `exporters`, showing progress on `reporter`.
+    pub fn new(exporters: Vec<Box<dyn Exporter>>, reporter: &'a Reporter) -> Self {
+        Self {
+            exporters,
+            reporter,
+            files: 0,
+            done: 0,
+            changes: ChangeTally::default(),
+        }
+    }
+}
+
+/// The change columns of the rows written: how many were decoded, where their `before` came
+/// from, and each finding's count.
+#[derive(Debug, Default)]
+pub struct ChangeTally {
+    /// Rows whose change was decoded.
+    pub decoded: u64,
+    /// Of those, by `change_basis`: trail, snapshot, unknown.
+    pub basis: [u64; 3],
+    /// Rows per finding code.
+    pub findings: std::collections::BTreeMap<String, u64>,
+}
+
+impl ChangeTally {
+    fn add(&mut self, batch: &[AuditRecord]) {
+        for record in batch {
+            if let Some(basis) = record.change_basis {
+                self.decoded += 1;
+                self.basis[match basis {
+                    ChangeBasis::Trail => 0,
+                    ChangeBasis::Snapshot => 1,
+                    ChangeBasis::Unknown => 2,
+                }] += 1;
+            }
+            for code in &record.findings {
+                *self.findings.entry(code.clone()).or_default() += 1;
+            }
+        }
+    }
+
+    /// The summary's `changes:` and `findings:` lines.
+    pub fn lines(&self, t: &mut String) {
+        let _ = writeln!(
+            t,
+            "  changes: {} decoded ({} with `before` from the trail, {} from a snapshot, {} unknown)",
+            self.decoded, self.basis[0], self.basis[1], self.basis[2]
+        );
+        let findings: Vec<String> = self
+            .findings
+            .iter()
+            .map(|(code, n)| format!("{n} {code}"))
+            .collect();
+        let _ = writeln!(
+            t,
+            "  findings: {}",
+            if findings.is_empty() {
+                "none".to_owned()
+            } else {
+                findings.join(", ")
+            }
+        );
+    }
 }
 
 impl ScanSink for FanOut<'_> {
@@ -211,6 +279,7 @@ impl ScanSink for FanOut<'_> {
         for exporter in &mut self.exporters {
             exporter.write(&batch)?;
         }
+        self.changes.add(&batch);
         Ok(())
     }
 
@@ -260,6 +329,7 @@ pub fn run(
         &counts,
         &outputs,
         scanned.snapshot_names,
+        &scanned.changes,
         report.started,
     );
     upload_lines(&mut text, &uploaded);
@@ -392,6 +462,8 @@ fn uses_s3(
 
 /// What the scan leaves for the rest of the run.
 struct Scanned {
+    /// What the written rows changed.
+    changes: ChangeTally,
     /// The exporters, fed every record; not finished yet.
     exporters: Vec<Box<dyn Exporter>>,
     /// The `s3://` outputs, staged until every exporter finished.
@@ -425,12 +497,7 @@ fn scan_trail(
     let scanner =
         TrailScanner::new(trail, directory, options).with_runtime(report.runtime.handle().clone());
     let drop_delivered = DropDelivered {
-        inner: FanOut {
-            exporters,
-            reporter,
-            files: 0,
-            done: 0,
-        },
+        inner: FanOut::new(exporters, reporter),
         previous: report.state.as_ref().and_then(|s| s.previous.as_ref()),
         horizon: report
             .state
@@ -449,6 +516,7 @@ fn scan_trail(
         .map_err(anyhow::Error::from_boxed)
         .with_context(|| format!("writing the rows of {} failed", valid.trail))?;
     Ok(Scanned {
+        changes: sink.inner.changes,
         exporters: sink.inner.exporters,
         s3_outputs,
         snapshot_names,
@@ -594,6 +662,7 @@ fn summary_text(
     counts: &Counts,
     outputs: &[ExportSummary],
     snapshot_names: usize,
+    changes: &ChangeTally,
     started: Instant,
 ) -> String {
     let mut t = String::new();
@@ -639,6 +708,7 @@ fn summary_text(
         "  names:   {} from the snapshot, {} rows with names unresolved",
         snapshot_names, s.names_unresolved
     );
+    changes.lines(&mut t);
     for o in outputs {
         let _ = writeln!(t, "  output:  {} ({} records)", o.exporter, o.records);
     }

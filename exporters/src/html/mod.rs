@@ -110,9 +110,38 @@ struct Tally {
     unresolved: BTreeMap<(&'static str, String), u64>,
     grants: Vec<Grant>,
     grants_total: u64,
+    /// The rows that tripped a rule (the newest [`MAX_GRANTS`] kept), and the rows per code.
+    findings: Vec<Grant>,
+    findings_per_code: BTreeMap<String, u64>,
+    findings_total: u64,
 }
 
-/// A security-profile or hierarchy change, for the privilege grants list.
+/// Adds `row` to the newest rows kept, in amortised constant time per row.
+fn keep_newest(rows: &mut Vec<Grant>, row: Grant) {
+    rows.push(row);
+    if rows.len() >= 2 * MAX_GRANTS {
+        rows.sort_by_key(|g| std::cmp::Reverse(g.time));
+        rows.truncate(MAX_GRANTS);
+    }
+}
+
+impl Grant {
+    fn of(record: &AuditRecord) -> Self {
+        Self {
+            time: record.event_time,
+            actor: actor_label(record),
+            action: record.event_name.clone(),
+            target: target_label(record),
+            change: record.change.clone(),
+            detail: truncate(record.request_parameters.as_deref().unwrap_or(""), 240),
+            error: record.error_code.clone(),
+            event_id: record.event_id.clone(),
+        }
+    }
+}
+
+/// A security-profile or hierarchy change, for the privilege grants list; or a row that
+/// tripped a rule, for the findings list.
 struct Grant {
     time: Timestamp,
     actor: String,
@@ -192,6 +221,9 @@ impl HtmlExporter {
         let mut grants = std::mem::take(&mut self.tally.grants);
         grants.sort_by_key(|g| std::cmp::Reverse(g.time));
         grants.truncate(MAX_GRANTS);
+        let mut findings = std::mem::take(&mut self.tally.findings);
+        findings.sort_by_key(|g| std::cmp::Reverse(g.time));
+        findings.truncate(MAX_GRANTS);
         let t = &self.tally;
         let generated = self.run.generated_at.unwrap_or_else(Timestamp::now);
         let tool = if self.run.tool.is_empty() {
@@ -278,6 +310,7 @@ impl HtmlExporter {
         h.push_str(COVERAGE_NOTE);
         h.push_str(&self.unresolved_section());
         h.push_str("</header>\n");
+        h.push_str(&self.findings_section(&findings));
         h.push_str(&self.charts_section());
         h.push_str(&self.grants_section(&grants));
         h.push_str(&self.table_section());
@@ -485,20 +518,47 @@ impl HtmlExporter {
         h
     }
 
+    /// The rows that tripped a rule of the findings, newest first, with the count per code.
+    fn findings_section(&self, findings: &[Grant]) -> String {
+        let total = self.tally.findings_total;
+        let counts: Vec<String> = self
+            .tally
+            .findings_per_code
+            .iter()
+            .map(|(code, n)| format!("{n} {code}"))
+            .collect();
+        let mut h = format!(
+            r#"<section id="findings"><h2>Findings <span class="note">rows that trip a rule, newest first ({total}{}{})</span></h2>
+"#,
+            if counts.is_empty() { "" } else { ": " },
+            esc(&counts.join(", "))
+        );
+        self.rows_table(&mut h, findings, total, "Finding and action");
+        h
+    }
+
     fn grants_section(&self, grants: &[Grant]) -> String {
         let total = self.tally.grants_total;
         let mut h = format!(
             r#"<section id="grants"><h2>Privilege grants <span class="note">security-profile and hierarchy changes, newest first ({total})</span></h2>
 "#
         );
+        self.rows_table(&mut h, grants, total, "Action and event id");
+        h
+    }
+
+    /// A table of `rows` (the newest of `total`) closing the section `h` opened.
+    fn rows_table(&self, h: &mut String, rows: &[Grant], total: u64, action: &str) {
+        let grants = rows;
         if grants.is_empty() {
             h.push_str("<p class=\"note\">None in this window.</p></section>\n");
-            return h;
+            return;
         }
-        h.push_str(concat!(
-            r#"<table class="fixed grants"><colgroup><col class="time"><col class="name"><col class="action"><col class="name"><col><col class="result"></colgroup>"#,
-            "<thead><tr><th>Time</th><th>Actor</th><th>Action and event id</th><th>Target</th><th>Change</th><th>Result</th></tr></thead><tbody>\n"
-        ));
+        let _ = writeln!(
+            h,
+            r#"<table class="fixed grants"><colgroup><col class="time"><col class="name"><col class="action"><col class="name"><col><col class="result"></colgroup><thead><tr><th>Time</th><th>Actor</th><th>{}</th><th>Target</th><th>Change</th><th>Result</th></tr></thead><tbody>"#,
+            esc(action)
+        );
         for g in grants {
             let _ = writeln!(
                 h,
@@ -529,7 +589,6 @@ impl HtmlExporter {
             );
         }
         h.push_str("</section>\n");
-        h
     }
 
     fn table_section(&self) -> String {
@@ -616,21 +675,16 @@ impl Tally {
         }
         if is_privilege_grant(record) {
             self.grants_total += 1;
-            self.grants.push(Grant {
-                time: record.event_time,
-                actor: actor_label(record),
-                action: record.event_name.clone(),
-                target: target_label(record),
-                change: record.change.clone(),
-                detail: truncate(record.request_parameters.as_deref().unwrap_or(""), 240),
-                error: record.error_code.clone(),
-                event_id: record.event_id.clone(),
-            });
-            // Keep the newest only, in amortised constant time per record.
-            if self.grants.len() >= 2 * MAX_GRANTS {
-                self.grants.sort_by_key(|g| std::cmp::Reverse(g.time));
-                self.grants.truncate(MAX_GRANTS);
+            keep_newest(&mut self.grants, Grant::of(record));
+        }
+        if !record.findings.is_empty() {
+            self.findings_total += 1;
+            for code in &record.findings {
+                *self.findings_per_code.entry(code.clone()).or_default() += 1;
             }
+            let mut row = Grant::of(record);
+            row.action = format!("{} · {}", record.findings.join(", "), record.event_name);
+            keep_newest(&mut self.findings, row);
         }
     }
 }

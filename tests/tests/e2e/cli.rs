@@ -57,6 +57,41 @@ fn quick_start_demo_writes_every_output_and_a_summary() {
         "CSV has a header and one row per event"
     );
     assert!(csv.contains("+09:00"), "the demo shows times in Asia/Tokyo");
+    // The changes in names, and the findings, in the CSV and the summary; the summary counts
+    // what the JSON Lines file holds.
+    let header = csv.lines().next().unwrap();
+    assert!(
+        header.ends_with(",change,before,after,change_basis,findings"),
+        "{header}"
+    );
+    assert!(
+        csv.contains("security profiles: +QualityAnalyst (now Agent, QualityAnalyst)"),
+        "{csv}"
+    );
+    let records: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let decoded = records
+        .iter()
+        .filter(|r| !r["change_basis"].is_null())
+        .count();
+    let count = |code: &str| {
+        records
+            .iter()
+            .filter(|r| r["findings"].as_array().unwrap().iter().any(|f| f == code))
+            .count()
+    };
+    assert!(
+        stderr.contains(&format!("  changes: {decoded} decoded (")),
+        "{stderr}"
+    );
+    assert_eq!(count("failed_escalation"), 1);
+    assert_eq!(count("short_lived_user"), 1);
+    assert!(
+        stderr.contains("  findings: 1 failed_escalation, 1 short_lived_user\n"),
+        "{stderr}"
+    );
     let parts: Vec<_> = fs::read_dir(demo.join("parquet"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -76,6 +111,18 @@ fn quick_start_demo_writes_every_output_and_a_summary() {
         html.contains(&format!("data-records=\"{rows}\"")),
         "the page counts {rows} events"
     );
+    // The findings at the top of the page, before the charts; the grants show the change.
+    let findings = html
+        .find(r#"<section id="findings">"#)
+        .expect("a findings section");
+    assert!(findings < html.find(r#"<section id="grants">"#).unwrap());
+    assert!(
+        html.contains("(2: 1 failed_escalation, 1 short_lived_user)"),
+        "{}",
+        &html[findings..findings + 300]
+    );
+    assert!(html.contains("short_lived_user · DeleteUser"));
+    assert!(html.contains("deleted (had Agent, QualityAnalyst)"));
     // Nothing half-written is left behind.
     let leftovers: Vec<_> = walk(&demo)
         .into_iter()
