@@ -121,7 +121,7 @@ pub fn report(
         // The change stage names the ids inside requests from the snapshot tables, as the
         // local engine's names them from the snapshot store: one small query first.
         let names = athena::snapshot_names(&runner, &valid.athena, &mut cancel).await?;
-        let mut stage = ChangeStage::new(fan_out, names);
+        let mut stage = ChangeStage::with_rules(fan_out, names, valid.findings.clone());
         let summary = athena::report(&runner, &query, &redaction, &mut stage, &mut cancel).await?;
         Ok::<_, connect_audit_query::Error>((summary, stage))
     });

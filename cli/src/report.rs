@@ -507,7 +507,7 @@ fn scan_trail(
         dropped: 0,
     };
     // The change stage sees every row, those delivered before too: they move its state on.
-    let mut stage = ChangeStage::new(drop_delivered, names);
+    let mut stage = ChangeStage::with_rules(drop_delivered, names, valid.findings.clone());
     let outcome = scanner.scan(&mut stage);
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;

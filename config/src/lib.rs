@@ -45,6 +45,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use connect_audit_core::findings::{FindingRules, FindingSettings};
 pub use connect_audit_exporters::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, RecordSchema, Secret, SiemFlavor,
     SiemWebhookSpec, ValidExporter,
@@ -96,6 +97,9 @@ pub struct Settings {
     /// `[incremental]`: the state of `report --incremental` and `run`.
     #[serde(default)]
     pub incremental: IncrementalSettings,
+    /// `[findings]`: the settings of the rules the change stage checks each row against.
+    #[serde(default)]
+    pub findings: FindingSettings,
 }
 
 /// `[incremental]`.
@@ -150,19 +154,11 @@ fn parse_lookback(text: &str) -> Result<jiff::SignedDuration, String> {
             t.escape_default()
         )
     };
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (digits, unit) = t.split_at(split);
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let minutes = match unit {
-        "m" | "min" => n,
-        "h" => n.saturating_mul(60),
-        "d" => n.saturating_mul(24 * 60),
-        _ => return Err(bad()),
-    };
-    if minutes > MAX_LOOKBACK_HOURS * 60 {
+    let lookback = connect_audit_core::window::parse_duration(t).ok_or_else(bad)?;
+    if lookback > jiff::SignedDuration::from_hours(MAX_LOOKBACK_HOURS) {
         return Err(format!("{t} is longer than the 7 days accepted"));
     }
-    Ok(jiff::SignedDuration::from_mins(minutes))
+    Ok(lookback)
 }
 
 /// `[[instances]]`: one Amazon Connect instance.
@@ -512,6 +508,8 @@ pub struct ValidReport {
     pub scope: Scope,
     /// The exporters, validated; JSON Lines on stdout when none is configured.
     pub exporters: Vec<ValidExporter>,
+    /// The rules of the findings.
+    pub findings: FindingRules,
 }
 
 /// A report on the Athena engine, checked.
@@ -527,6 +525,8 @@ pub struct ValidAthenaReport {
     pub scope: Scope,
     /// The exporters, validated; JSON Lines on stdout when none is configured.
     pub exporters: Vec<ValidExporter>,
+    /// The rules of the findings.
+    pub findings: FindingRules,
 }
 
 /// The events a report selects, as both engines check them: when (the window), which calls
@@ -537,6 +537,7 @@ struct ReportSelection {
     events: Option<EventSelection>,
     scope: Option<Scope>,
     exporters: Vec<ValidExporter>,
+    findings: Option<FindingRules>,
 }
 
 impl Settings {
@@ -620,8 +621,10 @@ impl Settings {
             }
         }
         let exporters = validate_exporters(&self.exporters, problem);
+        let findings = self.findings.check(problem);
         ReportSelection {
             exporters,
+            findings,
             window,
             events,
             scope: scope_ok.then(|| Scope {
@@ -680,14 +683,23 @@ impl Settings {
                 }
             }
         }
-        match (athena, common.window, common.events, common.scope) {
-            (Some(athena), Some(window), Some(events), Some(scope)) if problems.is_empty() => {
+        match (
+            athena,
+            common.window,
+            common.events,
+            common.scope,
+            common.findings,
+        ) {
+            (Some(athena), Some(window), Some(events), Some(scope), Some(findings))
+                if problems.is_empty() =>
+            {
                 Ok(ValidAthenaReport {
                     athena,
                     window,
                     events,
                     scope,
                     exporters: common.exporters,
+                    findings,
                 })
             }
             _ => Err(ConfigError::Invalid(problems)),
@@ -752,8 +764,16 @@ impl Settings {
             None => None,
         };
         let common = self.check_common(now, &mut problem);
-        match (trail, common.window, common.events, common.scope) {
-            (Some(trail), Some(window), Some(events), Some(scope)) if problems.is_empty() => {
+        match (
+            trail,
+            common.window,
+            common.events,
+            common.scope,
+            common.findings,
+        ) {
+            (Some(trail), Some(window), Some(events), Some(scope), Some(findings))
+                if problems.is_empty() =>
+            {
                 Ok(ValidReport {
                     trail,
                     snapshot,
@@ -761,6 +781,7 @@ impl Settings {
                     events,
                     scope,
                     exporters: common.exporters,
+                    findings,
                 })
             }
             _ => Err(ConfigError::Invalid(problems)),
@@ -1022,6 +1043,45 @@ mod tests {
             let flagged = flag(flagged, "report.tolerate_bad_files", "yes");
             let err = flagged.extract::<Settings>().unwrap_err().to_string();
             assert!(err.contains("--tolerate-bad-files"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn findings_settings_reach_the_report_and_bad_ones_are_named_with_their_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                "[report]\ntrail = 't'\n[findings]\nprivileged_profiles = ['Admin', 'Ops']\nshort_lived = '2d'\n",
+            )?;
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            let valid = s.validate(&figment, now()).unwrap();
+            assert_eq!(valid.findings.privileged_profiles, ["Admin", "Ops"]);
+            assert_eq!(
+                valid.findings.short_lived,
+                jiff::SignedDuration::from_hours(48)
+            );
+            assert_eq!(
+                valid.findings.break_glass_window,
+                jiff::SignedDuration::from_hours(4),
+                "the default"
+            );
+            jail.create_file(
+                "connect-audit.toml",
+                "[report]\ntrail = 't'\n[findings]\nbreak_glass_window = 'a while'\n",
+            )?;
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            let err = s.validate(&figment, now()).unwrap_err().to_string();
+            assert!(
+                err.contains("findings.break_glass_window (set by file"),
+                "{err}"
+            );
+            assert!(err.contains("`a while` is not a duration"), "{err}");
+            jail.create_file("connect-audit.toml", "[findings]\nshort = '1h'\n")?;
+            let err = load(None).unwrap().extract::<Settings>().unwrap_err();
+            assert!(err.to_string().contains("short"), "{err}");
             Ok(())
         });
     }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::change::{Decoded, Namer};
@@ -61,6 +62,104 @@ impl Default for FindingRules {
             short_lived: SignedDuration::from_hours(24),
             break_glass_window: SignedDuration::from_hours(4),
         }
+    }
+}
+
+/// `[findings]`: the rules' settings as config has them. [`check`](Self::check) turns them into
+/// [`FindingRules`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingSettings {
+    /// Permissions that make a security profile privileged. Default: the administration of
+    /// users, security profiles and routing ([`PRIVILEGED_PERMISSIONS`]).
+    #[serde(default = "default_permissions")]
+    pub privileged_permissions: Vec<String>,
+    /// Names of profiles taken as privileged when their permissions are not known.
+    /// Default: `["Admin"]`.
+    #[serde(default = "default_profiles")]
+    pub privileged_profiles: Vec<String>,
+    /// A user deleted this soon after it was created is short-lived: `24h`, `2d`.
+    /// Default: `24h`.
+    #[serde(default = "default_short_lived")]
+    pub short_lived: String,
+    /// Changes this soon after an emergency access token by the same actor are break-glass
+    /// changes. Default: `4h`.
+    #[serde(default = "default_break_glass")]
+    pub break_glass_window: String,
+}
+
+fn default_permissions() -> Vec<String> {
+    FindingRules::default().privileged_permissions
+}
+
+fn default_profiles() -> Vec<String> {
+    FindingRules::default().privileged_profiles
+}
+
+fn default_short_lived() -> String {
+    "24h".to_owned()
+}
+
+fn default_break_glass() -> String {
+    "4h".to_owned()
+}
+
+impl Default for FindingSettings {
+    fn default() -> Self {
+        Self {
+            privileged_permissions: default_permissions(),
+            privileged_profiles: default_profiles(),
+            short_lived: default_short_lived(),
+            break_glass_window: default_break_glass(),
+        }
+    }
+}
+
+impl FindingSettings {
+    /// The rules, or `problem(key, message)` for each setting that is not usable (keys
+    /// `findings.…`). Pure.
+    pub fn check(&self, problem: &mut impl FnMut(&str, String)) -> Option<FindingRules> {
+        let mut ok = true;
+        let mut duration = |key: &str, text: &str| {
+            let parsed = crate::window::parse_duration(text).filter(|d| !d.is_zero());
+            if parsed.is_none() {
+                ok = false;
+                problem(
+                    key,
+                    format!(
+                        "`{}` is not a duration such as 90m, 24h or 2d",
+                        text.escape_default()
+                    ),
+                );
+            }
+            parsed
+        };
+        let short_lived = duration("findings.short_lived", &self.short_lived);
+        let break_glass_window = duration("findings.break_glass_window", &self.break_glass_window);
+        for (key, names) in [
+            (
+                "findings.privileged_permissions",
+                &self.privileged_permissions,
+            ),
+            ("findings.privileged_profiles", &self.privileged_profiles),
+        ] {
+            for (i, name) in names.iter().enumerate() {
+                if name.trim().is_empty() || name.chars().any(char::is_control) {
+                    ok = false;
+                    problem(
+                        &format!("{key}[{i}]"),
+                        format!("`{}` is not a name", name.escape_default()),
+                    );
+                }
+            }
+        }
+        Some(FindingRules {
+            privileged_permissions: self.privileged_permissions.clone(),
+            privileged_profiles: self.privileged_profiles.clone(),
+            short_lived: short_lived?,
+            break_glass_window: break_glass_window?,
+        })
+        .filter(|_| ok)
     }
 }
 
@@ -452,6 +551,40 @@ mod tests {
                 findings.check(record, request, decoded.as_ref(), &Names)
             })
             .collect()
+    }
+
+    #[test]
+    fn settings_default_to_the_documented_rules_and_bad_ones_are_named() {
+        let mut problems = Vec::new();
+        let rules = FindingSettings::default()
+            .check(&mut |k, m| problems.push(format!("{k}: {m}")))
+            .unwrap();
+        assert_eq!(rules, FindingRules::default());
+        assert!(problems.is_empty());
+        let bad = FindingSettings {
+            short_lived: "soon".into(),
+            break_glass_window: "0h".into(),
+            privileged_profiles: vec![String::new()],
+            ..FindingSettings::default()
+        };
+        assert!(
+            bad.check(&mut |k, m| problems.push(format!("{k}: {m}")))
+                .is_none()
+        );
+        assert_eq!(
+            problems,
+            [
+                "findings.short_lived: `soon` is not a duration such as 90m, 24h or 2d",
+                "findings.break_glass_window: `0h` is not a duration such as 90m, 24h or 2d",
+                "findings.privileged_profiles[0]: `` is not a name",
+            ]
+        );
+        let two_days = FindingSettings {
+            short_lived: "2d".into(),
+            ..FindingSettings::default()
+        };
+        let rules = two_days.check(&mut |_, _| {}).unwrap();
+        assert_eq!(rules.short_lived, SignedDuration::from_hours(48));
     }
 
     #[test]

@@ -48,17 +48,25 @@ pub fn parse_time(text: &str, now: Timestamp) -> Result<Timestamp, WindowError> 
             .map(|z| z.timestamp())
             .map_err(|_| bad());
     }
-    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let back = parse_duration(t).ok_or_else(bad)?;
+    now.checked_sub(back).map_err(|_| bad())
+}
+
+/// Reads a duration of whole minutes, hours, days or weeks: `90m` (or `90min`), `12h`, `7d`,
+/// `2w`. The one reader of the durations of config and flags.
+pub fn parse_duration(text: &str) -> Option<jiff::SignedDuration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
     let (digits, unit) = t.split_at(split);
-    let n: i64 = digits.parse().map_err(|_| bad())?;
-    let hours = match unit {
-        "m" | "min" => return now.checked_sub(n.minutes()).map_err(|_| bad()),
-        "h" => n,
-        "d" => n.checked_mul(24).ok_or_else(bad)?,
-        "w" => n.checked_mul(24 * 7).ok_or_else(bad)?,
-        _ => return Err(bad()),
+    let n: i64 = digits.parse().ok()?;
+    let minutes = match unit {
+        "m" | "min" => n,
+        "h" => n.checked_mul(60)?,
+        "d" => n.checked_mul(24 * 60)?,
+        "w" => n.checked_mul(7 * 24 * 60)?,
+        _ => return None,
     };
-    now.checked_sub(hours.hours()).map_err(|_| bad())
+    Some(jiff::SignedDuration::from_secs(minutes.checked_mul(60)?))
 }
 
 impl Window {
