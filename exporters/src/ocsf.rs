@@ -10,6 +10,7 @@
 //! | `user` group (`CreateUser`, `DeleteUser`, `UpdateUserIdentityInfo`, `UpdateUserPhoneConfig`, `UpdateUserConfig`) | Account Change (3001, IAM) | 1 Create, 6 Delete, 3 Password Change (an event name with `Password`), else 99 Other |
 //! | `permissions` group (security profiles, routing profile, hierarchy, proficiencies, traffic distribution groups, workspaces of a user), and `AssociateSecurityProfiles` / `DisassociateSecurityProfiles` whose entity is a user | User Access Management (3005, IAM) | 1 Assign Privileges; 2 Revoke Privileges for `Disassociate…` and for `UpdateUserHierarchy` without a group; 99 Other, `activity_name = "Replace Privileges"`, for `UpdateUserSecurityProfiles`, which replaces the user's whole set (it may take profiles away as well as give them) |
 //! | a successful `CreateUser` whose request gives `SecurityProfileIds`, `RoutingProfileId` or `HierarchyGroupId`: a second event after its Account Change | User Access Management (3005) | 1 Assign Privileges |
+//! | a successful `UpdateUserSecurityProfiles` whose `before` the change stage knew (`change_basis` trail or snapshot): what it did, from the difference | User Access Management (3005) | 1 Assign Privileges of the profiles added, then 2 Revoke Privileges of those taken away (`metadata.uid` `<row key>/revoked`), each only when not empty |
 //! | everything else (security profile, routing profile and hierarchy definitions, tags, agent status, instance, sign-in) | API Activity (6003, Application Activity) | 1 Create (`Create…`, `Replicate…`), 2 Read (`Get…`, `Describe…`, `List…`, `Search…`, `AdminGet…`), 4 Delete (`Delete…`), else 3 Update |
 //!
 //! Account Change and User Access Management both *require* the target `user`, so an event
@@ -270,6 +271,9 @@ fn severity_name(id: i32) -> &'static str {
 pub fn to_ocsf_events(record: &AuditRecord) -> Vec<Value> {
     let params = parse_json(record.request_parameters.as_deref());
     let c = classify_with(record, params.as_ref());
+    if let Some(events) = replacement_as_diff(record, c, params.as_ref()) {
+        return events;
+    }
     let grant = creation_grant(record, c, params.as_ref());
     let mut main = event(record, c, params);
     let Some(privileges) = grant else {
@@ -298,6 +302,78 @@ pub fn to_ocsf_events(record: &AuditRecord) -> Vec<Value> {
     grant["metadata"]["uid"] = json!(format!("{key}/privileges"));
     grant["metadata"]["profiles"] = json!(c.class.profiles());
     vec![main, grant]
+}
+
+/// A successful `UpdateUserSecurityProfiles` whose `before` the change stage knew, as what it
+/// did: an Assign Privileges event of the profiles it added and a Revoke Privileges event of
+/// those it took away (each only when not empty; the second has `metadata.uid` = `<row
+/// key>/revoked`, both `correlation_uid` = the row key). `None` when `before` is not known
+/// (the event stays a Replace Privileges of the whole new set) or nothing changed.
+fn replacement_as_diff(
+    record: &AuditRecord,
+    c: Classification,
+    params: Option<&Value>,
+) -> Option<Vec<Value>> {
+    if record.event_name != "UpdateUserSecurityProfiles"
+        || record.error_code.is_some()
+        || c.class != OcsfClass::UserAccessManagement
+    {
+        return None;
+    }
+    let profiles = |text: Option<&String>| -> Option<Vec<String>> {
+        let value = parse_json(text.map(String::as_str))?;
+        Some(
+            value
+                .get("security_profiles")?
+                .as_array()?
+                .iter()
+                .filter_map(|p| p.get("id").and_then(Value::as_str))
+                .map(|id| format!("security_profile:{}", bare_id(id)))
+                .collect(),
+        )
+    };
+    let before = profiles(record.before.as_ref())?;
+    let after = profiles(record.after.as_ref())?;
+    let added: Vec<String> = after
+        .iter()
+        .filter(|p| !before.contains(p))
+        .cloned()
+        .collect();
+    let removed: Vec<String> = before
+        .iter()
+        .filter(|p| !after.contains(p))
+        .cloned()
+        .collect();
+    let key = record.row_key();
+    let mut events = Vec::new();
+    for (privileges, activity_id, activity_name, severity) in [
+        (added, 1, "Assign Privileges", 3),
+        (removed, 2, "Revoke Privileges", 2),
+    ] {
+        if privileges.is_empty() {
+            continue;
+        }
+        let c = Classification {
+            class: OcsfClass::UserAccessManagement,
+            activity_id,
+            activity_name,
+        };
+        let mut event = event(record, c, params.cloned());
+        if let Value::Object(fields) = &mut event {
+            classify_event(fields, c, severity);
+            fields.insert("privileges".into(), json!(privileges));
+        }
+        if !events.is_empty() {
+            event["metadata"]["uid"] = json!(format!("{key}/revoked"));
+        }
+        events.push(event);
+    }
+    if events.len() > 1 {
+        for event in &mut events {
+            event["metadata"]["correlation_uid"] = json!(key);
+        }
+    }
+    (!events.is_empty()).then_some(events)
 }
 
 /// The record's own OCSF 1.3.0 event: the first of [`to_ocsf_events`], and the only one for
@@ -1027,6 +1103,69 @@ mod tests {
         let e = to_ocsf(&skills);
         assert_eq!(e["activity_id"], 2);
         assert_eq!(e["privileges"], json!(["proficiency:Language=Japanese"]));
+    }
+
+    #[test]
+    fn a_replacement_with_a_known_before_is_what_it_assigned_and_revoked() {
+        let mut r = record(
+            "UpdateUserSecurityProfiles",
+            Category::Permissions,
+            TargetKind::User,
+        );
+        r.request_parameters = Some(r#"{"SecurityProfileIds":["sp-admin","sp-agent"]}"#.into());
+        let named = |ids: &[&str]| {
+            let list: Vec<Value> = ids
+                .iter()
+                .map(|id| json!({"id": id, "name": null}))
+                .collect();
+            Some(json!({ "security_profiles": list }).to_string())
+        };
+        // Unknown before: one Replace Privileges of the whole new set, as before.
+        let events = to_ocsf_events(&r);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["activity_name"], "Replace Privileges");
+        // Known before: +sp-admin −sp-qa.
+        r.before = named(&["sp-agent", "sp-qa"]);
+        r.after = named(&["sp-admin", "sp-agent"]);
+        r.change_basis = Some(connect_audit_core::ChangeBasis::Trail);
+        let events = to_ocsf_events(&r);
+        assert_eq!(events.len(), 2, "{events:#?}");
+        for event in &events {
+            // The checks of every event, which read the uid as the row key.
+            let mut event = event.clone();
+            event["metadata"]["uid"] = json!(r.row_key());
+            assert_valid(&event, &r);
+            assert_eq!(event["class_uid"], 3005);
+            assert_eq!(
+                event["metadata"]["correlation_uid"],
+                "id-UpdateUserSecurityProfiles"
+            );
+        }
+        assert_eq!(events[0]["activity_id"], 1);
+        assert_eq!(
+            events[0]["privileges"],
+            json!(["security_profile:sp-admin"])
+        );
+        assert_eq!(
+            events[0]["metadata"]["uid"],
+            "id-UpdateUserSecurityProfiles"
+        );
+        assert_eq!(events[1]["activity_id"], 2);
+        assert_eq!(
+            events[1]["type_name"],
+            "User Access Management: Revoke Privileges"
+        );
+        assert_eq!(events[1]["privileges"], json!(["security_profile:sp-qa"]));
+        assert_eq!(
+            events[1]["metadata"]["uid"],
+            "id-UpdateUserSecurityProfiles/revoked"
+        );
+        // Only added: one Assign event, under the row key.
+        r.before = named(&["sp-agent"]);
+        let events = to_ocsf_events(&r);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["activity_name"], "Assign Privileges");
+        assert!(events[0]["metadata"].get("correlation_uid").is_none());
     }
 
     #[test]
