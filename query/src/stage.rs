@@ -24,7 +24,7 @@ use connect_audit_core::{AuditRecord, Directory, TargetKind};
 use crate::sink::{BadInput, ScanSink, SinkError};
 
 /// Rows held to put them in event-time order before the oldest goes out.
-pub const REORDER_ROWS: usize = 100_000;
+pub const REORDER_ROWS: usize = 10_000;
 
 /// A row waiting in the heap, ordered by event time, then its key.
 struct Held(AuditRecord);
@@ -322,6 +322,60 @@ mod tests {
             ["self_grant", "privileged_grant", "privileged_by_name"]
         );
         assert!(rows[0].findings.is_empty());
+    }
+
+    #[test]
+    fn names_are_the_ones_valid_at_the_event_time() {
+        const RP: &str = "cccccccc-bbbb-cccc-dddd-eeeeeeeeeeee";
+        const RP_OTHER: &str = "dddddddd-bbbb-cccc-dddd-eeeeeeeeeeee";
+        // The snapshot, taken after everything below, knows the profile by its new name.
+        let mut names = directory();
+        names.insert_snapshot(TargetKind::RoutingProfile, RP, "Tier 1 Support");
+        names.insert_snapshot(TargetKind::RoutingProfile, RP_OTHER, "Sales");
+        let profile = |id: &str, at: &str, event: &str, request: String| {
+            let mut r = row(id, at, event, &request, "admin");
+            r.target_kind = TargetKind::RoutingProfile;
+            r.target_id = Some(RP.to_owned());
+            r
+        };
+        let move_to = |id: &str, at: &str, to: &str| {
+            row(
+                id,
+                at,
+                "UpdateUserRoutingProfile",
+                &format!(r#"{{"RoutingProfileId":"{to}"}}"#),
+                "admin",
+            )
+        };
+        let mut stage = ChangeStage::new(Vec::new(), names);
+        stage
+            .records(vec![
+                profile(
+                    "c",
+                    "2024-05-01T00:00:00Z",
+                    "CreateRoutingProfile",
+                    r#"{"Name":"Tier 1"}"#.to_owned(),
+                ),
+                move_to("m1", "2024-05-01T01:00:00Z", RP),
+                profile(
+                    "r",
+                    "2024-05-01T02:00:00Z",
+                    "UpdateRoutingProfileName",
+                    r#"{"Name":"Tier 1 Support"}"#.to_owned(),
+                ),
+                move_to("m2", "2024-05-01T03:00:00Z", RP_OTHER),
+            ])
+            .unwrap();
+        let rows = stage.finish().unwrap();
+        let change = |id: &str| {
+            rows.iter()
+                .find(|r| r.event_id == id)
+                .and_then(|r| r.change.clone())
+                .unwrap()
+        };
+        assert_eq!(change("m1"), "routing profile: now Tier 1", "its name then");
+        assert_eq!(change("r"), "name: Tier 1 → Tier 1 Support");
+        assert_eq!(change("m2"), "routing profile: Tier 1 Support → Sales");
     }
 
     #[test]
