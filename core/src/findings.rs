@@ -483,7 +483,6 @@ mod tests {
 
     use super::*;
     use crate::change::{NoNames, Tracker};
-    use crate::record::{NameSource, Origin};
 
     const ADMIN: &str = "sp-admin";
 
@@ -497,36 +496,16 @@ mod tests {
 
     /// A row of `event` by Connect user `actor` on user `target`, at minute `minute` of a day.
     fn row(event: &str, actor: &str, target: &str, minute: i64) -> AuditRecord {
-        AuditRecord {
-            event_time: Timestamp::UNIX_EPOCH + SignedDuration::from_mins(minute),
-            event_id: format!("{event}-{minute}"),
-            target_index: 0,
-            event_name: event.to_owned(),
-            category: Category::User,
-            account_id: "111122223333".to_owned(),
-            region: "us-east-1".to_owned(),
-            instance_id: None,
-            actor_kind: ActorKind::ConnectUser,
-            actor_id: Some(actor.to_owned()),
-            actor_name: Some(actor.to_owned()),
-            actor_arn: Some(format!("arn:{actor}")),
-            target_kind: TargetKind::User,
-            target_id: Some(target.to_owned()),
-            target_name: Some(target.to_owned()),
-            name_source: NameSource::Snapshot,
-            origin: Origin::Console,
-            source_ip: None,
-            user_agent: None,
-            error_code: None,
-            error_message: None,
-            request_parameters: None,
-            response_elements: None,
-            change: None,
-            before: None,
-            after: None,
-            change_basis: None,
-            findings: Vec::new(),
-        }
+        let at = Timestamp::UNIX_EPOCH + SignedDuration::from_mins(minute);
+        let mut r = AuditRecord::new(at, format!("{event}-{minute}"), event, Category::User);
+        r.actor_kind = ActorKind::ConnectUser;
+        r.actor_id = Some(actor.to_owned());
+        r.actor_name = Some(actor.to_owned());
+        r.actor_arn = Some(format!("arn:{actor}"));
+        r.target_kind = TargetKind::User;
+        r.target_id = Some(target.to_owned());
+        r.target_name = Some(target.to_owned());
+        r
     }
 
     /// Runs rows through a tracker and the rules, as the change stage does; the codes of each.

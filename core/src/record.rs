@@ -138,6 +138,48 @@ pub fn column_names() -> &'static [&'static str] {
 }
 
 impl AuditRecord {
+    /// A row of `event_name` at `event_time`, with nothing else known: no account, region,
+    /// instance, actor or target (`actor_kind` `iam`, `target_kind` `none`, `name_source`
+    /// `unresolved`, `origin` `api`), no request, no change. For building rows field by field
+    /// (tests, benchmarks, other engines).
+    pub fn new(
+        event_time: Timestamp,
+        event_id: impl Into<String>,
+        event_name: impl Into<String>,
+        category: Category,
+    ) -> Self {
+        Self {
+            event_time,
+            event_id: event_id.into(),
+            target_index: 0,
+            event_name: event_name.into(),
+            category,
+            account_id: String::new(),
+            region: String::new(),
+            instance_id: None,
+            actor_kind: ActorKind::Iam,
+            actor_id: None,
+            actor_name: None,
+            actor_arn: None,
+            target_kind: TargetKind::None,
+            target_id: None,
+            target_name: None,
+            name_source: NameSource::Unresolved,
+            origin: Origin::Api,
+            source_ip: None,
+            user_agent: None,
+            error_code: None,
+            error_message: None,
+            request_parameters: None,
+            response_elements: None,
+            change: None,
+            before: None,
+            after: None,
+            change_basis: None,
+            findings: Vec::new(),
+        }
+    }
+
     /// The row's unique key: the `event_id` for the first (usually only) target of an event,
     /// `<event_id>#<target_index>` for the others. Duplicate removal, the incremental state,
     /// SIEM ids and OCSF `metadata.uid` use it, so the ids of single-target events are their

@@ -163,29 +163,33 @@ impl ExporterSpec {
         key: &str,
         problem: &mut impl FnMut(&str, String),
     ) -> Option<ValidExporter> {
-        let mut valid = true;
-        let mut problem = |field: &str, message: String| {
-            valid = false;
-            problem(field, message);
-        };
+        // The problems of the path (an `s3://` one must parse and name an object), then the
+        // spec's own, in field order.
         let path = self.path();
-        if path.starts_with("s3://") {
-            match Location::parse(path) {
-                Err(e) => problem(&format!("{key}.path"), e.to_string()),
-                Ok(Location::S3 { prefix, .. })
-                    if !self.writes_folder() && (prefix.is_empty() || path.ends_with('/')) =>
-                {
-                    problem(
-                        &format!("{key}.path"),
-                        format!(
-                            "`{path}` names no object: give its key, e.g. s3://bucket/audit/audit-{{since}}.csv"
-                        ),
-                    );
-                }
-                Ok(_) => {}
+        let path_problem = match Location::parse(path) {
+            _ if !path.starts_with("s3://") => None,
+            Err(e) => Some(e.to_string()),
+            Ok(Location::S3 { prefix, .. })
+                if !self.writes_folder() && (prefix.is_empty() || path.ends_with('/')) =>
+            {
+                Some(format!(
+                    "`{path}` names no object: give its key, e.g. s3://bucket/audit/audit-{{since}}.csv"
+                ))
             }
-        }
-        for (field, message) in self.spec().validate() {
+            Ok(_) => None,
+        };
+        let problems: Vec<(String, String)> = path_problem
+            .map(|message| ("path".to_owned(), message))
+            .into_iter()
+            .chain(
+                self.spec()
+                    .validate()
+                    .into_iter()
+                    .map(|(f, m)| (f.to_owned(), m)),
+            )
+            .collect();
+        let valid = problems.is_empty();
+        for (field, message) in problems {
             problem(&format!("{key}.{field}"), message);
         }
         valid.then(|| ValidExporter(self.clone()))

@@ -227,7 +227,7 @@ impl Namer for AsOfNow<'_> {
 
 #[cfg(test)]
 mod tests {
-    use connect_audit_core::{ActorKind, Category, ChangeBasis, NameSource, Origin};
+    use connect_audit_core::{ActorKind, Category, ChangeBasis};
 
     use super::*;
 
@@ -236,36 +236,14 @@ mod tests {
     const AGENT: &str = "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee";
 
     fn row(id: &str, at: &str, event: &str, request: &str, actor: &str) -> AuditRecord {
-        AuditRecord {
-            event_time: at.parse().unwrap(),
-            event_id: id.to_owned(),
-            target_index: 0,
-            event_name: event.to_owned(),
-            category: Category::Permissions,
-            account_id: "111122223333".to_owned(),
-            region: "us-east-1".to_owned(),
-            instance_id: None,
-            actor_kind: ActorKind::ConnectUser,
-            actor_id: Some(actor.to_owned()),
-            actor_name: None,
-            actor_arn: None,
-            target_kind: TargetKind::User,
-            target_id: Some(USER.to_owned()),
-            target_name: Some("kenji".to_owned()),
-            name_source: NameSource::Snapshot,
-            origin: Origin::Console,
-            source_ip: None,
-            user_agent: None,
-            error_code: None,
-            error_message: None,
-            request_parameters: Some(request.to_owned()),
-            response_elements: None,
-            change: None,
-            before: None,
-            after: None,
-            change_basis: None,
-            findings: Vec::new(),
-        }
+        let mut r = AuditRecord::new(at.parse().unwrap(), id, event, Category::Permissions);
+        r.actor_kind = ActorKind::ConnectUser;
+        r.actor_id = Some(actor.to_owned());
+        r.target_kind = TargetKind::User;
+        r.target_id = Some(USER.to_owned());
+        r.target_name = Some("kenji".to_owned());
+        r.request_parameters = Some(request.to_owned());
+        r
     }
 
     fn directory() -> Directory {
