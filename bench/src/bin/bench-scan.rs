@@ -424,17 +424,55 @@ fn bench(dir: &Path, skip_duckdb: bool) -> Result<bool, Box<dyn std::error::Erro
     Ok(same)
 }
 
+/// What a series of runs of the engine shares: this program (each run is a process of its
+/// own), the trail, the output file and the events the generator expects.
+struct Runs {
+    me: PathBuf,
+    trail: String,
+    _work: tempfile::TempDir,
+    out: PathBuf,
+    expected: BTreeSet<String>,
+}
+
+impl Runs {
+    fn new(dir: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        let work = tempfile::tempdir()?;
+        Ok(Self {
+            me: std::env::current_exe()?,
+            trail: dir
+                .to_str()
+                .ok_or("the trail path is not UTF-8")?
+                .to_owned(),
+            out: work.path().join("engine.jsonl"),
+            _work: work,
+            expected: expected_ids(dir)?,
+        })
+    }
+
+    fn out_arg(&self) -> &str {
+        self.out.to_str().unwrap_or_default()
+    }
+}
+
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        f64::midpoint(values[mid - 1], values[mid])
+    }
+}
+
 /// The floor and the engine run alternately `n` times, each in its own process: on a cloud
 /// machine whose speed wanders from one minute to the next, only pairs taken back to back give
 /// a ratio worth reading. Prints each pair, then the medians; `Ok(false)` when the engine's
 /// output differs from the generator's expected events in any run.
 fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
-    let me = std::env::current_exe()?;
-    let work = tempfile::tempdir()?;
-    let d = dir.to_str().ok_or("the trail path is not UTF-8")?;
-    let out = work.path().join("engine.jsonl");
-    let out_arg = out.to_str().ok_or("path")?;
-    let expected = expected_ids(dir)?;
+    let runs = Runs::new(dir)?;
+    let (me, d, out, out_arg) = (&runs.me, runs.trail.as_str(), &runs.out, runs.out_arg());
+    let expected = &runs.expected;
     println!(
         "{n} floor/engine pairs; engine's structural pass: {}",
         connect_audit_query::simd_level(requested_simd())
@@ -447,11 +485,11 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
     let (mut floors, mut engines, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut correct = true;
     for pair in 1..=n {
-        let floor = measure(&me, &["floor", d])["wall"]
+        let floor = measure(me, &["floor", d])["wall"]
             .as_f64()
             .unwrap_or(f64::NAN);
-        let engine = measure(&me, &["engine", d, out_arg]);
-        correct &= ids_of(&out)? == expected;
+        let engine = measure(me, &["engine", d, out_arg]);
+        correct &= ids_of(out)? == *expected;
         let wall = engine["wall"].as_f64().unwrap_or(f64::NAN);
         let rss = engine["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
         println!(
@@ -462,15 +500,6 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
         engines.push(wall);
         ratios.push(floor / wall);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            f64::midpoint(v[mid - 1], v[mid])
-        }
-    };
     let at_target = ratios.iter().filter(|r| **r >= 0.75).count();
     let (low, high) = (
         ratios.iter().copied().fold(f64::INFINITY, f64::min),
@@ -497,12 +526,9 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
 /// The engine without and with the change stage, alternately `n` times, each in its own
 /// process: what the stage costs (issue H's target: at most 3 % of the engine's wall).
 fn stage_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
-    let me = std::env::current_exe()?;
-    let work = tempfile::tempdir()?;
-    let d = dir.to_str().ok_or("the trail path is not UTF-8")?;
-    let out = work.path().join("engine.jsonl");
-    let out_arg = out.to_str().ok_or("path")?;
-    let expected = expected_ids(dir)?;
+    let runs = Runs::new(dir)?;
+    let (me, d, out, out_arg) = (&runs.me, runs.trail.as_str(), &runs.out, runs.out_arg());
+    let expected = &runs.expected;
     println!("{n} pairs: the engine without, then with the change stage");
     println!();
     println!("| pair | without (s) | with (s) | with / without |");
@@ -511,23 +537,17 @@ fn stage_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>>
     let mut correct = true;
     for pair in 1..=n {
         let wall = |run: &serde_json::Value| run["wall"].as_f64().unwrap_or(f64::NAN);
-        let without = wall(&measure(&me, &["engine-raw", d, out_arg]));
-        correct &= ids_of(&out)? == expected;
-        let with = wall(&measure(&me, &["engine", d, out_arg]));
-        correct &= ids_of(&out)? == expected;
+        let without = wall(&measure(me, &["engine-raw", d, out_arg]));
+        correct &= ids_of(out)? == *expected;
+        let with = wall(&measure(me, &["engine", d, out_arg]));
+        correct &= ids_of(out)? == *expected;
         println!(
             "| {pair} | {without:.3} | {with:.3} | {:.3} |",
             with / without
         );
         ratios.push(with / without);
     }
-    ratios.sort_by(f64::total_cmp);
-    let mid = ratios.len() / 2;
-    let median = if ratios.len() % 2 == 1 {
-        ratios[mid]
-    } else {
-        f64::midpoint(ratios[mid - 1], ratios[mid])
-    };
+    let median = median(&mut ratios);
     println!();
     println!(
         "with / without: median {median:.3}, {:.3}–{:.3} (target: <= 1.03); correctness: {}",

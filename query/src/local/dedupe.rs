@@ -172,11 +172,13 @@ mod tests {
             error_message: None,
             request_parameters: Some("{\"UserId\":\"u\"}".into()),
             response_elements: None,
-            change: None,
-            before: None,
-            after: None,
-            change_basis: None,
-            findings: Vec::new(),
+            // No change decoded: the change stage's columns empty.
+            ..AuditRecord::new(
+                jiff::Timestamp::UNIX_EPOCH,
+                "",
+                "",
+                connect_audit_core::Category::User,
+            )
         };
         let mut held = HeldRows {
             limit: 3,
