@@ -12,7 +12,9 @@ use connect_audit_config::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Secret, SiemFlavor, SiemWebhookSpec,
 };
 use connect_audit_core::record::{COLUMNS, arrow_schema};
-use connect_audit_core::{ActorKind, AuditRecord, Category, NameSource, Origin, TargetKind};
+use connect_audit_core::{
+    ActorKind, AuditRecord, Category, ChangeBasis, NameSource, Origin, TargetKind,
+};
 use connect_audit_exporters::{Error, ExportSummary, Exporter, MemoryExporter};
 use connect_audit_tests::siem_receiver::SiemReceiver;
 use jiff::Timestamp;
@@ -57,8 +59,25 @@ fn record(i: usize, time: &str) -> AuditRecord {
             r#"{{"InstanceId":"{INSTANCE}","UserId":"target-{i}"}}"#
         )),
         response_elements: None,
-        // No change decoded: the change stage's columns empty.
-        ..AuditRecord::new(jiff::Timestamp::UNIX_EPOCH, "", "", Category::User)
+        // The change columns: decoded on every other record (each basis in turn), findings
+        // on some, none on the rest.
+        change: i
+            .is_multiple_of(2)
+            .then(|| format!("security profiles: +Admin{i} (now Admin{i})")),
+        before: i
+            .is_multiple_of(2)
+            .then(|| r#"{"security_profiles":[]}"#.to_owned()),
+        after: i
+            .is_multiple_of(2)
+            .then(|| format!(r#"{{"security_profiles":[{{"id":"sp-{i}","name":"Admin{i}"}}]}}"#)),
+        change_basis: i
+            .is_multiple_of(2)
+            .then(|| ChangeBasis::ALL[(i / 2) % ChangeBasis::ALL.len()]),
+        findings: match i % 4 {
+            0 => vec!["self_grant".into(), "privileged_grant".into()],
+            2 => vec!["failed_escalation".into()],
+            _ => Vec::new(),
+        },
     }
 }
 
@@ -483,6 +502,8 @@ fn csv_column_selection_writes_exactly_those_columns_in_order() {
         "actor_name",
         "target_name",
         "error_code",
+        "change",
+        "findings",
     ];
     let spec = ExporterSpec::Csv(CsvSpec {
         columns: Some(columns.iter().map(|&c| c.to_owned()).collect()),
