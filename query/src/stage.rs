@@ -129,8 +129,12 @@ impl<S: ScanSink> ChangeStage<S> {
             failed,
             &namer,
         );
+        // A row whose target has no id keeps no state: two such rows are not the same thing.
+        let keeps_state = record.target_id.is_some();
         let decoded = found.map(|(decoded, transition)| {
-            self.tracker.advance(transition);
+            if keeps_state {
+                self.tracker.advance(transition);
+            }
             decoded
         });
         if let Some(decoded) = &decoded {
@@ -354,6 +358,36 @@ mod tests {
         assert_eq!(change("m1"), "routing profile: now Tier 1", "its name then");
         assert_eq!(change("r"), "name: Tier 1 → Tier 1 Support");
         assert_eq!(change("m2"), "routing profile: Tier 1 Support → Sales");
+    }
+
+    #[test]
+    fn rows_without_a_target_id_share_no_state() {
+        let tag = |id: &str, at: &str, tags: &str| {
+            let mut r = row(
+                id,
+                at,
+                "TagResource",
+                &format!(r#"{{"tags":{tags}}}"#),
+                "admin",
+            );
+            r.target_kind = TargetKind::Resource;
+            r.target_id = None;
+            r
+        };
+        let mut stage = ChangeStage::new(Vec::new(), Directory::new());
+        stage
+            .records(vec![
+                tag("t1", "2024-05-01T00:00:00Z", r#"{"a":"1"}"#),
+                tag("t2", "2024-05-01T01:00:00Z", r#"{"b":"2"}"#),
+            ])
+            .unwrap();
+        let rows = stage.finish().unwrap();
+        assert_eq!(rows[1].change.as_deref(), Some("tags: +b=2"));
+        assert_eq!(
+            rows[1].change_basis,
+            Some(ChangeBasis::Unknown),
+            "not t1's state"
+        );
     }
 
     #[test]
