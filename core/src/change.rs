@@ -534,27 +534,21 @@ fn named_kind(attr: &str) -> Option<TargetKind> {
 /// The readable form of one id of `attr`: its name (a group's path joined by ` › `), or the
 /// id itself when no name is known.
 fn display_id(attr: &str, id: &str, namer: &dyn Namer) -> String {
-    match named_kind(attr) {
-        Some(TargetKind::HierarchyGroup) => namer
-            .group_path(id)
-            .map_or_else(|| id.to_owned(), |path| path.join(" › ")),
-        Some(kind) => namer.name(kind, id).unwrap_or_else(|| id.to_owned()),
-        None => id.to_owned(),
+    name_of(attr, id, namer).unwrap_or_else(|| id.to_owned())
+}
+
+/// The name of one id of `attr` (a group's path joined by ` › `), if known.
+fn name_of(attr: &str, id: &str, namer: &dyn Namer) -> Option<String> {
+    match named_kind(attr)? {
+        TargetKind::HierarchyGroup => namer.group_path(id).map(|path| path.join(" › ")),
+        kind => namer.name(kind, id),
     }
 }
 
 /// `state` with each id replaced by `{"id", "name"}` (name `null` when unknown), for the
 /// `before` and `after` columns. Attributes that hold no ids are as they are.
 pub fn named(state: &State, namer: &dyn Namer) -> Value {
-    let name_of = |attr: &str, id: &str| -> Value {
-        let kind = named_kind(attr);
-        let name = match kind {
-            Some(TargetKind::HierarchyGroup) => namer.group_path(id).map(|p| p.join(" › ")),
-            Some(kind) => namer.name(kind, id),
-            None => None,
-        };
-        json!({"id": id, "name": name})
-    };
+    let name_of = |attr: &str, id: &str| json!({"id": id, "name": name_of(attr, id, namer)});
     let mut out = Map::new();
     for (attr, value) in state {
         let value = match (named_kind(attr), value) {
@@ -1234,10 +1228,19 @@ mod tests {
 
     #[test]
     fn every_rule_is_an_audited_call_of_its_kind() {
+        use crate::record::Category;
         for family in FAMILIES {
             for rule in family {
                 let group = crate::catalogue::group_of(rule.event);
-                assert!(group.is_some(), "{} is not audited", rule.event);
+                let group = group.unwrap_or_else(|| panic!("{} is not audited", rule.event));
+                let kind = match group.category {
+                    Category::User | Category::Permissions => TargetKind::User,
+                    Category::SecurityProfile => TargetKind::SecurityProfile,
+                    Category::RoutingProfile => TargetKind::RoutingProfile,
+                    Category::Hierarchy => TargetKind::HierarchyGroup,
+                    _ => TargetKind::Resource,
+                };
+                assert_eq!(rule.kind, kind, "{}", rule.event);
             }
         }
     }

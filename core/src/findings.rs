@@ -18,7 +18,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::change::{Decoded, Namer};
+use crate::change::{Decoded, Namer, Tracker};
 use crate::record::{ActorKind, AuditRecord, Category, TargetKind};
 
 /// The permissions that make a security profile privileged by default: the administration of
@@ -176,10 +176,6 @@ pub struct Findings {
     email_changed: HashMap<String, Timestamp>,
     /// Actor → when it last took an emergency access token.
     break_glass: HashMap<String, Timestamp>,
-    /// Security profile id → its permissions, as the trail set them.
-    permissions: HashMap<String, Vec<String>>,
-    /// User id → its security profiles, as the trail set them.
-    profiles: HashMap<String, Vec<String>>,
 }
 
 /// The profiles a row gives (ids), and the permissions it adds to a profile.
@@ -198,13 +194,15 @@ impl Findings {
         }
     }
 
-    /// The codes `record` trips, given its request and what it changed; remembers what later
-    /// rows need. Codes come in the order of the table above.
+    /// The codes `record` trips, given its request, what it changed, and the state the
+    /// change stage's [`Tracker`] knows (a profile's permissions, the profiles an actor
+    /// holds); remembers what later rows need. Codes come in the order of the table above.
     pub fn check(
         &mut self,
         record: &AuditRecord,
         request: &Value,
         decoded: Option<&Decoded>,
+        tracker: &Tracker,
         namer: &dyn Namer,
     ) -> Vec<String> {
         let mut codes: Vec<&str> = Vec::new();
@@ -214,11 +212,12 @@ impl Findings {
         let is_self = given.as_ref().is_some_and(|given| {
             (Self::actor_is_target(record, target.as_deref())
                 && (!given.profiles.is_empty() || given.group))
-                || (!given.permissions.is_empty() && self.actor_holds(record, target.as_deref()))
+                || (!given.permissions.is_empty()
+                    && Self::actor_holds(tracker, record, target.as_deref()))
         });
-        let (privileged, by_name) = given
-            .as_ref()
-            .map_or((false, false), |given| self.privileged(given, namer));
+        let (privileged, by_name) = given.as_ref().map_or((false, false), |given| {
+            self.privileged(given, tracker, namer)
+        });
         if failed {
             if is_self || privileged {
                 codes.push("failed_escalation");
@@ -265,19 +264,17 @@ impl Findings {
     }
 
     /// Whether the actor (a Connect user) holds the security profile the row changes.
-    fn actor_holds(&self, record: &AuditRecord, profile: Option<&str>) -> bool {
+    fn actor_holds(tracker: &Tracker, record: &AuditRecord, profile: Option<&str>) -> bool {
         let (Some(actor), Some(profile)) = (record.actor_id.as_deref(), profile) else {
             return false;
         };
         record.actor_kind == ActorKind::ConnectUser
-            && self
-                .profiles
-                .get(&actor.to_ascii_lowercase())
-                .is_some_and(|held| held.iter().any(|p| p == profile))
+            && strings(tracker.state(TargetKind::User, actor), "security_profiles")
+                .is_some_and(|held| held.iter().any(|p| p.eq_ignore_ascii_case(profile)))
     }
 
     /// Whether what is given is privileged, and whether that was judged by a profile's name.
-    fn privileged(&self, given: &Given, namer: &dyn Namer) -> (bool, bool) {
+    fn privileged(&self, given: &Given, tracker: &Tracker, namer: &dyn Namer) -> (bool, bool) {
         let privileged_permission =
             |p: &String| self.rules.privileged_permissions.iter().any(|q| q == p);
         if given.permissions.iter().any(privileged_permission) {
@@ -285,7 +282,11 @@ impl Findings {
         }
         let mut by_name = false;
         for profile in &given.profiles {
-            match self.permissions.get(profile) {
+            let known = strings(
+                tracker.state(TargetKind::SecurityProfile, profile),
+                "permissions",
+            );
+            match known {
                 Some(permissions) if permissions.iter().any(privileged_permission) => {
                     return (true, false);
                 }
@@ -374,37 +375,20 @@ impl Findings {
             }
             _ => {}
         }
-        // The trail's view of profiles and of who holds them.
-        let ids = |key: &str| -> Option<Vec<String>> {
-            Some(
-                request
-                    .get(key)?
-                    .as_array()?
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_ascii_lowercase)
-                    .collect(),
-            )
-        };
-        match (record.event_name.as_str(), target) {
-            ("CreateSecurityProfile" | "UpdateSecurityProfile", Some(profile)) => {
-                if let Some(permissions) = request.get("Permissions").and_then(Value::as_array) {
-                    let permissions = permissions
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect();
-                    self.permissions.insert(profile.to_owned(), permissions);
-                }
-            }
-            ("CreateUser" | "UpdateUserSecurityProfiles", Some(user)) => {
-                if let Some(profiles) = ids("SecurityProfileIds") {
-                    self.profiles.insert(user.to_owned(), profiles);
-                }
-            }
-            _ => {}
-        }
     }
+}
+
+/// The strings of an array-valued attribute of a known state.
+fn strings(state: Option<&crate::change::State>, attr: &str) -> Option<Vec<String>> {
+    Some(
+        state?
+            .get(attr)?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 /// What a row gives: the security profiles it adds to a user, the permissions it adds to a
@@ -482,7 +466,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::change::{NoNames, Tracker};
+    use crate::change::NoNames;
 
     const ADMIN: &str = "sp-admin";
 
@@ -527,7 +511,7 @@ mod tests {
                         tracker.advance(transition);
                         decoded
                     });
-                findings.check(record, request, decoded.as_ref(), &Names)
+                findings.check(record, request, decoded.as_ref(), &tracker, &Names)
             })
             .collect()
     }

@@ -147,9 +147,9 @@ impl<S: ScanSink> ChangeStage<S> {
             tracker: &self.tracker,
             directory: &self.directory,
         };
-        record.findings = self
-            .findings
-            .check(&record, &request, decoded.as_ref(), &namer);
+        record.findings =
+            self.findings
+                .check(&record, &request, decoded.as_ref(), &self.tracker, &namer);
         record
     }
 }
