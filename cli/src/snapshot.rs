@@ -127,15 +127,27 @@ fn summary_text(valid: &ValidSnapshot, s: &RunSummary, started: Instant) -> Stri
     let calls = s.connect_calls();
     let _ = writeln!(
         t,
-        "  store:   {} objects before, {} written, change log {}",
-        s.existing_objects, s.object_puts, s.run_key
+        "  store:   {} objects before, {} written, {} read, change log {}",
+        s.existing_objects, s.object_puts, s.store_gets, s.run_key
     );
     let _ = writeln!(
         t,
-        "  connect: {} calls ({} ListUsers, {} DescribeUser)",
+        "  history: {} version file(s) written, index {}",
+        s.history_puts,
+        if s.index_puts > 0 {
+            "rewritten"
+        } else {
+            "unchanged"
+        }
+    );
+    let described = calls.total() - calls.list_users - calls.describe_user;
+    let _ = writeln!(
+        t,
+        "  connect: {} calls ({} ListUsers, {} DescribeUser, {} for profiles, groups and proficiencies)",
         calls.total(),
         calls.list_users,
-        calls.describe_user
+        calls.describe_user,
+        described
     );
     t
 }

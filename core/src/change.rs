@@ -449,7 +449,7 @@ fn read(shape: Shape, request: &Value) -> Option<Value> {
                 "mobile": field("Mobile"),
             }))
         }
-        Shape::Object(key) => request.get(key).cloned(),
+        Shape::Object(key) => request.get(key).map(canonical_object),
         Shape::Tags(key) => match request.get(key)? {
             Value::Object(tags) => Some(Value::Object(tags.clone())),
             Value::Array(keys) => Some(Value::Object(
@@ -470,7 +470,9 @@ fn read(shape: Shape, request: &Value) -> Option<Value> {
                         let value = p.get("AttributeValue")?.as_str()?;
                         Some((
                             format!("{name}={value}"),
-                            p.get("Level").cloned().unwrap_or(Value::Null),
+                            p.get("Level")
+                                .and_then(Value::as_f64)
+                                .map_or(Value::Null, |l| json!(l)),
                         ))
                     })
                     .collect(),
@@ -496,6 +498,20 @@ fn read(shape: Shape, request: &Value) -> Option<Value> {
                     .collect(),
             ))
         }
+    }
+}
+
+/// An object attribute (`phone_config`) in one form: members that are `null` or empty
+/// strings left out, as a request may omit what `DescribeUser` gives empty.
+pub fn canonical_object(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !(v.is_null() || v.as_str() == Some("")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 

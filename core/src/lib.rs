@@ -34,6 +34,7 @@ pub mod cloudtrail;
 pub mod directory;
 pub mod error;
 pub mod findings;
+pub mod history;
 pub mod ids;
 pub mod location;
 pub mod record;

@@ -125,6 +125,10 @@ pub struct ObjectInfo {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// A token that changes whenever the object is rewritten, as [`Store::list`] and
+    /// [`Store::put_tagged`] give it: S3's `ETag`; locally the size and the modification time
+    /// to the nanosecond. `None` from [`Store::walk`], which does not need it.
+    pub tag: Option<String>,
 }
 
 /// What [`Store::walk`] found.
@@ -343,6 +347,7 @@ impl Store {
                                 .size()
                                 .and_then(|s| u64::try_from(s).ok())
                                 .unwrap_or(0),
+                            tag: object.e_tag().map(str::to_owned),
                         });
                     }
                 }
@@ -464,6 +469,12 @@ impl Store {
     /// Writes a whole object so that it appears complete or not at all: locally an
     /// [`AtomicFile`] (temporary file, fsync, rename); on S3 one `PutObject`.
     pub async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), Error> {
+        self.put_tagged(key, body).await.map(drop)
+    }
+
+    /// [`put`](Self::put), returning the object's new [`ObjectInfo::tag`] (as a listing
+    /// will show it), when the backend gives one.
+    pub async fn put_tagged(&self, key: &str, body: Vec<u8>) -> Result<Option<String>, Error> {
         validate_key(key)?;
         match &self.backend {
             Backend::Local { root } => {
@@ -471,7 +482,9 @@ impl Store {
                 blocking(path.clone(), move || {
                     let mut file = AtomicFile::create(&path)?;
                     file.write_all(&body).map_err(|e| Error::io(&path, e))?;
-                    file.commit().map(drop)
+                    let path = file.commit()?;
+                    let metadata = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+                    Ok(local_tag(&metadata))
                 })
                 .await
             }
@@ -488,14 +501,29 @@ impl Store {
                 if Path::new(key).extension().is_some_and(|e| e == "json") {
                     request = request.content_type("application/json");
                 }
-                request
+                let out = request
                     .send()
                     .await
                     .map_err(|e| s3_error(self.describe(key), "PutObject", e))?;
-                Ok(())
+                Ok(out.e_tag().map(str::to_owned))
             }
         }
     }
+}
+
+/// [`ObjectInfo::tag`] of a local file: its size and modification time (nanoseconds).
+fn local_tag(metadata: &fs::Metadata) -> Option<String> {
+    let modified = metadata
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "{}-{}.{:09}",
+        metadata.len(),
+        modified.as_secs(),
+        modified.subsec_nanos()
+    ))
 }
 
 /// Objects up to this size are uploaded by [`Store::put_file`] in one `PutObject`; larger
@@ -763,11 +791,14 @@ fn list_local(root: &Path, prefix: &str, limit: Option<usize>) -> Result<Vec<Obj
         if !key.starts_with(prefix) {
             continue;
         }
-        let size = entry
+        let metadata = entry
             .metadata()
-            .map_err(|e| Error::io(entry.path(), e.into()))?
-            .len();
-        objects.push(ObjectInfo { key, size });
+            .map_err(|e| Error::io(entry.path(), e.into()))?;
+        objects.push(ObjectInfo {
+            key,
+            size: metadata.len(),
+            tag: local_tag(&metadata),
+        });
         if limit.is_some_and(|n| objects.len() >= n) {
             break;
         }
@@ -811,7 +842,11 @@ fn walk_local(root: &Path, skip_folders: &[&str]) -> Walked {
             continue;
         };
         let size = entry.metadata().map_or(0, |m| m.len());
-        walked.objects.push(ObjectInfo { key, size });
+        walked.objects.push(ObjectInfo {
+            key,
+            size,
+            tag: None,
+        });
     }
     walked
 }
@@ -1057,7 +1092,8 @@ mod tests {
             walk(&file).objects,
             [ObjectInfo {
                 key: String::new(),
-                size: 8
+                size: 8,
+                tag: None,
             }]
         );
     }
@@ -1206,13 +1242,20 @@ mod tests {
         fs::write(dir.path().join("users/.a.json.x1y2.tmp"), b"half").unwrap();
         fs::write(dir.path().join("users/a.json"), b"{}").unwrap();
         let listed = runtime().block_on(store.list("")).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
         assert_eq!(
-            listed,
-            [ObjectInfo {
-                key: "users/a.json".into(),
-                size: 2
-            }]
+            (listed[0].key.as_str(), listed[0].size),
+            ("users/a.json", 2)
         );
+        // The tag a listing shows is the one a write returns, and a rewrite changes it.
+        let tag = listed[0].tag.clone().expect("a local listing tags objects");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let rewritten = runtime()
+            .block_on(store.put_tagged("users/a.json", b"{ }".to_vec()))
+            .unwrap();
+        assert_ne!(rewritten.as_deref(), Some(tag.as_str()));
+        let relisted = runtime().block_on(store.list("users/")).unwrap();
+        assert_eq!(relisted[0].tag, rewritten);
     }
 
     #[test]

@@ -33,6 +33,33 @@ pub const FOLDERS: [(&str, TargetKind, &str); 4] = [
 /// The folder of the change log a snapshot run writes, one object per run.
 pub const RUNS: &str = "runs";
 
+/// The folder of every version a snapshot run observed: `history/<run>/<instance>.jsonl`
+/// ([`history_key`]), one JSON object per line, `{"Folder", "ObservedAt", "Object"}`, where
+/// `Object` is the object as its folder held it then. Append-only; outside the four folders,
+/// so the classic Athena table over `users/` does not read it.
+pub const HISTORY: &str = "history";
+
+/// The index a snapshot run keeps of the latest objects, so that an unchanged re-run reads
+/// one object instead of every object: `{"Version": 1, "Objects": {"<key>": {"Tag", "Object"}}}`,
+/// where `Tag` is the object's tag as a listing shows it ([`crate::location::ObjectInfo::tag`]).
+/// An entry whose tag no longer matches the listing is not trusted (the object is read).
+pub const INDEX_KEY: &str = "index/objects.json";
+
+/// `history/<YYYYMMDDTHHMMSSZ>/<instance>.jsonl`: the versions the snapshot run at `at`
+/// observed in `instance` (a UUID).
+pub fn history_key(at: Timestamp, instance: &str) -> Result<String, Error> {
+    if !is_uuid(instance) {
+        return Err(Error::BadId {
+            kind: "instance",
+            id: instance.to_owned(),
+        });
+    }
+    Ok(format!(
+        "{HISTORY}/{}/{instance}.jsonl",
+        at.strftime("%Y%m%dT%H%M%SZ")
+    ))
+}
+
 /// Objects read at once while loading the store: enough to hide S3 latency, few enough to
 /// stay polite.
 const LOAD_CONCURRENCY: usize = 16;

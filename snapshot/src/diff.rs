@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::Counts;
-use crate::fetch::{Described, Listed};
+use crate::fetch::{Described, Details, Listed};
 use crate::objects::{ChangeEntry, ChangeLog, ResourceObject, SnapshotObject, UserObject};
 
 /// One object to write.
@@ -52,14 +52,30 @@ pub(crate) fn user_candidate(
         user.security_profile_ids = Some(d.security_profile_ids.clone());
         user.routing_profile_id.clone_from(&d.routing_profile_id);
         user.hierarchy_group_id.clone_from(&d.hierarchy_group_id);
+        user.secondary_email.clone_from(&d.secondary_email);
+        user.mobile.clone_from(&d.mobile);
+        user.phone_config.clone_from(&d.phone_config);
+        user.tags = Some(d.tags.clone());
+        user.proficiencies = Some(d.proficiencies.clone());
     }
     user
+}
+
+/// Whether a resource already in the store must be described again: never described, gone
+/// and back, or its listing changed.
+pub(crate) fn needs_details(kind: TargetKind, existing: &ResourceObject, listed: &Listed) -> bool {
+    !existing.has_details(kind)
+        || existing.deleted
+        || existing.arn != listed.arn
+        || existing.name != listed.name
+        || existing.last_modified_time != listed.last_modified_time
 }
 
 /// [`user_candidate`] for a security profile, routing profile or hierarchy group.
 pub(crate) fn resource_candidate(
     existing: Option<&ResourceObject>,
     listed: &Listed,
+    details: Option<&Details>,
     instance: &str,
 ) -> ResourceObject {
     let mut r = existing.cloned().unwrap_or_default();
@@ -70,12 +86,27 @@ pub(crate) fn resource_candidate(
     r.last_modified_time.clone_from(&listed.last_modified_time);
     r.last_modified_region
         .clone_from(&listed.last_modified_region);
+    if let Some(d) = details {
+        r.tags = Some(d.tags.clone());
+        r.permissions.clone_from(&d.permissions);
+        r.allowed_access_control_tags
+            .clone_from(&d.allowed_access_control_tags);
+        r.tag_restricted_resources
+            .clone_from(&d.tag_restricted_resources);
+        r.hierarchy_restricted_resources
+            .clone_from(&d.hierarchy_restricted_resources);
+        r.allowed_access_control_hierarchy_group_id
+            .clone_from(&d.allowed_access_control_hierarchy_group_id);
+        r.queues.clone_from(&d.queues);
+        r.level_id.clone_from(&d.level_id);
+        r.hierarchy_path.clone_from(&d.hierarchy_path);
+    }
     r
 }
 
 /// The instance an object belongs to: its `InstanceId`, else the instance in its `Arn`
 /// (objects written by the old recipe carry only the ARN).
-fn instance_of<T: SnapshotObject>(object: &T) -> Option<&str> {
+pub(crate) fn instance_of<T: SnapshotObject>(object: &T) -> Option<&str> {
     object
         .instance_id()
         .or_else(|| parse_connect_arn(object.arn())?.instance_id)

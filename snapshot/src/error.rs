@@ -14,13 +14,13 @@ pub enum Error {
         given: String,
     },
     /// A Connect call failed (after the SDK's retries).
-    #[error("instance {instance}: Connect {operation}{} failed: {detail}", user.as_ref().map(|u| format!(" of user {u}")).unwrap_or_default())]
+    #[error("instance {instance}: Connect {operation}{} failed: {detail}", user.as_ref().map(|u| format!(" of {u}")).unwrap_or_default())]
     Connect {
         /// The instance id.
         instance: String,
         /// The API called, e.g. `ListUsers`.
         operation: &'static str,
-        /// The user, for `DescribeUser`.
+        /// What it was called on, e.g. `user <id>` or `security profile <id>`.
         user: Option<String>,
         /// The error code and message, as the SDK reports them.
         detail: String,

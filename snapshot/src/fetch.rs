@@ -1,7 +1,7 @@
 //! The Connect calls of a snapshot: the four list calls, paged to the end with every id
 //! checked, and `DescribeUser`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use aws_sdk_connect::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tracing::warn;
 
+use crate::objects::{PathLevel, Proficiency, QueueConfig};
 use crate::{Error, SnapshotProgress};
 
 pub(crate) const RESOURCE_KINDS: [(TargetKind, &str); 3] = [
@@ -40,6 +41,45 @@ pub(crate) struct Described {
     pub(crate) security_profile_ids: Vec<String>,
     pub(crate) routing_profile_id: Option<String>,
     pub(crate) hierarchy_group_id: Option<String>,
+    pub(crate) secondary_email: Option<String>,
+    pub(crate) mobile: Option<String>,
+    pub(crate) phone_config: Option<Value>,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) proficiencies: Vec<Proficiency>,
+}
+
+/// What the `Describe…` calls of a security profile, routing profile or hierarchy group add.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Details {
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) permissions: Option<Vec<String>>,
+    pub(crate) allowed_access_control_tags: Option<BTreeMap<String, String>>,
+    pub(crate) tag_restricted_resources: Option<Vec<String>>,
+    pub(crate) hierarchy_restricted_resources: Option<Vec<String>>,
+    pub(crate) allowed_access_control_hierarchy_group_id: Option<String>,
+    pub(crate) queues: Option<Vec<QueueConfig>>,
+    pub(crate) level_id: Option<String>,
+    pub(crate) hierarchy_path: Option<Vec<PathLevel>>,
+}
+
+/// Connect calls made while describing, per operation.
+#[derive(Debug, Default)]
+pub(crate) struct DescribeCalls {
+    pub(crate) list_user_proficiencies: std::sync::atomic::AtomicU64,
+    pub(crate) describe_security_profile: std::sync::atomic::AtomicU64,
+    pub(crate) list_security_profile_permissions: std::sync::atomic::AtomicU64,
+    pub(crate) describe_routing_profile: std::sync::atomic::AtomicU64,
+    pub(crate) list_routing_profile_queues: std::sync::atomic::AtomicU64,
+    pub(crate) describe_user_hierarchy_group: std::sync::atomic::AtomicU64,
+}
+
+fn count(counter: &std::sync::atomic::AtomicU64) {
+    counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    tags.map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
 }
 
 fn connect_error<E, R>(
@@ -271,6 +311,7 @@ pub(crate) async fn describe_users(
     users: &[&str],
     concurrency: usize,
     progress: &dyn SnapshotProgress,
+    calls: &DescribeCalls,
 ) -> Result<HashMap<String, Described>, Error> {
     let found: Vec<Option<(String, Described)>> = futures_util::stream::iter(users)
         .map(|user| async move {
@@ -294,7 +335,10 @@ pub(crate) async fn describe_users(
                     );
                     return Ok(None);
                 }
-                Err(e) => return Err(connect_error(instance, "DescribeUser", Some(user), e)),
+                Err(e) => {
+                    let subject = format!("user {user}");
+                    return Err(connect_error(instance, "DescribeUser", Some(&subject), e));
+                }
             };
             let u = out.user().ok_or_else(|| Error::BadAnswer {
                 instance: instance.to_owned(),
@@ -309,20 +353,293 @@ pub(crate) async fn describe_users(
                 });
             }
             let info = u.identity_info();
-            Ok(Some((
-                (*user).to_owned(),
-                Described {
-                    email: info.and_then(|i| i.email()).map(str::to_owned),
-                    first_name: info.and_then(|i| i.first_name()).map(str::to_owned),
-                    last_name: info.and_then(|i| i.last_name()).map(str::to_owned),
-                    security_profile_ids: u.security_profile_ids().to_vec(),
-                    routing_profile_id: u.routing_profile_id().map(str::to_owned),
-                    hierarchy_group_id: u.hierarchy_group_id().map(str::to_owned),
-                },
-            )))
+            let text = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
+            let mut security_profile_ids = u.security_profile_ids().to_vec();
+            security_profile_ids.sort();
+            let described = Described {
+                email: info.and_then(|i| i.email()).map(str::to_owned),
+                first_name: info.and_then(|i| i.first_name()).map(str::to_owned),
+                last_name: info.and_then(|i| i.last_name()).map(str::to_owned),
+                security_profile_ids,
+                routing_profile_id: u.routing_profile_id().map(str::to_owned),
+                hierarchy_group_id: text(u.hierarchy_group_id()),
+                secondary_email: text(info.and_then(|i| i.secondary_email())),
+                mobile: text(info.and_then(|i| i.mobile())),
+                phone_config: u.phone_config().map(|p| {
+                    serde_json::json!({
+                        "PhoneType": p.phone_type().as_str(),
+                        "AutoAccept": p.auto_accept(),
+                        "AfterContactWorkTimeLimit": p.after_contact_work_time_limit(),
+                        "DeskPhoneNumber": p.desk_phone_number().unwrap_or_default(),
+                    })
+                }),
+                tags: tag_map(u.tags()),
+                proficiencies: list_user_proficiencies(client, instance, user, calls).await?,
+            };
+            Ok(Some(((*user).to_owned(), described)))
         })
         .buffer_unordered(concurrency.max(1))
         .try_collect()
         .await?;
     Ok(found.into_iter().flatten().collect())
+}
+
+/// The page size of the per-object list calls (proficiencies, permissions, queues).
+const DETAIL_PAGE: i32 = 100;
+
+/// A user's routing proficiencies, every page, sorted by attribute name and value.
+async fn list_user_proficiencies(
+    client: &aws_sdk_connect::Client,
+    instance: &str,
+    user: &str,
+    calls: &DescribeCalls,
+) -> Result<Vec<Proficiency>, Error> {
+    const OP: &str = "ListUserProficiencies";
+    let (mut out, mut token, mut seen) = (Vec::new(), None, HashSet::new());
+    loop {
+        count(&calls.list_user_proficiencies);
+        let page = client
+            .list_user_proficiencies()
+            .instance_id(instance)
+            .user_id(user)
+            .max_results(DETAIL_PAGE)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| connect_error(instance, OP, Some(&format!("user {user}")), e))?;
+        out.extend(page.user_proficiency_list().iter().map(|p| Proficiency {
+            attribute_name: p.attribute_name().to_owned(),
+            attribute_value: p.attribute_value().to_owned(),
+            level: f64::from(p.level()),
+        }));
+        token = next_token(instance, OP, &mut seen, page.next_token())?;
+        if token.is_none() {
+            out.sort_by(|a, b| {
+                (&a.attribute_name, &a.attribute_value)
+                    .cmp(&(&b.attribute_name, &b.attribute_value))
+            });
+            return Ok(out);
+        }
+    }
+}
+
+/// The `Describe…` details of `ids` of `kind`, `concurrency` at a time; one gone since it was
+/// listed is left out.
+pub(crate) async fn describe_resources(
+    client: &aws_sdk_connect::Client,
+    instance: &str,
+    kind: TargetKind,
+    ids: &[&str],
+    concurrency: usize,
+    calls: &DescribeCalls,
+) -> Result<HashMap<String, Details>, Error> {
+    let found: Vec<Option<(String, Details)>> = futures_util::stream::iter(ids)
+        .map(|id| async move {
+            let details = match kind {
+                TargetKind::SecurityProfile => security_profile(client, instance, id, calls).await,
+                TargetKind::RoutingProfile => routing_profile(client, instance, id, calls).await,
+                _ => hierarchy_group(client, instance, id, calls).await,
+            }?;
+            Ok::<_, Error>(details.map(|d| ((*id).to_owned(), d)))
+        })
+        .buffer_unordered(concurrency.max(1))
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// Whether an error is Connect's "not found": the object went away after it was listed.
+fn not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .is_some_and(|s| s.code() == Some("ResourceNotFoundException"))
+}
+
+macro_rules! gone_or_fail {
+    ($result:expr, $instance:expr, $op:expr, $kind:expr, $id:expr) => {
+        match $result {
+            Ok(out) => out,
+            Err(e) if not_found(&e) => {
+                warn!(
+                    instance = $instance,
+                    id = $id,
+                    operation = $op,
+                    kind = $kind,
+                    "Listed, then not found."
+                );
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(connect_error(
+                    $instance,
+                    $op,
+                    Some(&format!("{} {}", $kind, $id)),
+                    e,
+                ));
+            }
+        }
+    };
+}
+
+async fn security_profile(
+    client: &aws_sdk_connect::Client,
+    instance: &str,
+    id: &str,
+    calls: &DescribeCalls,
+) -> Result<Option<Details>, Error> {
+    const OP: &str = "DescribeSecurityProfile";
+    const PERMISSIONS: &str = "ListSecurityProfilePermissions";
+    const KIND: &str = "security profile";
+    count(&calls.describe_security_profile);
+    let sent = client
+        .describe_security_profile()
+        .instance_id(instance)
+        .security_profile_id(id)
+        .send()
+        .await;
+    let out = gone_or_fail!(sent, instance, OP, KIND, id);
+    let profile = out.security_profile().ok_or_else(|| Error::BadAnswer {
+        instance: instance.to_owned(),
+        operation: OP,
+        problem: format!("no `SecurityProfile` for {id}"),
+    })?;
+    let sorted = |items: &[String]| {
+        let mut items = items.to_vec();
+        items.sort();
+        items
+    };
+    let mut details = Details {
+        tags: tag_map(profile.tags()),
+        allowed_access_control_tags: profile
+            .allowed_access_control_tags()
+            .map(|t| tag_map(Some(t))),
+        tag_restricted_resources: Some(sorted(profile.tag_restricted_resources())),
+        hierarchy_restricted_resources: Some(sorted(profile.hierarchy_restricted_resources())),
+        allowed_access_control_hierarchy_group_id: profile
+            .allowed_access_control_hierarchy_group_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        ..Details::default()
+    };
+    let (mut permissions, mut token, mut seen) = (Vec::new(), None, HashSet::new());
+    loop {
+        count(&calls.list_security_profile_permissions);
+        let sent = client
+            .list_security_profile_permissions()
+            .instance_id(instance)
+            .security_profile_id(id)
+            .max_results(DETAIL_PAGE)
+            .set_next_token(token)
+            .send()
+            .await;
+        let page = gone_or_fail!(sent, instance, PERMISSIONS, KIND, id);
+        permissions.extend(page.permissions().iter().cloned());
+        token = next_token(instance, PERMISSIONS, &mut seen, page.next_token())?;
+        if token.is_none() {
+            break;
+        }
+    }
+    permissions.sort();
+    permissions.dedup();
+    details.permissions = Some(permissions);
+    Ok(Some(details))
+}
+
+async fn routing_profile(
+    client: &aws_sdk_connect::Client,
+    instance: &str,
+    id: &str,
+    calls: &DescribeCalls,
+) -> Result<Option<Details>, Error> {
+    const OP: &str = "DescribeRoutingProfile";
+    const QUEUES: &str = "ListRoutingProfileQueues";
+    const KIND: &str = "routing profile";
+    count(&calls.describe_routing_profile);
+    let sent = client
+        .describe_routing_profile()
+        .instance_id(instance)
+        .routing_profile_id(id)
+        .send()
+        .await;
+    let out = gone_or_fail!(sent, instance, OP, KIND, id);
+    let mut details = Details {
+        tags: tag_map(out.routing_profile().and_then(|p| p.tags())),
+        ..Details::default()
+    };
+    let (mut queues, mut token, mut seen) = (Vec::new(), None, HashSet::new());
+    loop {
+        count(&calls.list_routing_profile_queues);
+        let sent = client
+            .list_routing_profile_queues()
+            .instance_id(instance)
+            .routing_profile_id(id)
+            .max_results(DETAIL_PAGE)
+            .set_next_token(token)
+            .send()
+            .await;
+        let page = gone_or_fail!(sent, instance, QUEUES, KIND, id);
+        queues.extend(
+            page.routing_profile_queue_config_summary_list()
+                .iter()
+                .map(|q| QueueConfig {
+                    queue_id: q.queue_id().to_owned(),
+                    channel: q.channel().as_str().to_owned(),
+                    priority: q.priority(),
+                    delay: q.delay(),
+                }),
+        );
+        token = next_token(instance, QUEUES, &mut seen, page.next_token())?;
+        if token.is_none() {
+            break;
+        }
+    }
+    queues.sort_by(|a, b| (&a.queue_id, &a.channel).cmp(&(&b.queue_id, &b.channel)));
+    details.queues = Some(queues);
+    Ok(Some(details))
+}
+
+async fn hierarchy_group(
+    client: &aws_sdk_connect::Client,
+    instance: &str,
+    id: &str,
+    calls: &DescribeCalls,
+) -> Result<Option<Details>, Error> {
+    const OP: &str = "DescribeUserHierarchyGroup";
+    const KIND: &str = "hierarchy group";
+    count(&calls.describe_user_hierarchy_group);
+    let sent = client
+        .describe_user_hierarchy_group()
+        .instance_id(instance)
+        .hierarchy_group_id(id)
+        .send()
+        .await;
+    let out = gone_or_fail!(sent, instance, OP, KIND, id);
+    let group = out.hierarchy_group().ok_or_else(|| Error::BadAnswer {
+        instance: instance.to_owned(),
+        operation: OP,
+        problem: format!("no `HierarchyGroup` for {id}"),
+    })?;
+    let path = group.hierarchy_path().map(|p| {
+        [
+            p.level_one(),
+            p.level_two(),
+            p.level_three(),
+            p.level_four(),
+            p.level_five(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|level| {
+            Some(PathLevel {
+                id: level.id()?.to_owned(),
+                name: level.name().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect::<Vec<_>>()
+    });
+    Ok(Some(Details {
+        tags: tag_map(group.tags()),
+        level_id: group.level_id().map(str::to_owned),
+        hierarchy_path: Some(path.unwrap_or_default()),
+        ..Details::default()
+    }))
 }

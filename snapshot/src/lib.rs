@@ -10,6 +10,8 @@
 //! <root>/routing-profiles/<id>.json    (same shape)
 //! <root>/hierarchy-groups/<id>.json    (same shape)
 //! <root>/runs/<YYYYMMDDTHHMMSSZ>.json  the change log of one run
+//! <root>/history/<run>/<instance>.jsonl every version the run observed, one per line
+//! <root>/index/objects.json            the latest objects and their tags (a cache)
 //! ```
 //!
 //! One run, per instance: page through `ListUsers` (`MaxResults` 1000, every `NextToken`),
@@ -39,6 +41,20 @@
 //!   `DescribeUser` fields yet, or always with [`SnapshotOptions::redescribe_unchanged`].
 //!   Connect's API limits are low; this keeps a nightly run to a handful of calls. A run
 //!   without `describe_users` keeps the `DescribeUser` fields an earlier run wrote.
+//! - **Every version is kept.** Before a run writes objects, it appends what it writes, each
+//!   observed at the run's time, to `history/<run>/<instance>.jsonl` (never rewritten); an
+//!   object without a version yet (an old store) first gets one observed at its `LastSeen`.
+//!   With `describe_users`, the versions hold what changes are decoded against: a user's
+//!   security profiles, routing profile, hierarchy group, identity, phone config, tags and
+//!   proficiencies (`ListUserProficiencies`); a security profile's permissions
+//!   (`ListSecurityProfilePermissions`) and access-control settings
+//!   (`DescribeSecurityProfile`); a routing profile's queues (`ListRoutingProfileQueues`) and
+//!   tags; a hierarchy group's level and path (`DescribeUserHierarchyGroup`). A resource is
+//!   described when it is new, its listing changed, or it was never described.
+//! - **An unchanged re-run reads listings and one index, not every object.**
+//!   `index/objects.json` holds the latest objects with the tag (S3 `ETag`; locally size and
+//!   modification time) each had when written; an object whose listed tag matches is taken
+//!   from the index, any other is read. The index is rewritten only when it changes.
 //! - `runs/<time>.json` ([`RunLog`]) lists, per instance, the users and resources added,
 //!   changed (with the changed fields) and removed, and how many were unchanged. A run that
 //!   fails part-way still writes its log, listing the instances it finished and the error.
@@ -72,6 +88,7 @@
 mod diff;
 mod error;
 mod fetch;
+mod history;
 pub mod objects;
 mod settings;
 
@@ -84,16 +101,21 @@ use aws_sdk_connect::config::Region;
 use connect_audit_core::TargetKind;
 use connect_audit_core::ids::{is_uuid, parse_connect_arn};
 use connect_audit_core::location::Store;
-use connect_audit_core::store::{RUNS, folder_of, run_key};
+use connect_audit_core::store::{INDEX_KEY, RUNS, folder_of, history_key, object_key, run_key};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use crate::diff::{Pass, Write, needs_describe, reconcile, resource_candidate, user_candidate};
-use crate::fetch::{
-    Described, Listed, RESOURCE_KINDS, dedupe, describe_users, list_resources, list_users,
+use crate::diff::{
+    Pass, Write, instance_of, needs_describe, needs_details, reconcile, resource_candidate,
+    user_candidate,
 };
+use crate::fetch::{
+    DescribeCalls, Described, Details, Listed, RESOURCE_KINDS, dedupe, describe_resources,
+    describe_users, list_resources, list_users,
+};
+use crate::history::{INDEX_VERSION, Index, IndexEntry, folder_of_key, version_line};
 
 pub use crate::error::{ConnectSource, Error};
 use crate::objects::SnapshotObject;
@@ -263,6 +285,18 @@ pub struct ConnectCalls {
     pub list_routing_profiles: u64,
     /// `ListUserHierarchyGroups` pages.
     pub list_user_hierarchy_groups: u64,
+    /// `ListUserProficiencies` pages (one or more per user described).
+    pub list_user_proficiencies: u64,
+    /// `DescribeSecurityProfile` calls.
+    pub describe_security_profile: u64,
+    /// `ListSecurityProfilePermissions` pages.
+    pub list_security_profile_permissions: u64,
+    /// `DescribeRoutingProfile` calls.
+    pub describe_routing_profile: u64,
+    /// `ListRoutingProfileQueues` pages.
+    pub list_routing_profile_queues: u64,
+    /// `DescribeUserHierarchyGroup` calls.
+    pub describe_user_hierarchy_group: u64,
 }
 
 impl ConnectCalls {
@@ -273,6 +307,26 @@ impl ConnectCalls {
             + self.list_security_profiles
             + self.list_routing_profiles
             + self.list_user_hierarchy_groups
+            + self.list_user_proficiencies
+            + self.describe_security_profile
+            + self.list_security_profile_permissions
+            + self.describe_routing_profile
+            + self.list_routing_profile_queues
+            + self.describe_user_hierarchy_group
+    }
+
+    fn add(&mut self, c: &Self) {
+        self.list_users += c.list_users;
+        self.describe_user += c.describe_user;
+        self.list_security_profiles += c.list_security_profiles;
+        self.list_routing_profiles += c.list_routing_profiles;
+        self.list_user_hierarchy_groups += c.list_user_hierarchy_groups;
+        self.list_user_proficiencies += c.list_user_proficiencies;
+        self.describe_security_profile += c.describe_security_profile;
+        self.list_security_profile_permissions += c.list_security_profile_permissions;
+        self.describe_routing_profile += c.describe_routing_profile;
+        self.list_routing_profile_queues += c.list_routing_profile_queues;
+        self.describe_user_hierarchy_group += c.describe_user_hierarchy_group;
     }
 }
 
@@ -293,6 +347,8 @@ pub struct InstanceSummary {
     pub hierarchy_groups: Counts,
     /// Users described with `DescribeUser`.
     pub users_described: u64,
+    /// Security profiles, routing profiles and hierarchy groups described.
+    pub resources_described: u64,
     /// Connect calls made.
     pub connect_calls: ConnectCalls,
     /// Objects written (users, profiles, groups).
@@ -313,9 +369,14 @@ pub struct RunSummary {
     pub existing_objects: u64,
     /// Objects written (users, profiles, groups) — zero for an unchanged re-run.
     pub object_puts: u64,
+    /// History files written (one per instance with a new version) — zero for an unchanged
+    /// re-run.
+    pub history_puts: u64,
+    /// Index writes (zero or one) — zero for an unchanged re-run.
+    pub index_puts: u64,
     /// Run logs written (one).
     pub run_log_puts: u64,
-    /// Store objects read (existing objects and older run logs).
+    /// Store objects read (the index, objects it does not vouch for, and older run logs).
     pub store_gets: u64,
     /// Store listings made.
     pub store_lists: u64,
@@ -337,12 +398,7 @@ impl RunSummary {
     pub fn connect_calls(&self) -> ConnectCalls {
         let mut total = ConnectCalls::default();
         for i in &self.instances {
-            let c = &i.connect_calls;
-            total.list_users += c.list_users;
-            total.describe_user += c.describe_user;
-            total.list_security_profiles += c.list_security_profiles;
-            total.list_routing_profiles += c.list_routing_profiles;
-            total.list_user_hierarchy_groups += c.list_user_hierarchy_groups;
+            total.add(&i.connect_calls);
         }
         total
     }
@@ -365,6 +421,11 @@ struct Existing {
     hierarchy_groups: HashMap<String, ResourceObject>,
     /// Per instance: `RunAt` of the latest run log that lists it.
     last_run: HashMap<String, Timestamp>,
+    /// The index as read, with only the entries whose tag the listing confirmed: the
+    /// objects that have a version in the history.
+    index: Index,
+    /// Each object key's tag, as listed.
+    tags: HashMap<String, String>,
 }
 
 impl Snapshotter {
@@ -436,6 +497,8 @@ impl Snapshotter {
             instances: Vec::new(),
             existing_objects: 0,
             object_puts: 0,
+            history_puts: 0,
+            index_puts: 0,
             run_log_puts: 0,
             store_gets: 0,
             store_lists: 0,
@@ -448,20 +511,36 @@ impl Snapshotter {
 
         let existing = self.load_existing(&key, &instances, &mut summary).await?;
         let mut failure = None;
+        let mut index = existing.index.clone();
         for instance in instances {
             progress.instance_started(&instance.id);
             match Box::pin(self.snapshot_instance(instance, at, &existing, progress)).await {
-                Ok((instance_summary, log)) => {
-                    summary.object_puts += instance_summary.object_puts;
-                    progress.instance_finished(&instance_summary);
-                    summary.instances.push(instance_summary);
-                    summary.log.instances.push(log);
+                Ok(done) => {
+                    summary.object_puts += done.summary.object_puts;
+                    summary.history_puts += done.history_puts;
+                    index.objects.extend(done.index);
+                    progress.instance_finished(&done.summary);
+                    summary.instances.push(done.summary);
+                    summary.log.instances.push(done.log);
                 }
-                Err((e, puts)) => {
-                    summary.object_puts += puts;
-                    failure = Some(e);
+                Err(failed) => {
+                    summary.object_puts += failed.puts;
+                    summary.history_puts += failed.history_puts;
+                    index.objects.extend(failed.index);
+                    failure = Some(failed.error);
                     break;
                 }
+            }
+        }
+        if index != existing.index {
+            // A cache: when it cannot be written, the next run reads the objects instead.
+            match self.store.put(INDEX_KEY, index.body()).await {
+                Ok(()) => summary.index_puts = 1,
+                Err(e) => warn!(
+                    object = %self.store.describe(INDEX_KEY),
+                    error = %e,
+                    "Could not write the snapshot index; the next run reads every object instead."
+                ),
             }
         }
 
@@ -501,19 +580,21 @@ impl Snapshotter {
             });
         }
 
-        let mut existing = Existing {
-            users: self.load_folder(TargetKind::User, summary).await?,
-            security_profiles: self
-                .load_folder(TargetKind::SecurityProfile, summary)
-                .await?,
-            routing_profiles: self
-                .load_folder(TargetKind::RoutingProfile, summary)
-                .await?,
-            hierarchy_groups: self
-                .load_folder(TargetKind::HierarchyGroup, summary)
-                .await?,
-            last_run: HashMap::new(),
-        };
+        let index = self.read_index(summary).await;
+        let mut existing = Existing::default();
+        existing.users = self
+            .load_folder(TargetKind::User, &index, &mut existing, summary)
+            .await?;
+        existing.security_profiles = self
+            .load_folder(TargetKind::SecurityProfile, &index, &mut existing, summary)
+            .await?;
+        existing.routing_profiles = self
+            .load_folder(TargetKind::RoutingProfile, &index, &mut existing, summary)
+            .await?;
+        existing.hierarchy_groups = self
+            .load_folder(TargetKind::HierarchyGroup, &index, &mut existing, summary)
+            .await?;
+        existing.index.version = INDEX_VERSION;
         summary.existing_objects = [
             existing.users.len(),
             existing.security_profiles.len(),
@@ -551,25 +632,63 @@ impl Snapshotter {
         Ok(existing)
     }
 
+    /// The index, or an empty one when there is none or it cannot be used.
+    async fn read_index(&self, summary: &mut RunSummary) -> Index {
+        let bytes = match self.store.get(INDEX_KEY).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Index::default(),
+            Err(e) => {
+                warn!(object = %self.store.describe(INDEX_KEY), error = %e, "Could not read the snapshot index; reading every object instead.");
+                return Index::default();
+            }
+        };
+        summary.store_gets += 1;
+        Index::read(&bytes).unwrap_or_else(|reason| {
+            warn!(object = %self.store.describe(INDEX_KEY), reason, "Ignoring the snapshot index; reading every object instead.");
+            Index::default()
+        })
+    }
+
+    /// Every object of `kind`'s folder: from the index when it holds the object with the tag
+    /// the listing shows, else read. Records each key's tag, and the index entries confirmed,
+    /// in `existing`.
     async fn load_folder<T: SnapshotObject>(
         &self,
         kind: TargetKind,
+        index: &Index,
+        existing: &mut Existing,
         summary: &mut RunSummary,
     ) -> Result<HashMap<String, T>, Error> {
         let folder = folder_of(kind).expect("every snapshot kind has a folder");
         let listed = self.store.list(&format!("{folder}/")).await?;
         summary.store_lists += 1;
-        let keys: Vec<(String, String)> = listed
-            .into_iter()
-            .filter_map(|o| {
-                let stem = o
-                    .key
-                    .strip_prefix(folder)?
-                    .strip_prefix('/')?
-                    .strip_suffix(".json")?;
-                (!stem.contains('/')).then(|| (stem.to_owned(), o.key.clone()))
-            })
-            .collect();
+        let mut keys: Vec<(String, String)> = Vec::new();
+        let mut indexed: Vec<(String, T)> = Vec::new();
+        for o in listed {
+            let Some(stem) = o
+                .key
+                .strip_prefix(folder)
+                .and_then(|k| k.strip_prefix('/'))
+                .and_then(|k| k.strip_suffix(".json"))
+                .filter(|stem| !stem.contains('/'))
+            else {
+                continue;
+            };
+            let stem = stem.to_owned();
+            if let Some(tag) = &o.tag {
+                existing.tags.insert(o.key.clone(), tag.clone());
+                let entry = index.objects.get(&o.key).filter(|e| &e.tag == tag);
+                let object = entry.and_then(|e| serde_json::from_value::<T>(e.object.clone()).ok());
+                if let (Some(entry), Some(object)) = (entry, object)
+                    && object.id() == stem
+                {
+                    existing.index.objects.insert(o.key.clone(), entry.clone());
+                    indexed.push((stem, object));
+                    continue;
+                }
+            }
+            keys.push((stem, o.key));
+        }
         let store = &self.store;
         let objects: Vec<(String, T)> = futures_util::stream::iter(keys)
             .map(|(stem, key)| async move {
@@ -598,7 +717,7 @@ impl Snapshotter {
             .try_collect()
             .await?;
         summary.store_gets += objects.len() as u64;
-        Ok(objects.into_iter().collect())
+        Ok(objects.into_iter().chain(indexed).collect())
     }
 
     fn client_for(&self, instance: &Instance) -> aws_sdk_connect::Client {
@@ -616,15 +735,15 @@ impl Snapshotter {
         }
     }
 
-    /// One instance: list, describe, diff, write. On error, also returns the objects written
-    /// before it (none, unless writing itself failed).
+    /// One instance: list, describe, diff, then write its history file and its objects. On
+    /// error, also says what was written before it (nothing, unless writing itself failed).
     async fn snapshot_instance(
         &self,
         instance: &Instance,
         at: Timestamp,
         existing: &Existing,
         progress: &dyn SnapshotProgress,
-    ) -> Result<(InstanceSummary, InstanceLog), (Error, u64)> {
+    ) -> Result<InstanceDone, InstanceFailed> {
         let run = InstanceRun {
             client: self.client_for(instance),
             id: instance.id.as_str(),
@@ -638,14 +757,35 @@ impl Snapshotter {
         let listings = self
             .list_instance(&run, &mut summary.connect_calls)
             .await
-            .map_err(|e| (e, 0))?;
+            .map_err(InstanceFailed::before_writing)?;
         log.users_listed = listings.users.len() as u64;
         let described = self
-            .describe_instance(&run, &listings.users, &mut summary)
+            .describe_instance(&run, &listings, &mut summary)
             .await
-            .map_err(|e| (e, 0))?;
+            .map_err(InstanceFailed::before_writing)?;
         let writes = run.diff(listings, &described, &mut summary, &mut log);
-        self.write_instance(&run, writes, &mut summary).await?;
+        // The versions first: an object is never newer than the history.
+        let (lines, mut index) = run.versions(&writes, &self.store);
+        let mut history_puts = 0;
+        if !lines.is_empty() {
+            let key =
+                history_key(at, run.id).map_err(|e| InstanceFailed::before_writing(e.into()))?;
+            self.store
+                .put(&key, lines)
+                .await
+                .map_err(|e| InstanceFailed::before_writing(e.into()))?;
+            history_puts = 1;
+        }
+        let written = self.write_instance(&run, writes, &mut summary).await;
+        index.extend(written.0);
+        if let Some(error) = written.1 {
+            return Err(InstanceFailed {
+                error,
+                puts: summary.object_puts,
+                history_puts,
+                index,
+            });
+        }
         debug!(
             instance = run.id,
             users = summary.users.listed,
@@ -655,7 +795,12 @@ impl Snapshotter {
             puts = summary.object_puts,
             "Snapshotted instance."
         );
-        Ok((summary, log))
+        Ok(InstanceDone {
+            summary,
+            log,
+            history_puts,
+            index,
+        })
     }
 
     /// Lists the users and the three kinds of resources of the instance, all at once, and
@@ -683,15 +828,68 @@ impl Snapshotter {
         })
     }
 
-    /// With [`SnapshotOptions::describe_users`], calls `DescribeUser` for the listed `users`
+    /// With [`SnapshotOptions::describe_users`], describes the listed users and resources
     /// that need it (new, changed, never described, or all with
-    /// [`SnapshotOptions::redescribe_unchanged`]); counts the calls and the users described
-    /// in `summary`.
+    /// [`SnapshotOptions::redescribe_unchanged`]): `DescribeUser` and `ListUserProficiencies`
+    /// per user; `DescribeSecurityProfile` and `ListSecurityProfilePermissions`,
+    /// `DescribeRoutingProfile` and `ListRoutingProfileQueues`, `DescribeUserHierarchyGroup`
+    /// per resource. Counts the calls and what was described in `summary`.
     async fn describe_instance(
+        &self,
+        run: &InstanceRun<'_>,
+        listings: &Listings,
+        summary: &mut InstanceSummary,
+    ) -> Result<DescribedAll, Error> {
+        let calls = DescribeCalls::default();
+        let users = self
+            .describe_listed_users(run, &listings.users, summary, &calls)
+            .await?;
+        let mut resources: [HashMap<String, Details>; 3] = Default::default();
+        if self.options.describe_users {
+            for (i, (kind, _)) in RESOURCE_KINDS.iter().enumerate() {
+                let existing = run.existing.resources(*kind);
+                let listed = &listings.resources[i];
+                let wanted: Vec<&str> = listed
+                    .iter()
+                    .filter(|r| {
+                        self.options.redescribe_unchanged
+                            || existing
+                                .get(&r.id)
+                                .is_none_or(|e| needs_details(*kind, e, r))
+                    })
+                    .map(|r| r.id.as_str())
+                    .collect::<HashSet<_>>()
+                    .into_iter()
+                    .collect();
+                resources[i] = Box::pin(describe_resources(
+                    &run.client,
+                    run.id,
+                    *kind,
+                    &wanted,
+                    self.options.concurrency,
+                    &calls,
+                ))
+                .await?;
+                summary.resources_described += resources[i].len() as u64;
+            }
+        }
+        let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let c = &mut summary.connect_calls;
+        c.list_user_proficiencies = read(&calls.list_user_proficiencies);
+        c.describe_security_profile = read(&calls.describe_security_profile);
+        c.list_security_profile_permissions = read(&calls.list_security_profile_permissions);
+        c.describe_routing_profile = read(&calls.describe_routing_profile);
+        c.list_routing_profile_queues = read(&calls.list_routing_profile_queues);
+        c.describe_user_hierarchy_group = read(&calls.describe_user_hierarchy_group);
+        Ok(DescribedAll { users, resources })
+    }
+
+    async fn describe_listed_users(
         &self,
         run: &InstanceRun<'_>,
         users: &[Listed],
         summary: &mut InstanceSummary,
+        calls: &DescribeCalls,
     ) -> Result<HashMap<String, Described>, Error> {
         let to_describe: Vec<&str> = if self.options.describe_users {
             users
@@ -716,6 +914,7 @@ impl Snapshotter {
             &to_describe,
             self.options.concurrency,
             run.progress,
+            calls,
         ))
         .await?;
         summary.connect_calls.describe_user = to_describe.len() as u64;
@@ -723,51 +922,43 @@ impl Snapshotter {
         Ok(described)
     }
 
-    /// Writes the objects the diff queued and counts them in `summary`. On error, also
-    /// returns how many were written.
+    /// Writes the objects the diff queued, a few at a time, and counts them in `summary`.
+    /// Returns the index entries of what was written and the first error, if any (the
+    /// writes in flight finish first).
     async fn write_instance(
         &self,
         run: &InstanceRun<'_>,
         writes: Vec<Write>,
         summary: &mut InstanceSummary,
-    ) -> Result<(), (Error, u64)> {
+    ) -> (Vec<(String, IndexEntry)>, Option<Error>) {
         run.progress.writing(run.id, writes.len() as u64);
-        let puts = self.write_all(writes, run.progress).await;
-        summary.object_puts = puts.0;
-        if let Some(e) = puts.1 {
-            return Err((e, puts.0));
-        }
-        Ok(())
-    }
-
-    /// Writes every object, a few at a time. Returns how many were written and the first
-    /// error, if any (the others in flight finish first).
-    async fn write_all(
-        &self,
-        writes: Vec<Write>,
-        progress: &dyn SnapshotProgress,
-    ) -> (u64, Option<Error>) {
         let store = &self.store;
         let mut results = futures_util::stream::iter(writes)
             .map(|w| async move {
-                let r = store.put(&w.key, w.body).await;
+                let object: Option<Value> = serde_json::from_slice(&w.body).ok();
+                let r = store.put_tagged(&w.key, w.body).await;
                 if r.is_ok() {
-                    progress.object_written();
+                    run.progress.object_written();
                 }
-                r
+                r.map(|tag| (w.key, tag, object))
             })
             .buffer_unordered(self.options.store_concurrency.max(1));
-        let mut puts = 0;
+        let mut entries = Vec::new();
         let mut first_error = None;
         while let Some(r) = results.next().await {
             match r {
-                Ok(()) => puts += 1,
+                Ok((key, tag, object)) => {
+                    summary.object_puts += 1;
+                    if let (Some(tag), Some(object)) = (tag, object) {
+                        entries.push((key, IndexEntry { tag, object }));
+                    }
+                }
                 Err(e) => {
                     first_error.get_or_insert(Error::Store(e));
                 }
             }
         }
-        (puts, first_error)
+        (entries, first_error)
     }
 }
 
@@ -783,6 +974,46 @@ struct InstanceRun<'a> {
     existing: &'a Existing,
     /// The progress hooks.
     progress: &'a dyn SnapshotProgress,
+}
+
+/// What one instance's snapshot did, when it finished.
+struct InstanceDone {
+    summary: InstanceSummary,
+    log: InstanceLog,
+    /// History files written (0 or 1).
+    history_puts: u64,
+    /// Index entries of the objects now versioned: those written, and those given their first
+    /// version.
+    index: Vec<(String, IndexEntry)>,
+}
+
+/// Why one instance's snapshot stopped, and what it wrote before.
+struct InstanceFailed {
+    error: Error,
+    /// Objects written.
+    puts: u64,
+    /// History files written.
+    history_puts: u64,
+    /// As [`InstanceDone::index`], for what was written.
+    index: Vec<(String, IndexEntry)>,
+}
+
+impl InstanceFailed {
+    fn before_writing(error: Error) -> Self {
+        Self {
+            error,
+            puts: 0,
+            history_puts: 0,
+            index: Vec::new(),
+        }
+    }
+}
+
+/// What the describe calls of one instance returned.
+struct DescribedAll {
+    users: HashMap<String, Described>,
+    /// Per kind, in the order of [`RESOURCE_KINDS`].
+    resources: [HashMap<String, Details>; 3],
 }
 
 /// What the list calls of one instance returned, checked.
@@ -815,13 +1046,64 @@ impl InstanceRun<'_> {
         (summary, log)
     }
 
+    /// The history lines of this instance's run: the first version of every object of the
+    /// instance that has none yet (observed when it was last written), then every object to
+    /// write (observed now). Also the index entries of the objects given a first version and
+    /// not rewritten now (those rewritten get theirs when written).
+    fn versions(&self, writes: &[Write], store: &Store) -> (Vec<u8>, Vec<(String, IndexEntry)>) {
+        let now = self.at.to_string();
+        let mut lines = Vec::new();
+        let mut index = Vec::new();
+        let rewritten: HashSet<&str> = writes.iter().map(|w| w.key.as_str()).collect();
+        let existing = self.existing;
+        let mut first = |key: String, object: Value| {
+            if existing.index.objects.contains_key(&key) {
+                return;
+            }
+            let field = |name: &str| object.get(name).and_then(Value::as_str);
+            let observed = if object.get("Deleted") == Some(&Value::Bool(true)) {
+                field("DeletedAt")
+            } else {
+                field("LastSeen")
+            }
+            .or_else(|| field("FirstSeen"))
+            .unwrap_or(&now)
+            .to_owned();
+            lines.extend(version_line(folder_of_key(&key), &observed, &object));
+            if let Some(tag) = existing.tags.get(&key)
+                && !rewritten.contains(key.as_str())
+            {
+                index.push((
+                    key,
+                    IndexEntry {
+                        tag: tag.clone(),
+                        object,
+                    },
+                ));
+            }
+        };
+        firsts(&existing.users, TargetKind::User, self.id, &mut first);
+        for (kind, _) in RESOURCE_KINDS {
+            firsts(existing.resources(kind), kind, self.id, &mut first);
+        }
+        for w in writes {
+            match serde_json::from_slice::<Value>(&w.body) {
+                Ok(object) => lines.extend(version_line(folder_of_key(&w.key), &now, &object)),
+                Err(e) => {
+                    warn!(object = %store.describe(&w.key), error = %e, "Not versioning an object that does not read back.");
+                }
+            }
+        }
+        (lines, index)
+    }
+
     /// Diffs the listings (and what `DescribeUser` added) against what the store holds:
     /// fills the counts of `summary` and the change log, and returns the objects to write,
     /// users first, then each kind of resource in the order of [`RESOURCE_KINDS`].
     fn diff(
         &self,
         listings: Listings,
-        described: &HashMap<String, Described>,
+        described: &DescribedAll,
         summary: &mut InstanceSummary,
         log: &mut InstanceLog,
     ) -> Vec<Write> {
@@ -831,7 +1113,7 @@ impl InstanceRun<'_> {
         let candidates = listings
             .users
             .iter()
-            .map(|u| user_candidate(existing.users.get(&u.id), u, described.get(&u.id), id))
+            .map(|u| user_candidate(existing.users.get(&u.id), u, described.users.get(&u.id), id))
             .collect();
         let pass = Pass {
             kind: TargetKind::User,
@@ -846,7 +1128,11 @@ impl InstanceRun<'_> {
             &mut writes,
             &mut log.users,
         );
-        for ((kind, _), listed) in RESOURCE_KINDS.iter().zip(listings.resources) {
+        for (((kind, _), listed), details) in RESOURCE_KINDS
+            .iter()
+            .zip(listings.resources)
+            .zip(&described.resources)
+        {
             let (map, counts, change_log) = match kind {
                 TargetKind::SecurityProfile => (
                     &existing.security_profiles,
@@ -866,7 +1152,7 @@ impl InstanceRun<'_> {
             };
             let candidates = dedupe(listed)
                 .iter()
-                .map(|r| resource_candidate(map.get(&r.id), r, id))
+                .map(|r| resource_candidate(map.get(&r.id), r, details.get(&r.id), id))
                 .collect();
             let pass = Pass {
                 kind: *kind,
@@ -875,6 +1161,36 @@ impl InstanceRun<'_> {
             *counts = reconcile(pass, map, candidates, &mut writes, change_log);
         }
         writes
+    }
+}
+
+/// Calls `first` with the key and content of every object of `kind` in `instance`, in key
+/// order.
+fn firsts<T: SnapshotObject>(
+    objects: &HashMap<String, T>,
+    kind: TargetKind,
+    instance: &str,
+    first: &mut impl FnMut(String, Value),
+) {
+    let mut mine: Vec<(String, Value)> = objects
+        .iter()
+        .filter(|(_, o)| instance_of(*o) == Some(instance))
+        .filter_map(|(id, o)| Some((object_key(kind, id).ok()?, serde_json::to_value(o).ok()?)))
+        .collect();
+    mine.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, object) in mine {
+        first(key, object);
+    }
+}
+
+impl Existing {
+    /// The stored resources of `kind` (security profiles, routing profiles or groups).
+    fn resources(&self, kind: TargetKind) -> &HashMap<String, ResourceObject> {
+        match kind {
+            TargetKind::SecurityProfile => &self.security_profiles,
+            TargetKind::RoutingProfile => &self.routing_profiles,
+            _ => &self.hierarchy_groups,
+        }
     }
 }
 

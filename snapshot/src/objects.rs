@@ -55,6 +55,22 @@ pub struct UserObject {
     /// The user's hierarchy group (DescribeUser), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hierarchy_group_id: Option<String>,
+    /// `IdentityInfo.SecondaryEmail` (DescribeUser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secondary_email: Option<String>,
+    /// `IdentityInfo.Mobile` (DescribeUser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mobile: Option<String>,
+    /// `PhoneConfig` (DescribeUser): `PhoneType`, `AutoAccept`, `AfterContactWorkTimeLimit`,
+    /// `DeskPhoneNumber`, as the API names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_config: Option<Value>,
+    /// The user's tags (DescribeUser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// The user's routing proficiencies (`ListUserProficiencies`), sorted by attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proficiencies: Option<Vec<Proficiency>>,
     /// The time of the run that first wrote this object (RFC 3339, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<String>,
@@ -94,6 +110,33 @@ pub struct ResourceObject {
     /// The region of that last change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_modified_region: Option<String>,
+    /// Its tags (the `Describe…` call of its kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// A security profile's permissions (`ListSecurityProfilePermissions`), sorted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+    /// A security profile's `AllowedAccessControlTags` (`DescribeSecurityProfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_access_control_tags: Option<BTreeMap<String, String>>,
+    /// A security profile's `TagRestrictedResources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_restricted_resources: Option<Vec<String>>,
+    /// A security profile's `HierarchyRestrictedResources`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchy_restricted_resources: Option<Vec<String>>,
+    /// A security profile's `AllowedAccessControlHierarchyGroupId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_access_control_hierarchy_group_id: Option<String>,
+    /// A routing profile's queues (`ListRoutingProfileQueues`), sorted by queue and channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<QueueConfig>>,
+    /// A hierarchy group's level, `"1"` (top) to `"5"` (`DescribeUserHierarchyGroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_id: Option<String>,
+    /// A hierarchy group's path, top level first, ending with the group itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hierarchy_path: Option<Vec<PathLevel>>,
     /// As [`UserObject::first_seen`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<String>,
@@ -109,6 +152,56 @@ pub struct ResourceObject {
     /// Fields this version does not write, kept as found.
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+/// One routing proficiency of a user, as `ListUserProficiencies` gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Proficiency {
+    /// The predefined attribute.
+    pub attribute_name: String,
+    /// Its value.
+    pub attribute_value: String,
+    /// The level, 1.0 to 5.0.
+    pub level: f64,
+}
+
+/// One queue of a routing profile, as `ListRoutingProfileQueues` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct QueueConfig {
+    /// The queue id.
+    pub queue_id: String,
+    /// `VOICE`, `CHAT`, `TASK` or `EMAIL`.
+    pub channel: String,
+    /// The order contacts are taken in (1 first).
+    pub priority: i32,
+    /// Seconds a contact waits in this queue before the profile takes it.
+    pub delay: i32,
+}
+
+/// One level of a hierarchy group's path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PathLevel {
+    /// The group id of that level.
+    pub id: String,
+    /// Its name when described.
+    pub name: String,
+}
+
+impl ResourceObject {
+    /// Whether the `Describe…` details of its kind are in the object (permissions of a
+    /// security profile, queues of a routing profile, the path of a hierarchy group).
+    pub(crate) fn has_details(&self, kind: connect_audit_core::TargetKind) -> bool {
+        use connect_audit_core::TargetKind;
+        match kind {
+            TargetKind::SecurityProfile => self.permissions.is_some(),
+            TargetKind::RoutingProfile => self.queues.is_some(),
+            TargetKind::HierarchyGroup => self.hierarchy_path.is_some(),
+            _ => true,
+        }
+    }
 }
 
 /// What a snapshot keeps about every kind of object, so one diff routine serves all four.

@@ -1,19 +1,26 @@
 //! A fake Amazon Connect API for tests: a real HTTP server speaking Connect's REST-JSON
 //! protocol, so the real `aws-sdk-connect` client talks to it through `endpoint_url`.
 //!
-//! It answers the five calls the snapshot makes, with the paths, query names and JSON shapes
-//! the SDK uses (checked against `aws-sdk-connect`'s `protocol_serde`):
+//! It answers the calls the snapshot makes, with the paths, query names and JSON shapes the
+//! SDK uses (checked against `aws-sdk-connect` 1.220's `protocol_serde` and the `uri_base` of
+//! each `operation/<op>.rs`). Every list is paged by `maxResults` and `nextToken`.
 //!
 //! | call | request | answer |
 //! |---|---|---|
 //! | ListUsers | `GET /users-summary/{InstanceId}?maxResults&nextToken` | `UserSummaryList`, `NextToken` |
 //! | DescribeUser | `GET /users/{InstanceId}/{UserId}` | `User` |
+//! | ListUserProficiencies | `GET /users/{InstanceId}/{UserId}/proficiencies` | `UserProficiencyList`, `NextToken`, `LastModifiedTime`, `LastModifiedRegion` |
 //! | ListSecurityProfiles | `GET /security-profiles-summary/{InstanceId}` | `SecurityProfileSummaryList` |
+//! | DescribeSecurityProfile | `GET /security-profiles/{InstanceId}/{SecurityProfileId}` | `SecurityProfile` |
+//! | ListSecurityProfilePermissions | `GET /security-profiles-permissions/{InstanceId}/{SecurityProfileId}` | `Permissions`, `NextToken`, `LastModifiedTime`, `LastModifiedRegion` |
 //! | ListRoutingProfiles | `GET /routing-profiles-summary/{InstanceId}` | `RoutingProfileSummaryList` |
+//! | DescribeRoutingProfile | `GET /routing-profiles/{InstanceId}/{RoutingProfileId}` | `RoutingProfile` |
+//! | ListRoutingProfileQueues | `GET /routing-profiles/{InstanceId}/{RoutingProfileId}/queues` | `RoutingProfileQueueConfigSummaryList`, `NextToken`, `LastModifiedTime`, `LastModifiedRegion` |
 //! | ListUserHierarchyGroups | `GET /user-hierarchy-groups-summary/{InstanceId}` | `UserHierarchyGroupSummaryList` |
+//! | DescribeUserHierarchyGroup | `GET /user-hierarchy-groups/{InstanceId}/{HierarchyGroupId}` | `HierarchyGroup` |
 //!
 //! Errors carry `x-amzn-ErrorType` and a JSON `{"message"}` body, as the service sends them:
-//! `ResourceNotFoundException` (404) for an unknown instance or user,
+//! `ResourceNotFoundException` (404) for an unknown instance, user, profile or group,
 //! `InvalidParameterException` (400) for a bad `maxResults` or `nextToken`, and the injected
 //! faults ([`Fault`]). A request without an `Authorization` header is refused (403): the SDK
 //! always signs, and the fake checks that it did (it does not verify the signature).
@@ -69,16 +76,34 @@ pub enum Operation {
     ListRoutingProfiles,
     /// `ListUserHierarchyGroups`.
     ListUserHierarchyGroups,
+    /// `ListUserProficiencies`.
+    ListUserProficiencies,
+    /// `DescribeSecurityProfile`.
+    DescribeSecurityProfile,
+    /// `ListSecurityProfilePermissions`.
+    ListSecurityProfilePermissions,
+    /// `DescribeRoutingProfile`.
+    DescribeRoutingProfile,
+    /// `ListRoutingProfileQueues`.
+    ListRoutingProfileQueues,
+    /// `DescribeUserHierarchyGroup`.
+    DescribeUserHierarchyGroup,
 }
 
 impl Operation {
     /// Every operation, in a fixed order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 11] = [
         Self::ListUsers,
         Self::DescribeUser,
         Self::ListSecurityProfiles,
         Self::ListRoutingProfiles,
         Self::ListUserHierarchyGroups,
+        Self::ListUserProficiencies,
+        Self::DescribeSecurityProfile,
+        Self::ListSecurityProfilePermissions,
+        Self::DescribeRoutingProfile,
+        Self::ListRoutingProfileQueues,
+        Self::DescribeUserHierarchyGroup,
     ];
 
     /// The API name, e.g. `ListUsers`.
@@ -89,6 +114,12 @@ impl Operation {
             Self::ListSecurityProfiles => "ListSecurityProfiles",
             Self::ListRoutingProfiles => "ListRoutingProfiles",
             Self::ListUserHierarchyGroups => "ListUserHierarchyGroups",
+            Self::ListUserProficiencies => "ListUserProficiencies",
+            Self::DescribeSecurityProfile => "DescribeSecurityProfile",
+            Self::ListSecurityProfilePermissions => "ListSecurityProfilePermissions",
+            Self::DescribeRoutingProfile => "DescribeRoutingProfile",
+            Self::ListRoutingProfileQueues => "ListRoutingProfileQueues",
+            Self::DescribeUserHierarchyGroup => "DescribeUserHierarchyGroup",
         }
     }
 }
@@ -149,15 +180,155 @@ pub struct FakeUser {
     pub hierarchy_group_id: Option<String>,
     /// `LastModifiedTime`, epoch seconds.
     pub last_modified: f64,
+    /// `IdentityInfo.SecondaryEmail`, if set.
+    pub secondary_email: Option<String>,
+    /// `IdentityInfo.Mobile`, if set.
+    pub mobile: Option<String>,
+    /// `PhoneConfig`, as DescribeUser returns it (left out of the answer when `Null`).
+    pub phone_config: Value,
+    /// `Tags`.
+    pub tags: BTreeMap<String, String>,
+    /// What ListUserProficiencies reports, in order.
+    pub proficiencies: Vec<FakeProficiency>,
 }
 
-/// A security profile, routing profile or hierarchy group of a fake instance.
+/// One entry of a user's `UserProficiencyList`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeProficiency {
+    /// `AttributeName`, e.g. `Language`.
+    pub attribute_name: String,
+    /// `AttributeValue`, e.g. `English`.
+    pub attribute_value: String,
+    /// `Level`, 1.0 to 5.0.
+    pub level: f64,
+}
+
+/// The `PhoneConfig` every generated user has.
+pub fn default_phone_config() -> Value {
+    json!({
+        "PhoneType": "SOFT_PHONE",
+        "AutoAccept": false,
+        "AfterContactWorkTimeLimit": 0,
+        "DeskPhoneNumber": "",
+    })
+}
+
+/// A security profile, routing profile or hierarchy group of a fake instance. Each kind uses
+/// the fields its calls report and ignores the others.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FakeResource {
     /// The id (a UUID, or anything a test wants to see rejected).
     pub id: String,
     /// The name.
     pub name: String,
+    /// `Description` (security and routing profiles), if set.
+    pub description: Option<String>,
+    /// Security profiles: what ListSecurityProfilePermissions reports, in order.
+    pub permissions: Vec<String>,
+    /// Routing profiles: what ListRoutingProfileQueues reports, in order.
+    pub queues: Vec<FakeQueue>,
+    /// Hierarchy groups: the parent group's id (`None` at the top level).
+    pub parent_id: Option<String>,
+    /// `Tags`.
+    pub tags: BTreeMap<String, String>,
+    /// `LastModifiedTime`, epoch seconds, in the list calls and the describe call.
+    pub last_modified: f64,
+}
+
+impl FakeResource {
+    /// A resource with this id and name, nothing else set, modified at
+    /// [`GENERATED_MODIFIED`].
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for FakeResource {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            name: String::new(),
+            description: None,
+            permissions: Vec::new(),
+            queues: Vec::new(),
+            parent_id: None,
+            tags: BTreeMap::new(),
+            last_modified: GENERATED_MODIFIED,
+        }
+    }
+}
+
+/// One queue of a routing profile: an entry of `RoutingProfileQueueConfigSummaryList`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeQueue {
+    /// `QueueId` (`QueueArn` and `QueueName` are derived from it).
+    pub queue_id: String,
+    /// `Channel`: `VOICE`, `CHAT`, `TASK` or `EMAIL`.
+    pub channel: String,
+    /// `Priority`.
+    pub priority: i32,
+    /// `Delay`, seconds.
+    pub delay: i32,
+}
+
+impl FakeQueue {
+    /// The `QueueName` the fake reports: `Queue ` and the id's first 8 characters.
+    pub fn name(&self) -> String {
+        format!(
+            "Queue {}",
+            self.queue_id.chars().take(8).collect::<String>()
+        )
+    }
+}
+
+/// Which of an instance's resource lists a resource is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceKind {
+    /// [`FakeInstance::security_profiles`].
+    SecurityProfile,
+    /// [`FakeInstance::routing_profiles`].
+    RoutingProfile,
+    /// [`FakeInstance::hierarchy_groups`].
+    HierarchyGroup,
+}
+
+impl ResourceKind {
+    /// The resource type in its ARN, e.g. `security-profile`.
+    pub fn arn_kind(self) -> &'static str {
+        match self {
+            Self::SecurityProfile => "security-profile",
+            Self::RoutingProfile => "routing-profile",
+            Self::HierarchyGroup => "agent-group",
+        }
+    }
+
+    fn list(self, instance: &FakeInstance) -> &[FakeResource] {
+        match self {
+            Self::SecurityProfile => &instance.security_profiles,
+            Self::RoutingProfile => &instance.routing_profiles,
+            Self::HierarchyGroup => &instance.hierarchy_groups,
+        }
+    }
+
+    fn list_mut(self, instance: &mut FakeInstance) -> &mut Vec<FakeResource> {
+        match self {
+            Self::SecurityProfile => &mut instance.security_profiles,
+            Self::RoutingProfile => &mut instance.routing_profiles,
+            Self::HierarchyGroup => &mut instance.hierarchy_groups,
+        }
+    }
+
+    fn not_found(self) -> &'static str {
+        match self {
+            Self::SecurityProfile => "Security profile",
+            Self::RoutingProfile => "Routing profile",
+            Self::HierarchyGroup => "Hierarchy group",
+        }
+    }
 }
 
 /// One fake Connect instance.
@@ -335,6 +506,40 @@ impl FakeConnect {
         })
     }
 
+    /// Appends a resource to one of an instance's lists (and makes it describable).
+    pub fn insert_resource(&self, instance_id: &str, kind: ResourceKind, resource: FakeResource) {
+        self.with_instance(instance_id, |i| kind.list_mut(i).push(resource));
+    }
+
+    /// Removes a resource, as its `Delete…` call would. Returns whether it existed.
+    pub fn delete_resource(&self, instance_id: &str, kind: ResourceKind, id: &str) -> bool {
+        self.with_instance(instance_id, |i| {
+            let list = kind.list_mut(i);
+            let before = list.len();
+            list.retain(|r| r.id != id);
+            before != list.len()
+        })
+    }
+
+    /// Changes a resource in place (rename, new permissions, queues, parent, …). Returns
+    /// whether it existed. The caller sets `last_modified` if it wants the change to show
+    /// there, as the service would.
+    pub fn modify_resource(
+        &self,
+        instance_id: &str,
+        kind: ResourceKind,
+        id: &str,
+        change: impl FnOnce(&mut FakeResource),
+    ) -> bool {
+        self.with_instance(instance_id, |i| {
+            kind.list_mut(i)
+                .iter_mut()
+                .find(|r| r.id == id)
+                .map(change)
+                .is_some()
+        })
+    }
+
     fn with_instance<T>(&self, instance_id: &str, f: impl FnOnce(&mut FakeInstance) -> T) -> T {
         let mut state = self.state();
         let instance = state
@@ -437,6 +642,20 @@ pub fn generated_user(instance_id: &str, n: usize, instance: &FakeInstance) -> F
         routing_profile_id: pick(&instance.routing_profiles).unwrap_or_default(),
         hierarchy_group_id: pick(&instance.hierarchy_groups),
         last_modified: GENERATED_MODIFIED,
+        secondary_email: None,
+        mobile: None,
+        phone_config: default_phone_config(),
+        tags: BTreeMap::new(),
+        // Every other user speaks English, at a level from 1 to 5.
+        proficiencies: if n.is_multiple_of(2) {
+            vec![FakeProficiency {
+                attribute_name: "Language".to_owned(),
+                attribute_value: "English".to_owned(),
+                level: [1.0, 2.0, 3.0, 4.0, 5.0][n % 5],
+            }]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -445,22 +664,68 @@ fn generate_instance(instance_id: &str, users: usize) -> FakeInstance {
         names
             .iter()
             .enumerate()
-            .map(|(i, name)| FakeResource {
-                id: fake_uuid(&format!("{instance_id}/{kind}"), i as u64),
-                name: (*name).to_owned(),
+            .map(|(i, name)| {
+                FakeResource::new(fake_uuid(&format!("{instance_id}/{kind}"), i as u64), *name)
             })
             .collect::<Vec<_>>()
     };
+    let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    let mut security_profiles =
+        resources("security-profile", ["Admin", "Agent", "CallCenterManager"]);
+    let permissions = [
+        strings(&[
+            "BasicAgentAccess",
+            "Users.Create",
+            "Users.Edit",
+            "SecurityProfiles.Edit",
+            "RoutingProfiles.Edit",
+        ]),
+        strings(&["BasicAgentAccess", "ContactControlPanel.Access"]),
+        strings(&["BasicAgentAccess", "Queues.View", "Users.View"]),
+    ];
+    for (profile, permissions) in security_profiles.iter_mut().zip(permissions) {
+        profile.description = Some(format!("{} security profile", profile.name));
+        profile.permissions = permissions;
+    }
+
+    // Each routing profile has a VOICE queue of its own; all but the first also a CHAT one.
+    let mut routing_profiles = resources(
+        "routing-profile",
+        ["Basic Routing Profile", "Tier 1 Support", "Outbound Sales"],
+    );
+    for (n, profile) in (0u64..).zip(routing_profiles.iter_mut()) {
+        let queue = |k: u64| fake_uuid(&format!("{instance_id}/queue"), 2 * n + k);
+        profile.description = Some(format!("{} routing profile", profile.name));
+        profile.queues.push(FakeQueue {
+            queue_id: queue(0),
+            channel: "VOICE".to_owned(),
+            priority: 1,
+            delay: 0,
+        });
+        if n > 0 {
+            profile.queues.push(FakeQueue {
+                queue_id: queue(1),
+                channel: "CHAT".to_owned(),
+                priority: 2,
+                delay: 30,
+            });
+        }
+    }
+
+    // Japan > Tokyo > Tokyo Floor 2.
+    let mut hierarchy_groups = resources("agent-group", ["Japan", "Tokyo", "Tokyo Floor 2"]);
+    for n in 1..hierarchy_groups.len() {
+        hierarchy_groups[n].parent_id = Some(hierarchy_groups[n - 1].id.clone());
+    }
+
     let mut instance = FakeInstance {
         account: DEFAULT_ACCOUNT.to_owned(),
         region: DEFAULT_REGION.to_owned(),
         users: Vec::new(),
-        security_profiles: resources("security-profile", ["Admin", "Agent", "CallCenterManager"]),
-        routing_profiles: resources(
-            "routing-profile",
-            ["Basic Routing Profile", "Tier 1 Support", "Outbound Sales"],
-        ),
-        hierarchy_groups: resources("agent-group", ["Japan", "Tokyo", "Tokyo Floor 2"]),
+        security_profiles,
+        routing_profiles,
+        hierarchy_groups,
     };
     instance.users = (0..users)
         .map(|n| generated_user(instance_id, n, &instance))
@@ -472,6 +737,30 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/users-summary/{instance}", get(list_users))
         .route("/users/{instance}/{user}", get(describe_user))
+        .route(
+            "/users/{instance}/{user}/proficiencies",
+            get(list_user_proficiencies),
+        )
+        .route(
+            "/security-profiles/{instance}/{id}",
+            get(describe_security_profile),
+        )
+        .route(
+            "/security-profiles-permissions/{instance}/{id}",
+            get(list_security_profile_permissions),
+        )
+        .route(
+            "/routing-profiles/{instance}/{id}",
+            get(describe_routing_profile),
+        )
+        .route(
+            "/routing-profiles/{instance}/{id}/queues",
+            get(list_routing_profile_queues),
+        )
+        .route(
+            "/user-hierarchy-groups/{instance}/{id}",
+            get(describe_user_hierarchy_group),
+        )
         .route(
             "/security-profiles-summary/{instance}",
             get(list_security_profiles),
@@ -661,18 +950,21 @@ async fn describe_user(
             "LastName": u.last_name,
             "Email": u.email,
         },
-        "PhoneConfig": {
-            "PhoneType": "SOFT_PHONE",
-            "AutoAccept": false,
-            "AfterContactWorkTimeLimit": 0,
-            "DeskPhoneNumber": "",
-        },
         "SecurityProfileIds": u.security_profile_ids,
         "RoutingProfileId": u.routing_profile_id,
-        "Tags": {},
+        "Tags": u.tags,
         "LastModifiedTime": u.last_modified,
         "LastModifiedRegion": instance.region,
     });
+    if let Some(email) = &u.secondary_email {
+        user["IdentityInfo"]["SecondaryEmail"] = json!(email);
+    }
+    if let Some(mobile) = &u.mobile {
+        user["IdentityInfo"]["Mobile"] = json!(mobile);
+    }
+    if !u.phone_config.is_null() {
+        user["PhoneConfig"] = u.phone_config.clone();
+    }
     if let Some(group) = &u.hierarchy_group_id {
         user["HierarchyGroupId"] = json!(group);
     }
@@ -718,7 +1010,7 @@ async fn list_resources(
                 "Id": r.id,
                 "Arn": arn(&instance_id, &instance, kind, &r.id),
                 "Name": r.name,
-                "LastModifiedTime": GENERATED_MODIFIED,
+                "LastModifiedTime": r.last_modified,
                 "LastModifiedRegion": instance.region,
             })
         })
@@ -772,4 +1064,330 @@ async fn list_user_hierarchy_groups(
         headers,
     )
     .await
+}
+
+fn invalid_parameter(message: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "InvalidParameterException",
+        message,
+    )
+}
+
+/// The resource `id` of `kind`, if the instance has it.
+fn find_resource<'a>(
+    instance: &'a FakeInstance,
+    kind: ResourceKind,
+    id: &str,
+) -> Option<&'a FakeResource> {
+    kind.list(instance).iter().find(|r| r.id == id)
+}
+
+/// The 404 the service answers for an unknown resource id.
+fn resource_not_found(kind: ResourceKind, id: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "ResourceNotFoundException",
+        &format!("{} not found: {id}", kind.not_found()),
+    )
+}
+
+/// A paged list answer with the `LastModifiedTime`/`LastModifiedRegion` of its owner.
+fn owned_list_response(
+    list_key: &str,
+    items: Vec<Value>,
+    next: Option<String>,
+    last_modified: f64,
+    region: &str,
+) -> Response {
+    let mut body = serde_json::Map::new();
+    body.insert(list_key.to_owned(), Value::Array(items));
+    if let Some(next) = next {
+        body.insert("NextToken".to_owned(), Value::String(next));
+    }
+    body.insert("LastModifiedTime".to_owned(), json!(last_modified));
+    body.insert("LastModifiedRegion".to_owned(), json!(region));
+    Json(Value::Object(body)).into_response()
+}
+
+async fn list_user_proficiencies(
+    State(state): State<Shared>,
+    Path((instance_id, user_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let operation = Operation::ListUserProficiencies;
+    let instance = match admit(&state, operation, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let Some(u) = instance.users.iter().find(|u| u.id == user_id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            &format!("User not found: {user_id}"),
+        );
+    };
+    let (items, next) = match page(&state, &u.proficiencies, &query) {
+        Ok(p) => p,
+        Err(m) => return invalid_parameter(m),
+    };
+    let items = items
+        .iter()
+        .map(|p| {
+            json!({
+                "AttributeName": p.attribute_name,
+                "AttributeValue": p.attribute_value,
+                "Level": p.level,
+            })
+        })
+        .collect();
+    owned_list_response(
+        "UserProficiencyList",
+        items,
+        next,
+        u.last_modified,
+        &instance.region,
+    )
+}
+
+async fn describe_security_profile(
+    State(state): State<Shared>,
+    Path((instance_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let kind = ResourceKind::SecurityProfile;
+    let operation = Operation::DescribeSecurityProfile;
+    let instance = match admit(&state, operation, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let Some(r) = find_resource(&instance, kind, &id) else {
+        return resource_not_found(kind, &id);
+    };
+    let mut profile = json!({
+        "Id": r.id,
+        "OrganizationResourceId": instance_id,
+        "Arn": arn(&instance_id, &instance, kind.arn_kind(), &r.id),
+        "SecurityProfileName": r.name,
+        "Tags": r.tags,
+        "AllowedAccessControlTags": {},
+        "TagRestrictedResources": [],
+        "HierarchyRestrictedResources": [],
+        "LastModifiedTime": r.last_modified,
+        "LastModifiedRegion": instance.region,
+    });
+    if let Some(description) = &r.description {
+        profile["Description"] = json!(description);
+    }
+    Json(json!({ "SecurityProfile": profile })).into_response()
+}
+
+async fn list_security_profile_permissions(
+    State(state): State<Shared>,
+    Path((instance_id, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let operation = Operation::ListSecurityProfilePermissions;
+    let instance = match admit(&state, operation, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let Some(r) = find_resource(&instance, ResourceKind::SecurityProfile, &id) else {
+        return resource_not_found(ResourceKind::SecurityProfile, &id);
+    };
+    let (items, next) = match page(&state, &r.permissions, &query) {
+        Ok(p) => p,
+        Err(m) => return invalid_parameter(m),
+    };
+    let items = items.into_iter().map(Value::String).collect();
+    owned_list_response(
+        "Permissions",
+        items,
+        next,
+        r.last_modified,
+        &instance.region,
+    )
+}
+
+async fn describe_routing_profile(
+    State(state): State<Shared>,
+    Path((instance_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let kind = ResourceKind::RoutingProfile;
+    let operation = Operation::DescribeRoutingProfile;
+    let instance = match admit(&state, operation, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let Some(r) = find_resource(&instance, kind, &id) else {
+        return resource_not_found(kind, &id);
+    };
+    let mut queue_ids: Vec<&str> = Vec::new();
+    let mut channels: Vec<&str> = Vec::new();
+    for queue in &r.queues {
+        if !queue_ids.contains(&queue.queue_id.as_str()) {
+            queue_ids.push(&queue.queue_id);
+        }
+        if !channels.contains(&queue.channel.as_str()) {
+            channels.push(&queue.channel);
+        }
+    }
+    if channels.is_empty() {
+        channels.push("VOICE");
+    }
+    let concurrencies: Vec<Value> = channels
+        .iter()
+        .map(|channel| {
+            json!({
+                "Channel": channel,
+                "Concurrency": if *channel == "VOICE" { 1 } else { 2 },
+                "CrossChannelBehavior": { "BehaviorType": "ROUTE_CURRENT_CHANNEL_ONLY" },
+            })
+        })
+        .collect();
+    let users = instance
+        .users
+        .iter()
+        .filter(|u| u.routing_profile_id == r.id)
+        .count();
+    let mut profile = json!({
+        "InstanceId": instance_id,
+        "Name": r.name,
+        "RoutingProfileArn": arn(&instance_id, &instance, kind.arn_kind(), &r.id),
+        "RoutingProfileId": r.id,
+        "MediaConcurrencies": concurrencies,
+        "Tags": r.tags,
+        "NumberOfAssociatedQueues": queue_ids.len(),
+        "NumberOfAssociatedUsers": users,
+        "LastModifiedTime": r.last_modified,
+        "LastModifiedRegion": instance.region,
+        // Every instance's default routing profile has this name.
+        "IsDefault": r.name == "Basic Routing Profile",
+        "AssociatedQueueIds": queue_ids,
+    });
+    if let Some(description) = &r.description {
+        profile["Description"] = json!(description);
+    }
+    if let Some(queue) = r.queues.first() {
+        profile["DefaultOutboundQueueId"] = json!(queue.queue_id);
+    }
+    Json(json!({ "RoutingProfile": profile })).into_response()
+}
+
+async fn list_routing_profile_queues(
+    State(state): State<Shared>,
+    Path((instance_id, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let operation = Operation::ListRoutingProfileQueues;
+    let instance = match admit(&state, operation, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let Some(r) = find_resource(&instance, ResourceKind::RoutingProfile, &id) else {
+        return resource_not_found(ResourceKind::RoutingProfile, &id);
+    };
+    let (items, next) = match page(&state, &r.queues, &query) {
+        Ok(p) => p,
+        Err(m) => return invalid_parameter(m),
+    };
+    let items = items
+        .iter()
+        .map(|q| {
+            json!({
+                "QueueId": q.queue_id,
+                "QueueArn": arn(&instance_id, &instance, "queue", &q.queue_id),
+                "QueueName": q.name(),
+                "Priority": q.priority,
+                "Delay": q.delay,
+                "Channel": q.channel,
+            })
+        })
+        .collect();
+    owned_list_response(
+        "RoutingProfileQueueConfigSummaryList",
+        items,
+        next,
+        r.last_modified,
+        &instance.region,
+    )
+}
+
+/// The levels of `group`'s hierarchy path, top level first and `group` last: its ancestors
+/// through `parent_id`, at most five levels (the service's limit; a deeper chain keeps its
+/// lowest five), stopping at an unknown parent or a cycle.
+fn hierarchy_chain<'a>(
+    groups: &'a [FakeResource],
+    group: &'a FakeResource,
+) -> Vec<&'a FakeResource> {
+    let mut chain = vec![group];
+    while chain.len() < 5 {
+        let current = chain[chain.len() - 1];
+        let Some(parent) = current
+            .parent_id
+            .as_deref()
+            .and_then(|p| groups.iter().find(|g| g.id == p))
+        else {
+            break;
+        };
+        if chain.iter().any(|g| g.id == parent.id) {
+            break;
+        }
+        chain.push(parent);
+    }
+    chain.reverse();
+    chain
+}
+
+async fn describe_user_hierarchy_group(
+    State(state): State<Shared>,
+    Path((instance_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let kind = ResourceKind::HierarchyGroup;
+    let operation = Operation::DescribeUserHierarchyGroup;
+    let instance = match admit(&state, operation, &headers, &instance_id).await {
+        Ok(i) => i,
+        Err(e) => return e,
+    };
+    let Some(r) = find_resource(&instance, kind, &id) else {
+        return resource_not_found(kind, &id);
+    };
+    let chain = hierarchy_chain(&instance.hierarchy_groups, r);
+    let levels = [
+        "LevelOne",
+        "LevelTwo",
+        "LevelThree",
+        "LevelFour",
+        "LevelFive",
+    ];
+    let path: serde_json::Map<String, Value> = levels
+        .iter()
+        .zip(&chain)
+        .map(|(level, g)| {
+            let summary = json!({
+                "Id": g.id,
+                "Arn": arn(&instance_id, &instance, kind.arn_kind(), &g.id),
+                "Name": g.name,
+                "LastModifiedTime": g.last_modified,
+                "LastModifiedRegion": instance.region,
+            });
+            ((*level).to_owned(), summary)
+        })
+        .collect();
+    let group = json!({
+        "Id": r.id,
+        "Arn": arn(&instance_id, &instance, kind.arn_kind(), &r.id),
+        "Name": r.name,
+        "LevelId": chain.len().to_string(),
+        "HierarchyPath": path,
+        "Tags": r.tags,
+        "LastModifiedTime": r.last_modified,
+        "LastModifiedRegion": instance.region,
+    });
+    Json(json!({ "HierarchyGroup": group })).into_response()
 }

@@ -10,6 +10,7 @@ mod catalogue;
 mod cli;
 mod examples;
 mod exporters;
+mod fake_connect;
 mod faults;
 mod fuzz_regressions;
 mod helpers;
