@@ -525,6 +525,13 @@ pub trait Namer {
     fn group_path(&self, id: &str) -> Option<Vec<String>> {
         self.name(TargetKind::HierarchyGroup, id).map(|n| vec![n])
     }
+
+    /// Whether an identity field (`email`, …) CloudTrail hid in this row's request changed,
+    /// when snapshot versions observed before and after the event tell; `None` (the default)
+    /// when they do not.
+    fn hidden_changed(&self, _field: &str) -> Option<bool> {
+        None
+    }
 }
 
 /// A [`Namer`] that knows no name: ids are shown as they are.
@@ -722,7 +729,7 @@ fn update_line(
                 None => format!("{head}: now {}", show(new)),
             }
         }
-        (Shape::Identity, _) => identity_line(old, new),
+        (Shape::Identity, _) => identity_line(old, new, namer),
         (Shape::Object(_), _) => match old {
             Some(old) if Some(old) == new => format!("{head}: unchanged"),
             Some(_) => format!("{head}: changed"),
@@ -797,8 +804,9 @@ const IDENTITY_FIELDS: [(&str, &str); 5] = [
 ];
 
 /// `identity: e-mail changed` (the fields whose values differ, never the values); a field
-/// CloudTrail hides on either side is not compared: `identity: e-mail set (hidden)`.
-fn identity_line(old: Option<&Value>, new: Option<&Value>) -> String {
+/// CloudTrail hides on either side is not compared: `identity: e-mail set (hidden)`, unless
+/// the snapshot versions around the event say whether it changed ([`Namer::hidden_changed`]).
+fn identity_line(old: Option<&Value>, new: Option<&Value>, namer: &dyn Namer) -> String {
     let field = |v: Option<&Value>, k: &str| v.and_then(|v| v.get(k)).cloned();
     let mut changed = Vec::new();
     let mut hidden = Vec::new();
@@ -806,8 +814,11 @@ fn identity_line(old: Option<&Value>, new: Option<&Value>) -> String {
         let (was, now) = (field(old, key), field(new, key));
         let is_hidden = |v: &Option<Value>| v.as_ref().and_then(Value::as_str) == Some(HIDDEN);
         if is_hidden(&now) || (old.is_some() && is_hidden(&was)) {
-            if now.as_ref().is_some_and(|v| !v.is_null()) {
-                hidden.push(words);
+            match namer.hidden_changed(key) {
+                Some(true) => changed.push(words),
+                None if now.as_ref().is_some_and(|v| !v.is_null()) => hidden.push(words),
+                // Unchanged as the versions show, or not set at all.
+                _ => {}
             }
         } else if old.is_some() && was.unwrap_or(Value::Null) != now.unwrap_or(Value::Null) {
             changed.push(words);
@@ -845,7 +856,32 @@ pub struct Decoded {
 /// it, [`ChangeBasis::Snapshot`] when it rests on a snapshot version given with [`Self::observe`]).
 #[derive(Debug, Default, Clone)]
 pub struct Tracker {
-    states: std::collections::HashMap<(TargetKind, String), (State, ChangeBasis)>,
+    states: std::collections::HashMap<(TargetKind, String), Entry>,
+}
+
+/// What the [`Tracker`] knows of one target.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    state: State,
+    /// [`ChangeBasis::Snapshot`] when the state started from a snapshot version, else
+    /// [`ChangeBasis::Trail`].
+    basis: ChangeBasis,
+    /// The attributes an event of the trail has set since: a `before` made only of these is
+    /// the trail's even when the state started from a snapshot.
+    by_trail: Vec<String>,
+}
+
+impl Entry {
+    /// Where a `before` made of `attrs` of this state comes from.
+    fn basis_of<'a>(&self, mut attrs: impl Iterator<Item = &'a str>) -> ChangeBasis {
+        if self.basis == ChangeBasis::Snapshot
+            && !attrs.all(|a| self.by_trail.iter().any(|t| t == a))
+        {
+            ChangeBasis::Snapshot
+        } else {
+            ChangeBasis::Trail
+        }
+    }
 }
 
 impl Tracker {
@@ -858,7 +894,11 @@ impl Tracker {
     pub fn observe(&mut self, kind: TargetKind, id: &str, state: State) {
         self.states.insert(
             (kind, id.to_ascii_lowercase()),
-            (state, ChangeBasis::Snapshot),
+            Entry {
+                state,
+                basis: ChangeBasis::Snapshot,
+                by_trail: Vec::new(),
+            },
         );
     }
 
@@ -866,7 +906,21 @@ impl Tracker {
     pub fn state(&self, kind: TargetKind, id: &str) -> Option<&State> {
         self.states
             .get(&(kind, id.to_ascii_lowercase()))
-            .map(|(state, _)| state)
+            .map(|e| &e.state)
+    }
+
+    /// An attribute of a target as an event of the trail last set it; `None` when no event
+    /// did (it rests on a snapshot version, or is unknown).
+    pub fn set_by_trail(&self, kind: TargetKind, id: &str, attr: &str) -> Option<&Value> {
+        let entry = self.states.get(&(kind, id.to_ascii_lowercase()))?;
+        (entry.basis != ChangeBasis::Snapshot || entry.by_trail.iter().any(|a| a == attr))
+            .then(|| entry.state.get(attr))
+            .flatten()
+    }
+
+    /// Whether anything is known of a target (even a state of no attribute).
+    pub fn knows(&self, kind: TargetKind, id: &str) -> bool {
+        self.states.contains_key(&(kind, id.to_ascii_lowercase()))
     }
 
     /// Decodes one event on `kind`/`id`, against the state known now. `None` for a call whose
@@ -893,12 +947,18 @@ impl Tracker {
         };
         let (before, basis) = match (known, rule.lifecycle) {
             (_, Lifecycle::Create) => (None, ChangeBasis::Trail),
-            (Some((state, basis)), _) if covers(state) => (Some(state), *basis),
+            (Some(e), Lifecycle::Delete) => (
+                Some(&e.state),
+                e.basis_of(e.state.keys().map(String::as_str)),
+            ),
+            (Some(e), _) if covers(&e.state) => {
+                (Some(&e.state), e.basis_of(rule.sets.iter().map(|s| s.attr)))
+            }
             _ => (None, ChangeBasis::Unknown),
         };
         // The state the call is applied to: what is known, even in part (what it does not
         // set is carried over).
-        let base = known.map(|(state, _)| state);
+        let base = known.map(|e| &e.state);
         let after = apply(rule, request, base);
         let line = render(rule, request, before, &after, namer);
         let attrs = |state: &State| -> State {
@@ -922,18 +982,32 @@ impl Tracker {
                 .then(|| named(&attrs(&after.state), namer)),
             basis,
         };
+        let set_now = rule.sets.iter().map(|s| s.attr.to_owned());
         let next = match rule.lifecycle {
             _ if failed => Next::Keep,
             Lifecycle::Delete => Next::Remove,
-            Lifecycle::Create => Next::Set(after.state, ChangeBasis::Trail),
-            // What rests on a snapshot version stays so; what an event made is the trail's.
-            Lifecycle::Update => Next::Set(
-                after.state,
-                known.map_or(ChangeBasis::Trail, |(_, b)| match b {
-                    ChangeBasis::Unknown => ChangeBasis::Trail,
-                    other => *other,
-                }),
-            ),
+            Lifecycle::Create => Next::Set(Entry {
+                state: after.state,
+                basis: ChangeBasis::Trail,
+                by_trail: set_now.collect(),
+            }),
+            // What rests on a snapshot version stays so, but for what events set since.
+            Lifecycle::Update => Next::Set(match known {
+                Some(e) => {
+                    let mut by_trail = e.by_trail.clone();
+                    by_trail.extend(set_now.filter(|a| !e.by_trail.contains(a)));
+                    Entry {
+                        state: after.state,
+                        basis: e.basis,
+                        by_trail,
+                    }
+                }
+                None => Entry {
+                    state: after.state,
+                    basis: ChangeBasis::Trail,
+                    by_trail: set_now.collect(),
+                },
+            }),
         };
         Some((decoded, Transition { key, next }))
     }
@@ -945,8 +1019,8 @@ impl Tracker {
             Next::Remove => {
                 self.states.remove(&transition.key);
             }
-            Next::Set(state, basis) => {
-                self.states.insert(transition.key, (state, basis));
+            Next::Set(entry) => {
+                self.states.insert(transition.key, entry);
             }
         }
     }
@@ -963,7 +1037,7 @@ pub struct Transition {
 enum Next {
     Keep,
     Remove,
-    Set(State, ChangeBasis),
+    Set(Entry),
 }
 
 #[cfg(test)]
@@ -1150,6 +1224,73 @@ mod tests {
                 "tags": {"a": "b"},
             })
         );
+    }
+
+    #[test]
+    fn a_snapshot_state_stays_the_basis_of_what_no_event_has_set_since() {
+        let mut tracker = Tracker::new();
+        let user = "U-2";
+        tracker.observe(
+            TargetKind::User,
+            user,
+            json!({"security_profiles": ["sp-agent"], "routing_profile": "rp-1"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let mut decode = |event: &str, request: Value| {
+            let (decoded, transition) = tracker
+                .decode(event, TargetKind::User, user, &request, false, &names())
+                .unwrap();
+            tracker.advance(transition);
+            decoded.basis
+        };
+        let grant = json!({"SecurityProfileIds": ["sp-agent", "sp-admin"]});
+        assert_eq!(
+            decode("UpdateUserSecurityProfiles", grant.clone()),
+            ChangeBasis::Snapshot
+        );
+        assert_eq!(
+            decode("UpdateUserSecurityProfiles", grant),
+            ChangeBasis::Trail,
+            "the first event set them"
+        );
+        assert_eq!(
+            decode(
+                "UpdateUserRoutingProfile",
+                json!({"RoutingProfileId": "rp-2"})
+            ),
+            ChangeBasis::Snapshot,
+            "no event set the routing profile yet"
+        );
+        assert_eq!(
+            decode("DeleteUser", json!({})),
+            ChangeBasis::Trail,
+            "every attribute held was set by an event"
+        );
+    }
+
+    #[test]
+    fn hidden_identity_fields_are_compared_through_what_the_namer_knows() {
+        struct Versions(Option<bool>);
+        impl Namer for Versions {
+            fn name(&self, _: TargetKind, _: &str) -> Option<String> {
+                None
+            }
+            fn hidden_changed(&self, field: &str) -> Option<bool> {
+                (field == "email").then_some(self.0?)
+            }
+        }
+        let rule = rule("UpdateUserIdentityInfo").unwrap();
+        let request = json!({"IdentityInfo": {"Email": HIDDEN, "FirstName": "Kenji"}});
+        let before = json!({"identity": {"email": "k@example.com", "first_name": "Kenji"}});
+        let line = |known: Option<bool>| {
+            let after = apply(rule, &request, before.as_object());
+            render(rule, &request, before.as_object(), &after, &Versions(known))
+        };
+        assert_eq!(line(Some(true)), "identity: e-mail changed");
+        assert_eq!(line(Some(false)), "identity: unchanged");
+        assert_eq!(line(None), "identity: e-mail set (hidden)");
     }
 
     #[test]

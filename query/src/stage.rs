@@ -11,7 +11,14 @@
 //! Both engines go through this stage, so both give the same rows.
 //!
 //! Names are the ones valid at the event time: a name an earlier event of the scan gave (a
-//! create, a rename) wins over the snapshot's, which may be newer than the event.
+//! create, a rename) wins; else the name of the newest snapshot version observed by then
+//! ([`History`]); else the snapshot's latest.
+//!
+//! With a [`History`], a target the scan has not seen an event of yet starts from its newest
+//! snapshot version observed before the event (`change_basis = snapshot`). That is exact when
+//! the scan covers the trail from that observation on: the caller scans the span from the last
+//! snapshot run before the window up to the window's start first, in [`replay`](ChangeStage::set_replay)
+//! mode (rows decoded, moving the state on, and not passed on), then the window.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -19,7 +26,10 @@ use std::path::Path;
 
 use connect_audit_core::change::{Namer, Tracker};
 use connect_audit_core::findings::{FindingRules, Findings};
+use connect_audit_core::history::History;
 use connect_audit_core::{AuditRecord, Directory, TargetKind};
+use jiff::Timestamp;
+use serde_json::Value;
 
 use crate::sink::{BadInput, ScanSink, SinkError};
 
@@ -64,6 +74,9 @@ pub struct ChangeStage<S> {
     findings: Findings,
     held: BinaryHeap<Reverse<Held>>,
     bound: usize,
+    history: History,
+    replaying: bool,
+    replayed: u64,
 }
 
 impl<S: ScanSink> ChangeStage<S> {
@@ -82,7 +95,35 @@ impl<S: ScanSink> ChangeStage<S> {
             findings: Findings::new(rules),
             held: BinaryHeap::new(),
             bound: REORDER_ROWS,
+            history: History::new(),
+            replaying: false,
+            replayed: 0,
         }
+    }
+
+    /// The stage with the snapshot's versions: states and names as of each event.
+    #[must_use]
+    pub fn with_history(mut self, history: History) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// Turns replay mode on or off. In replay mode, rows are decoded (their events move the
+    /// state on) and not passed on; turning it off decodes the rows still held first, so the
+    /// rows of the span replayed are all older than those that follow.
+    pub fn set_replay(&mut self, on: bool) {
+        if self.replaying && !on {
+            while let Some(Reverse(Held(record))) = self.held.pop() {
+                self.decode(record);
+                self.replayed += 1;
+            }
+        }
+        self.replaying = on;
+    }
+
+    /// Rows decoded in replay mode (not passed on).
+    pub fn replayed(&self) -> u64 {
+        self.replayed
     }
 
     /// The stage with another reorder bound (tests).
@@ -99,6 +140,7 @@ impl<S: ScanSink> ChangeStage<S> {
 
     /// Sends the rows still held, in event-time order, and gives the sink back.
     pub fn finish(mut self) -> Result<S, SinkError> {
+        self.set_replay(false);
         let mut out = Vec::with_capacity(self.held.len());
         while let Some(Reverse(Held(record))) = self.held.pop() {
             out.push(self.decode(record));
@@ -117,9 +159,26 @@ impl<S: ScanSink> ChangeStage<S> {
             .unwrap_or(serde_json::Value::Null);
         let target = record.target_id.clone().unwrap_or_default();
         let failed = record.error_code.is_some();
-        let namer = AsOfNow {
+        let at = record.event_time;
+        if record.target_id.is_some() {
+            self.start_from_snapshot(record.target_kind, &target, at);
+        }
+        // The profiles a grant names: their permissions as of the event, for the findings.
+        if let Some(ids) = request.get("SecurityProfileIds").and_then(Value::as_array) {
+            for id in ids.iter().filter_map(Value::as_str) {
+                self.start_from_snapshot(TargetKind::SecurityProfile, id, at);
+            }
+        }
+        let subject = record
+            .target_id
+            .as_ref()
+            .map(|id| (record.target_kind, id.as_str()));
+        let namer = AsOf {
             tracker: &self.tracker,
             directory: &self.directory,
+            history: &self.history,
+            at,
+            subject,
         };
         let found = self.tracker.decode(
             &record.event_name,
@@ -143,14 +202,35 @@ impl<S: ScanSink> ChangeStage<S> {
             record.after = decoded.after.as_ref().map(ToString::to_string);
             record.change_basis = Some(decoded.basis);
         }
-        let namer = AsOfNow {
+        let subject = record
+            .target_id
+            .as_ref()
+            .map(|id| (record.target_kind, id.as_str()));
+        let namer = AsOf {
             tracker: &self.tracker,
             directory: &self.directory,
+            history: &self.history,
+            at,
+            subject,
         };
         record.findings =
             self.findings
                 .check(&record, &request, decoded.as_ref(), &self.tracker, &namer);
         record
+    }
+
+    /// A target no event of the scan has touched yet starts from its newest snapshot version
+    /// observed at or before `at` (if it was not gone then and the version holds anything).
+    fn start_from_snapshot(&mut self, kind: TargetKind, id: &str, at: Timestamp) {
+        if self.tracker.knows(kind, id) {
+            return;
+        }
+        if let Some(version) = self.history.at(kind, id, at)
+            && !version.deleted
+            && !version.state.is_empty()
+        {
+            self.tracker.observe(kind, id, version.state.clone());
+        }
     }
 }
 
@@ -162,7 +242,12 @@ impl<S: ScanSink> ScanSink for ChangeStage<S> {
             if self.held.len() > self.bound
                 && let Some(Reverse(Held(oldest))) = self.held.pop()
             {
-                out.push(self.decode(oldest));
+                let decoded = self.decode(oldest);
+                if self.replaying {
+                    self.replayed += 1;
+                } else {
+                    out.push(decoded);
+                }
             }
         }
         if out.is_empty() {
@@ -184,20 +269,24 @@ impl<S: ScanSink> ScanSink for ChangeStage<S> {
     }
 }
 
-/// Names as the stage knows them at the row it decodes: what the trail said before it, else
-/// the snapshot.
-struct AsOfNow<'a> {
+/// Names as the stage knows them at the row it decodes, at its event time `at`: what the
+/// trail said before it, else the snapshot version of then, else the snapshot's latest.
+struct AsOf<'a> {
     tracker: &'a Tracker,
     directory: &'a Directory,
+    history: &'a History,
+    at: Timestamp,
+    /// The row's target, for what only its versions tell (a hidden e-mail changed or not).
+    subject: Option<(TargetKind, &'a str)>,
 }
 
-impl Namer for AsOfNow<'_> {
+impl Namer for AsOf<'_> {
     fn name(&self, kind: TargetKind, id: &str) -> Option<String> {
         self.tracker
-            .state(kind, id)
-            .and_then(|state| state.get("name"))
-            .and_then(serde_json::Value::as_str)
+            .set_by_trail(kind, id, "name")
+            .and_then(Value::as_str)
             .map(str::to_owned)
+            .or_else(|| self.history.name_at(kind, id, self.at).map(str::to_owned))
             .or_else(|| {
                 self.directory
                     .lookup(id)
@@ -205,25 +294,40 @@ impl Namer for AsOfNow<'_> {
             })
     }
 
+    fn hidden_changed(&self, field: &str) -> Option<bool> {
+        let (kind, id) = self.subject?;
+        let value =
+            |v: &connect_audit_core::history::Version| v.state.get("identity")?.get(field).cloned();
+        let before = value(self.history.at(kind, id, self.at)?)?;
+        let after = value(self.history.after(kind, id, self.at)?)?;
+        Some(before != after)
+    }
+
     fn group_path(&self, id: &str) -> Option<Vec<String>> {
         let mut path = vec![self.name(TargetKind::HierarchyGroup, id)?];
         let mut at = id.to_owned();
-        // A group's parents, as far as the trail tells them (at most five levels in Connect).
+        // A group's parents (at most five levels in Connect): as the trail last set them,
+        // else as the snapshot version of then holds them.
         for _ in 0..5 {
-            let Some(parent) = self
+            let group = TargetKind::HierarchyGroup;
+            let parent = self
                 .tracker
-                .state(TargetKind::HierarchyGroup, &at)
+                .state(group, &at)
                 .and_then(|state| state.get("parent_group"))
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-            else {
+                .or_else(|| {
+                    self.history
+                        .at(group, &at, self.at)
+                        .or_else(|| self.history.after(group, &at, self.at))
+                        .and_then(|v| v.state.get("parent_group"))
+                });
+            let Some(Value::String(parent)) = parent else {
                 break;
             };
-            let Some(name) = self.name(TargetKind::HierarchyGroup, &parent) else {
+            let Some(name) = self.name(group, parent) else {
                 break;
             };
             path.insert(0, name);
-            at = parent;
+            at.clone_from(parent);
         }
         Some(path)
     }
@@ -407,6 +511,99 @@ mod tests {
         assert!(
             rows.iter()
                 .all(|r| r.change.is_none() && r.change_basis.is_none())
+        );
+    }
+
+    #[test]
+    fn snapshot_versions_give_before_names_and_hidden_changes_as_of_each_event() {
+        use serde_json::json;
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut history = History::new();
+        let user = |email: &str| {
+            json!({"Id": USER, "Username": "kenji", "SecurityProfileIds": [AGENT],
+                   "RoutingProfileId": "rp", "Email": email})
+        };
+        history.add(
+            TargetKind::User,
+            at("2024-05-01T00:00:00Z"),
+            &user("k@example.com"),
+        );
+        history.add(
+            TargetKind::User,
+            at("2024-05-03T00:00:00Z"),
+            &user("new@example.com"),
+        );
+        let admin = |name: &str| json!({"Id": ADMIN, "Name": name, "Permissions": ["Users.Edit"]});
+        history.add(
+            TargetKind::SecurityProfile,
+            at("2024-05-01T00:00:00Z"),
+            &admin("Admin"),
+        );
+        history.add(
+            TargetKind::SecurityProfile,
+            at("2024-05-03T00:00:00Z"),
+            &admin("Administrators"),
+        );
+        history.add_run(at("2024-05-01T00:00:00Z"));
+        history.seal();
+        let grant = |id: &str, at: &str, ids: &[&str]| {
+            row(
+                id,
+                at,
+                "UpdateUserSecurityProfiles",
+                &json!({"SecurityProfileIds": ids, "UserId": USER}).to_string(),
+                "someone",
+            )
+        };
+        let mut stage = ChangeStage::new(Vec::new(), directory()).with_history(history);
+        // The span between the snapshot and the window: decoded, not passed on.
+        stage.set_replay(true);
+        stage
+            .records(vec![grant("e0", "2024-05-01T12:00:00Z", &[AGENT, "qa"])])
+            .unwrap();
+        stage.set_replay(false);
+        assert_eq!(stage.replayed(), 1);
+        let mut email = row(
+            "e2",
+            "2024-05-02T11:00:00Z",
+            "UpdateUserIdentityInfo",
+            &json!({"IdentityInfo": {"Email": "HIDDEN_DUE_TO_SECURITY_REASONS"}, "UserId": USER})
+                .to_string(),
+            "someone",
+        );
+        email.category = Category::User;
+        stage
+            .records(vec![
+                grant("e1", "2024-05-02T10:00:00Z", &[AGENT, ADMIN]),
+                email,
+                grant("e3", "2024-05-04T10:00:00Z", &[AGENT]),
+            ])
+            .unwrap();
+        let rows = stage.finish().unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
+        assert_eq!(ids, ["e1", "e2", "e3"], "the replayed row is not written");
+        assert_eq!(
+            rows[0].change.as_deref(),
+            Some("security profiles: +Admin −qa (now Admin, Agent)"),
+            "the replayed grant of qa is the before"
+        );
+        assert_eq!(
+            rows[0].change_basis,
+            Some(ChangeBasis::Trail),
+            "an event of the replayed span set it"
+        );
+        assert_eq!(rows[1].change.as_deref(), Some("identity: e-mail changed"));
+        assert_eq!(rows[1].change_basis, Some(ChangeBasis::Snapshot));
+        assert_eq!(
+            rows[2].change.as_deref(),
+            Some("security profiles: −Administrators (now Agent)"),
+            "the name valid at the event"
+        );
+        assert_eq!(rows[2].change_basis, Some(ChangeBasis::Trail));
+        assert!(
+            rows[0].findings.contains(&"privileged_grant".to_owned()),
+            "the snapshot's permissions of Admin: {:?}",
+            rows[0].findings
         );
     }
 }
