@@ -9,6 +9,7 @@ use connect_audit_config::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Settings, ValidExporter,
     ValidIncremental, ValidReport,
 };
+use connect_audit_core::history::{History, load_history};
 use connect_audit_core::{AuditRecord, ChangeBasis, Location, Scope, Store, Window};
 use connect_audit_exporters::destination::{S3Outputs, Uploaded};
 use connect_audit_exporters::{CredentialVars, ExportSummary, Exporter, RunContext};
@@ -322,7 +323,12 @@ pub fn run(
     let context = report_context(&valid, &scanned.summary, &counts, report.started_at);
     let outputs = finish_with_context(scanned.exporters, &context)?;
     let uploaded = upload_outputs(&report.runtime, &scanned.s3_outputs, report.s3.as_ref())?;
-    let clean = !scanned.summary.has_bad_input() || settings.report.tolerate_bad_files;
+    let replay_bad = scanned
+        .replay
+        .as_ref()
+        .is_some_and(|r| r.summary.has_bad_input());
+    let clean =
+        !(scanned.summary.has_bad_input() || replay_bad) || settings.report.tolerate_bad_files;
     let mut text = summary_text(
         &valid,
         &scanned.summary,
@@ -332,6 +338,17 @@ pub fn run(
         &scanned.changes,
         report.started,
     );
+    scanned.history.line(&mut text);
+    if let Some(replay) = &scanned.replay {
+        replay.line(&mut text, valid.window.since);
+        if replay.summary.has_bad_input() {
+            let _ = writeln!(
+                text,
+                "  warning: {} bad files and {} bad records in the replayed span were skipped (listed above); `before` of the rows after them may be incomplete",
+                replay.summary.files_bad, replay.summary.records_bad
+            );
+        }
+    }
     upload_lines(&mut text, &uploaded);
     report.advance_state(valid.window, scanned.delivered, &late, clean, &mut text)?;
     reporter.summary(&text);
@@ -390,19 +407,26 @@ impl ReportRun {
         })
     }
 
-    /// The names of the snapshot store at `snapshot`; none without a snapshot store.
-    fn load_directory(
+    /// The names and the versions of the snapshot store at `snapshot`; none without a
+    /// snapshot store.
+    fn load_snapshot(
         &self,
         snapshot: Option<&Location>,
-    ) -> anyhow::Result<connect_audit_core::Directory> {
+    ) -> anyhow::Result<(connect_audit_core::Directory, History)> {
         Ok(match snapshot {
             Some(root) => {
                 let store = Store::open(root, self.s3.as_ref())?;
-                self.runtime
-                    .block_on(connect_audit_core::store::load_directory(&store))
-                    .with_context(|| format!("cannot load the snapshot store {root}"))?
+                self.runtime.block_on(async {
+                    let directory = connect_audit_core::store::load_directory(&store)
+                        .await
+                        .with_context(|| format!("cannot load the snapshot store {root}"))?;
+                    let history = load_history(&store).await.with_context(|| {
+                        format!("cannot read the history of the snapshot store {root}")
+                    })?;
+                    Ok::<_, anyhow::Error>((directory, history))
+                })?
             }
-            None => connect_audit_core::Directory::new(),
+            None => (connect_audit_core::Directory::new(), History::new()),
         })
     }
 
@@ -470,12 +494,83 @@ struct Scanned {
     s3_outputs: S3Outputs,
     /// How many names the snapshot store gave.
     snapshot_names: usize,
+    /// What the snapshot's history held.
+    history: HistoryRead,
+    /// The span replayed before the window, if any.
+    replay: Option<Replay>,
     /// What the scan found.
     summary: ScanSummary,
     /// The ids passed on that the next run's lookback can see again.
     delivered: Vec<(String, jiff::Timestamp)>,
     /// Records dropped as delivered by an earlier run.
     dropped: u64,
+}
+
+/// What a report read of the snapshot's history, for its summary.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryRead {
+    /// Versions.
+    pub versions: usize,
+    /// Objects they are of.
+    pub objects: usize,
+    /// History files read (0: a store without history, read as one version per object).
+    pub files: u64,
+}
+
+impl HistoryRead {
+    /// The counts of `history`.
+    pub fn of(history: &History) -> Self {
+        Self {
+            versions: history.len(),
+            objects: history.objects(),
+            files: history.files,
+        }
+    }
+
+    /// The summary line (none when there is no snapshot at all).
+    pub fn line(&self, t: &mut String) {
+        if self.objects == 0 {
+            return;
+        }
+        let source = if self.files == 0 {
+            "the latest objects (no history yet: one version each)".to_owned()
+        } else {
+            format!("{} history files", self.files)
+        };
+        let _ = writeln!(
+            t,
+            "  history: {} versions of {} users, profiles and groups, from {source}",
+            self.versions, self.objects
+        );
+    }
+}
+
+/// The span of the trail a report read before its window, so that each row's `before` rests
+/// on the last snapshot run before the window and every event since.
+pub struct Replay {
+    /// The last snapshot run before the window's start.
+    pub from: jiff::Timestamp,
+    /// What that scan found.
+    pub summary: ScanSummary,
+    /// Rows decoded there (moving the state on; not written).
+    pub rows: u64,
+}
+
+impl Replay {
+    /// The summary line of the span.
+    fn line(&self, t: &mut String, since: jiff::Timestamp) {
+        let s = &self.summary;
+        let _ = writeln!(
+            t,
+            "  replay:  {} .. {} (from the last snapshot run to the window start): {} files read ({:.1} MiB), {} bad, {} audited events replayed, not written",
+            self.from,
+            since,
+            s.files_read,
+            mib(s.bytes_read),
+            s.files_bad,
+            self.rows
+        );
+    }
 }
 
 /// Names the outputs, starts the exporters and scans the trail into them, the records an
@@ -488,12 +583,27 @@ fn scan_trail(
 ) -> anyhow::Result<Scanned> {
     let mut specs = exporter_specs(&valid.exporters, valid.window, report.state.is_some())?;
     let s3_outputs = S3Outputs::stage(&mut specs)?;
-    let directory = report.load_directory(valid.snapshot.as_ref())?;
+    let (directory, history) = report.load_snapshot(valid.snapshot.as_ref())?;
     let exporters = build_exporters(&specs)?;
     let options = scan_options(settings, valid);
     let snapshot_names = directory.snapshot_len();
     let trail = Store::open(&valid.trail, report.s3.as_ref())?;
     let names = directory.clone();
+    let history_read = HistoryRead::of(&history);
+    // The span from the last snapshot run before the window to the window's start: replayed
+    // so that each target's state is exact from that snapshot on (see `ChangeStage`).
+    let replay_from = history
+        .last_run_at_or_before(valid.window.since)
+        .filter(|from| *from < valid.window.since);
+    let replay_scanner = replay_from.map(|from| {
+        let mut options = options.clone();
+        options.window = Window {
+            since: from,
+            until: valid.window.since,
+        };
+        TrailScanner::new(trail.clone(), directory.clone(), options)
+            .with_runtime(report.runtime.handle().clone())
+    });
     let scanner =
         TrailScanner::new(trail, directory, options).with_runtime(report.runtime.handle().clone());
     let drop_delivered = DropDelivered {
@@ -507,7 +617,27 @@ fn scan_trail(
         dropped: 0,
     };
     // The change stage sees every row, those delivered before too: they move its state on.
-    let mut stage = ChangeStage::with_rules(drop_delivered, names, valid.findings.clone());
+    let mut stage = ChangeStage::with_rules(drop_delivered, names, valid.findings.clone())
+        .with_history(history);
+    let replay = match (replay_from, replay_scanner) {
+        (Some(from), Some(scanner)) => {
+            stage.set_replay(true);
+            let outcome = scanner.scan(&mut stage);
+            stage.set_replay(false);
+            let summary = outcome.with_context(|| {
+                format!(
+                    "scan of {} from the snapshot of {from} to the window start failed",
+                    valid.trail
+                )
+            })?;
+            Some(Replay {
+                from,
+                summary,
+                rows: stage.replayed(),
+            })
+        }
+        _ => None,
+    };
     let outcome = scanner.scan(&mut stage);
     reporter.finish();
     let summary = outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
@@ -520,6 +650,8 @@ fn scan_trail(
         exporters: sink.inner.exporters,
         s3_outputs,
         snapshot_names,
+        history: history_read,
+        replay,
         summary,
         delivered: sink.delivered,
         dropped: sink.dropped,
