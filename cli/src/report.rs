@@ -548,7 +548,7 @@ impl HistoryRead {
 /// The span of the trail a report read before its window, so that each row's `before` rests
 /// on the last snapshot run before the window and every event since.
 pub struct Replay {
-    /// The last snapshot run before the window's start.
+    /// The last snapshot observation before the window's start.
     pub from: jiff::Timestamp,
     /// What that scan found.
     pub summary: ScanSummary,
@@ -562,7 +562,7 @@ impl Replay {
         let s = &self.summary;
         let _ = writeln!(
             t,
-            "  replay:  {} .. {} (from the last snapshot run to the window start): {} files read ({:.1} MiB), {} bad, {} audited events replayed, not written",
+            "  replay:  {} .. {} (from the last snapshot observation to the window start): {} files read ({:.1} MiB), {} bad, {} audited events replayed, not written",
             self.from,
             since,
             s.files_read,
@@ -590,10 +590,10 @@ fn scan_trail(
     let trail = Store::open(&valid.trail, report.s3.as_ref())?;
     let names = directory.clone();
     let history_read = HistoryRead::of(&history);
-    // The span from the last snapshot run before the window to the window's start: replayed
-    // so that each target's state is exact from that snapshot on (see `ChangeStage`).
+    // The span from the last snapshot observation before the window to the window's start:
+    // replayed so that each target's state is exact from that snapshot on (see `ChangeStage`).
     let replay_from = history
-        .last_run_at_or_before(valid.window.since)
+        .last_observation_at_or_before(valid.window.since)
         .filter(|from| *from < valid.window.since);
     let replay_scanner = replay_from.map(|from| {
         let mut options = options.clone();

@@ -1,8 +1,8 @@
 //! Every version of every user, profile and group the snapshot runs observed, read back for
 //! the change stage (issue H): the state of a target as of a time, names as of a time, and
-//! when the store last saw the directory whole.
+//! the last time at which every version is known ([`History::last_observation_at_or_before`]).
 //!
-//! Versions come from `history/<run>/<instance>.jsonl` ([`HISTORY`]). A store written before
+//! Versions come from `history/<run>-<instance>.jsonl` ([`HISTORY`]). A store written before
 //! versions were kept has no history: its objects are read as one version each, observed when
 //! the run that wrote them ran (`LastSeen`), a deleted one also as gone at `DeletedAt`.
 //!
@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::ids::is_uuid;
 use crate::location::Store;
 use crate::record::TargetKind;
-use crate::store::{FOLDERS, HISTORY, RUNS};
+use crate::store::{FOLDERS, HISTORY};
 
 /// History files read at once.
 const READ_CONCURRENCY: usize = 16;
@@ -45,7 +45,8 @@ pub struct Version {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     versions: HashMap<(TargetKind, String), Vec<Version>>,
-    runs: Vec<Timestamp>,
+    /// Every observation time, sorted, each once (after [`History::seal`]).
+    observations: Vec<Timestamp>,
     /// History files read (0 for a store without history).
     pub files: u64,
     /// Bytes of those files.
@@ -83,16 +84,12 @@ impl History {
                         .collect()
                 }),
         };
+        self.observations.push(observed_at);
         let list = self
             .versions
             .entry((kind, id.to_ascii_lowercase()))
             .or_default();
         list.push(version);
-    }
-
-    /// Records a snapshot run that observed the directory at `at`.
-    pub fn add_run(&mut self, at: Timestamp) {
-        self.runs.push(at);
     }
 
     /// Sorts every object's versions by time and drops repeats (the same content observed
@@ -107,8 +104,8 @@ impl History {
                     && later.path == earlier.path
             });
         }
-        self.runs.sort();
-        self.runs.dedup();
+        self.observations.sort();
+        self.observations.dedup();
     }
 
     /// Whether there is no version at all.
@@ -148,10 +145,13 @@ impl History {
             .filter(|n| !n.is_empty())
     }
 
-    /// The latest snapshot run at or before `at`: from then on, every version is known.
-    pub fn last_run_at_or_before(&self, at: Timestamp) -> Option<Timestamp> {
-        let n = self.runs.partition_point(|r| *r <= at);
-        n.checked_sub(1).map(|i| self.runs[i])
+    /// The latest time at or before `at` a snapshot run wrote a version: the state of every
+    /// user, profile and group as of then is known (a run writes a version of whatever
+    /// changed), so a replay of the trail from then on is exact. Runs that changed nothing
+    /// wrote no version; starting from an earlier run only replays more.
+    pub fn last_observation_at_or_before(&self, at: Timestamp) -> Option<Timestamp> {
+        let n = self.observations.partition_point(|r| *r <= at);
+        n.checked_sub(1).map(|i| self.observations[i])
     }
 
     /// Every object's newest version observed at or before `at` (the deleted ones left out):
@@ -290,15 +290,10 @@ pub fn state_of(kind: TargetKind, object: &Value) -> State {
 }
 
 /// Reads every version in `store`: the history files, or, for a store without history, its
-/// objects as one version each. Also the times of its snapshot runs (from `runs/`). A file or
-/// line that cannot be read is an error naming it (and the line): a history is evidence.
+/// objects as one version each. A file or line that cannot be read is an error naming it (and
+/// the line): a history is evidence.
 pub async fn load_history(store: &Store) -> Result<History, Error> {
     let mut history = History::new();
-    for run in store.list(&format!("{RUNS}/")).await? {
-        if let Some(at) = run_time(&run.key) {
-            history.add_run(at);
-        }
-    }
     let files: Vec<_> = store
         .list(&format!("{HISTORY}/"))
         .await?
@@ -356,6 +351,22 @@ fn read_line(history: &mut History, line: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// One row of the history as the Athena table `connect_history` gives it (`folder`,
+/// `observedat`, `object` as JSON text) into `history`; what is wrong with it otherwise.
+pub fn add_row(
+    history: &mut History,
+    folder: &str,
+    observed_at: &str,
+    object: &str,
+) -> Result<(), String> {
+    let line = json!({
+        "Folder": folder,
+        "ObservedAt": observed_at,
+        "Object": serde_json::from_str::<Value>(object).map_err(|e| format!("`Object` is not JSON: {e}"))?,
+    });
+    read_line(history, line.to_string().as_bytes())
+}
+
 /// A store without history: each object one version, observed at `LastSeen` (else
 /// `FirstSeen`); a deleted one also gone at `DeletedAt`. Objects with neither time are
 /// versions of no known time and are left out.
@@ -398,16 +409,6 @@ async fn load_objects(store: &Store, history: &mut History) -> Result<(), Error>
         }
     }
     Ok(())
-}
-
-/// The time of a run log from its key, `runs/<YYYYMMDDTHHMMSSZ>.json`.
-fn run_time(key: &str) -> Option<Timestamp> {
-    let stamp = key
-        .strip_prefix(RUNS)?
-        .strip_prefix('/')?
-        .strip_suffix(".json")?;
-    let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", stamp).ok()?;
-    jiff::tz::TimeZone::UTC.to_timestamp(civil).ok()
 }
 
 #[cfg(test)]
@@ -470,8 +471,6 @@ mod tests {
             at("2024-05-05T00:00:00Z"),
             &v("Admin"),
         );
-        h.add_run(at("2024-05-10T00:00:00Z"));
-        h.add_run(at("2024-05-01T00:00:00Z"));
         h.seal();
         assert_eq!(h.len(), 2, "a repeat of the same content is one version");
         let sp = TargetKind::SecurityProfile;
@@ -484,16 +483,15 @@ mod tests {
             "Admins"
         );
         assert_eq!(
-            h.last_run_at_or_before(at("2024-05-09T00:00:00Z")),
-            Some(at("2024-05-01T00:00:00Z"))
+            h.last_observation_at_or_before(at("2024-05-09T00:00:00Z")),
+            Some(at("2024-05-05T00:00:00Z")),
+            "a repeat was still an observation"
         );
-        assert_eq!(h.last_run_at_or_before(at("2024-04-09T00:00:00Z")), None);
-        assert_eq!(h.states_at(at("2024-05-02T00:00:00Z")).count(), 1);
         assert_eq!(
-            run_time("runs/20240509T000102Z.json"),
-            Some(at("2024-05-09T00:01:02Z"))
+            h.last_observation_at_or_before(at("2024-04-09T00:00:00Z")),
+            None
         );
-        assert_eq!(run_time("runs/x.json"), None);
+        assert_eq!(h.states_at(at("2024-05-02T00:00:00Z")).count(), 1);
     }
 
     fn files(files: &[(&str, String)]) -> tempfile::TempDir {
@@ -516,15 +514,12 @@ mod tests {
 
     #[test]
     fn an_old_store_is_one_version_per_object_and_a_deleted_one_is_gone_at_deleted_at() {
-        let dir = files(&[
-            (
-                &format!("users/{U}.json"),
-                format!(
-                    r#"{{"Id":"{U}","Username":"temp","LastSeen":"2024-05-01T00:00:00Z","Deleted":true,"DeletedAt":"2024-05-02T00:00:00Z"}}"#
-                ),
+        let dir = files(&[(
+            &format!("users/{U}.json"),
+            format!(
+                r#"{{"Id":"{U}","Username":"temp","LastSeen":"2024-05-01T00:00:00Z","Deleted":true,"DeletedAt":"2024-05-02T00:00:00Z"}}"#
             ),
-            ("runs/20240502T000000Z.json", "{}".into()),
-        ]);
+        )]);
         let h = load(&dir).unwrap();
         assert_eq!((h.files, h.len()), (0, 2));
         let user = TargetKind::User;

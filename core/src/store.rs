@@ -33,8 +33,8 @@ pub const FOLDERS: [(&str, TargetKind, &str); 4] = [
 /// The folder of the change log a snapshot run writes, one object per run.
 pub const RUNS: &str = "runs";
 
-/// The folder of every version a snapshot run observed: `history/<run>/<instance>.jsonl`
-/// ([`history_key`]), one JSON object per line, `{"Folder", "ObservedAt", "Object"}`, where
+/// The folder of every version a snapshot run observed: `history/<run>-<instance>.jsonl`
+/// ([`history_key`]; one flat folder, so an Athena table reads it), one JSON object per line, `{"Folder", "ObservedAt", "Object"}`, where
 /// `Object` is the object as its folder held it then. Append-only; outside the four folders,
 /// so the classic Athena table over `users/` does not read it.
 pub const HISTORY: &str = "history";
@@ -45,7 +45,7 @@ pub const HISTORY: &str = "history";
 /// An entry whose tag no longer matches the listing is not trusted (the object is read).
 pub const INDEX_KEY: &str = "index/objects.json";
 
-/// `history/<YYYYMMDDTHHMMSSZ>/<instance>.jsonl`: the versions the snapshot run at `at`
+/// `history/<YYYYMMDDTHHMMSSZ>-<instance>.jsonl`: the versions the snapshot run at `at`
 /// observed in `instance` (a UUID).
 pub fn history_key(at: Timestamp, instance: &str) -> Result<String, Error> {
     if !is_uuid(instance) {
@@ -55,7 +55,7 @@ pub fn history_key(at: Timestamp, instance: &str) -> Result<String, Error> {
         });
     }
     Ok(format!(
-        "{HISTORY}/{}/{instance}.jsonl",
+        "{HISTORY}/{}-{instance}.jsonl",
         at.strftime("%Y%m%dT%H%M%SZ")
     ))
 }

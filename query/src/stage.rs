@@ -544,7 +544,6 @@ mod tests {
             at("2024-05-03T00:00:00Z"),
             &admin("Administrators"),
         );
-        history.add_run(at("2024-05-01T00:00:00Z"));
         history.seal();
         let grant = |id: &str, at: &str, ids: &[&str]| {
             row(

@@ -10,7 +10,7 @@
 //! <root>/routing-profiles/<id>.json    (same shape)
 //! <root>/hierarchy-groups/<id>.json    (same shape)
 //! <root>/runs/<YYYYMMDDTHHMMSSZ>.json  the change log of one run
-//! <root>/history/<run>/<instance>.jsonl every version the run observed, one per line
+//! <root>/history/<run>-<instance>.jsonl every version the run observed, one per line
 //! <root>/index/objects.json            the latest objects and their tags (a cache)
 //! ```
 //!
@@ -42,7 +42,7 @@
 //!   Connect's API limits are low; this keeps a nightly run to a handful of calls. A run
 //!   without `describe_users` keeps the `DescribeUser` fields an earlier run wrote.
 //! - **Every version is kept.** Before a run writes objects, it appends what it writes, each
-//!   observed at the run's time, to `history/<run>/<instance>.jsonl` (never rewritten); an
+//!   observed at the run's time, to `history/<run>-<instance>.jsonl` (never rewritten); an
 //!   object without a version yet (an old store) first gets one observed at its `LastSeen`.
 //!   With `describe_users`, the versions hold what changes are decoded against: a user's
 //!   security profiles, routing profile, hierarchy group, identity, phone config, tags and
@@ -426,6 +426,8 @@ struct Existing {
     index: Index,
     /// Each object key's tag, as listed.
     tags: HashMap<String, String>,
+    /// Keys the index held with another tag: rewritten since by someone else.
+    stale: HashSet<String>,
 }
 
 impl Snapshotter {
@@ -686,6 +688,9 @@ impl Snapshotter {
                     indexed.push((stem, object));
                     continue;
                 }
+            }
+            if index.objects.contains_key(&o.key) {
+                existing.stale.insert(o.key.clone());
             }
             keys.push((stem, o.key));
         }
@@ -1061,7 +1066,11 @@ impl InstanceRun<'_> {
                 return;
             }
             let field = |name: &str| object.get(name).and_then(Value::as_str);
-            let observed = if object.get("Deleted") == Some(&Value::Bool(true)) {
+            // Rewritten behind the index's back: seen so now. Never versioned (an old store):
+            // as it was when the run that wrote it ran.
+            let observed = if existing.stale.contains(&key) {
+                Some(now.as_str())
+            } else if object.get("Deleted") == Some(&Value::Bool(true)) {
                 field("DeletedAt")
             } else {
                 field("LastSeen")

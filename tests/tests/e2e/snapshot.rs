@@ -955,7 +955,7 @@ async fn history_keeps_each_version_and_the_index_vouches_only_for_what_it_wrote
     let users = fake.add_instance(INSTANCE, 20);
     let first = run(&fake, &store, describe(), "2024-05-09T00:00:00Z").await;
     assert_eq!((first.history_puts, first.index_puts), (1, 1));
-    let lines = history_lines(&store, "history/20240509T000000Z/").await;
+    let lines = history_lines(&store, "history/20240509T000000Z-").await;
     assert_eq!(lines.len(), 20 + 9);
     assert!(
         lines
@@ -1013,7 +1013,7 @@ async fn history_keeps_each_version_and_the_index_vouches_only_for_what_it_wrote
     assert_eq!(fake.requests(Operation::DescribeUser), 1);
     assert_eq!(fake.requests(Operation::DescribeSecurityProfile), 1);
     assert_eq!(fake.requests(Operation::ListSecurityProfilePermissions), 1);
-    let lines = history_lines(&store, "history/20240510T000000Z/").await;
+    let lines = history_lines(&store, "history/20240510T000000Z-").await;
     let names: Vec<(&str, &str)> = lines
         .iter()
         .map(|l| {
@@ -1030,7 +1030,7 @@ async fn history_keeps_each_version_and_the_index_vouches_only_for_what_it_wrote
         ]
     );
     assert_eq!(
-        history_lines(&store, "history/20240509T000000Z/")
+        history_lines(&store, "history/20240509T000000Z-")
             .await
             .len(),
         29,
@@ -1053,7 +1053,7 @@ async fn history_keeps_each_version_and_the_index_vouches_only_for_what_it_wrote
         "the index, the edited object, the last run log"
     );
     assert_eq!((third.object_puts, third.index_puts), (0, 1));
-    let lines = history_lines(&store, "history/20240511T000000Z/").await;
+    let lines = history_lines(&store, "history/20240511T000000Z-").await;
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert_eq!(lines[0]["Object"]["Team"], json!("red"));
     let fourth = run(&fake, &store, describe(), "2024-05-12T00:00:00Z").await;
@@ -1093,8 +1093,13 @@ async fn history_keeps_each_version_and_the_index_vouches_only_for_what_it_wrote
         json!("new.address@example-callcenter.com")
     );
     assert_eq!(
-        history.last_run_at_or_before(at("2024-05-11T12:00:00Z")),
-        Some(at("2024-05-11T00:00:00Z"))
+        history.last_observation_at_or_before(at("2024-05-12T12:00:00Z")),
+        Some(at("2024-05-11T00:00:00Z")),
+        "the last run that wrote a version"
+    );
+    assert_eq!(
+        history.last_observation_at_or_before(at("2024-05-10T12:00:00Z")),
+        Some(at("2024-05-10T00:00:00Z"))
     );
 }
 
