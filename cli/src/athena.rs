@@ -8,15 +8,15 @@ use anyhow::Context as _;
 use connect_audit_config::{Settings, ValidAthenaReport};
 use connect_audit_exporters::RunContext;
 use connect_audit_exporters::destination::S3Outputs;
-use connect_audit_query::athena::{self, Runner, ddl, sql};
+use connect_audit_query::athena::{self, AthenaSummary, Runner, ddl, sql};
 use connect_audit_query::stage::ChangeStage;
 use figment::Figment;
 
 use crate::ExitCode;
 use crate::args::{AthenaInitArgs, AthenaSqlArgs};
 use crate::report::{
-    FanOut, build_exporters, exporter_specs, finish_exporters, run_context, upload_lines,
-    upload_outputs,
+    FanOut, HistoryRead, build_exporters, exporter_specs, finish_exporters, run_context,
+    upload_lines, upload_outputs,
 };
 use crate::terminal::{self, Reporter};
 
@@ -121,12 +121,39 @@ pub fn report(
         // The change stage names the ids inside requests from the snapshot tables, as the
         // local engine's names them from the snapshot store: one small query first.
         let names = athena::snapshot_names(&runner, &valid.athena, &mut cancel).await?;
-        let mut stage = ChangeStage::with_rules(fan_out, names, valid.findings.clone());
+        // The versions, from the history table: the same ones the local engine reads.
+        let history = athena::snapshot_history(&runner, &valid.athena, &mut cancel).await?;
+        let history_read = HistoryRead::of(&history);
+        let replay_from = history
+            .last_observation_at_or_before(valid.window.since)
+            .filter(|from| *from < valid.window.since);
+        let mut stage =
+            ChangeStage::with_rules(fan_out, names, valid.findings.clone()).with_history(history);
+        // The span from the last snapshot observation to the window's start, as the local
+        // engine replays it: decoded, not written.
+        let replay = match replay_from {
+            Some(from) => {
+                let span = connect_audit_core::Window {
+                    since: from,
+                    until: valid.window.since,
+                };
+                let replay_query =
+                    sql::audit_query(&valid.athena, span, &valid.events, &valid.scope);
+                stage.set_replay(true);
+                let summary =
+                    athena::report(&runner, &replay_query, &redaction, &mut stage, &mut cancel)
+                        .await?;
+                stage.set_replay(false);
+                Some((from, summary, stage.replayed()))
+            }
+            None => None,
+        };
         let summary = athena::report(&runner, &query, &redaction, &mut stage, &mut cancel).await?;
-        Ok::<_, connect_audit_query::Error>((summary, stage))
+        Ok::<_, connect_audit_query::Error>((summary, stage, history_read, replay))
     });
     reporter.finish();
-    let (summary, stage) = outcome.context("the Athena report failed; nothing was written")?;
+    let (summary, stage, history_read, replay) =
+        outcome.context("the Athena report failed; nothing was written")?;
     let mut sink = stage
         .finish()
         .map_err(anyhow::Error::from_boxed)
@@ -153,6 +180,37 @@ pub fn report(
         None
     };
     let uploaded = upload_outputs(&runtime, &s3_outputs, s3.as_ref())?;
+    let t = summary_text(
+        valid,
+        &summary,
+        &Extra {
+            history: history_read,
+            replay: replay.as_ref(),
+            changes: &changes,
+            outputs: &outputs,
+            uploaded: &uploaded,
+            started,
+        },
+    );
+    let replay_bad = replay.as_ref().map_or(0, |(_, r, _)| r.bad.len());
+    reporter.summary(&t);
+    if (!summary.bad.is_empty() || replay_bad > 0) && !settings.report.tolerate_bad_files {
+        return Ok(ExitCode::BadInput);
+    }
+    Ok(ExitCode::Success)
+}
+
+/// What the summary of an Athena report tells besides the query's own summary.
+struct Extra<'a> {
+    history: HistoryRead,
+    replay: Option<&'a (jiff::Timestamp, AthenaSummary, u64)>,
+    changes: &'a crate::report::ChangeTally,
+    outputs: &'a [connect_audit_exporters::ExportSummary],
+    uploaded: &'a [connect_audit_exporters::destination::Uploaded],
+    started: Instant,
+}
+
+fn summary_text(valid: &ValidAthenaReport, summary: &AthenaSummary, extra: &Extra<'_>) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
@@ -161,7 +219,7 @@ pub fn report(
         valid.athena.table,
         valid.window.since,
         valid.window.until,
-        started.elapsed().as_secs_f64()
+        extra.started.elapsed().as_secs_f64()
     );
     #[allow(clippy::cast_precision_loss)]
     let mib = summary.data_scanned_bytes as f64 / (1024.0 * 1024.0);
@@ -178,11 +236,24 @@ pub fn report(
         summary.bad.len(),
         summary.names_unresolved
     );
-    changes.lines(&mut t);
-    for o in &outputs {
+    extra.changes.lines(&mut t);
+    extra.history.line(&mut t);
+    if let Some((from, replayed, rows)) = extra.replay {
+        #[allow(clippy::cast_precision_loss)]
+        let mib = replayed.data_scanned_bytes as f64 / (1024.0 * 1024.0);
+        let _ = writeln!(
+            t,
+            "  replay:  {from} .. {} (from the last snapshot observation to the window start): query {}, {mib:.1} MiB scanned, about ${:.4}, {rows} audited events replayed, not written, {} bad",
+            valid.window.since,
+            replayed.query_id,
+            replayed.cost_usd,
+            replayed.bad.len()
+        );
+    }
+    for o in extra.outputs {
         let _ = writeln!(t, "  output:  {} ({} records)", o.exporter, o.records);
     }
-    upload_lines(&mut t, &uploaded);
+    upload_lines(&mut t, extra.uploaded);
     if !summary.bad.is_empty() {
         let _ = writeln!(
             t,
@@ -190,9 +261,12 @@ pub fn report(
             summary.bad.len()
         );
     }
-    reporter.summary(&t);
-    if !summary.bad.is_empty() && !settings.report.tolerate_bad_files {
-        return Ok(ExitCode::BadInput);
+    let replay_bad = extra.replay.map_or(0, |(_, r, _)| r.bad.len());
+    if replay_bad > 0 {
+        let _ = writeln!(
+            t,
+            "  warning: {replay_bad} bad records in the replayed span were skipped; `before` of the rows after them may be incomplete"
+        );
     }
-    Ok(ExitCode::Success)
+    t
 }

@@ -18,6 +18,10 @@ pub const SNAPSHOT_TABLES: [(&str, &str, &str); 4] = [
     ("connect_hierarchy_groups", "hierarchy-groups", "name"),
 ];
 
+/// The table over the snapshot store's `history/` folder: every version a snapshot run
+/// observed, one row a line (`folder`, `observedat`, and `object`, the object as JSON text).
+pub const HISTORY_TABLE: &str = "connect_history";
+
 /// The CloudTrail columns, as in AWS's CloudTrail table DDL, lower-cased (Athena lower-cases
 /// names; DataFusion and other engines compare quoted names exactly).
 const CLOUDTRAIL_COLUMNS: &[(&str, &str)] = &[
@@ -151,6 +155,18 @@ pub fn create_snapshot_tables(athena: &ValidAthena) -> Vec<Statement> {
     let Some(snapshot) = &athena.snapshot else {
         return Vec::new();
     };
+    let history = Statement {
+        what: format!("table {}.{HISTORY_TABLE}", athena.database),
+        sql: format!(
+            "CREATE EXTERNAL TABLE IF NOT EXISTS `{db}`.`{HISTORY_TABLE}` (\n  \
+             `folder` string,\n  `observedat` string,\n  `object` string\n)\n\
+             ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n\
+             WITH SERDEPROPERTIES ('ignore.malformed.json'='false', 'case.insensitive'='true')\n\
+             LOCATION '{location}'",
+            db = athena.database,
+            location = snapshot.url("history/"),
+        ),
+    };
     SNAPSHOT_TABLES
         .iter()
         .map(|(table, folder, name)| {
@@ -188,6 +204,7 @@ pub fn create_snapshot_tables(athena: &ValidAthena) -> Vec<Statement> {
                 ),
             }
         })
+        .chain(std::iter::once(history))
         .collect()
 }
 

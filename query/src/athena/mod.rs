@@ -34,5 +34,5 @@ pub mod runner;
 pub mod settings;
 pub mod sql;
 
-pub use runner::{AthenaSummary, Finished, Runner, report, snapshot_names};
+pub use runner::{AthenaSummary, Finished, Runner, report, snapshot_history, snapshot_names};
 pub use settings::{AthenaSettings, S3Path, ValidAthena};

@@ -11,9 +11,12 @@ use tracing::{debug, info};
 
 use super::rows::{Row, read_row};
 use super::settings::ValidAthena;
-use super::sql::{NAMES_COLUMNS, Query, RESULT_COLUMNS, snapshot_names_query};
+use super::sql::{
+    HISTORY_COLUMNS, NAMES_COLUMNS, Query, RESULT_COLUMNS, history_query, snapshot_names_query,
+};
 use crate::error::Error;
 use crate::sink::ScanSink;
+use connect_audit_core::history::{History, add_row};
 use connect_audit_core::redact::Redaction;
 
 /// The first pause between two status polls; it doubles up to the configured maximum.
@@ -396,4 +399,51 @@ pub async fn snapshot_names(
         )
         .await?;
     Ok(directory)
+}
+
+/// The versions of the snapshot's history table as a [`History`], read with one query
+/// ([`history_query`]); empty without a snapshot store. A row that is not a version is an
+/// error naming the query.
+pub async fn snapshot_history(
+    runner: &Runner,
+    athena: &ValidAthena,
+    cancel: impl Future<Output = ()>,
+) -> Result<History, Error> {
+    let mut history = History::new();
+    let Some(query) = history_query(athena) else {
+        return Ok(history);
+    };
+    tokio::pin!(cancel);
+    let finished = runner
+        .run(&query.sql, &query.parameters, &mut cancel)
+        .await?;
+    let id = finished.id.clone();
+    runner
+        .results(
+            &finished.id,
+            &HISTORY_COLUMNS,
+            |rows| {
+                for row in rows {
+                    let [Some(folder), Some(observed), Some(object)] =
+                        <[Option<String>; 3]>::try_from(row).unwrap_or([None, None, None])
+                    else {
+                        return Err(Error::BadResult {
+                            id: id.clone(),
+                            reason: "a history row without its three values".to_owned(),
+                        });
+                    };
+                    add_row(&mut history, &folder, &observed, &object).map_err(|reason| {
+                        Error::BadResult {
+                            id: id.clone(),
+                            reason: format!("a history row of {folder} at {observed}: {reason}"),
+                        }
+                    })?;
+                }
+                Ok(())
+            },
+            &mut cancel,
+        )
+        .await?;
+    history.seal();
+    Ok(history)
 }

@@ -664,6 +664,22 @@ pub fn snapshot_names_query(athena: &ValidAthena) -> Option<Query> {
     })
 }
 
+/// The columns of [`history_query`]'s rows.
+pub const HISTORY_COLUMNS: [&str; 3] = ["folder", "observedat", "object"];
+
+/// Every version of the snapshot's history table, for the change stage to start each target
+/// from as the local engine does; `None` without a snapshot store.
+pub fn history_query(athena: &ValidAthena) -> Option<Query> {
+    athena.snapshot.as_ref()?;
+    Some(Query {
+        sql: format!(
+            "SELECT folder, observedat, object FROM {}",
+            table(athena, super::ddl::HISTORY_TABLE)
+        ),
+        parameters: Vec::new(),
+    })
+}
+
 /// `snapshot_names`: every name of the snapshot tables, by lower-case id (only with a snapshot
 /// store).
 fn write_snapshot_names_cte(s: &mut String, athena: &ValidAthena) {
