@@ -22,4 +22,5 @@ mod s3;
 mod scan;
 mod siem;
 mod snapshot;
+mod story;
 mod targets;
