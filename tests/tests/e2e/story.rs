@@ -425,7 +425,7 @@ poll_max_ms = 100
     )
     .unwrap();
     let env = [
-        ("AWS_ENDPOINT_URL_ATHENA", fake.url().to_owned()),
+        ("AWS_ENDPOINT_URL_ATHENA", fake.url().clone()),
         ("AWS_ACCESS_KEY_ID", "AKIDTEST".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "test-secret".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
@@ -460,8 +460,11 @@ poll_max_ms = 100
     (fs::read_to_string(out).unwrap(), stderr)
 }
 
-/// Each row as (event id number, change, basis, findings).
-fn rows(jsonl: &str) -> Vec<(u32, Option<String>, Option<String>, Vec<String>)> {
+/// A row as the story checks it: event id number, change, basis, findings.
+type Row = (u32, Option<String>, Option<String>, Vec<String>);
+
+/// Each row of JSON Lines as a [`Row`].
+fn rows(jsonl: &str) -> Vec<Row> {
     jsonl
         .lines()
         .map(|line| {
