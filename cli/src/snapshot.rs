@@ -140,14 +140,18 @@ fn summary_text(valid: &ValidSnapshot, s: &RunSummary, started: Instant) -> Stri
             "unchanged"
         }
     );
-    let described = calls.total() - calls.list_users - calls.describe_user;
+    let lists = calls.list_security_profiles
+        + calls.list_routing_profiles
+        + calls.list_user_hierarchy_groups;
+    let details = calls.total() - calls.list_users - lists - calls.describe_user;
     let _ = writeln!(
         t,
-        "  connect: {} calls ({} ListUsers, {} DescribeUser, {} for profiles, groups and proficiencies)",
+        "  connect: {} calls ({} ListUsers, {} profile and group lists, {} DescribeUser, {} for proficiencies and profile and group details)",
         calls.total(),
         calls.list_users,
+        lists,
         calls.describe_user,
-        described
+        details
     );
     t
 }
