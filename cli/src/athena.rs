@@ -139,11 +139,15 @@ pub fn report(
                 };
                 let replay_query =
                     sql::audit_query(&valid.athena, span, &valid.events, &valid.scope);
-                stage.set_replay(true);
+                stage
+                    .set_replay(true)
+                    .map_err(connect_audit_query::Error::Sink)?;
                 let summary =
                     athena::report(&runner, &replay_query, &redaction, &mut stage, &mut cancel)
                         .await?;
-                stage.set_replay(false);
+                stage
+                    .set_replay(false)
+                    .map_err(connect_audit_query::Error::Sink)?;
                 Some((from, summary, stage.replayed()))
             }
             None => None,

@@ -621,9 +621,9 @@ fn scan_trail(
         .with_history(history);
     let replay = match (replay_from, replay_scanner) {
         (Some(from), Some(scanner)) => {
-            stage.set_replay(true);
+            stage.set_replay(true).map_err(anyhow::Error::from_boxed)?;
             let outcome = scanner.scan(&mut stage);
-            stage.set_replay(false);
+            stage.set_replay(false).map_err(anyhow::Error::from_boxed)?;
             let summary = outcome.with_context(|| {
                 format!(
                     "scan of {} from the snapshot of {from} to the window start failed",

@@ -5,10 +5,12 @@
 //! Takes the engine's batches (in the engine's order: by file, then by event time) and gives
 //! the same rows, in event-time order, to the sink it wraps. CloudTrail files are ordered by
 //! delivery, not by event time, so a later file can hold an earlier event of the same user: rows
-//! are held in a heap of at most [`REORDER_ROWS`] and the oldest goes out first, so the state each
-//! row is decoded against is the one of the events before it. Audited rows are rare (about one
-//! in a thousand records), so the bound is reached only by very large runs; memory stays flat.
-//! Both engines go through this stage, so both give the same rows.
+//! are held until the engine is done and go out oldest first, so the state each row is decoded
+//! against is the one of the events before it. Memory stays flat: past [`REORDER_ROWS`] held
+//! rows, the held rows spill to a temporary file as one sorted run, and the runs and what is
+//! still held are merged when the rows go out (audited rows are about one record in a
+//! thousand, so a run is some ten million records of trail). Both engines go through this
+//! stage, so both give the same rows.
 //!
 //! Names are the ones valid at the event time: a name an earlier event of the scan gave (a
 //! create, a rename) wins; else the name of the newest snapshot version observed by then
@@ -22,6 +24,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::io::{BufRead as _, BufReader, BufWriter, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 
 use connect_audit_core::change::{Namer, Tracker};
@@ -33,8 +36,12 @@ use serde_json::Value;
 
 use crate::sink::{BadInput, ScanSink, SinkError};
 
-/// Rows held to put them in event-time order before the oldest goes out.
+/// Rows held in memory to put them in event-time order; past it they spill to a temporary
+/// file, one sorted run each time.
 pub const REORDER_ROWS: usize = 10_000;
+
+/// Rows handed to the sink at once when the held rows go out.
+const OUT_BATCH: usize = 4096;
 
 /// A row waiting in the heap, ordered by event time, then its key.
 struct Held(AuditRecord);
@@ -65,6 +72,42 @@ impl Ord for Held {
     }
 }
 
+/// Held rows in event-time order, from memory or from a temporary file (JSON Lines, read back
+/// a row at a time).
+enum Run {
+    Memory(std::vec::IntoIter<AuditRecord>),
+    File(std::io::Lines<BufReader<std::fs::File>>),
+}
+
+impl Run {
+    fn memory(rows: impl Iterator<Item = AuditRecord>) -> Self {
+        Self::Memory(rows.collect::<Vec<_>>().into_iter())
+    }
+
+    fn spill(rows: impl Iterator<Item = AuditRecord>) -> Result<Self, SinkError> {
+        let mut file = BufWriter::new(tempfile::tempfile()?);
+        for row in rows {
+            serde_json::to_writer(&mut file, &row)?;
+            file.write_all(b"\n")?;
+        }
+        let mut file = file
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Self::File(BufReader::new(file).lines()))
+    }
+
+    fn next(&mut self) -> Result<Option<AuditRecord>, SinkError> {
+        match self {
+            Self::Memory(rows) => Ok(rows.next()),
+            Self::File(lines) => match lines.next() {
+                None => Ok(None),
+                Some(line) => Ok(Some(serde_json::from_str(&line?)?)),
+            },
+        }
+    }
+}
+
 /// The stage, wrapping the sink the rows go to. Call [`finish`](Self::finish) when the engine
 /// is done: the rows still held go out then.
 pub struct ChangeStage<S> {
@@ -74,6 +117,8 @@ pub struct ChangeStage<S> {
     findings: Findings,
     held: BinaryHeap<Reverse<Held>>,
     bound: usize,
+    /// Sorted runs of held rows spilled to temporary files.
+    runs: Vec<Run>,
     history: History,
     replaying: bool,
     replayed: u64,
@@ -95,6 +140,7 @@ impl<S: ScanSink> ChangeStage<S> {
             findings: Findings::new(rules),
             held: BinaryHeap::new(),
             bound: REORDER_ROWS,
+            runs: Vec::new(),
             history: History::new(),
             replaying: false,
             replayed: 0,
@@ -111,14 +157,12 @@ impl<S: ScanSink> ChangeStage<S> {
     /// Turns replay mode on or off. In replay mode, rows are decoded (their events move the
     /// state on) and not passed on; turning it off decodes the rows still held first, so the
     /// rows of the span replayed are all older than those that follow.
-    pub fn set_replay(&mut self, on: bool) {
+    pub fn set_replay(&mut self, on: bool) -> Result<(), SinkError> {
         if self.replaying && !on {
-            while let Some(Reverse(Held(record))) = self.held.pop() {
-                self.decode(record);
-                self.replayed += 1;
-            }
+            self.release()?;
         }
         self.replaying = on;
+        Ok(())
     }
 
     /// Rows decoded in replay mode (not passed on).
@@ -140,15 +184,61 @@ impl<S: ScanSink> ChangeStage<S> {
 
     /// Sends the rows still held, in event-time order, and gives the sink back.
     pub fn finish(mut self) -> Result<S, SinkError> {
-        self.set_replay(false);
-        let mut out = Vec::with_capacity(self.held.len());
-        while let Some(Reverse(Held(record))) = self.held.pop() {
-            out.push(self.decode(record));
+        self.release()?;
+        Ok(self.inner)
+    }
+
+    /// Spilled runs written so far (tests, and the memory bound's proof).
+    pub fn spilled_runs(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Decodes every held and spilled row, oldest first, and passes them on in batches (or,
+    /// in replay mode, counts them).
+    fn release(&mut self) -> Result<(), SinkError> {
+        let mut sources: Vec<Run> = std::mem::take(&mut self.runs);
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held).into_sorted_vec();
+            // `into_sorted_vec` of `Reverse` is newest first.
+            sources.push(Run::memory(
+                held.into_iter().rev().map(|Reverse(Held(r))| r),
+            ));
+        }
+        // The head row of each source, by its key.
+        let mut heads = BinaryHeap::new();
+        for (i, source) in sources.iter_mut().enumerate() {
+            if let Some(record) = source.next()? {
+                heads.push(Reverse((Held(record), i)));
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(Reverse((Held(record), i))) = heads.pop() {
+            if let Some(next) = sources[i].next()? {
+                heads.push(Reverse((Held(next), i)));
+            }
+            let decoded = self.decode(record);
+            if self.replaying {
+                self.replayed += 1;
+            } else {
+                out.push(decoded);
+                if out.len() >= OUT_BATCH {
+                    self.inner.records(std::mem::take(&mut out))?;
+                }
+            }
         }
         if !out.is_empty() {
             self.inner.records(out)?;
         }
-        Ok(self.inner)
+        Ok(())
+    }
+
+    /// Writes the held rows to a temporary file, oldest first, as one run.
+    fn spill(&mut self) -> Result<(), SinkError> {
+        let held = std::mem::take(&mut self.held).into_sorted_vec();
+        self.runs.push(Run::spill(
+            held.into_iter().rev().map(|Reverse(Held(r))| r),
+        )?);
+        Ok(())
     }
 
     fn decode(&mut self, mut record: AuditRecord) -> AuditRecord {
@@ -236,24 +326,13 @@ impl<S: ScanSink> ChangeStage<S> {
 
 impl<S: ScanSink> ScanSink for ChangeStage<S> {
     fn records(&mut self, batch: Vec<AuditRecord>) -> Result<(), SinkError> {
-        let mut out = Vec::new();
         for record in batch {
             self.held.push(Reverse(Held(record)));
-            if self.held.len() > self.bound
-                && let Some(Reverse(Held(oldest))) = self.held.pop()
-            {
-                let decoded = self.decode(oldest);
-                if self.replaying {
-                    self.replayed += 1;
-                } else {
-                    out.push(decoded);
-                }
+            if self.held.len() >= self.bound {
+                self.spill()?;
             }
         }
-        if out.is_empty() {
-            return Ok(());
-        }
-        self.inner.records(out)
+        Ok(())
     }
 
     fn files_found(&mut self, files: u64, bytes: u64) {
@@ -495,18 +574,22 @@ mod tests {
     }
 
     #[test]
-    fn past_the_bound_the_oldest_row_goes_out_first() {
+    fn past_the_bound_held_rows_spill_and_still_go_out_in_event_time_order() {
         let mut stage = ChangeStage::new(Vec::new(), Directory::new()).with_bound(2);
         let at = |h: u32| format!("2024-05-02T{h:02}:00:00Z");
-        for (id, hour) in [("c", 3), ("a", 1), ("b", 2), ("d", 4)] {
+        for (id, hour) in [("c", 3), ("e", 5), ("a", 1), ("d", 4), ("b", 2)] {
             let r = row(id, &at(hour), "PutUserStatus", "{}", "x");
             stage.records(vec![r]).unwrap();
         }
-        let out: Vec<&str> = stage.inner().iter().map(|r| r.event_id.as_str()).collect();
-        assert_eq!(out, ["a", "b"]);
+        assert!(stage.inner().is_empty(), "held until the engine is done");
+        assert_eq!(
+            stage.spilled_runs(),
+            2,
+            "two runs of two, one row in memory"
+        );
         let rows = stage.finish().unwrap();
         let ids: Vec<&str> = rows.iter().map(|r| r.event_id.as_str()).collect();
-        assert_eq!(ids, ["a", "b", "c", "d"]);
+        assert_eq!(ids, ["a", "b", "c", "d", "e"]);
         // A call whose effect is not decoded carries no change.
         assert!(
             rows.iter()
@@ -556,11 +639,11 @@ mod tests {
         };
         let mut stage = ChangeStage::new(Vec::new(), directory()).with_history(history);
         // The span between the snapshot and the window: decoded, not passed on.
-        stage.set_replay(true);
+        stage.set_replay(true).unwrap();
         stage
             .records(vec![grant("e0", "2024-05-01T12:00:00Z", &[AGENT, "qa"])])
             .unwrap();
-        stage.set_replay(false);
+        stage.set_replay(false).unwrap();
         assert_eq!(stage.replayed(), 1);
         let mut email = row(
             "e2",
