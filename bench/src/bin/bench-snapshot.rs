@@ -46,7 +46,7 @@ enum Kind {
     /// A user, security profile, routing profile or hierarchy group object
     /// (`<folder>/<id>.json`; the floor's keys too).
     Object,
-    /// A history file, `history/<run>/<instance>.jsonl`.
+    /// A history file, `history/<run>-<instance>.jsonl`.
     History,
     /// The index, `index/objects.json`.
     Index,
@@ -67,7 +67,8 @@ impl Kind {
         match (parent, grandparent) {
             (Some("runs"), _) => Self::RunLog,
             (Some("index"), _) => Self::Index,
-            (_, Some("history")) => Self::History,
+            // `history/<run>-<instance>.jsonl`; `history/<run>/<instance>.jsonl` before.
+            (Some("history"), _) | (_, Some("history")) => Self::History,
             _ => Self::Object,
         }
     }
