@@ -303,27 +303,20 @@ pub async fn load_history(store: &Store) -> Result<History, Error> {
     if files.is_empty() {
         load_objects(store, &mut history).await?;
     } else {
-        let mut reads = futures_util::stream::iter(files)
-            .map(|o| async move {
-                let bytes = store.get(&o.key).await?;
-                Ok::<_, Error>((o.key, bytes))
-            })
-            .buffered(READ_CONCURRENCY);
-        while let Some((key, bytes)) = reads.try_next().await? {
-            let bad = |reason: String| Error::BadSnapshotObject {
-                object: store.describe(&key),
-                reason,
-            };
-            let bytes = bytes.ok_or_else(|| bad("listed, then gone when read".into()))?;
+        let keys = files.into_iter().map(|o| o.key).collect();
+        read_each(store, keys, |key, bytes| {
             history.files += 1;
             history.bytes += bytes.len() as u64;
             for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                read_line(&mut history, line).map_err(|e| bad(format!("line {}: {e}", n + 1)))?;
+                read_line(&mut history, line)
+                    .map_err(|e| bad(store, key, format!("line {}: {e}", n + 1)))?;
             }
-        }
+            Ok(())
+        })
+        .await?;
     }
     history.seal();
     Ok(history)
@@ -367,6 +360,34 @@ pub fn add_row(
     read_line(history, line.to_string().as_bytes())
 }
 
+/// The error of an object of the store that cannot be read as part of the history.
+fn bad(store: &Store, key: &str, reason: String) -> Error {
+    Error::BadSnapshotObject {
+        object: store.describe(key),
+        reason,
+    }
+}
+
+/// Reads `keys`, a few at a time, handing each object to `each` in key order; an object listed
+/// and then gone is an error naming it.
+async fn read_each(
+    store: &Store,
+    keys: Vec<String>,
+    mut each: impl FnMut(&str, Vec<u8>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let mut reads = futures_util::stream::iter(keys)
+        .map(|key| async move {
+            let bytes = store.get(&key).await?;
+            Ok::<_, Error>((key, bytes))
+        })
+        .buffered(READ_CONCURRENCY);
+    while let Some((key, bytes)) = reads.try_next().await? {
+        let bytes = bytes.ok_or_else(|| bad(store, &key, "listed, then gone when read".into()))?;
+        each(&key, bytes)?;
+    }
+    Ok(())
+}
+
 /// A store without history: each object one version, observed at `LastSeen` (else
 /// `FirstSeen`); a deleted one also gone at `DeletedAt`. Objects with neither time are
 /// versions of no known time and are left out.
@@ -379,20 +400,9 @@ async fn load_objects(store: &Store, history: &mut History) -> Result<(), Error>
             .map(|o| o.key)
             .filter(|k| has_extension(k, "json") && !k[folder.len() + 1..].contains('/'))
             .collect();
-        let mut reads = futures_util::stream::iter(keys)
-            .map(|key| async move {
-                let bytes = store.get(&key).await?;
-                Ok::<_, Error>((key, bytes))
-            })
-            .buffered(READ_CONCURRENCY);
-        while let Some((key, bytes)) = reads.try_next().await? {
-            let bad = |reason: String| Error::BadSnapshotObject {
-                object: store.describe(&key),
-                reason,
-            };
-            let bytes = bytes.ok_or_else(|| bad("listed, then gone when read".into()))?;
-            let object: Value =
-                serde_json::from_slice(&bytes).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        read_each(store, keys, |key, bytes| {
+            let object: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| bad(store, key, format!("not valid JSON: {e}")))?;
             let time = |k: &str| text(&object, k).and_then(|s| s.parse::<Timestamp>().ok());
             if let Some(seen) = time("LastSeen").or_else(|| time("FirstSeen")) {
                 let mut alive = object.clone();
@@ -406,7 +416,9 @@ async fn load_objects(store: &Store, history: &mut History) -> Result<(), Error>
             {
                 history.add(kind, gone, &object);
             }
-        }
+            Ok(())
+        })
+        .await?;
     }
     Ok(())
 }

@@ -93,6 +93,7 @@ pub fn drop_tables(athena: &ValidAthena) -> Vec<Statement> {
     let mut names = vec![athena.table.as_str()];
     if athena.snapshot.is_some() {
         names.extend(SNAPSHOT_TABLES.iter().map(|(t, _, _)| *t));
+        names.push(HISTORY_TABLE);
     }
     if athena.lake.is_some() {
         names.push(LAKE_TABLE);
@@ -354,8 +355,17 @@ mod tests {
             users.contains("LOCATION 's3://snap/store/users/'"),
             "{users}"
         );
+        let history = &create_snapshot_tables(&athena())[4].sql;
+        assert!(
+            history.contains("`connect_history`")
+                && history.contains("`object` string")
+                && history.contains("LOCATION 's3://snap/store/history/'"),
+            "{history}"
+        );
+        // The database, then per table (trail, four snapshot folders, history) a drop and a
+        // create, then the view.
         let all = init_statements(&athena(), true, true);
-        assert_eq!(all.len(), 1 + 5 + 5 + 1);
+        assert_eq!(all.len(), 1 + 6 + 6 + 1);
         assert!(all[1].sql.starts_with("DROP TABLE IF EXISTS"));
     }
 }

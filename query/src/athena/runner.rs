@@ -356,17 +356,19 @@ pub async fn report(
     Ok(summary)
 }
 
-/// The names of the snapshot tables as a [`Directory`], read with one query
-/// ([`snapshot_names_query`]); empty without a snapshot store. `cancel` (Ctrl-C) stops it as
-/// it stops the audit query.
-pub async fn snapshot_names(
+/// Runs `query` (`None`: nothing to run) and hands each result row, three values none of
+/// which is null, to `each`; a row with a null, or one `each` refuses, fails the whole with
+/// the query's id and `what` the rows are.
+async fn each_row_of_three(
     runner: &Runner,
-    athena: &ValidAthena,
+    query: Option<Query>,
+    columns: &[&str; 3],
+    what: &str,
     cancel: impl Future<Output = ()>,
-) -> Result<Directory, Error> {
-    let mut directory = Directory::new();
-    let Some(query) = snapshot_names_query(athena) else {
-        return Ok(directory);
+    mut each: impl FnMut([String; 3]) -> Result<(), String>,
+) -> Result<(), Error> {
+    let Some(query) = query else {
+        return Ok(());
     };
     tokio::pin!(cancel);
     let finished = runner
@@ -376,28 +378,54 @@ pub async fn snapshot_names(
     runner
         .results(
             &finished.id,
-            &NAMES_COLUMNS,
+            columns,
             |rows| {
                 for row in rows {
-                    let [Some(kind), Some(item), Some(name)] =
+                    let [Some(a), Some(b), Some(c)] =
                         <[Option<String>; 3]>::try_from(row).unwrap_or([None, None, None])
                     else {
                         return Err(Error::BadResult {
                             id: id.clone(),
-                            reason: "a snapshot name row without its three values".to_owned(),
+                            reason: format!("a {what} row without its three values"),
                         });
                     };
-                    let kind = TargetKind::parse(&kind).ok_or_else(|| Error::BadResult {
+                    each([a, b, c]).map_err(|reason| Error::BadResult {
                         id: id.clone(),
-                        reason: format!("a snapshot name of the unknown kind `{kind}`"),
+                        reason,
                     })?;
-                    directory.insert_snapshot(kind, &item, &name);
                 }
                 Ok(())
             },
             &mut cancel,
         )
         .await?;
+    Ok(())
+}
+
+/// The names of the snapshot tables as a [`Directory`], read with one query
+/// ([`snapshot_names_query`]); empty without a snapshot store. `cancel` (Ctrl-C) stops it as
+/// it stops the audit query.
+pub async fn snapshot_names(
+    runner: &Runner,
+    athena: &ValidAthena,
+    cancel: impl Future<Output = ()>,
+) -> Result<Directory, Error> {
+    let mut directory = Directory::new();
+    let query = snapshot_names_query(athena);
+    each_row_of_three(
+        runner,
+        query,
+        &NAMES_COLUMNS,
+        "snapshot name",
+        cancel,
+        |[kind, item, name]| {
+            let kind = TargetKind::parse(&kind)
+                .ok_or_else(|| format!("a snapshot name of the unknown kind `{kind}`"))?;
+            directory.insert_snapshot(kind, &item, &name);
+            Ok(())
+        },
+    )
+    .await?;
     Ok(directory)
 }
 
@@ -410,40 +438,19 @@ pub async fn snapshot_history(
     cancel: impl Future<Output = ()>,
 ) -> Result<History, Error> {
     let mut history = History::new();
-    let Some(query) = history_query(athena) else {
-        return Ok(history);
-    };
-    tokio::pin!(cancel);
-    let finished = runner
-        .run(&query.sql, &query.parameters, &mut cancel)
-        .await?;
-    let id = finished.id.clone();
-    runner
-        .results(
-            &finished.id,
-            &HISTORY_COLUMNS,
-            |rows| {
-                for row in rows {
-                    let [Some(folder), Some(observed), Some(object)] =
-                        <[Option<String>; 3]>::try_from(row).unwrap_or([None, None, None])
-                    else {
-                        return Err(Error::BadResult {
-                            id: id.clone(),
-                            reason: "a history row without its three values".to_owned(),
-                        });
-                    };
-                    add_row(&mut history, &folder, &observed, &object).map_err(|reason| {
-                        Error::BadResult {
-                            id: id.clone(),
-                            reason: format!("a history row of {folder} at {observed}: {reason}"),
-                        }
-                    })?;
-                }
-                Ok(())
-            },
-            &mut cancel,
-        )
-        .await?;
+    let query = history_query(athena);
+    each_row_of_three(
+        runner,
+        query,
+        &HISTORY_COLUMNS,
+        "history",
+        cancel,
+        |[folder, observed, object]| {
+            add_row(&mut history, &folder, &observed, &object)
+                .map_err(|reason| format!("a history row of {folder} at {observed}: {reason}"))
+        },
+    )
+    .await?;
     history.seal();
     Ok(history)
 }
