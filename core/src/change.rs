@@ -857,6 +857,9 @@ pub struct Decoded {
 #[derive(Debug, Default, Clone)]
 pub struct Tracker {
     states: std::collections::HashMap<(TargetKind, String), Entry>,
+    /// Targets an event of the trail deleted (and none re-created since): known to be gone,
+    /// so no snapshot version from before the delete brings them back.
+    gone: std::collections::HashSet<(TargetKind, String)>,
 }
 
 /// What the [`Tracker`] knows of one target.
@@ -918,9 +921,11 @@ impl Tracker {
             .flatten()
     }
 
-    /// Whether anything is known of a target (even a state of no attribute).
+    /// Whether anything is known of a target: a state (even of no attribute), or that an
+    /// event deleted it.
     pub fn knows(&self, kind: TargetKind, id: &str) -> bool {
-        self.states.contains_key(&(kind, id.to_ascii_lowercase()))
+        let key = (kind, id.to_ascii_lowercase());
+        self.states.contains_key(&key) || self.gone.contains(&key)
     }
 
     /// Decodes one event on `kind`/`id`, against the state known now. `None` for a call whose
@@ -1018,8 +1023,10 @@ impl Tracker {
             Next::Keep => {}
             Next::Remove => {
                 self.states.remove(&transition.key);
+                self.gone.insert(transition.key);
             }
             Next::Set(entry) => {
+                self.gone.remove(&transition.key);
                 self.states.insert(transition.key, entry);
             }
         }

@@ -45,8 +45,9 @@ pub struct Version {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     versions: HashMap<(TargetKind, String), Vec<Version>>,
-    /// Every observation time, sorted, each once (after [`History::seal`]).
-    observations: Vec<Timestamp>,
+    /// Per instance (`""` when a version names none), every observation time, sorted, each
+    /// once (after [`History::seal`]).
+    observations: HashMap<String, Vec<Timestamp>>,
     /// History files read (0 for a store without history).
     pub files: u64,
     /// Bytes of those files.
@@ -84,7 +85,17 @@ impl History {
                         .collect()
                 }),
         };
-        self.observations.push(observed_at);
+        let instance = text(object, "InstanceId")
+            .map(str::to_owned)
+            .or_else(|| {
+                let arn = crate::ids::parse_connect_arn(text(object, "Arn")?)?;
+                arn.instance_id.map(str::to_owned)
+            })
+            .unwrap_or_default();
+        self.observations
+            .entry(instance.to_ascii_lowercase())
+            .or_default()
+            .push(observed_at);
         let list = self
             .versions
             .entry((kind, id.to_ascii_lowercase()))
@@ -104,8 +115,10 @@ impl History {
                     && later.path == earlier.path
             });
         }
-        self.observations.sort();
-        self.observations.dedup();
+        for times in self.observations.values_mut() {
+            times.sort();
+            times.dedup();
+        }
     }
 
     /// Whether there is no version at all.
@@ -145,13 +158,21 @@ impl History {
             .filter(|n| !n.is_empty())
     }
 
-    /// The latest time at or before `at` a snapshot run wrote a version: the state of every
-    /// user, profile and group as of then is known (a run writes a version of whatever
-    /// changed), so a replay of the trail from then on is exact. Runs that changed nothing
-    /// wrote no version; starting from an earlier run only replays more.
+    /// The time from which a replay of the trail up to `at` is exact: per instance, the latest
+    /// time at or before `at` a snapshot run wrote a version of it (the state of its every
+    /// user, profile and group as of then is known: a run writes a version of whatever
+    /// changed), and of those the earliest, so that no instance misses the events since its
+    /// own last observation (a run that failed part-way, or instances snapshotted on other
+    /// schedules). Runs that changed nothing wrote no version; starting earlier only replays
+    /// more. `None` when nothing was observed by `at`.
     pub fn last_observation_at_or_before(&self, at: Timestamp) -> Option<Timestamp> {
-        let n = self.observations.partition_point(|r| *r <= at);
-        n.checked_sub(1).map(|i| self.observations[i])
+        self.observations
+            .values()
+            .filter_map(|times| {
+                let n = times.partition_point(|r| *r <= at);
+                n.checked_sub(1).map(|i| times[i])
+            })
+            .min()
     }
 
     /// Every object's newest version observed at or before `at` (the deleted ones left out):
@@ -204,16 +225,22 @@ pub fn state_of(kind: TargetKind, object: &Value) -> State {
                 state.insert("routing_profile".into(), id("RoutingProfileId"));
                 state.insert("hierarchy_group".into(), id("HierarchyGroupId"));
                 let field = |key: &str| text(object, key).map_or(Value::Null, |s| json!(s));
-                state.insert(
-                    "identity".into(),
-                    json!({
-                        "first_name": field("FirstName"),
-                        "last_name": field("LastName"),
-                        "email": field("Email"),
-                        "secondary_email": field("SecondaryEmail"),
-                        "mobile": field("Mobile"),
-                    }),
-                );
+                // Described by an earlier version of the tool, which kept neither the
+                // secondary e-mail nor the mobile: their absence says nothing, so the identity
+                // is not known (rather than known to have none).
+                let whole = object.get("Proficiencies").is_some();
+                if whole {
+                    state.insert(
+                        "identity".into(),
+                        json!({
+                            "first_name": field("FirstName"),
+                            "last_name": field("LastName"),
+                            "email": field("Email"),
+                            "secondary_email": field("SecondaryEmail"),
+                            "mobile": field("Mobile"),
+                        }),
+                    );
+                }
             }
             if let Some(phone) = object.get("PhoneConfig") {
                 state.insert(
@@ -457,11 +484,43 @@ mod tests {
         assert_eq!(state["tags"], json!({"team": "blue"}));
         let listed = json!({"Id": U, "Username": "kenji"});
         assert!(state_of(TargetKind::User, &listed).is_empty());
+        let described_before =
+            json!({"Id": U, "SecurityProfileIds": [P], "Email": "k@example.com"});
+        let state = state_of(TargetKind::User, &described_before);
+        assert!(state.contains_key("security_profiles") && !state.contains_key("identity"));
         let group = json!({"Id": P, "Name": "Floor 2",
             "HierarchyPath": [{"Id": "TOP", "Name": "Tokyo"}, {"Id": P, "Name": "Floor 2"}]});
         let state = state_of(TargetKind::HierarchyGroup, &group);
         assert_eq!(state["parent_group"], json!("top"));
         assert_eq!(state["name"], json!("Floor 2"));
+    }
+
+    #[test]
+    fn a_replay_starts_where_every_instance_was_last_observed() {
+        let mut h = History::new();
+        let in_instance =
+            |instance: &str| json!({"Id": U, "Username": "u", "InstanceId": instance});
+        h.add(
+            TargetKind::User,
+            at("2024-05-01T00:00:00Z"),
+            &in_instance("a"),
+        );
+        h.add(
+            TargetKind::User,
+            at("2024-05-01T00:00:00Z"),
+            &in_instance("b"),
+        );
+        // Instance b's part of the next run failed: only a was observed then.
+        h.add(
+            TargetKind::User,
+            at("2024-05-02T00:00:00Z"),
+            &in_instance("a"),
+        );
+        h.seal();
+        assert_eq!(
+            h.last_observation_at_or_before(at("2024-05-03T00:00:00Z")),
+            Some(at("2024-05-01T00:00:00Z"))
+        );
     }
 
     #[test]

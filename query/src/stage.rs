@@ -604,7 +604,7 @@ mod tests {
         let mut history = History::new();
         let user = |email: &str| {
             json!({"Id": USER, "Username": "kenji", "SecurityProfileIds": [AGENT],
-                   "RoutingProfileId": "rp", "Email": email})
+                   "RoutingProfileId": "rp", "Email": email, "Proficiencies": []})
         };
         history.add(
             TargetKind::User,
@@ -686,6 +686,48 @@ mod tests {
             rows[0].findings.contains(&"privileged_grant".to_owned()),
             "the snapshot's permissions of Admin: {:?}",
             rows[0].findings
+        );
+    }
+
+    #[test]
+    fn a_target_the_trail_deleted_does_not_come_back_from_an_older_snapshot() {
+        use serde_json::json;
+        let at = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut history = History::new();
+        history.add(
+            TargetKind::User,
+            at("2024-05-01T00:00:00Z"),
+            &json!({"Id": USER, "Username": "kenji", "SecurityProfileIds": [AGENT], "Proficiencies": []}),
+        );
+        history.seal();
+        let mut stage = ChangeStage::new(Vec::new(), directory()).with_history(history);
+        let delete = row(
+            "e1",
+            "2024-05-02T09:00:00Z",
+            "DeleteUser",
+            &format!(r#"{{"UserId":"{USER}"}}"#),
+            "x",
+        );
+        let grant = row(
+            "e2",
+            "2024-05-02T10:00:00Z",
+            "UpdateUserSecurityProfiles",
+            &format!(r#"{{"SecurityProfileIds":["{ADMIN}"],"UserId":"{USER}"}}"#),
+            "x",
+        );
+        stage.records(vec![delete, grant]).unwrap();
+        let rows = stage.finish().unwrap();
+        assert_eq!(rows[0].change.as_deref(), Some("deleted (had Agent)"));
+        assert_eq!(rows[0].change_basis, Some(ChangeBasis::Snapshot));
+        assert_eq!(
+            rows[1].change_basis,
+            Some(ChangeBasis::Unknown),
+            "{:?}",
+            rows[1]
+        );
+        assert_eq!(
+            rows[1].change.as_deref(),
+            Some("security profiles: now Admin")
         );
     }
 }

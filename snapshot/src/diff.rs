@@ -19,9 +19,13 @@ pub(crate) struct Write {
     pub(crate) body: Vec<u8>,
 }
 
-/// Whether a user already in the store must be described again.
+/// Whether a user already in the store must be described again: never described (or by an
+/// earlier version of the tool), gone and back, or its listing changed.
 pub(crate) fn needs_describe(existing: &UserObject, listed: &Listed) -> bool {
+    // Described by an earlier version (no proficiencies, contact details or tags kept): once
+    // more, so its versions are whole.
     existing.security_profile_ids.is_none()
+        || existing.proficiencies.is_none()
         || existing.deleted
         || existing.arn != listed.arn
         || existing.username != listed.name

@@ -458,7 +458,7 @@ impl Snapshotter {
     ) -> Result<RunSummary, Error> {
         let mut attempts = 0;
         loop {
-            match Box::pin(self.run_at(Timestamp::now(), instances, progress)).await {
+            match Box::pin(self.run_inner(Timestamp::now(), instances, progress, true)).await {
                 Err(Error::RunExists { .. }) if attempts < 3 => {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -477,6 +477,19 @@ impl Snapshotter {
         at: Timestamp,
         instances: &[Instance],
         progress: &dyn SnapshotProgress,
+    ) -> Result<RunSummary, Error> {
+        Box::pin(self.run_inner(at, instances, progress, false)).await
+    }
+
+    /// [`run_at`](Self::run_at); with `live`, the versions of each instance are observed when
+    /// its reads finished (the clock then), not at `at`: a `DescribeUser` a minute into the
+    /// run sees the changes of that minute, so its version must not claim the run's start.
+    async fn run_inner(
+        &self,
+        at: Timestamp,
+        instances: &[Instance],
+        progress: &dyn SnapshotProgress,
+        live: bool,
     ) -> Result<RunSummary, Error> {
         let mut unique = HashSet::new();
         for instance in instances {
@@ -516,7 +529,7 @@ impl Snapshotter {
         let mut index = existing.index.clone();
         for instance in instances {
             progress.instance_started(&instance.id);
-            match Box::pin(self.snapshot_instance(instance, at, &existing, progress)).await {
+            match Box::pin(self.snapshot_instance(instance, at, live, &existing, progress)).await {
                 Ok(done) => {
                     summary.object_puts += done.summary.object_puts;
                     summary.history_puts += done.history_puts;
@@ -746,6 +759,7 @@ impl Snapshotter {
         &self,
         instance: &Instance,
         at: Timestamp,
+        live: bool,
         existing: &Existing,
         progress: &dyn SnapshotProgress,
     ) -> Result<InstanceDone, InstanceFailed> {
@@ -768,9 +782,11 @@ impl Snapshotter {
             .describe_instance(&run, &listings, &mut summary)
             .await
             .map_err(InstanceFailed::before_writing)?;
+        // Every read is done: what it saw is the state as of now at the latest.
+        let observed = if live { Timestamp::now().max(at) } else { at };
         let writes = run.diff(listings, &described, &mut summary, &mut log);
         // The versions first: an object is never newer than the history.
-        let (lines, mut index) = run.versions(&writes, &self.store);
+        let (lines, mut index) = run.versions(&writes, &described, observed, &self.store);
         let mut history_puts = 0;
         if !lines.is_empty() {
             let key =
@@ -1055,14 +1071,24 @@ impl InstanceRun<'_> {
     /// instance that has none yet (observed when it was last written), then every object to
     /// write (observed now). Also the index entries of the objects given a first version and
     /// not rewritten now (those rewritten get theirs when written).
-    fn versions(&self, writes: &[Write], store: &Store) -> (Vec<u8>, Vec<(String, IndexEntry)>) {
-        let now = self.at.to_string();
+    fn versions(
+        &self,
+        writes: &[Write],
+        described: &DescribedAll,
+        observed: Timestamp,
+        store: &Store,
+    ) -> (Vec<u8>, Vec<(String, IndexEntry)>) {
+        let now = observed.to_string();
         let mut lines = Vec::new();
         let mut index = Vec::new();
         let rewritten: HashSet<&str> = writes.iter().map(|w| w.key.as_str()).collect();
         let existing = self.existing;
         let mut first = |key: String, object: Value| {
-            if existing.index.objects.contains_key(&key) {
+            // Versioned already; or seen changed behind the index's back and rewritten now,
+            // whose version below supersedes what was found (one version a time).
+            if existing.index.objects.contains_key(&key)
+                || (existing.stale.contains(&key) && rewritten.contains(key.as_str()))
+            {
                 return;
             }
             let field = |name: &str| object.get(name).and_then(Value::as_str);
@@ -1097,7 +1123,10 @@ impl InstanceRun<'_> {
         }
         for w in writes {
             match serde_json::from_slice::<Value>(&w.body) {
-                Ok(object) => lines.extend(version_line(folder_of_key(&w.key), &now, &object)),
+                Ok(mut object) => {
+                    undescribed_out(&mut object, folder_of_key(&w.key), described);
+                    lines.extend(version_line(folder_of_key(&w.key), &now, &object));
+                }
                 Err(e) => {
                     warn!(object = %store.describe(&w.key), error = %e, "Not versioning an object that does not read back.");
                 }
@@ -1170,6 +1199,68 @@ impl InstanceRun<'_> {
             *counts = reconcile(pass, map, candidates, &mut writes, change_log);
         }
         writes
+    }
+}
+
+/// The fields of a version that only the describe calls give, per folder.
+const DESCRIBED_FIELDS: [(&str, &[&str]); 4] = [
+    (
+        "users",
+        &[
+            "Email",
+            "FirstName",
+            "LastName",
+            "SecurityProfileIds",
+            "RoutingProfileId",
+            "HierarchyGroupId",
+            "SecondaryEmail",
+            "Mobile",
+            "PhoneConfig",
+            "Tags",
+            "Proficiencies",
+        ],
+    ),
+    (
+        "security-profiles",
+        &[
+            "Tags",
+            "Permissions",
+            "AllowedAccessControlTags",
+            "TagRestrictedResources",
+            "HierarchyRestrictedResources",
+            "AllowedAccessControlHierarchyGroupId",
+        ],
+    ),
+    ("routing-profiles", &["Tags", "Queues"]),
+    ("hierarchy-groups", &["Tags", "LevelId", "HierarchyPath"]),
+];
+
+/// A version of an object rewritten now but not described now (a run without
+/// `describe_users`, or a listing change of a resource it did not describe) keeps no
+/// describe field: the object carries them over from an earlier run, but this run did not
+/// see them, so the version does not claim them as of now. A deletion keeps the last known.
+fn undescribed_out(object: &mut Value, folder: &str, described: &DescribedAll) {
+    let Some(id) = object.get("Id").and_then(Value::as_str).map(str::to_owned) else {
+        return;
+    };
+    if object.get("Deleted") == Some(&Value::Bool(true)) {
+        return;
+    }
+    let fresh = match folder {
+        "users" => described.users.contains_key(&id),
+        "security-profiles" => described.resources[0].contains_key(&id),
+        "routing-profiles" => described.resources[1].contains_key(&id),
+        _ => described.resources[2].contains_key(&id),
+    };
+    let Some(map) = object.as_object_mut().filter(|_| !fresh) else {
+        return;
+    };
+    for (f, fields) in DESCRIBED_FIELDS {
+        if f == folder {
+            for field in fields {
+                map.remove(*field);
+            }
+        }
     }
 }
 

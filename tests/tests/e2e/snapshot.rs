@@ -1067,6 +1067,35 @@ async fn history_keeps_each_version_and_the_index_vouches_only_for_what_it_wrote
         (2, 0, 0, 0)
     );
 
+    // A run without describe_users that rewrites a user (its listing changed) keeps the
+    // described fields in the object, but its version does not claim them as of then.
+    fake.modify_user(INSTANCE, &users[3].id, |u| {
+        u.username = "renamed.agent".into();
+        u.last_modified += 60.0;
+    });
+    let listing_only = run(
+        &fake,
+        &store,
+        SnapshotOptions::default(),
+        "2024-05-13T00:00:00Z",
+    )
+    .await;
+    assert_eq!(listing_only.object_puts, 1);
+    assert!(
+        user(&store, &users[3].id)
+            .await
+            .security_profile_ids
+            .is_some()
+    );
+    let lines = history_lines(&store, "history/20240513T000000Z-").await;
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["Object"]["Username"], json!("renamed.agent"));
+    assert_eq!(
+        lines[0]["Object"].get("SecurityProfileIds"),
+        None,
+        "{lines:#?}"
+    );
+
     // The report side reads every version back, each as of its time.
     let history = connect_audit_core::history::load_history(&store)
         .await
