@@ -20,6 +20,8 @@ pub const SNAPSHOT_TABLES: [(&str, &str, &str); 4] = [
 
 /// The table over the snapshot store's `history/` folder: every version a snapshot run
 /// observed, one row a line (`folder`, `observedat`, and `object`, the object as JSON text).
+/// Case-sensitive, with the three columns mapped to their keys: the object's own keys
+/// (`SecurityProfileIds`, tag keys) must reach the report as written, not lower-cased.
 pub const HISTORY_TABLE: &str = "connect_history";
 
 /// The CloudTrail columns, as in AWS's CloudTrail table DDL, lower-cased (Athena lower-cases
@@ -162,7 +164,8 @@ pub fn create_snapshot_tables(athena: &ValidAthena) -> Vec<Statement> {
             "CREATE EXTERNAL TABLE IF NOT EXISTS `{db}`.`{HISTORY_TABLE}` (\n  \
              `folder` string,\n  `observedat` string,\n  `object` string\n)\n\
              ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n\
-             WITH SERDEPROPERTIES ('ignore.malformed.json'='false', 'case.insensitive'='true')\n\
+             WITH SERDEPROPERTIES ('ignore.malformed.json'='false', 'case.insensitive'='false', \
+             'mapping.folder'='Folder', 'mapping.observedat'='ObservedAt', 'mapping.object'='Object')\n\
              LOCATION '{location}'",
             db = athena.database,
             location = snapshot.url("history/"),
@@ -359,6 +362,8 @@ mod tests {
         assert!(
             history.contains("`connect_history`")
                 && history.contains("`object` string")
+                && history.contains("'case.insensitive'='false'")
+                && history.contains("'mapping.object'='Object'")
                 && history.contains("LOCATION 's3://snap/store/history/'"),
             "{history}"
         );
