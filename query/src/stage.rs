@@ -259,17 +259,7 @@ impl<S: ScanSink> ChangeStage<S> {
                 self.start_from_snapshot(TargetKind::SecurityProfile, id, at);
             }
         }
-        let subject = record
-            .target_id
-            .as_ref()
-            .map(|id| (record.target_kind, id.as_str()));
-        let namer = AsOf {
-            tracker: &self.tracker,
-            directory: &self.directory,
-            history: &self.history,
-            at,
-            subject,
-        };
+        let namer = AsOf::new(&self.tracker, &self.directory, &self.history, &record);
         let found = self.tracker.decode(
             &record.event_name,
             record.target_kind,
@@ -292,17 +282,7 @@ impl<S: ScanSink> ChangeStage<S> {
             record.after = decoded.after.as_ref().map(ToString::to_string);
             record.change_basis = Some(decoded.basis);
         }
-        let subject = record
-            .target_id
-            .as_ref()
-            .map(|id| (record.target_kind, id.as_str()));
-        let namer = AsOf {
-            tracker: &self.tracker,
-            directory: &self.directory,
-            history: &self.history,
-            at,
-            subject,
-        };
+        let namer = AsOf::new(&self.tracker, &self.directory, &self.history, &record);
         record.findings =
             self.findings
                 .check(&record, &request, decoded.as_ref(), &self.tracker, &namer);
@@ -357,6 +337,27 @@ struct AsOf<'a> {
     at: Timestamp,
     /// The row's target, for what only its versions tell (a hidden e-mail changed or not).
     subject: Option<(TargetKind, &'a str)>,
+}
+
+impl<'a> AsOf<'a> {
+    /// Names as of `record`'s event time, about its target.
+    fn new(
+        tracker: &'a Tracker,
+        directory: &'a Directory,
+        history: &'a History,
+        record: &'a AuditRecord,
+    ) -> Self {
+        Self {
+            tracker,
+            directory,
+            history,
+            at: record.event_time,
+            subject: record
+                .target_id
+                .as_deref()
+                .map(|id| (record.target_kind, id)),
+        }
+    }
 }
 
 impl Namer for AsOf<'_> {
