@@ -41,6 +41,29 @@ pub struct HiveTable {
     pub input_format: Option<String>,
     /// `ROW FORMAT SERDE '…'`.
     pub serde: Option<String>,
+    /// `WITH SERDEPROPERTIES (…)`.
+    pub serde_properties: BTreeMap<String, String>,
+}
+
+impl HiveTable {
+    /// The key a column reads in each JSON object, and whether it must match exactly: the
+    /// OpenX SerDe with `'case.insensitive'='false'` matches keys exactly, a column through its
+    /// `'mapping.<column>'` property (or its own name); otherwise keys match regardless of case.
+    pub fn json_key<'a>(&'a self, column: &'a str) -> (&'a str, bool) {
+        let exact = self
+            .serde_properties
+            .get("case.insensitive")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+        if exact {
+            let mapped = self
+                .serde_properties
+                .get(&format!("mapping.{column}"))
+                .map_or(column, String::as_str);
+            (mapped, true)
+        } else {
+            (column, false)
+        }
+    }
 }
 
 /// Parses one Athena `CREATE EXTERNAL TABLE` statement (Hive DDL: backtick identifiers,
@@ -416,6 +439,17 @@ pub(super) fn hive_table_from(create: &CreateTable) -> Result<ParsedTable, Strin
         .and_then(|f| f.location.clone())
         .or_else(|| create.location.clone())
         .ok_or("a table needs a LOCATION")?;
+    let mut serde_properties = BTreeMap::new();
+    for option in formats
+        .and_then(|f| f.serde_properties.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        if let SqlOption::KeyValue { key, value } = option {
+            let value = string_literal(value).unwrap_or_else(|| value.to_string());
+            serde_properties.insert(key.value.trim_matches('\'').to_owned(), value);
+        }
+    }
     let mut properties = BTreeMap::new();
     if let CreateTableOptions::TableProperties(options) = &create.table_options {
         for option in options {
@@ -440,6 +474,7 @@ pub(super) fn hive_table_from(create: &CreateTable) -> Result<ParsedTable, Strin
             properties,
             input_format,
             serde,
+            serde_properties,
         },
         columns,
         partitions,
@@ -519,6 +554,21 @@ mod tests {
             table.serde.as_deref(),
             Some("org.apache.hive.hcatalog.data.JsonSerDe")
         );
+    }
+
+    #[test]
+    fn a_case_sensitive_json_table_reads_its_mapped_keys_exactly() {
+        let ddl = "CREATE EXTERNAL TABLE IF NOT EXISTS `db`.`connect_history` (\n  \
+                   `folder` string,\n  `observedat` string,\n  `object` string\n)\n\
+                   ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n\
+                   WITH SERDEPROPERTIES ('ignore.malformed.json'='false', 'case.insensitive'='false', \
+                   'mapping.folder'='Folder', 'mapping.observedat'='ObservedAt', 'mapping.object'='Object')\n\
+                   LOCATION 's3://snap/history/'";
+        let table = parse_hive_ddl(ddl).expect("parse");
+        assert_eq!(table.json_key("object"), ("Object", true));
+        assert_eq!(table.json_key("folder"), ("Folder", true));
+        let users = parse_hive_ddl(USERS_DDL).expect("parse");
+        assert_eq!(users.json_key("username"), ("username", false));
     }
 
     #[test]

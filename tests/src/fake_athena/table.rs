@@ -333,7 +333,13 @@ impl HiveTableProvider {
     fn row(&self, record: &Map<String, Value>, file: &SourceFile) -> Value {
         let mut row = Map::new();
         for (name, t) in &self.parsed.columns {
-            let v = lookup(record, name).map_or(Value::Null, |v| t.conform(v));
+            let (key, exact) = self.parsed.table.json_key(name);
+            let found = if exact {
+                record.get(key)
+            } else {
+                lookup(record, key)
+            };
+            let v = found.map_or(Value::Null, |v| t.conform(v));
             row.insert(name.clone(), v);
         }
         for ((name, t), value) in self.parsed.partitions.iter().zip(&file.partition_values) {
