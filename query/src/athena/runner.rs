@@ -356,16 +356,16 @@ pub async fn report(
     Ok(summary)
 }
 
-/// Runs `query` (`None`: nothing to run) and hands each result row, three values none of
+/// Runs `query` (`None`: nothing to run) and hands each result row, `N` values none of
 /// which is null, to `each`; a row with a null, or one `each` refuses, fails the whole with
 /// the query's id and `what` the rows are.
-async fn each_row_of_three(
+async fn each_row<const N: usize>(
     runner: &Runner,
     query: Option<Query>,
-    columns: &[&str; 3],
+    columns: &[&str; N],
     what: &str,
     cancel: impl Future<Output = ()>,
-    mut each: impl FnMut([String; 3]) -> Result<(), String>,
+    mut each: impl FnMut([String; N]) -> Result<(), String>,
 ) -> Result<(), Error> {
     let Some(query) = query else {
         return Ok(());
@@ -381,15 +381,14 @@ async fn each_row_of_three(
             columns,
             |rows| {
                 for row in rows {
-                    let [Some(a), Some(b), Some(c)] =
-                        <[Option<String>; 3]>::try_from(row).unwrap_or([None, None, None])
-                    else {
+                    let values: Option<Vec<String>> = row.into_iter().collect();
+                    let Some(values) = values.and_then(|v| <[String; N]>::try_from(v).ok()) else {
                         return Err(Error::BadResult {
                             id: id.clone(),
-                            reason: format!("a {what} row without its three values"),
+                            reason: format!("a {what} row without its {N} values"),
                         });
                     };
-                    each([a, b, c]).map_err(|reason| Error::BadResult {
+                    each(values).map_err(|reason| Error::BadResult {
                         id: id.clone(),
                         reason,
                     })?;
@@ -412,7 +411,7 @@ pub async fn snapshot_names(
 ) -> Result<Directory, Error> {
     let mut directory = Directory::new();
     let query = snapshot_names_query(athena);
-    each_row_of_three(
+    each_row(
         runner,
         query,
         &NAMES_COLUMNS,
@@ -439,15 +438,16 @@ pub async fn snapshot_history(
 ) -> Result<History, Error> {
     let mut history = History::new();
     let query = history_query(athena);
-    each_row_of_three(
+    each_row(
         runner,
         query,
         &HISTORY_COLUMNS,
         "history",
         cancel,
-        |[folder, observed, object]| {
-            add_row(&mut history, &folder, &observed, &object)
-                .map_err(|reason| format!("a history row of {folder} at {observed}: {reason}"))
+        |[folder, observed, object, path]| {
+            add_row(&mut history, &folder, &observed, &object).map_err(|reason| {
+                format!("{path}: a history row of {folder} at {observed}: {reason}")
+            })
         },
     )
     .await?;

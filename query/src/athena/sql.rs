@@ -665,7 +665,7 @@ pub fn snapshot_names_query(athena: &ValidAthena) -> Option<Query> {
 }
 
 /// The columns of [`history_query`]'s rows.
-pub const HISTORY_COLUMNS: [&str; 3] = ["folder", "observedat", "object"];
+pub const HISTORY_COLUMNS: [&str; 4] = ["folder", "observedat", "object", "path"];
 
 /// Every version of the snapshot's history table, for the change stage to start each target
 /// from as the local engine does; `None` without a snapshot store.
@@ -673,7 +673,7 @@ pub fn history_query(athena: &ValidAthena) -> Option<Query> {
     athena.snapshot.as_ref()?;
     Some(Query {
         sql: format!(
-            "SELECT folder, observedat, object FROM {}",
+            "SELECT folder, observedat, object, \"$path\" AS path FROM {}",
             table(athena, super::ddl::HISTORY_TABLE)
         ),
         parameters: Vec::new(),

@@ -875,3 +875,24 @@ fn ctrl_c_stops_the_running_query_and_writes_nothing() {
     assert_eq!(fake.executions().pop().unwrap().state, "CANCELLED");
     assert!(!output.exists(), "no output under its final name");
 }
+
+#[test]
+fn a_bad_line_in_the_history_table_is_an_error_naming_its_file_and_both_engines_refuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    super::helpers::copy_dir(&examples().join("snapshot"), &root.join("snapshot"));
+    super::helpers::copy_dir(&examples().join("trail"), &root.join("trail"));
+    let file = "history/20240501T000000Z-6762b34f-4e26-4a8e-a032-35a1e58e1b1c.jsonl";
+    fs::create_dir_all(root.join("snapshot/history")).unwrap();
+    fs::write(
+        root.join("snapshot").join(file),
+        "{\"Folder\":\"users\",\"ObservedAt\":\"2024-05-01T00:00:00Z\",\"Object\":{\"Id\":\"../../etc/passwd\"}}\n",
+    )
+    .unwrap();
+    for (code, stderr, jsonl) in both_engines(root) {
+        assert_ne!(code, Some(0), "{stderr}");
+        assert!(stderr.contains(file), "names the file: {stderr}");
+        assert!(stderr.contains("not a Connect id"), "{stderr}");
+        assert_eq!(jsonl, "", "nothing written");
+    }
+}
