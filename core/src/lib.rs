@@ -28,6 +28,7 @@
 //! assert_eq!(row.name_source, NameSource::Snapshot);
 //! ```
 
+pub mod access;
 pub mod catalogue;
 pub mod change;
 pub mod cloudtrail;
