@@ -183,6 +183,196 @@ impl Grants {
     }
 }
 
+/// One profile a user holds in a review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldProfile {
+    /// The security profile id.
+    pub id: String,
+    /// Its name as of the review time, if known.
+    pub name: Option<String>,
+    /// Whether it is privileged (a permission of the findings' `privileged_permissions`, or,
+    /// its permissions not known, its name among `privileged_profiles`).
+    pub privileged: bool,
+    /// Who gave it and when.
+    pub grant: Grant,
+}
+
+/// One row of an access review: a user of an instance as of the review time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entitlement {
+    /// The review time.
+    pub at: Timestamp,
+    /// The instance, when known.
+    pub instance_id: Option<String>,
+    /// The user id.
+    pub user_id: String,
+    /// The username as of the review time.
+    pub username: Option<String>,
+    /// `identity.first_name`, `last_name`, `email` as of the review time, when known.
+    pub first_name: Option<String>,
+    /// See [`first_name`](Self::first_name).
+    pub last_name: Option<String>,
+    /// See [`first_name`](Self::first_name).
+    pub email: Option<String>,
+    /// The security profiles held, by name; `None` when not known (never described).
+    pub security_profiles: Option<Vec<HeldProfile>>,
+    /// Whether any held profile is privileged.
+    pub privileged: bool,
+    /// The routing profile's name (else id) as of the review time.
+    pub routing_profile: Option<String>,
+    /// The hierarchy group's path (`Japan › Tokyo`) as of the review time.
+    pub hierarchy_group: Option<String>,
+    /// When a snapshot run first found the user gone, if after the review time.
+    pub deleted_after: Option<Timestamp>,
+}
+
+/// Builds the entitlement rows of the users known as of `at`: every user the snapshot
+/// history holds at `at` (not gone then) and every user the trail read created, their state
+/// from `tracker` (the state the trail read up to `at` left) where it holds one, else from the
+/// newest snapshot version observed by `at`. Sorted by instance, then username, then id.
+pub fn entitlements(
+    at: Timestamp,
+    history: &crate::history::History,
+    tracker: &crate::change::Tracker,
+    grants: &Grants,
+    rules: &crate::findings::FindingRules,
+    namer: &dyn crate::change::Namer,
+) -> Vec<Entitlement> {
+    use crate::change::State;
+    let mut ids: Vec<String> = history
+        .ids(TargetKind::User)
+        .filter(|id| {
+            history
+                .at(TargetKind::User, id, at)
+                .is_some_and(|v| !v.deleted)
+        })
+        .map(str::to_owned)
+        .collect();
+    ids.extend(
+        tracker
+            .targets(TargetKind::User)
+            .map(|(id, _)| id.to_owned()),
+    );
+    ids.sort();
+    ids.dedup();
+    let text = |state: Option<&State>, attr: &str, field: &str| {
+        state?.get(attr)?.get(field)?.as_str().map(str::to_owned)
+    };
+    let mut rows: Vec<Entitlement> = ids
+        .into_iter()
+        .filter_map(|id| {
+            let version = history.at(TargetKind::User, &id, at);
+            // Deleted by the trail read (and not re-created): not a user at `at`.
+            if tracker.knows(TargetKind::User, &id)
+                && tracker.state(TargetKind::User, &id).is_none()
+            {
+                return None;
+            }
+            let state = tracker
+                .state(TargetKind::User, &id)
+                .or_else(|| version.map(|v| &v.state));
+            let snapshot_profiles: Vec<String> = version
+                .and_then(|v| v.state.get("security_profiles"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let security_profiles = state
+                .and_then(|s| s.get("security_profiles"))
+                .and_then(Value::as_array)
+                .map(|held| {
+                    held.iter()
+                        .filter_map(Value::as_str)
+                        .map(|p| HeldProfile {
+                            id: p.to_owned(),
+                            name: namer.name(TargetKind::SecurityProfile, p),
+                            privileged: privileged(p, at, history, tracker, rules, namer),
+                            grant: grants.grant_or(
+                                &id,
+                                p,
+                                snapshot_profiles.iter().any(|s| s == p),
+                            ),
+                        })
+                        .collect::<Vec<_>>()
+                });
+            let name_of = |attr: &str, kind: TargetKind| {
+                let id = state?.get(attr)?.as_str()?;
+                Some(match kind {
+                    TargetKind::HierarchyGroup => namer
+                        .group_path(id)
+                        .map_or_else(|| id.to_owned(), |p| p.join(" › ")),
+                    _ => namer.name(kind, id).unwrap_or_else(|| id.to_owned()),
+                })
+            };
+            let deleted_after = {
+                let mut t = at;
+                let mut found = None;
+                while let Some(next) = history.after(TargetKind::User, &id, t) {
+                    if next.deleted {
+                        found = Some(next.observed_at);
+                        break;
+                    }
+                    t = next.observed_at;
+                }
+                found
+            };
+            Some(Entitlement {
+                at,
+                instance_id: version.and_then(|v| v.instance.clone()),
+                username: namer
+                    .name(TargetKind::User, &id)
+                    .or_else(|| version.map(|v| v.name.clone()).filter(|n| !n.is_empty())),
+                first_name: text(state, "identity", "first_name"),
+                last_name: text(state, "identity", "last_name"),
+                email: text(state, "identity", "email"),
+                privileged: security_profiles
+                    .as_ref()
+                    .is_some_and(|held| held.iter().any(|h| h.privileged)),
+                security_profiles,
+                routing_profile: name_of("routing_profile", TargetKind::RoutingProfile),
+                hierarchy_group: name_of("hierarchy_group", TargetKind::HierarchyGroup),
+                deleted_after,
+                user_id: id,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (&a.instance_id, &a.username, &a.user_id).cmp(&(&b.instance_id, &b.username, &b.user_id))
+    });
+    rows
+}
+
+/// Whether security profile `profile` is privileged as of `at`: by its permissions (as the
+/// trail left them, else the snapshot version of then), else by its name.
+fn privileged(
+    profile: &str,
+    at: Timestamp,
+    history: &crate::history::History,
+    tracker: &crate::change::Tracker,
+    rules: &crate::findings::FindingRules,
+    namer: &dyn crate::change::Namer,
+) -> bool {
+    let sp = TargetKind::SecurityProfile;
+    let permissions = tracker
+        .state(sp, profile)
+        .and_then(|s| s.get("permissions"))
+        .or_else(|| history.at(sp, profile, at)?.state.get("permissions"))
+        .and_then(Value::as_array);
+    match permissions {
+        Some(list) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|p| rules.privileged_permissions.iter().any(|q| q == p)),
+        None => namer
+            .name(sp, profile)
+            .is_some_and(|n| rules.privileged_profiles.contains(&n)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -296,5 +486,75 @@ mod tests {
             serde_json::to_value(GrantBasis::BeforeTrail).unwrap(),
             json!("before trail")
         );
+    }
+
+    #[test]
+    fn entitlements_are_the_users_as_of_the_review_time_with_their_grants() {
+        const GONE: &str = "99999999-2222-3333-4444-555555555555";
+        use crate::change::{NoNames, Tracker};
+        use crate::findings::FindingRules;
+        use crate::history::History;
+        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut history = History::new();
+        let user = |id: &str, name: &str, profiles: &[&str]| {
+            json!({"Id": id, "Username": name, "InstanceId": "I-1", "SecurityProfileIds": profiles,
+                   "RoutingProfileId": "rp", "Email": format!("{name}@example.com"), "Proficiencies": []})
+        };
+        history.add(
+            TargetKind::User,
+            t("2024-05-01T00:00:00Z"),
+            &user(U, "kenji", &["admin"]),
+        );
+        history.add(
+            TargetKind::User,
+            t("2024-05-01T00:00:00Z"),
+            &user(GONE, "temp", &["agent"]),
+        );
+        let mut gone = user(GONE, "temp", &["agent"]);
+        gone["Deleted"] = json!(true);
+        history.add(TargetKind::User, t("2024-05-09T00:00:00Z"), &gone);
+        history.add(
+            TargetKind::SecurityProfile,
+            t("2024-05-01T00:00:00Z"),
+            &json!({"Id": "admin", "Name": "Admin", "Permissions": ["Users.Edit"]}),
+        );
+        history.seal();
+        let grants = Grants::new();
+        let rows = entitlements(
+            t("2024-05-05T00:00:00Z"),
+            &history,
+            &Tracker::new(),
+            &grants,
+            &FindingRules::default(),
+            &NoNames,
+        );
+        assert_eq!(rows.len(), 2);
+        let kenji = rows.iter().find(|r| r.user_id == U).unwrap();
+        assert_eq!(kenji.username.as_deref(), Some("kenji"));
+        assert_eq!(kenji.email.as_deref(), Some("kenji@example.com"));
+        assert_eq!(kenji.instance_id.as_deref(), Some("i-1"));
+        assert!(kenji.privileged, "Admin holds Users.Edit");
+        let held = kenji.security_profiles.as_ref().unwrap();
+        assert_eq!(held[0].grant.basis, GrantBasis::BeforeTrail);
+        let temp = rows.iter().find(|r| r.user_id == GONE).unwrap();
+        assert_eq!(
+            temp.deleted_after,
+            Some(t("2024-05-09T00:00:00Z")),
+            "in, and marked"
+        );
+        assert!(
+            !temp.privileged,
+            "Agent's permissions are not known and it is not named Admin"
+        );
+        // After the deletion: left out.
+        let later = entitlements(
+            t("2024-05-10T00:00:00Z"),
+            &history,
+            &Tracker::new(),
+            &grants,
+            &FindingRules::default(),
+            &NoNames,
+        );
+        assert_eq!(later.len(), 1);
     }
 }

@@ -912,6 +912,14 @@ impl Tracker {
             .map(|e| &e.state)
     }
 
+    /// Every target of `kind` with a known state, by id (lower case), in no order.
+    pub fn targets(&self, kind: TargetKind) -> impl Iterator<Item = (&str, &State)> {
+        self.states
+            .iter()
+            .filter(move |((k, _), _)| *k == kind)
+            .map(|((_, id), entry)| (id.as_str(), &entry.state))
+    }
+
     /// An attribute of a target as an event of the trail last set it; `None` when no event
     /// did (it rests on a snapshot version, or is unknown).
     pub fn set_by_trail(&self, kind: TargetKind, id: &str, attr: &str) -> Option<&Value> {

@@ -39,6 +39,8 @@ pub struct Version {
     pub state: State,
     /// For a hierarchy group: the ids of its path, top level first, itself last.
     pub path: Option<Vec<String>>,
+    /// The bare id of the instance it belongs to (lower case), when the object says.
+    pub instance: Option<String>,
 }
 
 /// The versions of a snapshot store.
@@ -70,6 +72,14 @@ impl History {
             .iter()
             .find(|(_, k, _)| *k == kind)
             .map_or("Name", |(_, _, f)| *f);
+        let instance = text(object, "InstanceId")
+            .map(str::to_owned)
+            .or_else(|| {
+                let arn = crate::ids::parse_connect_arn(text(object, "Arn")?)?;
+                arn.instance_id.map(str::to_owned)
+            })
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         let version = Version {
             observed_at,
             name: text(object, name_field).unwrap_or_default().to_owned(),
@@ -84,16 +94,10 @@ impl History {
                         .filter_map(|l| text(l, "Id").map(str::to_ascii_lowercase))
                         .collect()
                 }),
+            instance: (!instance.is_empty()).then(|| instance.clone()),
         };
-        let instance = text(object, "InstanceId")
-            .map(str::to_owned)
-            .or_else(|| {
-                let arn = crate::ids::parse_connect_arn(text(object, "Arn")?)?;
-                arn.instance_id.map(str::to_owned)
-            })
-            .unwrap_or_default();
         self.observations
-            .entry(instance.to_ascii_lowercase())
+            .entry(instance)
             .or_default()
             .push(observed_at);
         let list = self
@@ -134,6 +138,14 @@ impl History {
     /// How many versions there are.
     pub fn len(&self) -> usize {
         self.versions.values().map(Vec::len).sum()
+    }
+
+    /// Every object of `kind` with a version, by id (lower case), in no order.
+    pub fn ids(&self, kind: TargetKind) -> impl Iterator<Item = &str> {
+        self.versions
+            .keys()
+            .filter(move |(k, _)| *k == kind)
+            .map(|(_, id)| id.as_str())
     }
 
     /// The newest version of `kind`/`id` observed at or before `at`.

@@ -183,9 +183,15 @@ impl<S: ScanSink> ChangeStage<S> {
     }
 
     /// Sends the rows still held, in event-time order, and gives the sink back.
-    pub fn finish(mut self) -> Result<S, SinkError> {
+    pub fn finish(self) -> Result<S, SinkError> {
+        self.finish_with_state().map(|(inner, _)| inner)
+    }
+
+    /// [`finish`](Self::finish), also giving back the state every target was left in (what
+    /// an access review reads as of the end of the trail read).
+    pub fn finish_with_state(mut self) -> Result<(S, Tracker), SinkError> {
         self.release()?;
-        Ok(self.inner)
+        Ok((self.inner, self.tracker))
     }
 
     /// Spilled runs written so far (tests, and the memory bound's proof).
