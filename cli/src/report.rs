@@ -9,7 +9,7 @@ use connect_audit_config::{
     CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, Settings, ValidExporter,
     ValidIncremental, ValidReport,
 };
-use connect_audit_core::history::{History, load_history};
+use connect_audit_core::history::{History, load_snapshot};
 use connect_audit_core::{AuditRecord, ChangeBasis, Location, Scope, Store, Window};
 use connect_audit_exporters::destination::{S3Outputs, Uploaded};
 use connect_audit_exporters::{CredentialVars, ExportSummary, Exporter, RunContext};
@@ -416,15 +416,9 @@ impl ReportRun {
         Ok(match snapshot {
             Some(root) => {
                 let store = Store::open(root, self.s3.as_ref())?;
-                self.runtime.block_on(async {
-                    let directory = connect_audit_core::store::load_directory(&store)
-                        .await
-                        .with_context(|| format!("cannot load the snapshot store {root}"))?;
-                    let history = load_history(&store).await.with_context(|| {
-                        format!("cannot read the history of the snapshot store {root}")
-                    })?;
-                    Ok::<_, anyhow::Error>((directory, history))
-                })?
+                self.runtime
+                    .block_on(load_snapshot(&store))
+                    .with_context(|| format!("cannot load the snapshot store {root}"))?
             }
             None => (connect_audit_core::Directory::new(), History::new()),
         })

@@ -17,6 +17,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 use crate::change::State;
+use crate::directory::Directory;
 use crate::error::Error;
 use crate::ids::is_uuid;
 use crate::location::Store;
@@ -332,6 +333,13 @@ pub fn state_of(kind: TargetKind, object: &Value) -> State {
 /// objects as one version each. A file or line that cannot be read is an error naming it (and
 /// the line): a history is evidence.
 pub async fn load_history(store: &Store) -> Result<History, Error> {
+    load_snapshot(store).await.map(|(_, history)| history)
+}
+
+/// The snapshot store's names ([`Directory`], as [`crate::store::load_directory`] reads
+/// them) and its versions ([`load_history`]), each object read once: a store without history
+/// gives both from the same reads.
+pub async fn load_snapshot(store: &Store) -> Result<(Directory, History), Error> {
     let mut history = History::new();
     let files: Vec<_> = store
         .list(&format!("{HISTORY}/"))
@@ -339,26 +347,23 @@ pub async fn load_history(store: &Store) -> Result<History, Error> {
         .into_iter()
         .filter(|o| has_extension(&o.key, "jsonl"))
         .collect();
-    if files.is_empty() {
-        load_objects(store, &mut history).await?;
-    } else {
-        let keys = files.into_iter().map(|o| o.key).collect();
-        read_each(store, keys, |key, bytes| {
-            history.files += 1;
-            history.bytes += bytes.len() as u64;
-            for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                read_line(&mut history, line)
-                    .map_err(|e| bad(store, key, format!("line {}: {e}", n + 1)))?;
+    let directory = load_objects(store, files.is_empty().then_some(&mut history)).await?;
+    let keys = files.into_iter().map(|o| o.key).collect();
+    read_each(store, keys, |key, bytes| {
+        history.files += 1;
+        history.bytes += bytes.len() as u64;
+        for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
             }
-            Ok(())
-        })
-        .await?;
-    }
+            read_line(&mut history, line)
+                .map_err(|e| bad(store, key, format!("line {}: {e}", n + 1)))?;
+        }
+        Ok(())
+    })
+    .await?;
     history.seal();
-    Ok(history)
+    Ok((directory, history))
 }
 
 /// One line of a history file into `history`.
@@ -427,11 +432,16 @@ async fn read_each(
     Ok(())
 }
 
-/// A store without history: each object one version, observed at `LastSeen` (else
-/// `FirstSeen`); a deleted one also gone at `DeletedAt`. Objects with neither time are
-/// versions of no known time and are left out.
-async fn load_objects(store: &Store, history: &mut History) -> Result<(), Error> {
-    for (folder, kind, _) in FOLDERS {
+/// Every object of the four folders, checked as [`crate::store::load_directory`] checks
+/// them, into a [`Directory`]; with `history` (a store without history files), each also one
+/// version, observed at `LastSeen` (else `FirstSeen`), a deleted one also gone at
+/// `DeletedAt`. Objects with neither time are versions of no known time and are left out.
+async fn load_objects(
+    store: &Store,
+    mut history: Option<&mut History>,
+) -> Result<Directory, Error> {
+    let mut directory = Directory::new();
+    for (folder, kind, name_field) in FOLDERS {
         let keys: Vec<String> = store
             .list(&format!("{folder}/"))
             .await?
@@ -440,6 +450,12 @@ async fn load_objects(store: &Store, history: &mut History) -> Result<(), Error>
             .filter(|k| has_extension(k, "json") && !k[folder.len() + 1..].contains('/'))
             .collect();
         read_each(store, keys, |key, bytes| {
+            let (id, name) =
+                crate::store::read_object(&bytes, name_field).map_err(|e| bad(store, key, e))?;
+            directory.insert_snapshot(kind, &id, &name);
+            let Some(history) = history.as_deref_mut() else {
+                return Ok(());
+            };
             let object: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| bad(store, key, format!("not valid JSON: {e}")))?;
             let time = |k: &str| text(&object, k).and_then(|s| s.parse::<Timestamp>().ok());
@@ -459,7 +475,7 @@ async fn load_objects(store: &Store, history: &mut History) -> Result<(), Error>
         })
         .await?;
     }
-    Ok(())
+    Ok(directory)
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ pub fn load_directory_blocking(store: &Store) -> Result<Directory, Error> {
 }
 
 /// The id and name of one snapshot object, or what is wrong with it.
-fn read_object(bytes: &[u8], name_field: &str) -> Result<(String, String), String> {
+pub(crate) fn read_object(bytes: &[u8], name_field: &str) -> Result<(String, String), String> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     let obj = value.as_object().ok_or("not a JSON object")?;
     let id = obj

@@ -1074,13 +1074,24 @@ fn invalid_parameter(message: &str) -> Response {
     )
 }
 
-/// The resource `id` of `kind`, if the instance has it.
-fn find_resource<'a>(
-    instance: &'a FakeInstance,
+/// What every resource handler does first: [`admit`], then find the resource of `kind` with
+/// `id` in the instance (or the `ResourceNotFoundException` to send).
+async fn admit_resource(
+    state: &Shared,
+    operation: Operation,
+    headers: &HeaderMap,
+    instance_id: &str,
     kind: ResourceKind,
     id: &str,
-) -> Option<&'a FakeResource> {
-    kind.list(instance).iter().find(|r| r.id == id)
+) -> Result<(Arc<FakeInstance>, FakeResource), Response> {
+    let instance = admit(state, operation, headers, instance_id).await?;
+    let resource = kind
+        .list(&instance)
+        .iter()
+        .find(|r| r.id == id)
+        .cloned()
+        .ok_or_else(|| resource_not_found(kind, id))?;
+    Ok((instance, resource))
 }
 
 /// The 404 the service answers for an unknown resource id.
@@ -1158,13 +1169,11 @@ async fn describe_security_profile(
 ) -> Response {
     let kind = ResourceKind::SecurityProfile;
     let operation = Operation::DescribeSecurityProfile;
-    let instance = match admit(&state, operation, &headers, &instance_id).await {
-        Ok(i) => i,
-        Err(e) => return e,
-    };
-    let Some(r) = find_resource(&instance, kind, &id) else {
-        return resource_not_found(kind, &id);
-    };
+    let (instance, r) =
+        match admit_resource(&state, operation, &headers, &instance_id, kind, &id).await {
+            Ok(found) => found,
+            Err(e) => return e,
+        };
     let mut profile = json!({
         "Id": r.id,
         "OrganizationResourceId": instance_id,
@@ -1190,12 +1199,18 @@ async fn list_security_profile_permissions(
     headers: HeaderMap,
 ) -> Response {
     let operation = Operation::ListSecurityProfilePermissions;
-    let instance = match admit(&state, operation, &headers, &instance_id).await {
-        Ok(i) => i,
+    let (instance, r) = match admit_resource(
+        &state,
+        operation,
+        &headers,
+        &instance_id,
+        ResourceKind::SecurityProfile,
+        &id,
+    )
+    .await
+    {
+        Ok(found) => found,
         Err(e) => return e,
-    };
-    let Some(r) = find_resource(&instance, ResourceKind::SecurityProfile, &id) else {
-        return resource_not_found(ResourceKind::SecurityProfile, &id);
     };
     let (items, next) = match page(&state, &r.permissions, &query) {
         Ok(p) => p,
@@ -1218,13 +1233,11 @@ async fn describe_routing_profile(
 ) -> Response {
     let kind = ResourceKind::RoutingProfile;
     let operation = Operation::DescribeRoutingProfile;
-    let instance = match admit(&state, operation, &headers, &instance_id).await {
-        Ok(i) => i,
-        Err(e) => return e,
-    };
-    let Some(r) = find_resource(&instance, kind, &id) else {
-        return resource_not_found(kind, &id);
-    };
+    let (instance, r) =
+        match admit_resource(&state, operation, &headers, &instance_id, kind, &id).await {
+            Ok(found) => found,
+            Err(e) => return e,
+        };
     let mut queue_ids: Vec<&str> = Vec::new();
     let mut channels: Vec<&str> = Vec::new();
     for queue in &r.queues {
@@ -1284,12 +1297,18 @@ async fn list_routing_profile_queues(
     headers: HeaderMap,
 ) -> Response {
     let operation = Operation::ListRoutingProfileQueues;
-    let instance = match admit(&state, operation, &headers, &instance_id).await {
-        Ok(i) => i,
+    let (instance, r) = match admit_resource(
+        &state,
+        operation,
+        &headers,
+        &instance_id,
+        ResourceKind::RoutingProfile,
+        &id,
+    )
+    .await
+    {
+        Ok(found) => found,
         Err(e) => return e,
-    };
-    let Some(r) = find_resource(&instance, ResourceKind::RoutingProfile, &id) else {
-        return resource_not_found(ResourceKind::RoutingProfile, &id);
     };
     let (items, next) = match page(&state, &r.queues, &query) {
         Ok(p) => p,
@@ -1350,14 +1369,12 @@ async fn describe_user_hierarchy_group(
 ) -> Response {
     let kind = ResourceKind::HierarchyGroup;
     let operation = Operation::DescribeUserHierarchyGroup;
-    let instance = match admit(&state, operation, &headers, &instance_id).await {
-        Ok(i) => i,
-        Err(e) => return e,
-    };
-    let Some(r) = find_resource(&instance, kind, &id) else {
-        return resource_not_found(kind, &id);
-    };
-    let chain = hierarchy_chain(&instance.hierarchy_groups, r);
+    let (instance, r) =
+        match admit_resource(&state, operation, &headers, &instance_id, kind, &id).await {
+            Ok(found) => found,
+            Err(e) => return e,
+        };
+    let chain = hierarchy_chain(&instance.hierarchy_groups, &r);
     let levels = [
         "LevelOne",
         "LevelTwo",
