@@ -35,20 +35,20 @@ pub fn merge_sql_flags(mut figment: Figment, args: &AthenaSqlArgs) -> Figment {
 }
 
 /// Completes on Ctrl-C; never when the signal cannot be watched.
-async fn ctrl_c() {
+pub async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn runner(settings: &Settings, valid: &ValidAthenaReport) -> Runner {
+pub async fn runner(settings: &Settings, valid: &ValidAthenaReport) -> Runner {
     let config = crate::aws::sdk_config(&settings.snapshot).await;
     Runner::new(aws_sdk_athena::Client::new(&config), &valid.athena)
 }

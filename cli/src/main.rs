@@ -9,6 +9,7 @@ mod aws;
 mod completions;
 mod incremental;
 mod report;
+mod review;
 mod snapshot;
 mod terminal;
 
@@ -70,6 +71,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         connect_audit_config::load_profile(cli.config.as_deref(), cli.profile.as_deref())?;
     match &cli.command {
         Command::Report(args) => report_command(figment, args, cli.quiet),
+        Command::AccessReview(args) => review::command(figment, args, cli.quiet),
         Command::Run(args) => run_command(figment, args, cli.quiet),
         Command::Athena(AthenaCommand::Init(args)) => athena_init(&figment, args, cli.quiet),
         Command::Athena(AthenaCommand::Sql(args)) => athena_sql(figment, args),

@@ -62,7 +62,7 @@ pub fn merge_flags(mut figment: Figment, args: &ReportArgs) -> Result<Figment, U
             figment = connect_audit_config::flag(figment, key, v);
         }
     }
-    if let Some(spec) = shorthand_exporter(args)? {
+    if let Some(spec) = shorthand_exporter(args.format, args.output.as_deref())? {
         figment = connect_audit_config::flag(figment, "exporters", vec![spec]);
     }
     Ok(figment)
@@ -80,8 +80,11 @@ pub fn merge_run_flags(mut figment: Figment, args: &RunArgs) -> Figment {
 }
 
 /// `--format`/`--output`: one exporter instead of the configured ones.
-fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageError> {
-    let format = match (args.format, args.output.as_deref()) {
+pub fn shorthand_exporter(
+    format: Option<Format>,
+    output: Option<&str>,
+) -> Result<Option<ExporterSpec>, UsageError> {
+    let format = match (format, output) {
         (None, None) => return Ok(None),
         (Some(f), _) => f,
         (None, Some(path)) => {
@@ -101,7 +104,7 @@ fn shorthand_exporter(args: &ReportArgs) -> Result<Option<ExporterSpec>, UsageEr
             }
         }
     };
-    let path = args.output.clone().unwrap_or_else(|| "-".to_owned());
+    let path = output.unwrap_or("-").to_owned();
     Ok(Some(match format {
         Format::Csv => ExporterSpec::Csv(CsvSpec::new(path)),
         Format::Jsonl => ExporterSpec::Jsonl(JsonlSpec::new(path)),
@@ -413,15 +416,7 @@ impl ReportRun {
         &self,
         snapshot: Option<&Location>,
     ) -> anyhow::Result<(connect_audit_core::Directory, History)> {
-        Ok(match snapshot {
-            Some(root) => {
-                let store = Store::open(root, self.s3.as_ref())?;
-                self.runtime
-                    .block_on(load_snapshot(&store))
-                    .with_context(|| format!("cannot load the snapshot store {root}"))?
-            }
-            None => (connect_audit_core::Directory::new(), History::new()),
-        })
+        load_snapshot_store(&self.runtime, self.s3.as_ref(), snapshot)
     }
 
     /// Of an incremental run: advances the state past `window` when the run is `clean`, or
@@ -459,6 +454,24 @@ impl ReportRun {
         }
         Ok(())
     }
+}
+
+/// The names and the versions of the snapshot store at `snapshot`; none without a snapshot
+/// store.
+pub fn load_snapshot_store(
+    runtime: &tokio::runtime::Runtime,
+    s3: Option<&aws_sdk_s3::Client>,
+    snapshot: Option<&Location>,
+) -> anyhow::Result<(connect_audit_core::Directory, History)> {
+    Ok(match snapshot {
+        Some(root) => {
+            let store = Store::open(root, s3)?;
+            runtime
+                .block_on(load_snapshot(&store))
+                .with_context(|| format!("cannot load the snapshot store {root}"))?
+        }
+        None => (connect_audit_core::Directory::new(), History::new()),
+    })
 }
 
 /// Whether the trail, the snapshot store, the incremental state or an output is on S3.
@@ -654,7 +667,7 @@ fn scan_trail(
 
 /// The scan options of the report settings: window, events, scope, redaction, instruction
 /// set and threads.
-fn scan_options(settings: &Settings, valid: &ValidReport) -> ScanOptions {
+pub fn scan_options(settings: &Settings, valid: &ValidReport) -> ScanOptions {
     let mut options = ScanOptions::new(valid.window, valid.events.clone());
     options.scope = valid.scope.clone();
     options.redaction = Redaction::with_keys(&settings.report.redact_keys);
@@ -856,6 +869,6 @@ fn summary_text(
 }
 
 #[allow(clippy::cast_precision_loss)]
-fn mib(bytes: u64) -> f64 {
+pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }

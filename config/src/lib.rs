@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 
 pub use connect_audit_core::findings::{FindingRules, FindingSettings};
 pub use connect_audit_exporters::{
-    CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, RecordSchema, Secret, SiemFlavor,
-    SiemWebhookSpec, ValidExporter,
+    CsvSpec, ExporterSpec, HtmlSpec, JsonlSpec, ParquetSpec, RecordKind, RecordSchema, Secret,
+    SiemFlavor, SiemWebhookSpec, ValidExporter,
 };
 pub use connect_audit_query::athena::{AthenaSettings, S3Path, ValidAthena};
 pub use connect_audit_snapshot::SnapshotSettings;
@@ -65,8 +65,10 @@ pub const PROFILE_ENV: &str = "CONNECT_AUDIT_PROFILE";
 /// (`sse2`, `avx2`, `avx512`): a diagnostic, not a setting of the config file.
 pub const SIMD_ENV: &str = "CONNECT_AUDIT_SIMD";
 /// The top-level sections of a config file without profiles.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 8] = [
     "report",
+    "access_review",
+    "findings",
     "exporters",
     "instances",
     "snapshot",
@@ -100,7 +102,52 @@ pub struct Settings {
     /// `[findings]`: the settings of the rules the change stage checks each row against.
     #[serde(default)]
     pub findings: FindingSettings,
+    /// `[access_review]`: the time, period and outputs of `access-review`.
+    #[serde(default)]
+    pub access_review: AccessReviewSettings,
 }
+
+/// `[access_review]`: who holds what as of a time (`connect-audit access-review`). The trail,
+/// the snapshot store, the engine and the scope are the report's (`[report]`, `[athena]`).
+///
+/// ```toml
+/// [access_review]
+/// at = "2024-06-30"
+/// since = "90d"
+///
+/// [[access_review.exporters]]
+/// type = "html"
+/// path = "review-2024-Q2.html"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessReviewSettings {
+    /// The review time: a date (its midnight, UTC), an RFC 3339 time, or `now`. Default: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// The start of the review period (sign-ins, grants and users created in it are
+    /// counted): a time, or a duration back from `at` (`90d`, `13w`). Default: `90d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Where the entitlements go, as `[[exporters]]` (`csv`, `jsonl`, `parquet`, `html`; no
+    /// OCSF, no SIEM). Default: CSV on stdout.
+    #[serde(default)]
+    pub exporters: Vec<ExporterSpec>,
+}
+
+/// `[access_review]`, checked: its time and period and its exporters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidAccessReview {
+    /// The review time.
+    pub at: Timestamp,
+    /// The start of the review period, before `at`.
+    pub since: Timestamp,
+    /// The exporters, validated for entitlements.
+    pub exporters: Vec<ValidExporter>,
+}
+
+/// The default review period: 90 days back from the review time.
+const REVIEW_PERIOD: &str = "90d";
 
 /// `[incremental]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -790,6 +837,76 @@ impl Settings {
 }
 
 impl Settings {
+    /// Checks `[access_review]`, without I/O: `now` anchors `at = "now"`; a duration of
+    /// `since` goes back from `at`.
+    pub fn validate_access_review(
+        &self,
+        figment: &Figment,
+        now: Timestamp,
+    ) -> Result<ValidAccessReview, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                origin: provenance(figment, key),
+                message,
+            });
+        };
+        let r = &self.access_review;
+        let at = match connect_audit_core::window::parse_time(r.at.as_deref().unwrap_or("now"), now)
+        {
+            Ok(at) if at > now => {
+                problem(
+                    "access_review.at",
+                    format!("{at} is in the future: a review is of what was, up to now"),
+                );
+                None
+            }
+            Ok(at) => Some(at),
+            Err(e) => {
+                problem("access_review.at", e.to_string());
+                None
+            }
+        };
+        let since = at.and_then(|at| {
+            let text = r.since.as_deref().unwrap_or(REVIEW_PERIOD);
+            match connect_audit_core::window::parse_time(text, at) {
+                Ok(since) if since < at => Some(since),
+                Ok(since) => {
+                    problem(
+                        "access_review.since",
+                        format!(
+                            "the review period is empty: {since} is not before the review time {at}"
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    problem("access_review.since", e.to_string());
+                    None
+                }
+            }
+        });
+        let exporters = if r.exporters.is_empty() {
+            vec![ValidExporter::stdout_csv_of(RecordKind::Entitlement)]
+        } else {
+            check_exporters(
+                "access_review.exporters",
+                RecordKind::Entitlement,
+                &r.exporters,
+                &mut problem,
+            )
+        };
+        match (at, since) {
+            (Some(at), Some(since)) if problems.is_empty() => Ok(ValidAccessReview {
+                at,
+                since,
+                exporters,
+            }),
+            _ => Err(ConfigError::Invalid(problems)),
+        }
+    }
+
     /// Checks `[incremental]`, without I/O.
     pub fn validate_incremental(&self, figment: &Figment) -> Result<ValidIncremental, ConfigError> {
         let mut problems = Vec::new();
@@ -924,10 +1041,21 @@ fn validate_exporters(
     if specs.is_empty() {
         return vec![ValidExporter::stdout_jsonl()];
     }
+    check_exporters("exporters", RecordKind::Audit, specs, problem)
+}
+
+/// The exporters of records of `kind` configured at `list` (`exporters`), each by its own
+/// pure validation ([`ExporterSpec::check_for`]), and no two writing the same output.
+fn check_exporters(
+    list: &str,
+    kind: RecordKind,
+    specs: &[ExporterSpec],
+    problem: &mut impl FnMut(&str, String),
+) -> Vec<ValidExporter> {
     let mut valid = Vec::with_capacity(specs.len());
     let mut paths = BTreeSet::new();
     for (i, spec) in specs.iter().enumerate() {
-        let key = format!("exporters[{i}]");
+        let key = format!("{list}[{i}]");
         let path = spec.path();
         if path.is_empty() {
             problem(&format!("{key}.path"), "must not be empty".into());
@@ -937,7 +1065,7 @@ fn validate_exporters(
                 format!("`{path}` is already the output of another exporter"),
             );
         }
-        valid.extend(spec.check(&key, problem));
+        valid.extend(spec.check_for(kind, &key, problem));
     }
     valid
 }

@@ -11,15 +11,16 @@
 //! - With `neutralize_formulas` (the default), a cell starting with `=`, `+`, `-`, `@`, tab or
 //!   CR gets a leading `'`, so a spreadsheet shows it as text instead of running it.
 
+use std::marker::PhantomData;
+
 use connect_audit_core::AuditRecord;
-use connect_audit_core::record::COLUMNS;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::local_output::{self, Output};
 use crate::spec::{CredentialVars, Spec, Validated, path_field, timezone_problem, utc};
-use crate::{Error, ExportSummary, Exporter};
+use crate::{Error, ExportSummary, Exporter, RecordKind, Row};
 
 /// `type = "csv"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,15 +59,17 @@ impl CsvSpec {
 impl Spec for CsvSpec {
     path_field!();
 
-    fn validate(&self) -> Vec<(&'static str, String)> {
+    fn validate(&self, kind: RecordKind) -> Vec<(&'static str, String)> {
         let mut problems: Vec<_> = timezone_problem(&self.timezone).into_iter().collect();
+        let known = kind.columns();
         for column in self.columns.iter().flatten() {
-            if !COLUMNS.contains(&column.as_str()) {
+            if !known.contains(&column.as_str()) {
                 problems.push((
                     "columns",
                     format!(
-                        "unknown column `{column}` (columns: {})",
-                        COLUMNS.join(", ")
+                        "unknown column `{column}` (columns of the {}: {})",
+                        kind.noun(),
+                        known.join(", ")
                     ),
                 ));
             }
@@ -78,12 +81,13 @@ impl Spec for CsvSpec {
     }
 
     fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
-        Ok(Box::new(CsvExporter::create(self)?))
+        Ok(Box::new(CsvExporter::<AuditRecord>::create(self)?))
     }
 }
 
-/// Writes records as CSV to a file or stdout. Built from a [`CsvSpec`].
-pub struct CsvExporter {
+/// Writes records (of a [`Row`] kind: audit records by default) as CSV to a file or stdout.
+/// Built from a [`CsvSpec`].
+pub struct CsvExporter<R: Row = AuditRecord> {
     name: String,
     columns: Vec<&'static str>,
     timezone: Option<TimeZone>,
@@ -92,9 +96,10 @@ pub struct CsvExporter {
     encoder: ::csv::Writer<Output>,
     row: Vec<String>,
     records: u64,
+    kind: PhantomData<fn(&R)>,
 }
 
-impl std::fmt::Debug for CsvExporter {
+impl<R: Row> std::fmt::Debug for CsvExporter<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CsvExporter")
             .field("name", &self.name)
@@ -104,21 +109,21 @@ impl std::fmt::Debug for CsvExporter {
     }
 }
 
-impl CsvExporter {
+impl<R: Row> CsvExporter<R> {
     /// Opens the output of a validated spec (a temporary file beside `spec.path`, or stdout
     /// for `-`) and writes the header row. Validation found its columns and time zone.
-    fn create(spec: &CsvSpec) -> Result<Self, Error> {
+    pub(crate) fn create(spec: &CsvSpec) -> Result<Self, Error> {
         let name = local_output::describe("csv", &spec.path);
+        let all = R::KIND.columns();
         let columns = match &spec.columns {
-            None => COLUMNS.to_vec(),
+            None => all.to_vec(),
             Some(wanted) => wanted
                 .iter()
                 .map(|column| {
-                    COLUMNS
-                        .iter()
+                    all.iter()
                         .copied()
                         .find(|known| known == column)
-                        .expect("validated: a column of the audit record")
+                        .expect("validated: a column of the record kind")
                 })
                 .collect(),
         };
@@ -137,18 +142,17 @@ impl CsvExporter {
             to_stdout: spec.path == local_output::STDOUT,
             encoder,
             records: 0,
+            kind: PhantomData,
         })
     }
 
-    fn write_batch(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+    fn write_batch(&mut self, batch: &[R]) -> Result<(), Error> {
         for record in batch {
             self.row.clear();
             for &column in &self.columns {
-                let mut cell = if column == "event_time" {
-                    format_time(record.event_time, self.timezone.as_ref())
-                } else {
-                    record.column(column).unwrap_or_default()
-                };
+                let mut cell = record
+                    .cell(column, self.timezone.as_ref())
+                    .unwrap_or_default();
                 if self.neutralize && is_formula(&cell) {
                     cell.insert(0, '\'');
                 }
@@ -189,12 +193,12 @@ fn csv_error(exporter: &str, source: ::csv::Error) -> Error {
     }
 }
 
-impl Exporter for CsvExporter {
+impl<R: Row> Exporter<R> for CsvExporter<R> {
     fn describe(&self) -> String {
         self.name.clone()
     }
 
-    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+    fn write(&mut self, batch: &[R]) -> Result<(), Error> {
         self.write_batch(batch)
     }
 

@@ -6,13 +6,15 @@
 //! ([`to_ocsf_events`](crate::ocsf::to_ocsf_events): one per record, two for a `CreateUser`
 //! that grants privileges).
 
+use std::marker::PhantomData;
+
 use connect_audit_core::AuditRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::local_output::{self, Output};
 use crate::ocsf::to_ocsf_events;
-use crate::spec::{CredentialVars, RecordSchema, Spec, Validated, path_field};
-use crate::{Error, ExportSummary, Exporter};
+use crate::spec::{CredentialVars, RecordSchema, Spec, Validated, path_field, schema_problem};
+use crate::{Error, ExportSummary, Exporter, RecordKind, Row};
 
 /// `type = "jsonl"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,27 +40,29 @@ impl JsonlSpec {
 impl Spec for JsonlSpec {
     path_field!();
 
-    /// Nothing beyond the path, which [`ExporterSpec::validate`](crate::ExporterSpec::validate)
-    /// checks for every exporter.
-    fn validate(&self) -> Vec<(&'static str, String)> {
-        Vec::new()
+    /// Beyond the path, which [`ExporterSpec::check`](crate::ExporterSpec::check) checks for
+    /// every exporter: OCSF only for audit records.
+    fn validate(&self, kind: RecordKind) -> Vec<(&'static str, String)> {
+        schema_problem(self.schema, kind).into_iter().collect()
     }
 
     fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
-        Ok(Box::new(JsonlExporter::create(self)?))
+        Ok(Box::new(JsonlExporter::<AuditRecord>::create(self)?))
     }
 }
 
-/// Writes records as JSON Lines to a file or stdout. Built from a [`JsonlSpec`].
-pub struct JsonlExporter {
+/// Writes records (of a [`Row`] kind: audit records by default) as JSON Lines to a file or
+/// stdout. Built from a [`JsonlSpec`].
+pub struct JsonlExporter<R: Row = AuditRecord> {
     name: String,
     schema: RecordSchema,
     line: Vec<u8>,
     output: Output,
     records: u64,
+    kind: PhantomData<fn(&R)>,
 }
 
-impl std::fmt::Debug for JsonlExporter {
+impl<R: Row> std::fmt::Debug for JsonlExporter<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JsonlExporter")
             .field("name", &self.name)
@@ -67,7 +71,7 @@ impl std::fmt::Debug for JsonlExporter {
     }
 }
 
-impl JsonlExporter {
+impl<R: Row> JsonlExporter<R> {
     /// Opens the output: a temporary file beside `spec.path`, or stdout for `-`.
     pub fn create(spec: &JsonlSpec) -> Result<Self, Error> {
         let mut name = local_output::describe("jsonl", &spec.path);
@@ -81,17 +85,22 @@ impl JsonlExporter {
             line: Vec::with_capacity(1024),
             output,
             records: 0,
+            kind: PhantomData,
         })
     }
 
-    fn write_batch(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+    fn write_batch(&mut self, batch: &[R]) -> Result<(), Error> {
         for record in batch {
             self.line.clear();
             // Serialised into memory first, so an I/O error reaches the caller as a plain
-            // `io::Error` rather than inside a serde_json error.
-            let written = match self.schema {
-                RecordSchema::Audit => serde_json::to_writer(&mut self.line, record),
-                RecordSchema::Ocsf => {
+            // `io::Error` rather than inside a serde_json error. OCSF is of audit records
+            // only (validation refuses it for other kinds).
+            let ocsf = (self.schema == RecordSchema::Ocsf)
+                .then(|| record.as_audit())
+                .flatten();
+            let written = match ocsf {
+                None => serde_json::to_writer(&mut self.line, record),
+                Some(record) => {
                     to_ocsf_events(record)
                         .iter()
                         .enumerate()
@@ -105,7 +114,7 @@ impl JsonlExporter {
             };
             written.map_err(|source| Error::Json {
                 exporter: self.name.clone(),
-                event_id: record.event_id.clone(),
+                event_id: record.key(),
                 source,
             })?;
             self.line.push(b'\n');
@@ -117,12 +126,12 @@ impl JsonlExporter {
     }
 }
 
-impl Exporter for JsonlExporter {
+impl<R: Row> Exporter<R> for JsonlExporter<R> {
     fn describe(&self) -> String {
         self.name.clone()
     }
 
-    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+    fn write(&mut self, batch: &[R]) -> Result<(), Error> {
         self.write_batch(batch)
     }
 

@@ -70,6 +70,8 @@ mod local_output;
 pub mod memory;
 pub mod ocsf;
 pub mod parquet;
+pub mod review;
+pub mod row;
 pub mod siem;
 pub mod spec;
 
@@ -79,6 +81,7 @@ pub use crate::html::{HtmlExporter, HtmlSpec};
 pub use crate::jsonl::{JsonlExporter, JsonlSpec};
 pub use crate::memory::{MemoryExporter, MemoryRecords};
 pub use crate::parquet::{ParquetExporter, ParquetSpec};
+pub use crate::row::{RecordKind, Row};
 pub use crate::siem::{Secret, SiemExporter, SiemFlavor, SiemWebhookSpec};
 pub use crate::spec::{CredentialVars, ExporterSpec, RecordSchema, Spec, ValidExporter, Validated};
 
@@ -97,13 +100,13 @@ pub use crate::spec::{CredentialVars, ExporterSpec, RecordSchema, Spec, ValidExp
 ///
 /// Errors name the exporter ([`describe`](Self::describe)) and keep the underlying error as
 /// their source; see [`Error::is_broken_pipe`] for a reader of stdout going away.
-pub trait Exporter: Send {
+pub trait Exporter<R: Row = AuditRecord>: Send {
     /// What the exporter writes where, for logs and messages: `csv out/audit.csv`,
     /// `jsonl stdout`, `parquet lake (by date)`, `memory`.
     fn describe(&self) -> String;
 
     /// Writes one batch of records.
-    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error>;
+    fn write(&mut self, batch: &[R]) -> Result<(), Error>;
 
     /// Tells the exporter what the run knows beyond its records. A driver calls it before
     /// [`finish`](Self::finish), after the last [`write`](Self::write) once the run's counts
@@ -147,6 +150,9 @@ pub struct RunContext {
     /// Audited events older than the window found in files delivered since the last
     /// incremental run: in no output of this run.
     pub late: u64,
+    /// An access review's time, period, trail read and counts per instance (its HTML
+    /// page's header); `None` for a report.
+    pub review: Option<connect_audit_core::access::ReviewSummary>,
 }
 
 /// What an exporter wrote, returned by [`Exporter::finish`].
@@ -172,8 +178,27 @@ pub fn build(spec: &ValidExporter) -> Result<Box<dyn Exporter>, Error> {
 /// [`build`], with the values of the credential variables the spec names
 /// ([`ExporterSpec::credential_var`]), which the program read.
 pub fn build_with(spec: &ValidExporter, vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
+    build_rows(spec, vars)
+}
+
+/// [`build_with`], for exporters of another [`Row`] kind (an access review's entitlements):
+/// the spec must have been validated for that kind ([`ExporterSpec::check_for`]).
+pub fn build_rows<R: Row>(
+    spec: &ValidExporter,
+    vars: &CredentialVars,
+) -> Result<Box<dyn Exporter<R>>, Error> {
+    if spec.record_kind() != R::KIND {
+        return Err(Error::Invalid {
+            exporter: local_output::describe(spec.kind(), spec.path()),
+            problems: vec![format!(
+                "validated for {}s, asked to write {}s",
+                spec.record_kind().noun(),
+                R::KIND.noun()
+            )],
+        });
+    }
     Ok(Box::new(Guarded {
-        inner: spec.build(vars)?,
+        inner: R::build(spec, vars)?,
         failed: false,
     }))
 }
@@ -181,17 +206,17 @@ pub fn build_with(spec: &ValidExporter, vars: &CredentialVars) -> Result<Box<dyn
 /// Point 3 of the [`Exporter`] contract, kept in one place for every exporter: after a failed
 /// `write` the batch may be half written, so `finish` drops the output (no final name) and
 /// answers [`Error::Incomplete`].
-struct Guarded {
-    inner: Box<dyn Exporter>,
+struct Guarded<R: Row> {
+    inner: Box<dyn Exporter<R>>,
     failed: bool,
 }
 
-impl Exporter for Guarded {
+impl<R: Row> Exporter<R> for Guarded<R> {
     fn describe(&self) -> String {
         self.inner.describe()
     }
 
-    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+    fn write(&mut self, batch: &[R]) -> Result<(), Error> {
         let result = self.inner.write(batch);
         self.failed |= result.is_err();
         result

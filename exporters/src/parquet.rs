@@ -13,6 +13,7 @@
 //!   in `event`. Files and partitions are the same.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,8 +38,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::local_output::{self, STDOUT};
 use crate::ocsf;
-use crate::spec::{CredentialVars, RecordSchema, Spec, Validated, path_field};
-use crate::{Error, ExportSummary, Exporter};
+use crate::spec::{CredentialVars, RecordSchema, Spec, Validated, path_field, schema_problem};
+use crate::{Error, ExportSummary, Exporter, RecordKind, Row};
 
 /// `type = "parquet"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +89,7 @@ impl ParquetSpec {
 impl Spec for ParquetSpec {
     path_field!();
 
-    fn validate(&self) -> Vec<(&'static str, String)> {
+    fn validate(&self, kind: RecordKind) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         if !is_file_name(&self.partition_file) {
             problems.push((
@@ -105,11 +106,12 @@ impl Spec for ParquetSpec {
         if self.row_group_size == 0 {
             problems.push(("row_group_size", "must be at least 1".into()));
         }
+        problems.extend(schema_problem(self.schema, kind));
         problems
     }
 
     fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
-        Ok(Box::new(ParquetExporter::create(self)?))
+        Ok(Box::new(ParquetExporter::<AuditRecord>::create(self)?))
     }
 }
 
@@ -123,14 +125,16 @@ pub fn is_file_name(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
-/// Writes records as Parquet, to one file or to date partitions. Built from a
-/// [`ParquetSpec`].
-pub struct ParquetExporter {
+/// Writes records (of a [`Row`] kind: audit records by default) as Parquet, to one file or
+/// to date partitions. Built from a [`ParquetSpec`].
+pub struct ParquetExporter<R: Row = AuditRecord> {
     name: String,
-    schema: RecordSchema,
+    /// OCSF's columns instead of the kind's own (audit records only).
+    ocsf: bool,
     properties: WriterProperties,
     layout: Layout,
     records: u64,
+    kind: PhantomData<fn(&R)>,
 }
 
 /// An open file: its final name and the writer over its temporary file.
@@ -146,7 +150,7 @@ enum Layout {
     },
 }
 
-impl std::fmt::Debug for ParquetExporter {
+impl<R: Row> std::fmt::Debug for ParquetExporter<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParquetExporter")
             .field("name", &self.name)
@@ -155,12 +159,12 @@ impl std::fmt::Debug for ParquetExporter {
     }
 }
 
-impl ParquetExporter {
+impl<R: Row> ParquetExporter<R> {
     /// For a single file, opens a temporary file beside `spec.path` (a validated spec);
     /// partitions are opened as their first record arrives. Validation refused stdout and row
     /// groups of no rows, which a Parquet writer cannot have.
-    fn create(spec: &ParquetSpec) -> Result<Self, Error> {
-        let ocsf = spec.schema == RecordSchema::Ocsf;
+    pub(crate) fn create(spec: &ParquetSpec) -> Result<Self, Error> {
+        let ocsf = spec.schema == RecordSchema::Ocsf && R::KIND == RecordKind::Audit;
         let name = match (spec.partition_by_date, ocsf) {
             (true, false) => format!("parquet {} (by date)", spec.path),
             (true, true) => format!("parquet {} (by date, ocsf)", spec.path),
@@ -180,35 +184,50 @@ impl ParquetExporter {
                 partitions: BTreeMap::new(),
             }
         } else {
-            Layout::File(Box::new(open(&name, path, &properties, spec.schema)?))
+            Layout::File(Box::new(open(
+                &name,
+                path,
+                &properties,
+                Self::schema(ocsf),
+            )?))
         };
         Ok(Self {
             name,
-            schema: spec.schema,
+            ocsf,
             properties,
             layout,
             records: 0,
+            kind: PhantomData,
         })
     }
 
-    fn write_batch(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+    /// The Arrow schema of the files.
+    fn schema(ocsf: bool) -> SchemaRef {
+        if ocsf {
+            ocsf::arrow_schema()
+        } else {
+            R::arrow_schema()
+        }
+    }
+
+    fn write_batch(&mut self, batch: &[R]) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());
         }
         match &mut self.layout {
             Layout::File(file) => {
                 let (path, writer) = &mut **file;
-                let rows: Vec<&AuditRecord> = batch.iter().collect();
-                write_rows(&self.name, self.schema, path, writer, &rows)?;
+                let rows: Vec<&R> = batch.iter().collect();
+                write_rows(&self.name, self.ocsf, path, writer, &rows)?;
             }
             Layout::ByDate {
                 root,
                 file_name,
                 partitions,
             } => {
-                let mut by_date: BTreeMap<Date, Vec<&AuditRecord>> = BTreeMap::new();
+                let mut by_date: BTreeMap<Date, Vec<&R>> = BTreeMap::new();
                 for record in batch {
-                    let date = TimeZone::UTC.to_datetime(record.event_time).date();
+                    let date = TimeZone::UTC.to_datetime(record.time()).date();
                     by_date.entry(date).or_default().push(record);
                 }
                 for (date, rows) in by_date {
@@ -216,10 +235,11 @@ impl ParquetExporter {
                         std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::btree_map::Entry::Vacant(e) => {
                             let path = root.join(format!("date={date}")).join(&*file_name);
-                            e.insert(open(&self.name, path, &self.properties, self.schema)?)
+                            let schema = Self::schema(self.ocsf);
+                            e.insert(open(&self.name, path, &self.properties, schema)?)
                         }
                     };
-                    write_rows(&self.name, self.schema, path, writer, &rows)?;
+                    write_rows(&self.name, self.ocsf, path, writer, &rows)?;
                 }
             }
         }
@@ -228,12 +248,12 @@ impl ParquetExporter {
     }
 }
 
-impl Exporter for ParquetExporter {
+impl<R: Row> Exporter<R> for ParquetExporter<R> {
     fn describe(&self) -> String {
         self.name.clone()
     }
 
-    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
+    fn write(&mut self, batch: &[R]) -> Result<(), Error> {
         self.write_batch(batch)
     }
 
@@ -277,36 +297,30 @@ fn parquet_error(exporter: &str, path: &Path, source: ParquetError) -> Error {
     }
 }
 
-/// The Arrow schema of a record schema.
-fn schema_of(schema: RecordSchema) -> SchemaRef {
-    match schema {
-        RecordSchema::Audit => arrow_schema(),
-        RecordSchema::Ocsf => ocsf::arrow_schema(),
-    }
-}
-
 fn open(
     exporter: &str,
     path: PathBuf,
     properties: &WriterProperties,
-    schema: RecordSchema,
+    schema: SchemaRef,
 ) -> Result<OpenFile, Error> {
     let file = local_output::create_file(exporter, &path)?;
-    let writer = ArrowWriter::try_new(file, schema_of(schema), Some(properties.clone()))
+    let writer = ArrowWriter::try_new(file, schema, Some(properties.clone()))
         .map_err(|source| parquet_error(exporter, &path, source))?;
     Ok((path, writer))
 }
 
-fn write_rows(
+fn write_rows<R: Row>(
     exporter: &str,
-    schema: RecordSchema,
+    ocsf: bool,
     path: &Path,
     writer: &mut ArrowWriter<AtomicFile>,
-    rows: &[&AuditRecord],
+    rows: &[&R],
 ) -> Result<(), Error> {
-    let batch = match schema {
-        RecordSchema::Audit => record_batch(rows),
-        RecordSchema::Ocsf => ocsf::record_batch(rows),
+    let batch = if ocsf {
+        let audit: Vec<&AuditRecord> = rows.iter().filter_map(|r| r.as_audit()).collect();
+        ocsf::record_batch(&audit)
+    } else {
+        R::record_batch(rows)
     };
     let batch = batch.map_err(|source| Error::Arrow {
         exporter: exporter.to_owned(),
@@ -318,7 +332,7 @@ fn write_rows(
 }
 
 /// The records as Arrow columns of [`arrow_schema()`].
-fn record_batch(rows: &[&AuditRecord]) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn audit_batch(rows: &[&AuditRecord]) -> Result<RecordBatch, ArrowError> {
     let schema = arrow_schema();
     let columns = schema
         .fields()
@@ -442,7 +456,7 @@ mod tests {
             "origin": "console",
         }))
         .unwrap();
-        let batch = record_batch(&[&record]).unwrap();
+        let batch = audit_batch(&[&record]).unwrap();
         assert_eq!(batch.schema(), arrow_schema());
         let times = batch
             .column(0)

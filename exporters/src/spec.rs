@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use connect_audit_core::Location;
 use serde::{Deserialize, Serialize};
 
-use crate::{CsvSpec, Error, Exporter, HtmlSpec, JsonlSpec, ParquetSpec, Secret, SiemWebhookSpec};
+use crate::{
+    CsvSpec, Error, Exporter, HtmlSpec, JsonlSpec, ParquetSpec, RecordKind, Secret, SiemWebhookSpec,
+};
 
 /// The registry: the enum of specs, tagged by `type`, and its dispatch to each [`Spec`], from
 /// one line per exporter (`"csv" => Csv(CsvSpec)`), so the tag and [`ExporterSpec::kind`]
@@ -94,9 +96,10 @@ pub trait Spec {
     /// `None` for exporters that write no file.
     fn path_mut(&mut self) -> Option<&mut String>;
 
-    /// Pure validation (no network, disk or credentials): the problems of the fields only this
-    /// exporter has, as `(field, message)`, in field order. Messages never quote a credential.
-    fn validate(&self) -> Vec<(&'static str, String)>;
+    /// Pure validation (no network, disk or credentials) for writing records of `kind`: the
+    /// problems of the fields only this exporter has, as `(field, message)`, in field order.
+    /// Messages never quote a credential.
+    fn validate(&self, kind: RecordKind) -> Vec<(&'static str, String)>;
 
     /// The environment variable the credential is read from, if the spec names one. The
     /// program reads it and passes its value in [`CredentialVars`]. Default: none.
@@ -163,6 +166,17 @@ impl ExporterSpec {
         key: &str,
         problem: &mut impl FnMut(&str, String),
     ) -> Option<ValidExporter> {
+        self.check_for(RecordKind::Audit, key, problem)
+    }
+
+    /// [`check`](Self::check), for an exporter of records of `kind` (an access review's
+    /// entitlements: CSV, JSON Lines, Parquet or HTML, their columns, no OCSF).
+    pub fn check_for(
+        &self,
+        kind: RecordKind,
+        key: &str,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<ValidExporter> {
         // The problems of the path (an `s3://` one must parse and name an object), then the
         // spec's own, in field order.
         let path = self.path();
@@ -183,7 +197,7 @@ impl ExporterSpec {
             .into_iter()
             .chain(
                 self.spec()
-                    .validate()
+                    .validate(kind)
                     .into_iter()
                     .map(|(f, m)| (f.to_owned(), m)),
             )
@@ -192,7 +206,7 @@ impl ExporterSpec {
         for (field, message) in problems {
             problem(&format!("{key}.{field}"), message);
         }
-        valid.then(|| ValidExporter(self.clone()))
+        valid.then(|| ValidExporter(self.clone(), kind))
     }
 
     /// [`check`](Self::check) for a spec built in code, not read from config: the problems,
@@ -217,14 +231,29 @@ impl ExporterSpec {
 /// [`partition_file_mut`](Self::partition_file_mut)), which the program rewrites for `{since}`
 /// names and `s3://` staging.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidExporter(ExporterSpec);
+pub struct ValidExporter(ExporterSpec, RecordKind);
 
 impl ValidExporter {
     /// What a report writes when no exporter is configured: JSON Lines on stdout.
     pub fn stdout_jsonl() -> Self {
-        Self(ExporterSpec::Jsonl(crate::JsonlSpec::new(
-            crate::local_output::STDOUT,
-        )))
+        Self(
+            ExporterSpec::Jsonl(crate::JsonlSpec::new(crate::local_output::STDOUT)),
+            RecordKind::Audit,
+        )
+    }
+
+    /// CSV on stdout, of records of `kind`: what an access review writes when no exporter is
+    /// configured.
+    pub fn stdout_csv_of(kind: RecordKind) -> Self {
+        Self(
+            ExporterSpec::Csv(CsvSpec::new(crate::local_output::STDOUT)),
+            kind,
+        )
+    }
+
+    /// The kind of record it was validated for.
+    pub fn record_kind(&self) -> RecordKind {
+        self.1
     }
 
     /// The output path of a file exporter, to rewrite: the result must still name a file (or
@@ -255,6 +284,22 @@ impl std::ops::Deref for ValidExporter {
     fn deref(&self) -> &ExporterSpec {
         &self.0
     }
+}
+
+/// The problem of `schema = "ocsf"` for records that are not audit records.
+pub(crate) fn schema_problem(
+    schema: RecordSchema,
+    kind: RecordKind,
+) -> Option<(&'static str, String)> {
+    (schema == RecordSchema::Ocsf && kind != RecordKind::Audit).then(|| {
+        (
+            "schema",
+            format!(
+                "`ocsf` is the shape of audit events; {}s are written as they are (leave `schema` out)",
+                kind.noun()
+            ),
+        )
+    })
 }
 
 /// What a JSON Lines, Parquet or SIEM webhook exporter writes: `schema = "audit" | "ocsf"`.

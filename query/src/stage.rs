@@ -183,15 +183,35 @@ impl<S: ScanSink> ChangeStage<S> {
     }
 
     /// Sends the rows still held, in event-time order, and gives the sink back.
-    pub fn finish(self) -> Result<S, SinkError> {
-        self.finish_with_state().map(|(inner, _)| inner)
+    pub fn finish(mut self) -> Result<S, SinkError> {
+        self.release()?;
+        Ok(self.inner)
     }
 
-    /// [`finish`](Self::finish), also giving back the state every target was left in (what
-    /// an access review reads as of the end of the trail read).
-    pub fn finish_with_state(mut self) -> Result<(S, Tracker), SinkError> {
+    /// [`finish`](Self::finish), then `then` of the sink, the state every target was left in,
+    /// the snapshot's versions, and names as of `at` (what an access review reads as of the
+    /// end of its trail read).
+    pub fn finish_as_of<T>(
+        mut self,
+        at: Timestamp,
+        then: impl FnOnce(S, &Tracker, &History, &dyn Namer) -> T,
+    ) -> Result<T, SinkError> {
         self.release()?;
-        Ok((self.inner, self.tracker))
+        let Self {
+            inner,
+            tracker,
+            directory,
+            history,
+            ..
+        } = self;
+        let names = AsOf {
+            tracker: &tracker,
+            directory: &directory,
+            history: &history,
+            at,
+            subject: None,
+        };
+        Ok(then(inner, &tracker, &history, &names))
     }
 
     /// Spilled runs written so far (tests, and the memory bound's proof).

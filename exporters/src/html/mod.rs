@@ -42,9 +42,9 @@ use jiff::{SignedDuration, Timestamp, ToSpan as _};
 use sha2::{Digest as _, Sha256};
 
 use self::charts::{Bucket, CATEGORY_COLORS, FAILED_COLOR};
-use crate::csv::{format_time, is_utc};
+use crate::csv::is_utc;
 use crate::local_output::{self, Output};
-use crate::{Error, ExportSummary, Exporter, RunContext};
+use crate::{Error, ExportSummary, Exporter, Row, RunContext};
 
 pub use self::spec::HtmlSpec;
 
@@ -69,27 +69,59 @@ const MAX_BARS: i32 = 92;
 const COVERAGE_NOTE: &str = r#"<p class="note" id="coverage"><b>What the trail cannot show.</b> This report holds what CloudTrail recorded, nothing else. The Amazon Connect Administrator Guide (“Logging Amazon Connect API calls with AWS CloudTrail”) has said that admin-website changes to users, queues and quick connects are logged, but changes to hours of operation, flows, phone numbers, user hierarchy, agent status and prompts only when made through the API or CLI. So user-hierarchy and agent-status changes made in the admin website may be missing: finding none here does not prove that none was made. The snapshot store’s change logs (<code>runs/</code>) and Connect itself show the directory as it is.</p>
 "#;
 
-/// Writes one self-contained HTML report. Built from an [`HtmlSpec`].
-pub struct HtmlExporter {
+/// Writes one self-contained HTML page of records (of a [`Row`] kind: the audit report of
+/// audit records by default). Built from an [`HtmlSpec`].
+pub struct HtmlExporter<R: Row = AuditRecord> {
     name: String,
+    output: Output,
+    json: Vec<u8>,
+    rows: u64,
+    page: Box<dyn Page<R>>,
+}
+
+impl<R: Row> std::fmt::Debug for HtmlExporter<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HtmlExporter")
+            .field("name", &self.name)
+            .field("records", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The page of one kind of row: what the exporter streams into the page's JSON block, and
+/// the markup around it. The exporter writes the head (policy, style sheet) and the block.
+pub trait Page<R>: Send {
+    /// The page's title and heading.
+    fn title(&self) -> &str;
+
+    /// The id of the JSON block the rows go to (`audit-records`).
+    fn block_id(&self) -> &'static str;
+
+    /// The page's script, allowed by its hash in the page's policy.
+    fn script(&self) -> &'static str;
+
+    /// The values of a row in the block: one array per row.
+    fn values(&self, row: &R) -> Vec<Option<String>>;
+
+    /// Counts a row for the header.
+    fn add(&mut self, row: &R);
+
+    /// What the run knows beyond its rows ([`Exporter::run_context`]).
+    fn run_context(&mut self, run: &RunContext);
+
+    /// The page after the JSON block, its `<script>` included, up to `</html>`.
+    fn body(&mut self) -> String;
+}
+
+/// The audit report's page: header, charts, grants, the event table.
+pub(crate) struct AuditPage {
     title: String,
     timezone: TimeZone,
     zone_name: String,
     utc: bool,
     page_size: usize,
-    output: Output,
-    json: Vec<u8>,
     tally: Tally,
     run: RunContext,
-}
-
-impl std::fmt::Debug for HtmlExporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HtmlExporter")
-            .field("name", &self.name)
-            .field("records", &self.tally.events)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What the header and charts need, counted as records go by.
@@ -154,54 +186,64 @@ struct Grant {
     event_id: String,
 }
 
-impl HtmlExporter {
+impl<R: Row> HtmlExporter<R> {
     /// Opens the output of a validated spec (a temporary file beside `spec.path`, or stdout
     /// for `-`); the page's head is written now, the rest as records come and in `finish`.
     pub(crate) fn create(spec: &HtmlSpec) -> Result<Self, Error> {
         let name = local_output::describe("html", &spec.path);
-        let timezone = TimeZone::get(&spec.timezone).expect("validated: an IANA time zone");
+        let page = R::page(spec);
         let mut output = Output::open(&name, &spec.path)?;
-        output.append(head(&spec.title).as_bytes())?;
-        output.append(br#"<script type="application/json" id="audit-records">["#)?;
+        output.append(head(page.title(), page.script()).as_bytes())?;
+        output.append(
+            format!(
+                r#"<script type="application/json" id="{}">["#,
+                page.block_id()
+            )
+            .as_bytes(),
+        )?;
         Ok(Self {
-            utc: is_utc(&spec.timezone, &timezone),
-            zone_name: spec.timezone.clone(),
-            timezone,
-            title: spec.title.clone(),
-            page_size: spec.page_size,
             name,
             output,
             json: Vec::with_capacity(2048),
-            tally: Tally::default(),
-            run: RunContext::default(),
+            rows: 0,
+            page,
         })
     }
 
-    fn write_batch(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
-        let zone = (!self.utc).then_some(&self.timezone);
+    fn write_batch(&mut self, batch: &[R]) -> Result<(), Error> {
         for record in batch {
-            let values: Vec<Option<String>> = COLUMNS
-                .iter()
-                .map(|&column| match column {
-                    "event_time" => Some(format_time(record.event_time, zone)),
-                    _ => record.column(column),
-                })
-                .collect();
+            let values = self.page.values(record);
             self.json.clear();
-            if self.tally.events > 0 {
+            if self.rows > 0 {
                 self.json.push(b',');
             }
             self.json.push(b'\n');
             let serialised = serde_json::to_vec(&values).map_err(|source| Error::Json {
                 exporter: self.name.clone(),
-                event_id: record.event_id.clone(),
+                event_id: record.key(),
                 source,
             })?;
             push_script_safe(&mut self.json, &serialised);
             self.output.append(&self.json)?;
-            self.tally.add(record, &self.timezone);
+            self.page.add(record);
+            self.rows += 1;
         }
         self.output.end_batch()
+    }
+}
+
+impl AuditPage {
+    pub(crate) fn new(spec: &HtmlSpec) -> Self {
+        let timezone = TimeZone::get(&spec.timezone).expect("validated: an IANA time zone");
+        Self {
+            utc: is_utc(&spec.timezone, &timezone),
+            zone_name: spec.timezone.clone(),
+            timezone,
+            title: spec.title.clone(),
+            page_size: spec.page_size,
+            tally: Tally::default(),
+            run: RunContext::default(),
+        }
     }
 
     fn local_date(&self, time: Timestamp) -> Date {
@@ -217,7 +259,7 @@ impl HtmlExporter {
     }
 
     /// The rest of the page, after the last record.
-    fn body(&mut self) -> String {
+    fn page_body(&mut self) -> String {
         let mut grants = std::mem::take(&mut self.tally.grants);
         grants.sort_by_key(|g| std::cmp::Reverse(g.time));
         grants.truncate(MAX_GRANTS);
@@ -234,8 +276,7 @@ impl HtmlExporter {
         let mut h = String::with_capacity(64 * 1024);
         let _ = write!(
             h,
-            r#"]</script>
-<main id="report" data-columns="{}" data-page-size="{}" data-timezone="{}" data-records="{}">
+            r#"<main id="report" data-columns="{}" data-page-size="{}" data-timezone="{}" data-records="{}">
 <header>
 <h1>{}</h1>
 <p class="subtitle">Times in {}. Generated {} by {}.</p>
@@ -689,26 +730,59 @@ impl Tally {
     }
 }
 
-impl Exporter for HtmlExporter {
-    fn describe(&self) -> String {
-        self.name.clone()
+impl Page<AuditRecord> for AuditPage {
+    fn title(&self) -> &str {
+        &self.title
     }
 
-    fn write(&mut self, batch: &[AuditRecord]) -> Result<(), Error> {
-        self.write_batch(batch)
+    fn block_id(&self) -> &'static str {
+        "audit-records"
+    }
+
+    fn script(&self) -> &'static str {
+        SCRIPT
+    }
+
+    /// The values of [`COLUMNS`], `event_time` in the page's zone.
+    fn values(&self, record: &AuditRecord) -> Vec<Option<String>> {
+        let zone = (!self.utc).then_some(&self.timezone);
+        COLUMNS.iter().map(|&c| record.cell(c, zone)).collect()
+    }
+
+    fn add(&mut self, record: &AuditRecord) {
+        self.tally.add(record, &self.timezone);
     }
 
     fn run_context(&mut self, run: &RunContext) {
         self.run = run.clone();
     }
 
+    fn body(&mut self) -> String {
+        self.page_body()
+    }
+}
+
+impl<R: Row> Exporter<R> for HtmlExporter<R> {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn write(&mut self, batch: &[R]) -> Result<(), Error> {
+        self.write_batch(batch)
+    }
+
+    fn run_context(&mut self, run: &RunContext) {
+        self.page.run_context(run);
+    }
+
     fn finish(mut self: Box<Self>) -> Result<ExportSummary, Error> {
-        let body = self.body();
+        self.output.append(b"]</script>\n")?;
+        let body = self.page.body();
         self.output.append(body.as_bytes())?;
         let outputs = self.output.finish()?;
         Ok(ExportSummary {
             exporter: self.name,
-            records: self.tally.events,
+            records: self.rows,
             outputs,
         })
     }
@@ -765,8 +839,9 @@ fn listing(seen: &BTreeSet<String>, limited_to: &[String]) -> String {
     h
 }
 
-/// The page up to `<body>`: the policy, the favicon that is not fetched, the style sheet.
-fn head(title: &str) -> String {
+/// The page up to `<body>`: the policy (allowing `script`), the favicon that is not fetched,
+/// the style sheet.
+pub(crate) fn head(title: &str, script: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -782,7 +857,7 @@ fn head(title: &str) -> String {
 </head>
 <body>
 "#,
-        content_security_policy(),
+        policy_for(script),
         env!("CARGO_PKG_VERSION"),
         esc(title)
     )
@@ -791,9 +866,14 @@ fn head(title: &str) -> String {
 /// No network access of any kind; only this crate's style sheet and script run (by hash, so
 /// an injected `<script>` or `<style>` would not), images only as `data:` URLs.
 pub fn content_security_policy() -> String {
+    policy_for(SCRIPT)
+}
+
+/// [`content_security_policy`] of a page whose script is `script`.
+pub(crate) fn policy_for(script: &str) -> String {
     format!(
         "default-src 'none'; script-src '{}'; style-src '{}'; img-src data:; base-uri 'none'; form-action 'none'",
-        sha256(SCRIPT),
+        sha256(script),
         sha256(STYLE)
     )
 }

@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use connect_audit_core::AuditRecord;
+
 use super::HtmlExporter;
 use crate::spec::{CredentialVars, Spec, Validated, path_field, timezone_problem, utc};
-use crate::{Error, Exporter};
+use crate::{Error, Exporter, RecordKind};
 
 /// `type = "html"`: one self-contained HTML page (inline CSS, SVG and script; no network
 /// access) with the run's header, charts and every event in a sortable, filterable table.
@@ -43,7 +45,7 @@ impl HtmlSpec {
 impl Spec for HtmlSpec {
     path_field!();
 
-    fn validate(&self) -> Vec<(&'static str, String)> {
+    fn validate(&self, _kind: RecordKind) -> Vec<(&'static str, String)> {
         let mut problems: Vec<_> = timezone_problem(&self.timezone).into_iter().collect();
         if self.title.trim().is_empty() {
             problems.push(("title", "must not be empty".to_owned()));
@@ -62,7 +64,7 @@ impl Spec for HtmlSpec {
     }
 
     fn build(&self, _: Validated, _vars: &CredentialVars) -> Result<Box<dyn Exporter>, Error> {
-        Ok(Box::new(HtmlExporter::create(self)?))
+        Ok(Box::new(HtmlExporter::<AuditRecord>::create(self)?))
     }
 }
 
@@ -90,7 +92,11 @@ mod html_tests {
         };
         assert_eq!(html.timezone, "UTC");
         assert_eq!(html.page_size, 100);
-        assert!(html.validate().is_empty(), "{:?}", html.validate());
+        assert!(
+            html.validate(RecordKind::Audit).is_empty(),
+            "{:?}",
+            html.validate(RecordKind::Audit)
+        );
         let round_trip: ExporterSpec = toml::from_str(&toml::to_string(&spec).unwrap()).unwrap();
         assert_eq!(round_trip, spec);
 
@@ -100,7 +106,11 @@ mod html_tests {
             page_size: 5,
             ..HtmlSpec::new("x.html")
         };
-        let fields: Vec<_> = bad.validate().into_iter().map(|(f, _)| f).collect();
+        let fields: Vec<_> = bad
+            .validate(RecordKind::Audit)
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
         assert_eq!(fields, ["timezone", "title", "page_size"]);
         let unknown = toml::from_str::<ExporterSpec>("type = 'html'\npath = 'x'\ncolumns = []\n");
         assert!(unknown.is_err(), "unknown keys are refused");

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{SiemExporter, event_body};
 use crate::spec::{CredentialVars, RecordSchema, Spec, Validated};
-use crate::{Error, Exporter};
+use crate::{Error, Exporter, RecordKind};
 
 /// `type = "siem-webhook"`: batches of records POSTed to a SIEM over HTTP(S), retried on
 /// throttling, timeouts and server errors; what cannot be delivered goes to a dead-letter file.
@@ -246,11 +246,17 @@ impl Spec for SiemWebhookSpec {
     }
 
     /// Messages never quote a credential or the URL's userinfo or query.
-    fn validate(&self) -> Vec<(&'static str, String)> {
+    fn validate(&self, kind: RecordKind) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
         let mut problem = |field: &'static str, message: &str| {
             problems.push((field, message.to_owned()));
         };
+        if kind != RecordKind::Audit {
+            problem(
+                "type",
+                &format!("a SIEM webhook takes audit records, not {}s", kind.noun()),
+            );
+        }
         let rest = self
             .url
             .strip_prefix("https://")
@@ -406,7 +412,11 @@ mod siem_tests {
         };
         assert_eq!(spec.max_events, 500);
         assert_eq!(spec.dead_letter, "connect-audit-dead-letter.jsonl");
-        assert!(spec.validate().is_empty(), "{:?}", spec.validate());
+        assert!(
+            spec.validate(RecordKind::Audit).is_empty(),
+            "{:?}",
+            spec.validate(RecordKind::Audit)
+        );
         let unknown = toml::from_str::<ExporterSpec>(
             "type = 'siem-webhook'\nflavor = 'splunk-hec'\nurl = 'http://x'\ntokn = 'x'\n",
         );
@@ -423,7 +433,7 @@ mod siem_tests {
         spec.token = Some(Secret::new("t"));
         spec.max_events = 0;
         spec.retry_max_ms = 1;
-        let problems = spec.validate();
+        let problems = spec.validate(RecordKind::Audit);
         let fields: Vec<_> = problems.iter().map(|(f, _)| *f).collect();
         assert_eq!(
             fields,
@@ -442,7 +452,7 @@ mod siem_tests {
         let mut splunk = SiemWebhookSpec::new(SiemFlavor::SplunkHec, "ftp://splunk");
         splunk.token_env = Some("HEC_TOKEN".into());
         assert_eq!(
-            splunk.validate(),
+            splunk.validate(RecordKind::Audit),
             [("url", "must start with https:// or http://".into())]
         );
     }

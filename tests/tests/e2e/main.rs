@@ -5,6 +5,7 @@
     reason = "a test or benchmark reads best top to bottom; product code is split at clippy.toml's threshold"
 )]
 
+mod access_review;
 mod athena;
 mod catalogue;
 mod cli;

@@ -22,26 +22,26 @@ use serde_json::{Value, json};
 
 use super::helpers::{binary, write_trail_file};
 
-const INSTANCE: &str = "6762b34f-4e26-4a8e-a032-35a1e58e1b1c";
-const ACCOUNT: &str = "111122223333";
+pub(super) const INSTANCE: &str = "6762b34f-4e26-4a8e-a032-35a1e58e1b1c";
+pub(super) const ACCOUNT: &str = "111122223333";
 const HIDDEN: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
-const TEMP_USER: &str = "3b0c7e36-4c8f-4f5e-9d55-7c1e2f3a4b5c";
+pub(super) const TEMP_USER: &str = "3b0c7e36-4c8f-4f5e-9d55-7c1e2f3a4b5c";
 
 /// What the fake instance holds: its users and the ids of its resources.
-struct Cast {
-    alice: FakeUser,
-    kenji: FakeUser,
-    mika: FakeUser,
-    admin: String,
-    agent: String,
-    manager: String,
+pub(super) struct Cast {
+    pub(super) alice: FakeUser,
+    pub(super) kenji: FakeUser,
+    pub(super) mika: FakeUser,
+    pub(super) admin: String,
+    pub(super) agent: String,
+    pub(super) manager: String,
     basic: String,
     tier1: String,
     outbound: String,
     floor2: String,
 }
 
-fn cast(fake: &FakeConnect) -> Cast {
+pub(super) fn cast(fake: &FakeConnect) -> Cast {
     let users = fake.add_instance(INSTANCE, 3);
     let i = fake.instance(INSTANCE).unwrap();
     let id =
@@ -148,7 +148,7 @@ fn routing(n: u32, time: &str, user: &str, profile: &str) -> Value {
 }
 
 /// The trail, as CloudTrail delivers it: a file every few minutes after the events in it.
-fn write_trail(root: &Path, c: &Cast) {
+pub(super) fn write_trail(root: &Path, c: &Cast) {
     let ops = iam_user("ops-automation");
     let file = |day: &str, stamp: &str, records: &[Value]| {
         write_trail_file(
@@ -306,8 +306,9 @@ fn write_trail(root: &Path, c: &Cast) {
 }
 
 /// The three snapshot runs, into `store`, with the directory changing between them as the
-/// trail says (and an e-mail change and a rename the trail does not show).
-async fn snapshots(store: &Store) {
+/// trail says (and an e-mail change and a rename the trail does not show); with
+/// `mika_deleted`, a fourth at 05-04 00:00 after mika was deleted in Connect.
+pub(super) async fn snapshots(store: &Store, mika_deleted: bool) {
     let fake = FakeConnect::start();
     let c = cast(&fake);
     let options = SnapshotOptions {
@@ -346,9 +347,13 @@ async fn snapshots(store: &Store) {
         u.last_modified += 200.0;
     });
     run("2024-05-03T00:00:00Z").await;
+    if mika_deleted {
+        assert!(fake.delete_user(INSTANCE, &c.mika.id));
+        run("2024-05-04T00:00:00Z").await;
+    }
 }
 
-fn run_binary(root: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
+pub(super) fn run_binary(root: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
     let mut command = std::process::Command::new(binary());
     command
         .args(args)
@@ -506,8 +511,12 @@ fn three_snapshots_and_a_trail_tell_each_change_in_names_as_of_its_time_on_both_
         .build()
         .unwrap();
     runtime.block_on(async {
-        snapshots(&Store::local(root.join("store"))).await;
-        snapshots(&Store::s3(garage.client(), garage.bucket(), prefix.clone())).await;
+        snapshots(&Store::local(root.join("store")), false).await;
+        snapshots(
+            &Store::s3(garage.client(), garage.bucket(), prefix.clone()),
+            false,
+        )
+        .await;
     });
     // The trail names the cast the fake generated; the same ids each time.
     let c = cast(&FakeConnect::start());

@@ -1,0 +1,422 @@
+//! Issue I's access review, end to end, on issue H's story (three snapshot runs of the fake
+//! Connect and a trail between and after them) plus a fourth run after mika was deleted in
+//! Connect: `access-review` as of three times (before the trail's changes, between them, after
+//! them), on the local engine and on Athena, each compared with its golden CSV; the other
+//! outputs (JSON Lines, Parquet, HTML, an `s3://` object in Garage) read back.
+//!
+//! The golden files are `tests/fixtures/golden/access-review-*.csv`. To accept an intended
+//! change: `UPDATE_GOLDEN=1 cargo test -p connect-audit-tests --test e2e access_review::` and
+//! review the diff.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use arrow_array::Array as _;
+use arrow_array::cast::AsArray as _;
+use arrow_array::types::TimestampMicrosecondType;
+use connect_audit_core::access::ENTITLEMENT_COLUMNS;
+use connect_audit_core::location::Store;
+use connect_audit_tests::fake_athena::FakeAthena;
+use connect_audit_tests::fake_connect::FakeConnect;
+use connect_audit_tests::garage::Garage;
+use serde_json::Value;
+
+use super::story::{ACCOUNT, INSTANCE, TEMP_USER, cast, run_binary, snapshots, write_trail};
+
+/// The review period's start of every review: the first snapshot run.
+const SINCE: &str = "2024-05-01T00:00:00Z";
+
+/// The three review times: before the trail's first change, between its changes (the temp
+/// user created and not deleted yet), after them.
+const REVIEWS: [(&str, &str); 3] = [
+    ("before", "2024-05-01T06:00:00Z"),
+    ("between", "2024-05-02T12:00:00Z"),
+    ("after", "2024-05-05T00:00:00Z"),
+];
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/golden/access-review-{name}.csv"))
+}
+
+/// Compares `csv` with the golden file of `name` (or, with `UPDATE_GOLDEN=1`, writes it).
+fn check_golden(name: &str, csv: &str) {
+    let path = golden(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        fs::write(&path, csv).unwrap();
+        return;
+    }
+    let want = fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        csv == want,
+        "the access review `{name}` differs from {}:\n--- got\n{csv}\n--- want\n{want}\n\
+         If the change is intended: UPDATE_GOLDEN=1 cargo test -p connect-audit-tests --test e2e access_review::",
+        path.display()
+    );
+}
+
+/// The rows of a review's CSV, as column → value maps, keyed by username.
+fn by_user(
+    csv: &str,
+) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, ENTITLEMENT_COLUMNS, "the CSV header");
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let row: std::collections::BTreeMap<String, String> = header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(str::to_owned))
+                .collect();
+            (row["username"].clone(), row)
+        })
+        .collect()
+}
+
+/// The local engine's review as of `at`, into `output` (its format from the extension);
+/// gives the summary on stderr.
+fn local(root: &Path, env: &[(&str, String)], at: &str, output: &str) -> String {
+    let run = run_binary(
+        root,
+        env,
+        &[
+            "access-review",
+            "--trail",
+            root.join("trail").to_str().unwrap(),
+            "--snapshot",
+            root.join("store").to_str().unwrap(),
+            "--at",
+            at,
+            "--since",
+            SINCE,
+            "--output",
+            output,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
+/// The Athena engine's review as of `at`, as CSV: the fake Athena reads the trail and the
+/// store as two buckets.
+fn athena(root: &Path, at: &str) -> (String, String) {
+    let fake = FakeAthena::start();
+    fake.mount_bucket("trail-bucket", &root.join("trail"));
+    fake.mount_bucket("snap-bucket", &root.join("store"));
+    let config = root.join("athena.toml");
+    let out = root.join("athena-review.csv");
+    fs::write(
+        &config,
+        format!(
+            r#"[report]
+snapshot = "s3://snap-bucket"
+
+[access_review]
+at = "{at}"
+since = "{SINCE}"
+
+[[access_review.exporters]]
+type = "csv"
+path = "{}"
+
+[athena]
+trail = "s3://trail-bucket"
+accounts = ["{ACCOUNT}"]
+regions = ["us-east-1"]
+output_location = "s3://athena-results/connect-audit/"
+poll_max_ms = 100
+"#,
+            out.display()
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL_ATHENA", fake.url().clone()),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    let config = config.to_str().unwrap();
+    let init = run_binary(root, &env, &["athena", "init", "--config", config]);
+    assert_eq!(
+        init.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let run = run_binary(
+        root,
+        &env,
+        &["access-review", "--engine", "athena", "--config", config],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    (fs::read_to_string(out).unwrap(), stderr)
+}
+
+#[test]
+fn access_reviews_of_the_story_at_three_times_on_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(snapshots(&Store::local(root.join("store")), true));
+    let c = cast(&FakeConnect::start());
+    write_trail(root, &c);
+
+    let mut reviews = std::collections::BTreeMap::new();
+    for (name, at) in REVIEWS {
+        let out = root.join(format!("review-{name}.csv"));
+        let summary = local(root, &[], at, out.to_str().unwrap());
+        let csv = fs::read_to_string(&out).unwrap();
+        let (on_athena, athena_summary) = athena(root, at);
+        assert_eq!(
+            csv, on_athena,
+            "the engines differ as of {at}: {athena_summary}"
+        );
+        check_golden(name, &csv);
+        reviews.insert(name, (csv, summary));
+    }
+
+    // Before the trail's changes: the first snapshot's users, each profile held before the
+    // trail read (it starts at that snapshot).
+    let (before, summary) = &reviews["before"];
+    let rows = by_user(before);
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        [&c.alice.username, &c.kenji.username, &c.mika.username],
+        "{summary}"
+    );
+    for row in rows.values() {
+        assert!(
+            row["grants"]
+                .split("; ")
+                .all(|g| g.ends_with(": before trail")),
+            "{row:?}"
+        );
+        assert_eq!(row["snapshot_at"], "2024-05-01T00:00:00Z");
+        assert_eq!(row["trail_from"], SINCE);
+        assert_eq!(row["decision"], "", "the reviewer's column, empty");
+    }
+    assert_eq!(rows[&c.alice.username]["privileged"], "true");
+    assert_eq!(rows[&c.kenji.username]["privileged"], "false");
+
+    // Between: kenji was given Admin by alice (event 1); alice gave herself
+    // CallCenterManager (event 9, a self-grant); the temp user is in (created by the trail,
+    // deleted after); mika is in and marked (a later snapshot found her gone); mika's
+    // sign-in is counted.
+    let (between, summary) = &reviews["between"];
+    let rows = by_user(between);
+    let kenji = &rows[&c.kenji.username];
+    assert_eq!(
+        kenji["grants"],
+        format!(
+            "Admin: granted by {} at 2024-05-01T09:00:00Z (event 00000000-0000-4000-8000-000000000001); Agents: before trail",
+            c.alice.username
+        ),
+        "{kenji:?}"
+    );
+    assert_eq!(kenji["privileged"], "true");
+    assert_eq!(kenji["privileged_profiles"], "Admin");
+    let alice = &rows[&c.alice.username];
+    assert_eq!(
+        alice["grants"],
+        format!(
+            "Admin: before trail; CallCenterManager: granted by {} at 2024-05-02T10:00:00Z (event 00000000-0000-4000-8000-000000000009)",
+            c.alice.username
+        ),
+        "a self-grant: {alice:?}"
+    );
+    assert_eq!(alice["last_change_event"], "UpdateUserSecurityProfiles");
+    let temp = &rows["temp.contractor"];
+    assert_eq!(temp["user_id"], TEMP_USER);
+    assert_eq!(temp["snapshot_at"], "", "no snapshot saw it");
+    assert!(temp["grants"].starts_with("Agents: granted by breakglass at 2024-05-02T09:00:00Z"));
+    let mika = &rows[&c.mika.username];
+    assert_eq!(
+        mika["deleted_after"], "2024-05-04T00:00:00Z",
+        "in, and marked"
+    );
+    assert_eq!(mika["sign_ins_in_period"], "1");
+    assert_eq!(mika["last_sign_in"], "2024-05-01T15:00:00Z");
+    assert_eq!(
+        mika["email"], "mika.new@example.net",
+        "the snapshot's, not the trail's placeholder"
+    );
+    assert!(
+        summary.contains(&format!(
+            "instance {INSTANCE}: 4 users, 2 privileged holders, 3 grants and 1 self-grants in the period, 3 users without a recorded sign-in in the period, 1 created in the period, 1 deleted after the review time"
+        )),
+        "{summary}"
+    );
+
+    // After: kenji lost Admin (event 10), the temp user was deleted (event 8), mika is gone.
+    let (after, summary) = &reviews["after"];
+    let rows = by_user(after);
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        [&c.alice.username, &c.kenji.username],
+        "{summary}"
+    );
+    let kenji = &rows[&c.kenji.username];
+    assert_eq!(kenji["security_profiles"], "Agents");
+    assert_eq!(kenji["privileged"], "false");
+    assert_eq!(
+        kenji["last_change_event_id"], "00000000-0000-4000-8000-000000000012",
+        "the last change applied: the routing profile of 05-03 14:00"
+    );
+    assert!(
+        summary.contains(&format!(
+            "instance {INSTANCE}: 2 users, 1 privileged holders, 3 grants and 1 self-grants in the period"
+        )),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_review_goes_to_jsonl_parquet_html_and_s3_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let garage = Garage::shared();
+    let prefix = garage.unique_prefix("review");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(snapshots(&Store::local(root.join("store")), true));
+    let c = cast(&FakeConnect::start());
+    write_trail(root, &c);
+    let at = REVIEWS[1].1;
+    let csv_path = root.join("review.csv");
+    local(root, &[], at, csv_path.to_str().unwrap());
+    let csv = fs::read_to_string(&csv_path).unwrap();
+    let rows = by_user(&csv);
+
+    // JSON Lines: one object per user, its profiles with their grants.
+    let jsonl = root.join("review.jsonl");
+    local(root, &[], at, jsonl.to_str().unwrap());
+    let lines: Vec<Value> = fs::read_to_string(&jsonl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), rows.len());
+    let kenji = lines
+        .iter()
+        .find(|l| l["username"] == c.kenji.username.as_str())
+        .unwrap();
+    let admin = kenji["security_profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Admin")
+        .unwrap();
+    assert_eq!(admin["grant"]["basis"], "trail");
+    assert_eq!(admin["grant"]["by"], c.alice.username.as_str());
+    assert_eq!(admin["privileged"], true);
+
+    // Parquet: the same users; profiles as a list of structs, times as timestamps.
+    let parquet = root.join("review.parquet");
+    local(root, &[], at, parquet.to_str().unwrap());
+    let file = fs::File::open(&parquet).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let total: usize = batches.iter().map(arrow_array::RecordBatch::num_rows).sum();
+    assert_eq!(total, rows.len());
+    let batch = &batches[0];
+    let usernames = batch.column_by_name("username").unwrap().as_string::<i32>();
+    let i = (0..batch.num_rows())
+        .find(|&i| usernames.value(i) == c.kenji.username)
+        .unwrap();
+    let profiles = batch
+        .column_by_name("security_profiles")
+        .unwrap()
+        .as_list::<i32>()
+        .value(i);
+    let profiles = profiles.as_struct();
+    let names = profiles.column_by_name("name").unwrap().as_string::<i32>();
+    let basis = profiles
+        .column_by_name("grant_basis")
+        .unwrap()
+        .as_string::<i32>();
+    let granted_at = profiles
+        .column_by_name("granted_at")
+        .unwrap()
+        .as_primitive::<TimestampMicrosecondType>();
+    let admin = (0..profiles.len())
+        .find(|&k| names.value(k) == "Admin")
+        .unwrap();
+    assert_eq!(basis.value(admin), "trail");
+    assert_eq!(
+        granted_at.value(admin),
+        "2024-05-01T09:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_microsecond()
+    );
+
+    // HTML: every user in the JSON block, as in the CSV.
+    let html = root.join("review.html");
+    local(root, &[], at, html.to_str().unwrap());
+    let page = fs::read_to_string(&html).unwrap();
+    let block = review_rows(&page);
+    assert_eq!(block.len(), rows.len());
+    let user = ENTITLEMENT_COLUMNS
+        .iter()
+        .position(|c| *c == "username")
+        .unwrap();
+    for r in &block {
+        let name = r[user].clone().unwrap();
+        for (k, column) in ENTITLEMENT_COLUMNS.iter().enumerate() {
+            assert_eq!(
+                r[k].clone().unwrap_or_default(),
+                rows[&name][*column],
+                "{name} {column}"
+            );
+        }
+    }
+
+    // An s3:// output: the same bytes as the local CSV.
+    let url = format!("s3://{}/{prefix}/review.csv", garage.bucket());
+    let env = garage.aws_env();
+    let summary = local(root, &env, at, &url);
+    assert!(summary.contains(&format!("upload:  {url}")), "{summary}");
+    let object = runtime.block_on(async {
+        garage
+            .client()
+            .get_object()
+            .bucket(garage.bucket())
+            .key(format!("{prefix}/review.csv"))
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+    });
+    assert_eq!(std::str::from_utf8(&object).unwrap(), csv);
+}
+
+/// The rows of the JSON block of an access review's page.
+pub(super) fn review_rows(html: &str) -> Vec<Vec<Option<String>>> {
+    let open = r#"<script type="application/json" id="review-records">"#;
+    let start = html.find(open).expect("the JSON block") + open.len();
+    let end = start + html[start..].find("</script>").unwrap();
+    serde_json::from_str(&html[start..end]).unwrap()
+}
