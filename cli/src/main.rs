@@ -210,6 +210,15 @@ fn config_check(figment: &Figment, config: Option<&std::path::Path>) -> anyhow::
             settings.exporters.len().max(1),
         ));
     }
+    if settings.access_review != connect_audit_config::AccessReviewSettings::default() {
+        let valid = settings.validate_access_review(figment, jiff::Timestamp::now())?;
+        terminal::note(&format!(
+            "connect-audit: access review configuration OK ({file}): as of {}, period from {}, {} exporters",
+            valid.at,
+            valid.since,
+            valid.exporters.len(),
+        ));
+    }
     if settings.incremental != connect_audit_config::IncrementalSettings::default() {
         let valid = settings.validate_incremental(figment)?;
         terminal::note(&format!(

@@ -19,6 +19,12 @@
 //! JSON Lines and Parquet write the audit record as it is, or with `schema = "ocsf"` each
 //! record as an OCSF 1.3.0 event ([`ocsf`]).
 //!
+//! CSV, JSON Lines, Parquet and HTML also write an access review's rows
+//! ([`Entitlement`](connect_audit_core::access::Entitlement)): each is one exporter generic
+//! over the kind of row ([`Row`], [`Exporter<R>`]), built by [`build_rows`] from a spec
+//! validated for that kind ([`ExporterSpec::check_for`]); [`review`] holds the
+//! entitlement's Parquet columns and HTML page.
+//!
 //! What a run knows beyond its records (window, scope, tool version, skipped input) reaches
 //! the exporters that describe the run as a whole through [`Exporter::run_context`].
 //!

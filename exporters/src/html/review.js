@@ -47,12 +47,12 @@
     return td;
   }
 
-  function lines(td, parts) {
+  function lines(td, parts, same) {
     td.textContent = "";
     parts.filter(Boolean).forEach((text, k) => {
       const div = document.createElement("div");
       div.textContent = text;
-      if (k > 0) div.className = "minor";
+      if (k > 0 && !same) div.className = "minor";
       td.appendChild(div);
     });
   }
@@ -80,7 +80,7 @@
         profiles.appendChild(span);
       });
     }
-    lines(cell(tr, "", "grants"), v(r, "grants").split("; "));
+    lines(cell(tr, "", "grants"), v(r, "grants").split("; "), true);
     cell(tr, v(r, "routing_profile"));
     cell(tr, v(r, "hierarchy_group"));
     const change = cell(tr, "");

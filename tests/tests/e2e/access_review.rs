@@ -420,3 +420,211 @@ pub(super) fn review_rows(html: &str) -> Vec<Vec<Option<String>>> {
     let end = start + html[start..].find("</script>").unwrap();
     serde_json::from_str(&html[start..end]).unwrap()
 }
+
+/// A described user of the hostile store.
+fn user_object(id: &str, username: &str, first: &str, email: &str, profiles: &[&str]) -> Value {
+    serde_json::json!({
+        "Arn": format!("arn:aws:connect:us-east-1:{ACCOUNT}:instance/{INSTANCE}/agent/{id}"),
+        "Id": id,
+        "Username": username,
+        "InstanceId": INSTANCE,
+        "SecurityProfileIds": profiles,
+        "RoutingProfileId": "99999999-0000-4000-8000-000000000001",
+        "FirstName": first,
+        "LastName": "Tanaka",
+        "Email": email,
+        "Proficiencies": [],
+        "FirstSeen": "2024-04-01T00:00:00Z",
+        "LastSeen": "2024-05-01T00:00:00Z",
+        "Deleted": false
+    })
+}
+
+#[test]
+fn the_review_page_shows_every_user_offline_with_hostile_values_as_text_in_chromium() {
+    use super::helpers::write_trail_file;
+    use super::html::{PageServer, attribute, run_chromium, target_dir};
+    let server = PageServer::start();
+    let base = server.base();
+    let pwned = |what: &str| format!("{base}/pwned-{what}");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let store = root.join("store");
+    for folder in ["users", "security-profiles", "routing-profiles"] {
+        fs::create_dir_all(store.join(folder)).unwrap();
+    }
+    let admin = "88888888-0000-4000-8000-000000000001";
+    let agent = "88888888-0000-4000-8000-000000000002";
+    let profile = |id: &str, name: &str, permissions: &[&str]| {
+        serde_json::json!({
+            "Id": id, "Name": name, "Permissions": permissions,
+            "Arn": format!("arn:aws:connect:us-east-1:{ACCOUNT}:instance/{INSTANCE}/security-profile/{id}"),
+            "LastSeen": "2024-05-01T00:00:00Z"
+        })
+    };
+    fs::write(
+        store.join(format!("security-profiles/{admin}.json")),
+        profile(admin, "Admin", &["Users.Edit"]).to_string(),
+    )
+    .unwrap();
+    fs::write(
+        store.join(format!("security-profiles/{agent}.json")),
+        profile(
+            agent,
+            &format!("</script><script>fetch('{}')</script>", pwned("profile")),
+            &[],
+        )
+        .to_string(),
+    )
+    .unwrap();
+    let users = [
+        user_object(
+            "77777777-0000-4000-8000-000000000001",
+            &format!("<img src=x onerror=fetch('{}')>", pwned("username")),
+            &format!("<svg onload=fetch('{}')>", pwned("first")),
+            &format!("\"><iframe src='{}'>", pwned("email")),
+            &[agent],
+        ),
+        user_object(
+            "77777777-0000-4000-8000-000000000002",
+            "kenji",
+            "Kenji",
+            "kenji@example.com",
+            &[admin, agent],
+        ),
+        user_object(
+            "77777777-0000-4000-8000-000000000003",
+            "=HYPERLINK(\"http://evil\")",
+            "Mika",
+            "mika@example.com",
+            &[],
+        ),
+    ];
+    for u in &users {
+        fs::write(
+            store.join(format!("users/{}.json", u["Id"].as_str().unwrap())),
+            u.to_string(),
+        )
+        .unwrap();
+    }
+    // A grant in the trail by an actor with a hostile name.
+    write_trail_file(
+        &root.join(format!(
+            "trail/AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2024/05/02/{ACCOUNT}_CloudTrail_us-east-1_20240502T0905Z_x.json.gz"
+        )),
+        &[serde_json::json!({
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "IAMUser", "principalId": "AIDAEXAMPLE", "accountId": ACCOUNT,
+                "arn": format!("arn:aws:iam::{ACCOUNT}:user/ops"),
+                "userName": format!("<img src=x onerror=fetch('{}')>", pwned("actor"))
+            },
+            "eventTime": "2024-05-02T09:00:00Z",
+            "eventSource": "connect.amazonaws.com",
+            "eventName": "UpdateUserSecurityProfiles",
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.10",
+            "userAgent": "aws-cli/2.15.40",
+            "requestParameters": {
+                "SecurityProfileIds": [admin, agent],
+                "UserId": "77777777-0000-4000-8000-000000000001",
+                "InstanceId": INSTANCE
+            },
+            "responseElements": null,
+            "requestID": "10000000-0000-4000-8000-000000000001",
+            "eventID": "00000000-0000-4000-8000-000000000001",
+            "readOnly": false,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Management"
+        })],
+    );
+    let out = root.join("out/review.html");
+    local(root, &[], "2024-05-08T00:00:00Z", out.to_str().unwrap());
+    let page = fs::read_to_string(&out).unwrap();
+    assert_eq!(review_rows(&page).len(), users.len());
+
+    server.set_page(page.clone().into_bytes());
+    let url = format!("{base}/report.html");
+    let dom = run_chromium(&url, &["--dump-dom".to_owned()]);
+    let shots = target_dir().join("html-report");
+    fs::create_dir_all(&shots).unwrap();
+    let screenshot = shots.join("access-review.png");
+    let _ = fs::remove_file(&screenshot);
+    run_chromium(
+        &url,
+        &[
+            format!("--screenshot={}", screenshot.display()),
+            "--window-size=1400,1400".to_owned(),
+        ],
+    );
+    fs::write(shots.join("access-review.dom.html"), &dom).unwrap();
+
+    // The script ran and rendered one row per user, each with an empty decision.
+    let count = users.len().to_string();
+    assert_eq!(attribute(&dom, "data-records"), count);
+    assert_eq!(attribute(&dom, "data-loaded"), count);
+    assert_eq!(attribute(&dom, "data-rendered"), count);
+    assert_eq!(dom.matches("<tr class=\"user").count(), users.len());
+    assert_eq!(
+        dom.matches("<tr class=\"user privileged").count(),
+        2,
+        "kenji, holding Admin, and the user the trail gave it"
+    );
+    assert_eq!(
+        dom.matches("<select aria-label=\"Decision for").count(),
+        users.len()
+    );
+    // The header: the review's time, period and summary.
+    assert!(
+        dom.contains(r#"<dd id="review-at">2024-05-08 00:00:00</dd>"#),
+        "{dom}"
+    );
+    assert!(dom.contains(&format!(r#"<tr data-instance="{INSTANCE}">"#)));
+    // No value became markup, and the hostile ones are on the page as text.
+    for element in ["<img", "<iframe", "<svg onload"] {
+        assert!(
+            !dom.contains(element),
+            "{element} became live: see {}",
+            shots.display()
+        );
+    }
+    assert_eq!(
+        dom.matches("<script").count(),
+        2,
+        "the JSON block and the page's script"
+    );
+    assert!(
+        dom.contains("&lt;img src=x onerror=fetch("),
+        "the username as text"
+    );
+    assert!(
+        dom.contains("granted by &lt;img src=x"),
+        "the grantor as text"
+    );
+    assert!(
+        dom.contains("&lt;/script&gt;&lt;script&gt;fetch("),
+        "the profile name as text"
+    );
+    // The browser asked for the page and for nothing else.
+    let seen = server.seen();
+    assert_eq!(
+        seen,
+        ["GET /report.html", "GET /report.html"],
+        "requests: {seen:?}"
+    );
+    let png = fs::read(&screenshot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000);
+
+    // The CSV of the same review neutralises formula cells.
+    let csv_path = root.join("out/review.csv");
+    local(
+        root,
+        &[],
+        "2024-05-08T00:00:00Z",
+        csv_path.to_str().unwrap(),
+    );
+    let csv = fs::read_to_string(&csv_path).unwrap();
+    assert!(csv.contains(r#","'=HYPERLINK(""http://evil"")","#), "{csv}");
+}

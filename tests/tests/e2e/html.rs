@@ -41,7 +41,7 @@ type Seen = Arc<Mutex<Vec<String>>>;
 
 /// A local HTTP server that serves one page at `/report.html`, answers 404 to anything else,
 /// and records every request. It stops when dropped, with its runtime.
-struct PageServer {
+pub(super) struct PageServer {
     _runtime: tokio::runtime::Runtime,
     addr: SocketAddr,
     page: Arc<Mutex<Vec<u8>>>,
@@ -49,7 +49,7 @@ struct PageServer {
 }
 
 impl PageServer {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -74,15 +74,15 @@ impl PageServer {
     }
 
     /// `http://127.0.0.1:<port>`.
-    fn base(&self) -> String {
+    pub(super) fn base(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    fn set_page(&self, bytes: Vec<u8>) {
+    pub(super) fn set_page(&self, bytes: Vec<u8>) {
         *self.page.lock().unwrap_or_else(PoisonError::into_inner) = bytes;
     }
 
-    fn seen(&self) -> Vec<String> {
+    pub(super) fn seen(&self) -> Vec<String> {
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -117,7 +117,7 @@ fn chromium() -> PathBuf {
 }
 
 /// Runs headless Chromium on `url` with `extra` flags and a fresh profile; returns stdout.
-fn run_chromium(url: &str, extra: &[String]) -> String {
+pub(super) fn run_chromium(url: &str, extra: &[String]) -> String {
     let profile = tempfile::tempdir().unwrap();
     let mut child = Command::new(chromium())
         .args([
@@ -160,7 +160,7 @@ fn run_chromium(url: &str, extra: &[String]) -> String {
 
 /// The directory of this build's artefacts: `target/` of the workspace, or `$CARGO_TARGET_DIR`
 /// (the test binary is `<target>/debug/deps/e2e-…`).
-fn target_dir() -> PathBuf {
+pub(super) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.ancestors().nth(3).unwrap().to_owned()
 }
@@ -219,7 +219,7 @@ fn write_gz(path: &Path, value: &Value) {
 }
 
 /// The values of attribute `name` in `html`, in order.
-fn attributes(html: &str, name: &str) -> Vec<String> {
+pub(super) fn attributes(html: &str, name: &str) -> Vec<String> {
     let needle = format!(" {name}=\"");
     html.match_indices(&needle)
         .map(|(at, _)| {
@@ -229,7 +229,7 @@ fn attributes(html: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn attribute(html: &str, name: &str) -> String {
+pub(super) fn attribute(html: &str, name: &str) -> String {
     let values = attributes(html, name);
     assert_eq!(values.len(), 1, "one {name} in the DOM: {values:?}");
     values[0].clone()

@@ -16,7 +16,7 @@ mod faults;
 mod fuzz_regressions;
 mod helpers;
 mod hostile;
-mod html;
+pub(crate) mod html;
 mod incremental;
 mod ocsf;
 mod s3;
