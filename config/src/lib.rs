@@ -1134,6 +1134,109 @@ mod tests {
     }
 
     #[test]
+    fn access_review_times_and_exporters_are_checked_for_entitlements() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "connect-audit.toml",
+                r#"
+                [access_review]
+                at = "2024-06-30"
+                since = "13w"
+                [[access_review.exporters]]
+                type = "csv"
+                path = "review.csv"
+                columns = ["username", "grants", "decision"]
+                [[access_review.exporters]]
+                type = "html"
+                path = "review.html"
+                "#,
+            )?;
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            let v = s
+                .validate_access_review(&figment, "2024-07-02T00:00:00Z".parse().unwrap())
+                .unwrap();
+            assert_eq!(v.at, "2024-06-30T00:00:00Z".parse().unwrap());
+            assert_eq!(
+                v.since,
+                "2024-03-31T00:00:00Z".parse().unwrap(),
+                "13 weeks back from `at`, not from now"
+            );
+            assert_eq!(v.exporters.len(), 2);
+            assert!(
+                v.exporters
+                    .iter()
+                    .all(|e| e.record_kind() == RecordKind::Entitlement)
+            );
+            // Nothing configured: CSV on stdout, the review's default; since 90 days back.
+            let v = Settings::default()
+                .validate_access_review(&figment, now())
+                .unwrap();
+            assert_eq!(v.at, now());
+            assert_eq!(v.since, "2024-02-08T12:00:00Z".parse().unwrap());
+            assert_eq!(v.exporters[0].kind(), "csv");
+            assert_eq!(v.exporters[0].path(), "-");
+
+            jail.create_file(
+                "connect-audit.toml",
+                r#"
+                [access_review]
+                at = "2030-01-01"
+                [[access_review.exporters]]
+                type = "csv"
+                path = "review.csv"
+                columns = ["event_time"]
+                [[access_review.exporters]]
+                type = "jsonl"
+                path = "review.jsonl"
+                schema = "ocsf"
+                [[access_review.exporters]]
+                type = "siem-webhook"
+                flavor = "splunk-hec"
+                url = "https://siem.example.com/hook"
+                token = "t"
+                "#,
+            )?;
+            let figment = load(None).unwrap();
+            let s: Settings = figment.extract()?;
+            let err = s
+                .validate_access_review(&figment, now())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("access_review.at"), "{err}");
+            assert!(err.contains("is in the future"), "{err}");
+            assert!(
+                err.contains("access_review.exporters[0].columns")
+                    && err.contains("unknown column `event_time` (columns of the entitlement"),
+                "{err}"
+            );
+            assert!(
+                err.contains("access_review.exporters[1].schema")
+                    && err.contains("`ocsf` is the shape of audit events"),
+                "{err}"
+            );
+            assert!(
+                err.contains("access_review.exporters[2].type")
+                    && err.contains("a SIEM webhook takes audit records"),
+                "{err}"
+            );
+            let flagged = flag(figment, "access_review.at", "2024-05-08");
+            let flagged = flag(flagged, "access_review.since", "2024-05-09");
+            let s: Settings = flagged.extract()?;
+            let err = s
+                .validate_access_review(&flagged, now())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("access_review.since (set by --since)")
+                    && err.contains("the review period is empty"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn config_env_names_the_file() {
         Jail::expect_with(|jail| {
             jail.create_file("other.toml", "[report]\ntrail = 'x'")?;

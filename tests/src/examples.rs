@@ -337,6 +337,26 @@ timezone = "Asia/Tokyo"
 # title = "Amazon Connect user changes"
 # Rows per page of the event table (10 to 5000). Default: 100.
 # page_size = 100
+
+# `connect-audit access-review --config examples/demo.toml`: who holds what as of `at`, and
+# who gave it, from the snapshot and the trail above. This example snapshot was taken without
+# --describe-users, so a user's security profiles are known only where the trail set them.
+[access_review]
+# The review time (a date is midnight UTC). Default: now.
+at = "2024-05-08"
+# The start of the review period: a time, or a duration back from `at`. Default: "90d".
+since = "2024-05-01"
+
+[[access_review.exporters]]
+# The same exporters as above write the review: csv, jsonl, parquet or html.
+type = "html"
+path = "out/demo/access-review.html"
+timezone = "Asia/Tokyo"
+
+[[access_review.exporters]]
+# With the reviewer's decision and note columns, empty, to fill in.
+type = "csv"
+path = "out/demo/access-review.csv"
 "#;
 
 /// One file of the examples: its path relative to the output directory, and its bytes.
