@@ -204,10 +204,6 @@ pub struct FanOut<'a> {
     pub exporters: Vec<Box<dyn Exporter>>,
     /// The progress display.
     pub reporter: &'a Reporter,
-    /// Files to read.
-    pub files: u64,
-    /// Files read.
-    pub done: u64,
     /// What the written rows changed and the rules they tripped, for the summary.
     pub changes: ChangeTally,
 }
@@ -218,8 +214,6 @@ impl<'a> FanOut<'a> {
         Self {
             exporters,
             reporter,
-            files: 0,
-            done: 0,
             changes: ChangeTally::default(),
         }
     }
@@ -288,14 +282,11 @@ impl ScanSink for FanOut<'_> {
     }
 
     fn files_found(&mut self, files: u64, bytes: u64) {
-        self.files = files;
         self.reporter.files_found(files, bytes);
     }
 
     fn file_scanned(&mut self, path: &std::path::Path, bytes: u64) {
-        self.done += 1;
-        self.reporter
-            .file_scanned(self.done, self.files, bytes, path);
+        self.reporter.file_scanned(bytes, path);
     }
 
     fn bad_input(&mut self, problem: &BadInput) {

@@ -99,9 +99,17 @@ pub fn command(figment: Figment, args: &AccessReviewArgs, quiet: bool) -> anyhow
 struct ReviewSink<'a> {
     review: Review,
     reporter: &'a Reporter,
-    files: u64,
-    done: u64,
     rows: u64,
+}
+
+impl<'a> ReviewSink<'a> {
+    fn new(review: Review, reporter: &'a Reporter) -> Self {
+        Self {
+            review,
+            reporter,
+            rows: 0,
+        }
+    }
 }
 
 impl ScanSink for ReviewSink<'_> {
@@ -114,14 +122,11 @@ impl ScanSink for ReviewSink<'_> {
     }
 
     fn files_found(&mut self, files: u64, bytes: u64) {
-        self.files = files;
         self.reporter.files_found(files, bytes);
     }
 
     fn file_scanned(&mut self, path: &std::path::Path, bytes: u64) {
-        self.done += 1;
-        self.reporter
-            .file_scanned(self.done, self.files, bytes, path);
+        self.reporter.file_scanned(bytes, path);
     }
 
     fn bad_input(&mut self, problem: &BadInput) {
@@ -150,6 +155,8 @@ struct Read {
     history: HistoryRead,
     bad_files: u64,
     bad_records: u64,
+    /// When the run started: for the elapsed time, and for the outputs.
+    started: (Instant, jiff::Timestamp),
 }
 
 /// The local engine: scan the trail from the snapshot observation to `--at`.
@@ -159,8 +166,7 @@ fn local(
     review: &ValidAccessReview,
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let started_at = jiff::Timestamp::now();
+    let started = (Instant::now(), jiff::Timestamp::now());
     let runtime = crate::athena::runtime()?;
     let is_s3 = |l: &Location| matches!(l, Location::S3 { .. });
     let needs_s3 = is_s3(&valid.trail)
@@ -186,13 +192,10 @@ fn local(
     let trail = Store::open(&valid.trail, s3.as_ref())?;
     let scanner =
         TrailScanner::new(trail, directory.clone(), options).with_runtime(runtime.handle().clone());
-    let sink = ReviewSink {
-        review: Review::new(review.since, review.at, from, &history),
+    let sink = ReviewSink::new(
+        Review::new(review.since, review.at, from, &history),
         reporter,
-        files: 0,
-        done: 0,
-        rows: 0,
-    };
+    );
     let mut stage =
         ChangeStage::with_rules(sink, directory, valid.findings.clone()).with_history(history);
     let outcome = scanner.scan(&mut stage);
@@ -218,6 +221,7 @@ fn local(
         history: history_read,
         bad_files: summary.files_bad,
         bad_records: summary.records_bad,
+        started,
     };
     write(
         settings,
@@ -226,8 +230,6 @@ fn local(
         review,
         &done,
         &read,
-        started,
-        started_at,
         reporter,
     )
 }
@@ -240,8 +242,7 @@ fn athena(
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     use connect_audit_query::athena::{self as engine, sql};
-    let started = Instant::now();
-    let started_at = jiff::Timestamp::now();
+    let started = (Instant::now(), jiff::Timestamp::now());
     let runtime = crate::athena::runtime()?;
     reporter.status("waiting for Athena");
     let outcome = runtime.block_on(async {
@@ -258,13 +259,10 @@ fn athena(
             until: review.at,
         };
         let query = sql::audit_query(&valid.athena, span, &review_events(), &valid.scope);
-        let sink = ReviewSink {
-            review: Review::new(review.since, review.at, from, &history),
+        let sink = ReviewSink::new(
+            Review::new(review.since, review.at, from, &history),
             reporter,
-            files: 0,
-            done: 0,
-            rows: 0,
-        };
+        );
         let mut stage =
             ChangeStage::with_rules(sink, names, valid.findings.clone()).with_history(history);
         let summary = engine::report(&runner, &query, &redaction, &mut stage, &mut cancel).await?;
@@ -293,6 +291,7 @@ fn athena(
         history: history_read,
         bad_files: 0,
         bad_records: summary.bad.len() as u64,
+        started,
     };
     let s3 = review
         .exporters
@@ -310,8 +309,6 @@ fn athena(
         review,
         &done,
         &read,
-        started,
-        started_at,
         reporter,
     )
 }
@@ -335,7 +332,6 @@ fn finish(
 
 /// Writes the entitlements into every exporter, uploads the `s3://` ones, and prints the
 /// summary.
-#[allow(clippy::too_many_arguments)]
 fn write(
     settings: &Settings,
     runtime: &tokio::runtime::Runtime,
@@ -343,10 +339,9 @@ fn write(
     review: &ValidAccessReview,
     done: &AccessReview,
     read: &Read,
-    started: Instant,
-    started_at: jiff::Timestamp,
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
+    let (started, started_at) = read.started;
     let mut specs: Vec<ValidExporter> = review.exporters.clone();
     let s3_outputs = S3Outputs::stage(&mut specs)?;
     let vars = credential_vars(specs.iter().filter_map(|s| s.credential_var()));

@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use connect_audit_query::BadInput;
@@ -12,6 +13,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Reporter {
     bar: ProgressBar,
     quiet: bool,
+    /// Files the walk found, and read so far.
+    files: AtomicU64,
+    done: AtomicU64,
 }
 
 impl Reporter {
@@ -31,17 +35,26 @@ impl Reporter {
         } else {
             ProgressBar::hidden()
         };
-        Self { bar, quiet }
+        Self {
+            bar,
+            quiet,
+            files: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        }
     }
 
     /// The walk found this many files and bytes.
     pub fn files_found(&self, files: u64, bytes: u64) {
+        self.files.store(files, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
         self.bar.set_length(bytes);
         self.bar.set_message(format!("0/{files} files"));
     }
 
     /// One more file was read.
-    pub fn file_scanned(&self, done: u64, files: u64, bytes: u64, _path: &Path) {
+    pub fn file_scanned(&self, bytes: u64, _path: &Path) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        let files = self.files.load(Ordering::Relaxed);
         self.bar.inc(bytes);
         self.bar.set_message(format!("{done}/{files} files"));
     }

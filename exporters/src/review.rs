@@ -34,7 +34,10 @@ use crate::html::{HtmlSpec, Page, esc};
 use crate::{Row, RunContext};
 
 /// The page's script.
-const SCRIPT: &str = include_str!("html/review.js");
+const SCRIPT: &str = concat!(
+    include_str!("html/table.js"),
+    include_str!("html/review.js")
+);
 
 fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

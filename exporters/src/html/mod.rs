@@ -51,7 +51,7 @@ pub use self::spec::HtmlSpec;
 /// The page's style sheet.
 const STYLE: &str = include_str!("report.css");
 /// The page's script: the event table.
-const SCRIPT: &str = include_str!("report.js");
+const SCRIPT: &str = concat!(include_str!("table.js"), include_str!("report.js"));
 /// Privilege grants listed in the header section; older ones are in the table.
 const MAX_GRANTS: usize = 100;
 /// Actors in the "top actors" chart.

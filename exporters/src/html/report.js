@@ -1,26 +1,15 @@
-"use strict";
-// The event table of the report. Every value from the trail reaches the page through
-// textContent or a DOM property, never as markup.
+// The event table of the audit report (after table.js). Every value from the trail reaches
+// the page through textContent or a DOM property, never as markup.
 (() => {
   const $ = (id) => document.getElementById(id);
   const main = $("report");
   const rows = JSON.parse($("audit-records").textContent);
   const C = {};
   main.dataset.columns.split(",").forEach((name, i) => { C[name] = i; });
-  const pageSize = Number(main.dataset.pageSize) || 100;
   const table = $("events");
   const tbody = table.tBodies[0];
-  const filter = $("filter");
   const failedOnly = $("failed-only");
   const category = $("category");
-  const status = $("shown");
-  const prev = $("prev");
-  const next = $("next");
-  let view = rows.map((_, i) => i);
-  let page = 0;
-  let sortKey = null;
-  let sortDir = 1;
-  let haystack = null;
   let times = null;
 
   const actor = (r) => r[C.actor_name] || r[C.actor_id] || r[C.actor_arn] || "";
@@ -38,14 +27,6 @@
     result: (r) => r[C.error_code] || "",
     id: (r) => r[C.event_id],
   };
-
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    tr.appendChild(td);
-    return td;
-  }
 
   function row(i) {
     const r = rows[i];
@@ -71,50 +52,6 @@
     copy.title = "Copy the event id";
     id.append(code, copy);
     return tr;
-  }
-
-  function render() {
-    const pages = Math.max(1, Math.ceil(view.length / pageSize));
-    page = Math.min(Math.max(page, 0), pages - 1);
-    const start = page * pageSize;
-    const end = Math.min(view.length, start + pageSize);
-    const fragment = document.createDocumentFragment();
-    for (let k = start; k < end; k++) fragment.appendChild(row(view[k]));
-    tbody.replaceChildren(fragment);
-    table.dataset.rendered = String(end - start);
-    main.dataset.shown = String(view.length);
-    const of = view.length === rows.length ? "" : " (filtered from " + rows.length + ")";
-    status.textContent = view.length
-      ? "events " + (start + 1) + "\u2013" + end + " of " + view.length + of + ", page " + (page + 1) + " of " + pages
-      : "no event matches" + of;
-    prev.disabled = page === 0;
-    next.disabled = page >= pages - 1;
-  }
-
-  function sort() {
-    if (!sortKey) return;
-    const key = KEYS[sortKey];
-    const keyed = view.map((i) => [key(rows[i], i), i]);
-    keyed.sort((a, b) => (a[0] < b[0] ? -sortDir : a[0] > b[0] ? sortDir : a[1] - b[1]));
-    view = keyed.map((k) => k[1]);
-  }
-
-  function apply() {
-    const q = filter.value.trim().toLowerCase();
-    const failed = failedOnly.checked;
-    const cat = category.value;
-    if (q && !haystack) haystack = rows.map((r) => r.join("\u0001").toLowerCase());
-    view = [];
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i];
-      if (failed && !r[C.error_code]) continue;
-      if (cat && r[C.category] !== cat) continue;
-      if (q && !haystack[i].includes(q)) continue;
-      view.push(i);
-    }
-    sort();
-    page = 0;
-    render();
   }
 
   function details(tr) {
@@ -170,32 +107,20 @@
     const tr = event.target.closest("tr.event");
     if (tr) details(tr);
   });
-  table.tHead.addEventListener("click", (event) => {
-    const th = event.target.closest("th[data-sort]");
-    if (!th) return;
-    sortDir = sortKey === th.dataset.sort ? -sortDir : 1;
-    sortKey = th.dataset.sort;
-    for (const other of table.tHead.querySelectorAll("th")) other.removeAttribute("aria-sort");
-    th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
-    sort();
-    page = 0;
-    render();
+  const events = pagedTable({
+    main, table, rows, row,
+    status: $("shown"), prev: $("prev"), next: $("next"), filter: $("filter"),
+    pageSize: Number(main.dataset.pageSize) || 100,
+    keys: KEYS,
+    noun: ["event", "events"],
+    keep: (i) => (!failedOnly.checked || Boolean(rows[i][C.error_code]))
+      && (!category.value || rows[i][C.category] === category.value),
   });
-  let typing = 0;
-  filter.addEventListener("input", () => {
-    clearTimeout(typing);
-    typing = setTimeout(apply, 150);
-  });
-  failedOnly.addEventListener("change", apply);
-  category.addEventListener("change", apply);
-  prev.addEventListener("click", () => { page -= 1; render(); });
-  next.addEventListener("click", () => { page += 1; render(); });
+  failedOnly.addEventListener("change", events.apply);
+  category.addEventListener("change", events.apply);
 
   // Oldest first, as a log reads; the records come in the order the trail delivered them.
-  sortKey = "time";
-  table.tHead.querySelector('th[data-sort="time"]').setAttribute("aria-sort", "ascending");
-  sort();
-  render();
+  events.sortBy("time");
   main.dataset.loaded = String(rows.length);
   // Milliseconds from the start of navigation (reading and parsing the file included) to the
   // first page of the table on screen: what a reader waits for. Benchmarks read it.

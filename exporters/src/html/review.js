@@ -1,6 +1,5 @@
-"use strict";
-// The user table of the access review. Every value from the trail and the snapshot reaches
-// the page through textContent or a DOM property, never as markup.
+// The user table of the access review (after table.js). Every value from the trail and the
+// snapshot reaches the page through textContent or a DOM property, never as markup.
 (() => {
   const $ = (id) => document.getElementById(id);
   const main = $("review");
@@ -8,22 +7,10 @@
   const C = {};
   const columns = main.dataset.columns.split(",");
   columns.forEach((name, i) => { C[name] = i; });
-  const pageSize = Number(main.dataset.pageSize) || 100;
-  const table = $("users");
-  const tbody = table.tBodies[0];
-  const filter = $("filter");
   const privilegedOnly = $("privileged-only");
   const undecidedOnly = $("undecided-only");
-  const status = $("shown");
-  const prev = $("prev");
-  const next = $("next");
   // The reviewer's decisions, per row: [decision, note].
   const decisions = rows.map(() => ["", ""]);
-  let view = rows.map((_, i) => i);
-  let page = 0;
-  let sortKey = null;
-  let sortDir = 1;
-  let haystack = null;
 
   const v = (r, name) => r[C[name]] || "";
   const user = (r) => v(r, "username") || v(r, "user_id");
@@ -38,14 +25,6 @@
     signins: (r) => Number(v(r, "sign_ins_in_period")),
     status: (r) => v(r, "deleted_after"),
   };
-
-  function cell(tr, text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    tr.appendChild(td);
-    return td;
-  }
 
   function lines(td, parts, same) {
     td.textContent = "";
@@ -115,47 +94,6 @@
     return tr;
   }
 
-  function render() {
-    const pages = Math.max(1, Math.ceil(view.length / pageSize));
-    page = Math.min(Math.max(page, 0), pages - 1);
-    const start = page * pageSize;
-    const end = Math.min(view.length, start + pageSize);
-    const fragment = document.createDocumentFragment();
-    for (let k = start; k < end; k++) fragment.appendChild(row(view[k]));
-    tbody.replaceChildren(fragment);
-    table.dataset.rendered = String(end - start);
-    main.dataset.shown = String(view.length);
-    const of = view.length === rows.length ? "" : " (filtered from " + rows.length + ")";
-    status.textContent = view.length
-      ? "users " + (start + 1) + "\u2013" + end + " of " + view.length + of + ", page " + (page + 1) + " of " + pages
-      : "no user matches" + of;
-    prev.disabled = page === 0;
-    next.disabled = page >= pages - 1;
-  }
-
-  function sort() {
-    if (!sortKey) return;
-    const key = KEYS[sortKey];
-    const keyed = view.map((i) => [key(rows[i]), i]);
-    keyed.sort((a, b) => (a[0] < b[0] ? -sortDir : a[0] > b[0] ? sortDir : a[1] - b[1]));
-    view = keyed.map((k) => k[1]);
-  }
-
-  function apply() {
-    const q = filter.value.trim().toLowerCase();
-    if (q && !haystack) haystack = rows.map((r) => r.join("\u0001").toLowerCase());
-    view = [];
-    for (let i = 0; i < rows.length; i++) {
-      if (privilegedOnly.checked && v(rows[i], "privileged") !== "true") continue;
-      if (undecidedOnly.checked && decisions[i][0]) continue;
-      if (q && !haystack[i].includes(q)) continue;
-      view.push(i);
-    }
-    sort();
-    page = 0;
-    render();
-  }
-
   // The CSV of the review with the decisions made on this page, as the CSV exporter writes
   // it: RFC 4180 quoting, cells that a spreadsheet would run as formulas prefixed with '.
   function csv() {
@@ -184,27 +122,18 @@
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
   });
-  table.tHead.addEventListener("click", (event) => {
-    const th = event.target.closest("th[data-sort]");
-    if (!th) return;
-    sortDir = sortKey === th.dataset.sort ? -sortDir : 1;
-    sortKey = th.dataset.sort;
-    for (const other of table.tHead.querySelectorAll("th")) other.removeAttribute("aria-sort");
-    th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
-    sort();
-    page = 0;
-    render();
+  const users = pagedTable({
+    main, rows, row,
+    table: $("users"),
+    status: $("shown"), prev: $("prev"), next: $("next"), filter: $("filter"),
+    pageSize: Number(main.dataset.pageSize) || 100,
+    keys: KEYS,
+    noun: ["user", "users"],
+    keep: (i) => (!privilegedOnly.checked || v(rows[i], "privileged") === "true")
+      && (!undecidedOnly.checked || !decisions[i][0]),
   });
-  let typing = 0;
-  filter.addEventListener("input", () => {
-    clearTimeout(typing);
-    typing = setTimeout(apply, 150);
-  });
-  privilegedOnly.addEventListener("change", apply);
-  undecidedOnly.addEventListener("change", apply);
-  prev.addEventListener("click", () => { page -= 1; render(); });
-  next.addEventListener("click", () => { page += 1; render(); });
-
-  render();
+  privilegedOnly.addEventListener("change", users.apply);
+  undecidedOnly.addEventListener("change", users.apply);
+  users.render();
   main.dataset.loaded = String(rows.length);
 })();

@@ -21,7 +21,9 @@ use connect_audit_tests::fake_connect::FakeConnect;
 use connect_audit_tests::garage::Garage;
 use serde_json::Value;
 
-use super::story::{ACCOUNT, INSTANCE, TEMP_USER, cast, run_binary, snapshots, write_trail};
+use super::story::{
+    ACCOUNT, INSTANCE, TEMP_USER, athena_init, cast, run_binary, snapshots, write_trail,
+};
 
 /// The review period's start of every review: the first snapshot run.
 const SINCE: &str = "2024-05-01T00:00:00Z";
@@ -138,21 +140,8 @@ poll_max_ms = 100
         ),
     )
     .unwrap();
-    let env = [
-        ("AWS_ENDPOINT_URL_ATHENA", fake.url().clone()),
-        ("AWS_ACCESS_KEY_ID", "AKIDTEST".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
     let config = config.to_str().unwrap();
-    let init = run_binary(root, &env, &["athena", "init", "--config", config]);
-    assert_eq!(
-        init.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let env = athena_init(root, &fake, config);
     let run = run_binary(
         root,
         &env,

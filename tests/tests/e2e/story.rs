@@ -429,21 +429,8 @@ poll_max_ms = 100
         ),
     )
     .unwrap();
-    let env = [
-        ("AWS_ENDPOINT_URL_ATHENA", fake.url().clone()),
-        ("AWS_ACCESS_KEY_ID", "AKIDTEST".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret".to_owned()),
-        ("AWS_REGION", "us-east-1".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-    ];
     let config = config.to_str().unwrap();
-    let init = run_binary(root, &env, &["athena", "init", "--config", config]);
-    assert_eq!(
-        init.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let env = athena_init(root, &fake, config);
     let out = root.join("athena.jsonl");
     let run = run_binary(
         root,
@@ -463,6 +450,30 @@ poll_max_ms = 100
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     (fs::read_to_string(out).unwrap(), stderr)
+}
+
+/// The environment of the binary on `fake`'s Athena, once `athena init` made the tables of
+/// `config`.
+pub(super) fn athena_init(
+    root: &Path,
+    fake: &FakeAthena,
+    config: &str,
+) -> Vec<(&'static str, String)> {
+    let env = vec![
+        ("AWS_ENDPOINT_URL_ATHENA", fake.url().clone()),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    let init = run_binary(root, &env, &["athena", "init", "--config", config]);
+    assert_eq!(
+        init.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    env
 }
 
 /// A row as the story checks it: event id number, change, basis, findings.
