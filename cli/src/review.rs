@@ -202,7 +202,7 @@ fn local(
     reporter.finish();
     let summary: ScanSummary =
         outcome.with_context(|| format!("scan of {} failed", valid.trail))?;
-    let (rows, done) = finish(stage, review.at, &valid.findings)?;
+    let (rows, done) = finish(stage, review.at, &valid.findings, &valid.scope)?;
     let mut lines = String::new();
     let _ = writeln!(
         lines,
@@ -271,7 +271,7 @@ fn athena(
     reporter.finish();
     let (summary, stage, history_read) =
         outcome.context("the Athena access review failed; nothing was written")?;
-    let (rows, done) = finish(stage, review.at, &valid.findings)?;
+    let (rows, done) = finish(stage, review.at, &valid.findings, &valid.scope)?;
     #[allow(clippy::cast_precision_loss)]
     let scanned = summary.data_scanned_bytes as f64 / (1024.0 * 1024.0);
     let mut lines = String::new();
@@ -314,12 +314,15 @@ fn athena(
 }
 
 /// The rows still held by the stage go to the review; then the review's rows, as of `at`.
+/// Rows of users of other instances than the scope's (`--instance-ids`) are left out; the
+/// scope's accounts and regions limit the trail read.
 fn finish(
     stage: ChangeStage<ReviewSink<'_>>,
     at: jiff::Timestamp,
     rules: &connect_audit_core::findings::FindingRules,
+    scope: &connect_audit_core::Scope,
 ) -> anyhow::Result<(u64, AccessReview)> {
-    stage
+    let (rows, mut done) = stage
         .finish_as_of(at, |sink, tracker, history, names| {
             (
                 sink.rows,
@@ -327,7 +330,9 @@ fn finish(
             )
         })
         .map_err(anyhow::Error::from_boxed)
-        .context("decoding the trail read failed")
+        .context("decoding the trail read failed")?;
+    done.limit_to(&scope.instances);
+    Ok((rows, done))
 }
 
 /// Writes the entitlements into every exporter, uploads the `s3://` ones, and prints the

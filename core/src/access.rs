@@ -388,6 +388,23 @@ pub struct AccessReview {
     pub rows: Vec<Entitlement>,
 }
 
+impl AccessReview {
+    /// Keeps the rows (and the summaries) of these instances only; none given keeps all. A
+    /// row whose instance is not known is left out of a limited review.
+    pub fn limit_to(&mut self, instances: &[String]) {
+        if instances.is_empty() {
+            return;
+        }
+        let kept = |instance: Option<&String>| {
+            instance.is_some_and(|i| instances.iter().any(|l| l.eq_ignore_ascii_case(i)))
+        };
+        self.rows.retain(|r| kept(r.instance_id.as_ref()));
+        self.summary
+            .instances
+            .retain(|s| kept(s.instance_id.as_ref()));
+    }
+}
+
 /// An access review's time, period, trail read and counts per instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReviewSummary {

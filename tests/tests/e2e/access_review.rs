@@ -379,6 +379,30 @@ fn a_review_goes_to_jsonl_parquet_html_and_s3_and_reads_back() {
         }
     }
 
+    // Limited to another instance: no row of this one.
+    let limited = run_binary(
+        root,
+        &[],
+        &[
+            "access-review",
+            "--trail",
+            root.join("trail").to_str().unwrap(),
+            "--snapshot",
+            root.join("store").to_str().unwrap(),
+            "--at",
+            at,
+            "--instance-ids",
+            "6861072c-1e75-4a93-8661-abe05b1b90b4",
+        ],
+    );
+    assert_eq!(limited.status.code(), Some(0));
+    let stdout = String::from_utf8(limited.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "the header only, on stdout: {stdout}"
+    );
+
     // An s3:// output: the same bytes as the local CSV.
     let url = format!("s3://{}/{prefix}/review.csv", garage.bucket());
     let env = garage.aws_env();
