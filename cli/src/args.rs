@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "connect-audit", version, about, long_about = None)]
 #[command(
     after_help = "Exit codes: 0 done; 1 failed; 2 bad usage or configuration; \
-3 done, but bad trail files or records were skipped (see stderr; --tolerate-bad-files exits 0)."
+3 done, but bad trail files or records were skipped (see stderr; --tolerate-bad-files exits 0); \
+4 done, but a log file or digest was not verified (verify, --verify; --tolerate-integrity exits 0)."
 )]
 pub struct Cli {
     /// Config file. Default: $CONNECT_AUDIT_CONFIG, else ./connect-audit.toml if present.
@@ -50,6 +51,11 @@ pub enum Command {
     /// trail), routing profile, hierarchy group, last change and sign-ins in the review
     /// period, for a user access review (SOX, ISO 27001, PCI DSS).
     AccessReview(AccessReviewArgs),
+    /// Verify a trail's log files against CloudTrail's signed hourly digests: each file
+    /// verified, modified, missing or unlisted, each digest verified, missing, invalid or
+    /// modified; the chain followed per account and region. One JSON line per file with
+    /// --output.
+    Verify(VerifyArgs),
     /// Snapshot the Connect user directory (users, security profiles, routing profiles,
     /// hierarchy groups) into the snapshot store. Objects are never deleted; a user gone from
     /// Connect is marked Deleted. An unchanged re-run writes no object.
@@ -162,6 +168,34 @@ pub enum ConfigCommand {
     Show,
 }
 
+/// `verify` flags; each overrides the config key named in its help.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// CloudTrail logs, as for `report`: a directory or `s3://bucket/prefix` holding AWSLogs/
+    /// (with its CloudTrail-Digest/ folders). [report.trail]
+    #[arg(long, value_name = "DIR")]
+    pub trail: Option<String>,
+
+    /// Start of the window, as for `report`: the files delivered in its days (a day of
+    /// slack on each side) are verified. [report.since]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+
+    /// End of the window (exclusive). [report.until]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+
+    /// Write one JSON object per log file and digest (kind, key, verdict, detail, digest)
+    /// to this file, or `-` for stdout.
+    #[arg(long, short, value_name = "PATH", allow_hyphen_values = true)]
+    pub output: Option<String>,
+
+    /// Exit 0 even when a file is not verified (it is still reported).
+    /// [report.tolerate_integrity]
+    #[arg(long)]
+    pub tolerate_integrity: bool,
+}
+
 /// `access-review` flags; each overrides the config key named in its help.
 #[derive(Debug, Args)]
 pub struct AccessReviewArgs {
@@ -243,6 +277,15 @@ pub struct ReportArgs {
     /// exporter finished. File exporters need `{since}` in their paths.
     #[arg(long)]
     pub incremental: bool,
+
+    /// Verify the log files read against CloudTrail's signed digests (local engine): the
+    /// summary, the HTML header and the exit code (4) carry the verdict. [report.verify]
+    #[arg(long)]
+    pub verify: bool,
+
+    /// With --verify, exit 0 even when a file is not verified. [report.tolerate_integrity]
+    #[arg(long)]
+    pub tolerate_integrity: bool,
 
     /// Scanner threads. Default: the number of cores. [report.threads]
     #[arg(long, value_name = "N")]

@@ -12,6 +12,7 @@ mod report;
 mod review;
 mod snapshot;
 mod terminal;
+mod verify;
 
 use std::io;
 use std::io::IsTerminal as _;
@@ -35,6 +36,8 @@ pub enum ExitCode {
     Usage = 2,
     /// Done and written, but bad trail files or records were skipped.
     BadInput = 3,
+    /// Done and written, but a log file or digest was not verified (`verify`, `--verify`).
+    Integrity = 4,
 }
 
 /// A usage mistake found by the CLI itself.
@@ -71,6 +74,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         connect_audit_config::load_profile(cli.config.as_deref(), cli.profile.as_deref())?;
     match &cli.command {
         Command::Report(args) => report_command(figment, args, cli.quiet),
+        Command::Verify(args) => verify::command(figment, args, cli.quiet),
         Command::AccessReview(args) => review::command(figment, args, cli.quiet),
         Command::Run(args) => run_command(figment, args, cli.quiet),
         Command::Athena(AthenaCommand::Init(args)) => athena_init(&figment, args, cli.quiet),

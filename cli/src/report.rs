@@ -43,6 +43,12 @@ pub fn merge_flags(mut figment: Figment, args: &ReportArgs) -> Result<Figment, U
     if args.tolerate_bad_files {
         figment = connect_audit_config::flag(figment, "report.tolerate_bad_files", true);
     }
+    if args.verify {
+        figment = connect_audit_config::flag(figment, "report.verify", true);
+    }
+    if args.tolerate_integrity {
+        figment = connect_audit_config::flag(figment, "report.tolerate_integrity", true);
+    }
     if let Some(v) = args.threads {
         figment = connect_audit_config::flag(figment, "report.threads", v);
     }
@@ -307,6 +313,11 @@ pub fn run(
         valid.window = state.window(valid.window)?;
     }
     let scanned = scan_trail(&report, settings, &valid, reporter)?;
+    let integrity = if settings.report.verify {
+        Some(report.verify(settings, &valid, &scanned.summary)?)
+    } else {
+        None
+    };
     let late = late_rows(report.state.as_ref(), &scanned.summary);
     let counts = Counts {
         in_window: scanned.summary.records_matched,
@@ -314,7 +325,8 @@ pub fn run(
         duplicates: scanned.summary.duplicates,
         late: late.len() as u64,
     };
-    let context = report_context(&valid, &scanned.summary, &counts, report.started_at);
+    let mut context = report_context(&valid, &scanned.summary, &counts, report.started_at);
+    context.integrity = integrity.as_ref().map(crate::verify::Integrity::context);
     let outputs = finish_with_context(scanned.exporters, &context)?;
     let uploaded = upload_outputs(&report.runtime, &scanned.s3_outputs, report.s3.as_ref())?;
     let replay_bad = scanned
@@ -343,13 +355,21 @@ pub fn run(
             );
         }
     }
+    if let Some(i) = &integrity {
+        i.lines(&mut text);
+    }
     upload_lines(&mut text, &uploaded);
     report.advance_state(valid.window, scanned.delivered, &late, clean, &mut text)?;
     reporter.summary(&text);
-    Ok(if clean {
-        ExitCode::Success
-    } else {
+    let verified = integrity
+        .as_ref()
+        .is_none_or(|i| i.summary.all_verified() || settings.report.tolerate_integrity);
+    Ok(if !clean {
         ExitCode::BadInput
+    } else if !verified {
+        ExitCode::Integrity
+    } else {
+        ExitCode::Success
     })
 }
 
@@ -408,6 +428,30 @@ impl ReportRun {
         snapshot: Option<&Location>,
     ) -> anyhow::Result<(connect_audit_core::Directory, History)> {
         load_snapshot_store(&self.runtime, self.s3.as_ref(), snapshot)
+    }
+
+    /// Verifies the log files the scan read against CloudTrail's digests.
+    fn verify(
+        &self,
+        settings: &Settings,
+        valid: &ValidReport,
+        summary: &ScanSummary,
+    ) -> anyhow::Result<crate::verify::Integrity> {
+        let trail = Store::open(&valid.trail, self.s3.as_ref())?;
+        self.runtime.block_on(async {
+            let sdk = match valid.trail {
+                Location::S3 { .. } => Some(crate::aws::sdk_config(&settings.snapshot).await),
+                Location::Local(_) => None,
+            };
+            crate::verify::check(
+                &trail,
+                &valid.trail,
+                &summary.hashes,
+                valid.window,
+                sdk.as_ref(),
+            )
+            .await
+        })
     }
 
     /// Of an incremental run: advances the state past `window` when the run is `clean`, or
@@ -595,6 +639,7 @@ fn scan_trail(
         .filter(|from| *from < valid.window.since);
     let replay_scanner = replay_from.map(|from| {
         let mut options = options.clone();
+        options.hash_files = false;
         options.window = Window {
             since: from,
             until: valid.window.since,
@@ -666,6 +711,7 @@ pub fn scan_options(settings: &Settings, valid: &ValidReport) -> ScanOptions {
     if let Some(threads) = settings.report.threads {
         options.threads = threads;
     }
+    options.hash_files = settings.report.verify;
     options
 }
 

@@ -281,6 +281,14 @@ pub struct ReportSettings {
     /// `["Email", "Mobile"]`. Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redact_keys: Vec<String>,
+    /// Verify the log files read against CloudTrail's signed digests (local engine): the
+    /// summary, the HTML header and the exit code (4) carry the verdict. Default: false.
+    #[serde(default)]
+    pub verify: bool,
+    /// With `verify`, exit 0 even when a file is not verified (it is still reported).
+    /// Default: false.
+    #[serde(default)]
+    pub tolerate_integrity: bool,
 }
 
 /// Where the value of a key came from, as a person reads it: never a Rust type name.

@@ -37,6 +37,7 @@ pub mod error;
 pub mod findings;
 pub mod history;
 pub mod ids;
+pub mod integrity;
 pub mod location;
 pub mod record;
 pub mod redact;

@@ -221,12 +221,21 @@ impl Store {
     /// or not whole within the client's operation attempt timeout (a server that stopped
     /// sending), is fetched again, up to the client's `max_attempts` in all.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.get_with_metadata(key).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// [`get`](Self::get), with the object's user metadata (`x-amz-meta-*`, names without
+    /// the prefix); `None` for a local file, which has none.
+    pub async fn get_with_metadata(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<std::collections::HashMap<String, String>>)>, Error> {
         validate_key(key)?;
         match &self.backend {
             Backend::Local { root } => {
                 let path = root.join(key);
                 blocking(path.clone(), move || match fs::read(&path) {
-                    Ok(bytes) => Ok(Some(bytes)),
+                    Ok(bytes) => Ok(Some((bytes, None))),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                     Err(e) => Err(Error::io(path, e)),
                 })
@@ -267,6 +276,7 @@ impl Store {
                         }
                         Err(e) => return Err(s3_error(self.describe(key), "GetObject", e)),
                     };
+                    let metadata = output.metadata().cloned().unwrap_or_default();
                     let read = match body_limit {
                         Some(limit) => tokio::time::timeout(limit, output.body.collect())
                             .await
@@ -276,7 +286,9 @@ impl Store {
                     let failed = match read {
                         // `into_bytes` copies the chunks whole; `to_vec` would collect byte by
                         // byte (a seventh of a scan's CPU time when measured).
-                        Ok(Ok(body)) => return Ok(Some(Vec::from(body.into_bytes()))),
+                        Ok(Ok(body)) => {
+                            return Ok(Some((Vec::from(body.into_bytes()), Some(metadata))));
+                        }
                         Ok(Err(e)) => BodyError::Broken(e),
                         Err(timed_out) => timed_out,
                     };

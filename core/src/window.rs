@@ -102,10 +102,18 @@ impl Window {
     /// window. Files are dated by delivery, which follows the event, so one day of slack is
     /// kept on each side.
     pub fn may_hold_delivery_date(&self, date: Date) -> bool {
-        let day = |t: Timestamp| t.to_zoned_datetime(TimeZone::UTC).date();
-        let first = day(self.since).yesterday().unwrap_or(Date::MIN);
-        let last = day(self.until).tomorrow().unwrap_or(Date::MAX);
+        let (first, last) = self.delivery_days();
         first <= date && date <= last
+    }
+
+    /// The first and last delivery dates (UTC) whose files may hold events of the window:
+    /// a day of slack on each side.
+    pub fn delivery_days(&self) -> (Date, Date) {
+        let day = |t: Timestamp| t.to_zoned_datetime(TimeZone::UTC).date();
+        (
+            day(self.since).yesterday().unwrap_or(Date::MIN),
+            day(self.until).tomorrow().unwrap_or(Date::MAX),
+        )
     }
 }
 

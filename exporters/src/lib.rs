@@ -159,6 +159,9 @@ pub struct RunContext {
     /// An access review's time, period, trail read and counts per instance (its HTML
     /// page's header); `None` for a report.
     pub review: Option<connect_audit_core::access::ReviewSummary>,
+    /// The log file integrity verdict (`report --verify`): the summary line, and the files
+    /// not verified (kind, key, verdict, why); `None` when not verified.
+    pub integrity: Option<(String, Vec<String>)>,
 }
 
 /// What an exporter wrote, returned by [`Exporter::finish`].

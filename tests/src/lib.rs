@@ -27,6 +27,7 @@ pub mod garage;
 pub mod s3_proxy;
 pub mod server;
 pub mod siem_receiver;
+pub mod trail_digests;
 
 pub use examples::{
     DEMO_TOML, ExampleFile, GENERATED_DIRS, HIDDEN, SEED, WINDOW, build, events, examples_dir,

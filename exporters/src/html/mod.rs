@@ -348,6 +348,25 @@ impl AuditPage {
                 self.run.late
             );
         }
+        if let Some((line, failures)) = &self.run.integrity {
+            let class = if failures.is_empty() {
+                "note"
+            } else {
+                "warning"
+            };
+            let _ = writeln!(
+                h,
+                r#"<p class="{class}" id="integrity"><b>Integrity:</b> {}</p>"#,
+                esc(line)
+            );
+            if !failures.is_empty() {
+                h.push_str(r#"<ul class="integrity">"#);
+                for f in failures {
+                    let _ = write!(h, "<li>{}</li>", esc(f));
+                }
+                h.push_str("</ul>\n");
+            }
+        }
         h.push_str(COVERAGE_NOTE);
         h.push_str(&self.unresolved_section());
         h.push_str("</header>\n");

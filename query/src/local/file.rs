@@ -41,6 +41,9 @@ pub(super) struct FileResult {
     /// S3 failed to give the object (after the SDK's retries): the scan stops here rather than
     /// skip the file, so no report, output or state advance ever leaves its events out.
     pub(super) fatal: Option<connect_audit_core::Error>,
+    /// With [`ScanOptions::hash_files`]: the key and the hex SHA-256 of the file's inflated
+    /// content, computed as it was inflated (or why it could not be read).
+    pub(super) sha256: Option<(String, Result<String, String>)>,
 }
 
 /// What one trail file yields, read as [`TrailScanner`](super::TrailScanner) reads each file (for tools and fuzzing
@@ -162,6 +165,9 @@ fn scan_file_with(
         result: &mut result,
     };
     let mut splitter = RecordSplitter::new(Isa::chosen(options.simd));
+    let mut hash = options
+        .hash_files
+        .then(connect_audit_core::integrity::Sha256::default);
     let outcome = read.and_then(|_| {
         if gz {
             split_gzip(
@@ -169,12 +175,26 @@ fn scan_file_with(
                 &mut buffers.text,
                 &mut splitter,
                 &mut records,
+                hash.as_mut(),
             )
         } else {
+            if let Some(h) = hash.as_mut() {
+                h.update(&buffers.input);
+            }
             let mut record = |index, raw, escapes| records.record(index, raw, escapes);
             splitter.feed(&buffers.input, true, &mut record).map(drop)
         }
     });
+    if let Some(h) = hash {
+        let key = file
+            .key
+            .clone()
+            .unwrap_or_else(|| file.path.display().to_string());
+        result.sha256 = Some((
+            key,
+            outcome.as_ref().map(|()| h.finish()).map_err(Clone::clone),
+        ));
+    }
     if let Err(reason) = outcome {
         // Nothing of a bad file is used: not the records before the problem either.
         result.records.clear();
@@ -206,6 +226,7 @@ fn split_gzip(
     text: &mut Vec<u8>,
     splitter: &mut RecordSplitter,
     records: &mut RecordReader<'_, '_>,
+    mut hash: Option<&mut connect_audit_core::integrity::Sha256>,
 ) -> Result<(), String> {
     if input.is_empty() {
         return Err("empty file (expected gzip)".into());
@@ -217,7 +238,12 @@ fn split_gzip(
     text.clear();
     text.reserve(inflater.first_window());
     loop {
+        let before = text.len();
         let eof = inflater.fill(text)?;
+        if let Some(h) = hash.as_deref_mut() {
+            // The inflated bytes, as they come: no second pass over the file.
+            h.update(&text[before..]);
+        }
         let mut record = |index, raw, escapes| records.record(index, raw, escapes);
         let consumed = splitter.feed(text, eof, &mut record)?;
         if eof {

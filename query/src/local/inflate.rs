@@ -162,6 +162,21 @@ fn gzip_header_len(input: &[u8]) -> Option<usize> {
     (at <= input.len()).then_some(at)
 }
 
+/// Inflates a whole gzip file (every member, checked) held in memory: a CloudTrail digest
+/// file. At most [`MAX_TRAIL_JSON`] bytes.
+pub fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
+    let mut inflater = Gunzip::new(input, MAX_TRAIL_JSON);
+    let mut text = Vec::with_capacity(inflater.first_window());
+    loop {
+        if inflater.fill(&mut text)? {
+            return Ok(text);
+        }
+        if text.len() == text.capacity() {
+            text.reserve(text.capacity().max(WINDOW));
+        }
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;

@@ -52,6 +52,11 @@ fn take_file(
     if let Some(e) = result.fatal {
         return Err(Error::Location(e));
     }
+    if let Some((key, sha256)) = result.sha256 {
+        summary
+            .hashes
+            .insert(key, connect_audit_core::integrity::LogSeen { sha256 });
+    }
     if result.ok {
         summary.files_read += 1;
         summary.bytes_read += result.bytes;

@@ -60,6 +60,7 @@ use tracing::debug;
 pub use discover::{LIST_CONCURRENCY, file_delivery_time, is_log_file_name};
 pub use fetch::{FETCH_BUDGET, FETCH_CONCURRENCY};
 pub use file::{FileScan, scan_trail_bytes};
+pub use inflate::gunzip;
 pub use structural::Simd;
 
 use crate::error::Error;
@@ -88,6 +89,9 @@ pub struct ScanOptions {
     /// engine reads no environment: the cli sets this from `CONNECT_AUDIT_SIMD`. Default:
     /// [`Simd::Best`].
     pub simd: Simd,
+    /// Compute the SHA-256 of each file's inflated content as it is inflated (for
+    /// [`connect_audit_core::integrity`]), into [`ScanSummary::hashes`]. Default: off.
+    pub hash_files: bool,
 }
 
 impl ScanOptions {
@@ -102,6 +106,7 @@ impl ScanOptions {
             fetch_budget: FETCH_BUDGET,
             redaction: Redaction::secrets(),
             simd: Simd::default(),
+            hash_files: false,
         }
     }
 }
@@ -144,6 +149,9 @@ pub struct ScanSummary {
     /// the day of slack; an incremental run tells those in files delivered since its last run
     /// (see [`EarlyRow::delivered_at`]). A row delivered twice is here twice.
     pub before_window: Vec<EarlyRow>,
+    /// With [`ScanOptions::hash_files`]: per file read (its key, from the store's root), the
+    /// SHA-256 of its inflated content, or why it could not be read.
+    pub hashes: std::collections::BTreeMap<String, connect_audit_core::integrity::LogSeen>,
 }
 
 impl ScanSummary {

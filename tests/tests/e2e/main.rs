@@ -18,6 +18,7 @@ mod helpers;
 mod hostile;
 pub(crate) mod html;
 mod incremental;
+mod integrity;
 mod ocsf;
 mod s3;
 mod scan;
