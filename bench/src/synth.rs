@@ -252,6 +252,9 @@ pub fn generate(plan: &Plan, out: &Path) -> io::Result<Generated> {
     let names = audited_names();
     let next = AtomicUsize::new(0);
     let totals = Mutex::new((Generated::default(), Vec::<String>::new()));
+    // Per file: its account, region, delivery time, key and the SHA-256 of its JSON, for the
+    // digests.
+    let listed = Mutex::new(Vec::<(String, &'static str, i64, String, String)>::new());
     let threads = plan.threads.max(1);
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
@@ -271,9 +274,20 @@ pub fn generate(plan: &Plan, out: &Path) -> io::Result<Generated> {
                         flate2::write::GzEncoder::new(&mut gz, flate2::Compression::default());
                     encoder.write_all(json.as_bytes())?;
                     encoder.finish()?;
-                    let path = out.join(trail_path(spec));
+                    let key = trail_path(spec);
+                    let path = out.join(&key);
                     fs::create_dir_all(path.parent().unwrap_or(out))?;
                     fs::write(&path, &gz)?;
+                    listed
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((
+                            spec.account.clone(),
+                            spec.region,
+                            spec.delivered,
+                            key.display().to_string(),
+                            connect_audit_core::integrity::sha256_hex(json.as_bytes()),
+                        ));
                     let mut t = totals
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -295,7 +309,13 @@ pub fn generate(plan: &Plan, out: &Path) -> io::Result<Generated> {
             })
             .collect::<io::Result<Vec<()>>>()
     })?;
-    write_digests(plan, out)?;
+    write_digests(
+        plan,
+        out,
+        &listed
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )?;
     let (mut generated, mut expected) = totals
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -320,26 +340,74 @@ fn trail_path(spec: &FileSpec) -> PathBuf {
     ))
 }
 
-/// One digest file per account, region and day, as CloudTrail writes them (not JSON records).
-fn write_digests(plan: &Plan, out: &Path) -> io::Result<()> {
+/// The hourly digest files of every account and region, as CloudTrail writes them: each lists
+/// the files delivered in its hour with the SHA-256 of their JSON, and names the one before it
+/// (its hash and signature; the signatures are a bench key's, and a local copy has no
+/// metadata to hold them, so only the chain and the hashes can be checked here).
+fn write_digests(
+    plan: &Plan,
+    out: &Path,
+    files: &[(String, &'static str, i64, String, String)],
+) -> io::Result<()> {
+    use connect_audit_core::integrity::{Digest, DigestLogFile, sha256_hex};
+    let key = connect_audit_tests::trail_digests::SigningKey::generate(
+        "2024-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+    );
     for a in 0..plan.accounts {
         let account = account_id(a);
         for region in REGIONS.iter().take(plan.regions) {
-            for day in 0..plan.days {
-                let t = FIRST_DAY + i64::try_from(day).unwrap_or(0) * DAY + 3600;
-                let (y, m, dd) = civil(t);
-                let path = out.join(format!(
-                    "AWSLogs/{account}/CloudTrail-Digest/{region}/{y:04}/{m:02}/{dd:02}/{account}_CloudTrail-Digest_{region}_connect-audit_{region}_{y:04}{m:02}{dd:02}T010000Z.json.gz"
-                ));
-                fs::create_dir_all(path.parent().unwrap_or(out))?;
-                let body = format!(
-                    r#"{{"awsAccountId":"{account}","digestStartTime":"{}","digestEndTime":"{}","digestS3Bucket":"aws-cloudtrail-logs-{account}","logFiles":[]}}"#,
-                    time_text(t - 3600),
-                    time_text(t)
+            let bucket = format!("aws-cloudtrail-logs-{account}");
+            let mut previous: Option<(String, String, String)> = None;
+            let hours = i64::try_from(plan.days).unwrap_or(0) * 24;
+            for h in 0..hours {
+                let start = FIRST_DAY + h * 3600;
+                let end = start + 3600;
+                let (y, m, dd) = civil(end);
+                let s = end.rem_euclid(DAY);
+                let key_name = format!(
+                    "AWSLogs/{account}/CloudTrail-Digest/{region}/{y:04}/{m:02}/{dd:02}/{account}_CloudTrail-Digest_{region}_connect-audit_{region}_{y:04}{m:02}{dd:02}T{:02}{:02}{:02}Z.json.gz",
+                    s / 3600,
+                    (s / 60) % 60,
+                    s % 60
                 );
+                let log_files = files
+                    .iter()
+                    .filter(|f| f.0 == account && f.1 == *region && (start..end).contains(&f.2))
+                    .map(|f| DigestLogFile {
+                        s3_bucket: bucket.clone(),
+                        s3_object: f.3.clone(),
+                        hash_value: f.4.clone(),
+                        hash_algorithm: "SHA-256".into(),
+                        newest_event_time: None,
+                        oldest_event_time: None,
+                    })
+                    .collect();
+                let digest = Digest {
+                    aws_account_id: account.clone(),
+                    digest_start_time: time_text(start),
+                    digest_end_time: time_text(end),
+                    digest_s3_bucket: bucket.clone(),
+                    digest_s3_object: key_name.clone(),
+                    digest_public_key_fingerprint: key.fingerprint.clone(),
+                    digest_signature_algorithm: "SHA256withRSA".into(),
+                    newest_event_time: None,
+                    oldest_event_time: None,
+                    previous_digest_s3_bucket: previous.as_ref().map(|_| bucket.clone()),
+                    previous_digest_s3_object: previous.as_ref().map(|p| p.0.clone()),
+                    previous_digest_hash_value: previous.as_ref().map(|p| p.1.clone()),
+                    previous_digest_hash_algorithm: previous.as_ref().map(|_| "SHA-256".into()),
+                    previous_digest_signature: previous.as_ref().map(|p| p.2.clone()),
+                    log_files,
+                };
+                let body = serde_json::to_vec(&digest).map_err(io::Error::other)?;
+                let signature = key.sign(digest.string_to_sign(&body).as_bytes());
+                previous = Some((key_name.clone(), sha256_hex(&body), signature));
+                let path = out.join(&key_name);
+                fs::create_dir_all(path.parent().unwrap_or(out))?;
                 let mut gz =
                     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                gz.write_all(body.as_bytes())?;
+                gz.write_all(&body)?;
                 fs::write(path, gz.finish()?)?;
             }
         }

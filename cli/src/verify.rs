@@ -13,10 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use connect_audit_core::integrity::{
-    DigestObject, FileVerdict, IntegritySummary, LogSeen, PublicKey, is_digest_key, verify,
-};
+use connect_audit_core::integrity::{FileVerdict, IntegritySummary, LogSeen, PublicKey, verify};
 use connect_audit_core::{Location, Store, Window};
+use connect_audit_query::integrity::{home_region, read_digests};
 use jiff::Timestamp;
 use jiff::civil::Date;
 
@@ -86,40 +85,6 @@ impl Integrity {
     }
 }
 
-/// The account folders (`…/AWSLogs/[<org>/]<account>/`) of the log files read.
-fn account_prefixes<'a>(logs: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
-    logs.filter_map(|key| {
-        let at = key
-            .find("/CloudTrail/")
-            .or_else(|| key.starts_with("CloudTrail/").then_some(0).map(|_| 0))?;
-        Some(key[..=at].to_owned())
-    })
-    .filter(|p| p.contains("AWSLogs/"))
-    .collect()
-}
-
-/// Every day from `days.0` to `days.1`.
-fn each_day(days: (Date, Date)) -> Vec<Date> {
-    let mut out = Vec::new();
-    let mut d = days.0;
-    while d <= days.1 {
-        out.push(d);
-        match d.tomorrow() {
-            Ok(next) => d = next,
-            Err(_) => break,
-        }
-    }
-    out
-}
-
-/// The home region of the trail a digest is of (`…_<trail>_<home region>_<stamp>.json.gz`).
-fn home_region(key: &str) -> Option<&str> {
-    let name = key.rsplit('/').next()?;
-    let mut parts = name.rsplit('_');
-    parts.next()?;
-    parts.next()
-}
-
 /// Verifies the log files the scan read (`hashes`) against the digests of `window`'s
 /// delivery days, fetching public keys with `cloudtrail` (`None`: from no S3 store).
 pub async fn check(
@@ -130,46 +95,16 @@ pub async fn check(
     sdk: Option<&aws_config::SdkConfig>,
 ) -> anyhow::Result<Integrity> {
     let days = window.delivery_days();
-    let mut keys: Vec<String> = Vec::new();
-    for account in account_prefixes(hashes.keys()) {
-        let digest_root = format!("{account}CloudTrail-Digest/");
-        for region in trail.list_dirs(&digest_root).await? {
-            for day in each_day(days) {
-                let prefix = format!("{region}{}/", day.strftime("%Y/%m/%d"));
-                keys.extend(
-                    trail
-                        .list(&prefix)
-                        .await?
-                        .into_iter()
-                        .map(|o| o.key)
-                        .filter(|k| is_digest_key(k)),
-                );
-            }
-        }
-    }
     let bucket = match location {
-        Location::S3 { bucket, .. } => Some(bucket.clone()),
+        Location::S3 { bucket, .. } => Some(bucket.as_str()),
         Location::Local(_) => None,
     };
-    let mut digests = Vec::with_capacity(keys.len());
-    let mut signed = false;
-    for key in &keys {
-        let fetched = trail
-            .get_with_metadata(key)
-            .await?
-            .with_context(|| format!("{} vanished while verifying", trail.describe(key)))?;
-        let (bytes, metadata) = fetched;
-        signed |= metadata.is_some();
-        digests.push(DigestObject {
-            bucket: bucket.clone(),
-            key: key.clone(),
-            inflated: connect_audit_query::local::gunzip(&bytes),
-            signature: metadata.and_then(|m| m.get("signature").cloned()),
-        });
-    }
+    let digests = read_digests(trail, bucket, hashes, days).await?;
+    let signed = digests.iter().any(|d| d.signature.is_some());
     let public_keys = match (signed, sdk) {
         (true, Some(sdk)) => {
-            let regions: BTreeSet<&str> = keys.iter().filter_map(|k| home_region(k)).collect();
+            let regions: BTreeSet<&str> =
+                digests.iter().filter_map(|d| home_region(&d.key)).collect();
             let from = day_start(days.0);
             let until = day_start(days.1.tomorrow().unwrap_or(days.1))
                 + jiff::SignedDuration::from_hours(2);

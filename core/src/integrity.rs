@@ -772,3 +772,80 @@ fn check_digest(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::KeyPair as _;
+
+    use super::*;
+
+    #[test]
+    fn names_give_their_time_account_and_region() {
+        let log = "prefix/AWSLogs/o-a1b2c3d4e5/111122223333/CloudTrail/ap-northeast-1/2024/05/02/111122223333_CloudTrail_ap-northeast-1_20240502T0905Z_abc.json.gz";
+        assert_eq!(key_time(log), Some("2024-05-02T09:05:00Z".parse().unwrap()));
+        assert_eq!(
+            key_chain(log),
+            Some(("111122223333".into(), "ap-northeast-1".into()))
+        );
+        let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/05/02/111122223333_CloudTrail-Digest_us-east-1_my_trail_us-east-1_20240502T100512Z.json.gz";
+        assert_eq!(
+            key_time(digest),
+            Some("2024-05-02T10:05:12Z".parse().unwrap())
+        );
+        assert!(is_digest_key(digest) && !is_digest_key(log));
+        assert_eq!(from_awslogs(log), &log["prefix/".len()..]);
+    }
+
+    #[test]
+    fn a_signature_holds_only_for_its_message_and_key() {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let key = PublicKey {
+            fingerprint: "f".into(),
+            der: pair.public_key().as_ref().to_vec(),
+            valid_from: Timestamp::MIN,
+            valid_until: Timestamp::MAX,
+        };
+        let digest = Digest {
+            aws_account_id: "111122223333".into(),
+            digest_start_time: "2024-05-02T09:00:00Z".into(),
+            digest_end_time: "2024-05-02T10:00:00Z".into(),
+            digest_s3_bucket: "b".into(),
+            digest_s3_object: "AWSLogs/x.json.gz".into(),
+            digest_public_key_fingerprint: "f".into(),
+            digest_signature_algorithm: "SHA256withRSA".into(),
+            newest_event_time: None,
+            oldest_event_time: None,
+            previous_digest_s3_bucket: None,
+            previous_digest_s3_object: None,
+            previous_digest_hash_value: None,
+            previous_digest_hash_algorithm: None,
+            previous_digest_signature: None,
+            log_files: Vec::new(),
+        };
+        let message = digest.string_to_sign(b"{}");
+        assert_eq!(
+            message,
+            format!(
+                "2024-05-02T10:00:00Z\nb/AWSLogs/x.json.gz\n{}\nnull",
+                sha256_hex(b"{}")
+            ),
+            "the documented string, `null` for the first digest of a chain"
+        );
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            message.as_bytes(),
+            &mut signature,
+        )
+        .unwrap();
+        let hex = hex(&signature);
+        assert!(signature_holds(&key, message.as_bytes(), &hex));
+        assert!(!signature_holds(&key, b"another message", &hex));
+        assert!(!signature_holds(&key, message.as_bytes(), "zz"));
+        let mut sha = Sha256::default();
+        sha.update(b"{");
+        sha.update(b"}");
+        assert_eq!(sha.finish(), sha256_hex(b"{}"), "windows hash as the whole");
+    }
+}

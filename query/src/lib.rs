@@ -26,6 +26,7 @@
 
 pub mod athena;
 pub mod error;
+pub mod integrity;
 pub mod local;
 mod sink;
 pub mod stage;

@@ -144,6 +144,18 @@ fn requested_simd() -> Simd {
 /// events, no snapshot, the window of the generated trail): through the change stage, or
 /// without it (`stage` false) to measure what the stage costs.
 fn engine(dir: &Path, out: &Path, stage: bool) -> Result<(), Box<dyn std::error::Error>> {
+    engine_with(dir, out, stage, false)
+}
+
+/// [`engine`], with the log files verified against the trail's digests (`verify`): each
+/// file's SHA-256 taken in the inflate pass, the digests read and their chain followed, as
+/// `report --verify` does on a local copy. Fails unless every file and digest is verified.
+fn engine_with(
+    dir: &Path,
+    out: &Path,
+    stage: bool,
+    verify: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let window = Window::parse(
         Some("2020-01-01"),
@@ -152,6 +164,7 @@ fn engine(dir: &Path, out: &Path, stage: bool) -> Result<(), Box<dyn std::error:
     )?;
     let mut options = ScanOptions::new(window, EventSelection::defaults());
     options.simd = requested_simd();
+    options.hash_files = verify;
     let exporter = JsonlExporter::create(&JsonlSpec::new(out.display().to_string()))?;
     let scanner = TrailScanner::new(Store::local(dir), Directory::new(), options);
     let (summary, sink) = if stage {
@@ -168,6 +181,26 @@ fn engine(dir: &Path, out: &Path, stage: bool) -> Result<(), Box<dyn std::error:
         (scanner.scan(&mut sink)?, sink)
     };
     let export = sink.0.finish()?;
+    if verify {
+        let store = Store::local(dir);
+        let days = window.delivery_days();
+        // The runtime `report --verify` reads them on: the report's multi-thread one.
+        let digests = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(connect_audit_query::integrity::read_digests(
+                &store,
+                None,
+                &summary.hashes,
+                days,
+            ))?;
+        let (_, verdict) =
+            connect_audit_core::integrity::verify(&digests, &summary.hashes, None, days);
+        if !verdict.all_verified() {
+            return Err(format!("integrity: {}", verdict.line()).into());
+        }
+        eprintln!("integrity: {}", verdict.line());
+    }
     println!(
         "{{\"wall\":{},\"records_seen\":{},\"records\":{},\"rss_kib\":{}}}",
         started.elapsed().as_secs_f64(),
@@ -562,6 +595,48 @@ fn stage_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>>
     Ok(correct)
 }
 
+/// The engine without, then with log file verification (`report --verify`), alternately `n`
+/// times, each in its own process: what verifying costs (issue J's target: at most 1.6× the
+/// plain scan's wall).
+fn verify_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
+    let runs = Runs::new(dir)?;
+    let (me, d, out, out_arg) = (&runs.me, runs.trail.as_str(), &runs.out, runs.out_arg());
+    let expected = &runs.expected;
+    println!("{n} pairs: the engine without, then with verification against the digests");
+    println!();
+    println!("| pair | plain (s) | verified (s) | verified / plain | verified peak RSS (MiB) |");
+    println!("|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    let mut correct = true;
+    for pair in 1..=n {
+        let wall = |run: &serde_json::Value| run["wall"].as_f64().unwrap_or(f64::NAN);
+        let plain = wall(&measure(me, &["engine", d, out_arg]));
+        correct &= ids_of(out)? == *expected;
+        let run = measure(me, &["engine-verify", d, out_arg]);
+        correct &= ids_of(out)? == *expected;
+        let verified = wall(&run);
+        let rss = run["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+        println!(
+            "| {pair} | {plain:.3} | {verified:.3} | {:.3} | {rss:.0} |",
+            verified / plain
+        );
+        ratios.push(verified / plain);
+    }
+    let median = median(&mut ratios);
+    println!();
+    println!(
+        "verified / plain: median {median:.3}, {:.3}–{:.3} (target: <= 1.6); every file and digest verified in every run; correctness: {}",
+        ratios[0],
+        ratios[ratios.len() - 1],
+        if correct {
+            "every run exact"
+        } else {
+            "a run DIFFERED"
+        }
+    );
+    Ok(correct)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args
@@ -573,6 +648,13 @@ fn main() -> ExitCode {
         ["floor", dir] => floor(Path::new(dir)).map(|()| true).map_err(Into::into),
         ["engine", dir, out] => engine(Path::new(dir), Path::new(out), true).map(|()| true),
         ["engine-raw", dir, out] => engine(Path::new(dir), Path::new(out), false).map(|()| true),
+        ["engine-verify", dir, out] => {
+            engine_with(Path::new(dir), Path::new(out), true, true).map(|()| true)
+        }
+        [dir, "--verify-pairs", n] => match n.parse() {
+            Ok(n) if n > 0 => verify_pairs(Path::new(dir), n),
+            _ => Err(format!("--verify-pairs takes a count, not {n:?}").into()),
+        },
         [dir, "--stage-pairs", n] => match n.parse() {
             Ok(n) if n > 0 => stage_pairs(Path::new(dir), n),
             _ => Err(format!("--stage-pairs takes a count, not {n:?}").into()),
@@ -586,7 +668,7 @@ fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: bench-scan TRAIL_DIR [--no-duckdb | --pairs N | --s3 s3://BUCKET/PREFIX]"
+                "usage: bench-scan TRAIL_DIR [--no-duckdb | --pairs N | --stage-pairs N | --verify-pairs N | --s3 s3://BUCKET/PREFIX]"
             );
             return ExitCode::from(2);
         }

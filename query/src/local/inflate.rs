@@ -166,13 +166,14 @@ fn gzip_header_len(input: &[u8]) -> Option<usize> {
 /// file. At most [`MAX_TRAIL_JSON`] bytes.
 pub fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
     let mut inflater = Gunzip::new(input, MAX_TRAIL_JSON);
-    let mut text = Vec::with_capacity(inflater.first_window());
+    // Digests are small: start near their size (not a scan window) and double.
+    let mut text = Vec::with_capacity((input.len() * 8).clamp(4096, WINDOW));
     loop {
         if inflater.fill(&mut text)? {
             return Ok(text);
         }
         if text.len() == text.capacity() {
-            text.reserve(text.capacity().max(WINDOW));
+            text.reserve(text.capacity());
         }
     }
 }
