@@ -80,7 +80,7 @@ fn hours<'k>(
 }
 
 fn python() -> PathBuf {
-    let path = std::env::var_os("CONNECT_AUDIT_AWSCLI_PYTHON").map_or_else(
+    let path = std::env::var_os("AWSCLI_VALIDATOR_PYTHON").map_or_else(
         || super::html::target_dir().join("awscli-venv/bin/python3"),
         PathBuf::from,
     );
