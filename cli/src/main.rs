@@ -100,6 +100,14 @@ fn report_command(
     let settings: Settings = figment.extract().map_err(ConfigError::from)?;
     let reporter = Reporter::new(quiet);
     if settings.report.engine == Engine::Athena {
+        if settings.report.verify {
+            return Err(UsageError(
+                "--verify reads every log file (the local engine); with report.engine = \"athena\" \
+                 run `connect-audit verify` over the same trail"
+                    .into(),
+            )
+            .into());
+        }
         if args.incremental {
             return Err(UsageError(
                 "--incremental runs on the local engine; report.engine = \"athena\" \

@@ -569,4 +569,13 @@ fn a_local_copy_checks_hashes_and_the_chain_and_report_verify_carries_the_verdic
         ],
     );
     assert_eq!(tolerated.status.code(), Some(0));
+    // Athena reads no log file: `--verify` is refused there, pointing at `verify`.
+    let athena = run(
+        dir.path(),
+        &[
+            "report", "--engine", "athena", "--verify", "--since", SINCE, "--until", UNTIL,
+        ],
+    );
+    assert_eq!(athena.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&athena.stderr).contains("connect-audit verify"));
 }
