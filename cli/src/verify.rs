@@ -28,27 +28,27 @@ pub struct Integrity {
 }
 
 impl Integrity {
+    /// The files not verified, one line each: `modified log AWSLogs/…: why`.
+    fn failures(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .filter(|f| f.verdict != connect_audit_core::integrity::Verdict::Verified)
+            .map(|f| {
+                let detail = f.detail.as_deref().map(|d| format!(": {d}"));
+                format!(
+                    "{} {} {}{}",
+                    f.verdict.as_str(),
+                    f.kind,
+                    f.key,
+                    detail.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
     /// What the HTML header shows: the summary line and the files not verified.
     pub fn context(&self) -> (String, Vec<String>) {
-        (
-            self.summary.line(),
-            self.files
-                .iter()
-                .filter(|f| f.verdict != connect_audit_core::integrity::Verdict::Verified)
-                .map(|f| {
-                    format!(
-                        "{} {} {}{}",
-                        f.verdict.as_str(),
-                        f.kind,
-                        f.key,
-                        f.detail
-                            .as_deref()
-                            .map(|d| format!(": {d}"))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect(),
-        )
+        (self.summary.line(), self.failures())
     }
 
     /// The summary's `integrity:` line, and a line per file that is not verified (at most
@@ -61,26 +61,12 @@ impl Integrity {
                 "  integrity: logging stopped and started again: no digest for {gap} (CloudTrail's own record)"
             );
         }
-        let failed: Vec<&FileVerdict> = self
-            .files
-            .iter()
-            .filter(|f| f.verdict != connect_audit_core::integrity::Verdict::Verified)
-            .collect();
-        for f in failed.iter().take(20) {
-            let _ = writeln!(
-                t,
-                "  integrity: {} {} {}{}",
-                f.verdict.as_str(),
-                f.kind,
-                f.key,
-                f.detail
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            );
+        let failures = self.failures();
+        for f in failures.iter().take(20) {
+            let _ = writeln!(t, "  integrity: {f}");
         }
-        if failed.len() > 20 {
-            let _ = writeln!(t, "  integrity: … and {} more", failed.len() - 20);
+        if failures.len() > 20 {
+            let _ = writeln!(t, "  integrity: … and {} more", failures.len() - 20);
         }
     }
 }

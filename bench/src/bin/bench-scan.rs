@@ -556,36 +556,59 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(correct)
 }
 
-/// The engine without and with the change stage, alternately `n` times, each in its own
-/// process: what the stage costs (issue H's target: at most 3 % of the engine's wall).
-fn stage_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
+/// Two ways of running the engine, compared pair by pair.
+struct Pairing {
+    /// What the table is about.
+    title: &'static str,
+    /// The subcommands run first and second in each pair.
+    first: &'static str,
+    second: &'static str,
+    /// Their column names.
+    labels: (&'static str, &'static str),
+    /// The target of second / first.
+    target: f64,
+    /// What else every run checked, for the closing line.
+    checked: &'static str,
+}
+
+/// `pairing`'s two runs alternately `n` times, each in its own process (on a cloud machine
+/// whose speed wanders, only pairs taken back to back give a ratio worth reading): prints each
+/// pair and the median ratio; `Ok(false)` when a run's rows differ from the generator's.
+fn ab_pairs(dir: &Path, n: usize, pairing: &Pairing) -> Result<bool, Box<dyn std::error::Error>> {
     let runs = Runs::new(dir)?;
     let (me, d, out, out_arg) = (&runs.me, runs.trail.as_str(), &runs.out, runs.out_arg());
     let expected = &runs.expected;
-    println!("{n} pairs: the engine without, then with the change stage");
+    let (first_label, second_label) = pairing.labels;
+    println!("{n} pairs: {}", pairing.title);
     println!();
-    println!("| pair | without (s) | with (s) | with / without |");
-    println!("|---|---|---|---|");
+    println!(
+        "| pair | {first_label} (s) | {second_label} (s) | {second_label} / {first_label} | {second_label} peak RSS (MiB) |"
+    );
+    println!("|---|---|---|---|---|");
     let mut ratios = Vec::new();
     let mut correct = true;
     for pair in 1..=n {
         let wall = |run: &serde_json::Value| run["wall"].as_f64().unwrap_or(f64::NAN);
-        let without = wall(&measure(me, &["engine-raw", d, out_arg]));
+        let first = wall(&measure(me, &[pairing.first, d, out_arg]));
         correct &= ids_of(out)? == *expected;
-        let with = wall(&measure(me, &["engine", d, out_arg]));
+        let run = measure(me, &[pairing.second, d, out_arg]);
         correct &= ids_of(out)? == *expected;
+        let second = wall(&run);
+        let rss = run["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
         println!(
-            "| {pair} | {without:.3} | {with:.3} | {:.3} |",
-            with / without
+            "| {pair} | {first:.3} | {second:.3} | {:.3} | {rss:.0} |",
+            second / first
         );
-        ratios.push(with / without);
+        ratios.push(second / first);
     }
     let median = median(&mut ratios);
     println!();
     println!(
-        "with / without: median {median:.3}, {:.3}–{:.3} (target: <= 1.03); correctness: {}",
+        "{second_label} / {first_label}: median {median:.3}, {:.3}–{:.3} (target: <= {}){}; correctness: {}",
         ratios[0],
         ratios[ratios.len() - 1],
+        pairing.target,
+        pairing.checked,
         if correct {
             "every run exact"
         } else {
@@ -595,47 +618,27 @@ fn stage_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>>
     Ok(correct)
 }
 
-/// The engine without, then with log file verification (`report --verify`), alternately `n`
-/// times, each in its own process: what verifying costs (issue J's target: at most 1.6× the
-/// plain scan's wall).
-fn verify_pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
-    let runs = Runs::new(dir)?;
-    let (me, d, out, out_arg) = (&runs.me, runs.trail.as_str(), &runs.out, runs.out_arg());
-    let expected = &runs.expected;
-    println!("{n} pairs: the engine without, then with verification against the digests");
-    println!();
-    println!("| pair | plain (s) | verified (s) | verified / plain | verified peak RSS (MiB) |");
-    println!("|---|---|---|---|---|");
-    let mut ratios = Vec::new();
-    let mut correct = true;
-    for pair in 1..=n {
-        let wall = |run: &serde_json::Value| run["wall"].as_f64().unwrap_or(f64::NAN);
-        let plain = wall(&measure(me, &["engine", d, out_arg]));
-        correct &= ids_of(out)? == *expected;
-        let run = measure(me, &["engine-verify", d, out_arg]);
-        correct &= ids_of(out)? == *expected;
-        let verified = wall(&run);
-        let rss = run["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
-        println!(
-            "| {pair} | {plain:.3} | {verified:.3} | {:.3} | {rss:.0} |",
-            verified / plain
-        );
-        ratios.push(verified / plain);
-    }
-    let median = median(&mut ratios);
-    println!();
-    println!(
-        "verified / plain: median {median:.3}, {:.3}–{:.3} (target: <= 1.6); every file and digest verified in every run; correctness: {}",
-        ratios[0],
-        ratios[ratios.len() - 1],
-        if correct {
-            "every run exact"
-        } else {
-            "a run DIFFERED"
-        }
-    );
-    Ok(correct)
-}
+/// The engine without, then with the change stage: what the stage costs (issue H's target:
+/// at most 3 % of the engine's wall).
+const STAGE_PAIRS: Pairing = Pairing {
+    title: "the engine without, then with the change stage",
+    first: "engine-raw",
+    second: "engine",
+    labels: ("without", "with"),
+    target: 1.03,
+    checked: "",
+};
+
+/// The engine without, then with log file verification (`report --verify`): what verifying
+/// costs (issue J's target: at most 1.6× the plain scan's wall).
+const VERIFY_PAIRS: Pairing = Pairing {
+    title: "the engine without, then with verification against the digests",
+    first: "engine",
+    second: "engine-verify",
+    labels: ("plain", "verified"),
+    target: 1.6,
+    checked: "; every file and digest verified in every run",
+};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -652,11 +655,11 @@ fn main() -> ExitCode {
             engine_with(Path::new(dir), Path::new(out), true, true).map(|()| true)
         }
         [dir, "--verify-pairs", n] => match n.parse() {
-            Ok(n) if n > 0 => verify_pairs(Path::new(dir), n),
+            Ok(n) if n > 0 => ab_pairs(Path::new(dir), n, &VERIFY_PAIRS),
             _ => Err(format!("--verify-pairs takes a count, not {n:?}").into()),
         },
         [dir, "--stage-pairs", n] => match n.parse() {
-            Ok(n) if n > 0 => stage_pairs(Path::new(dir), n),
+            Ok(n) if n > 0 => ab_pairs(Path::new(dir), n, &STAGE_PAIRS),
             _ => Err(format!("--stage-pairs takes a count, not {n:?}").into()),
         },
         [dir] => bench(Path::new(dir), false),
