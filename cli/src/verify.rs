@@ -55,6 +55,12 @@ impl Integrity {
     /// 20; the JSON Lines of `verify --output` hold them all).
     pub fn lines(&self, t: &mut String) {
         let _ = writeln!(t, "  integrity: {}", self.summary.line());
+        if self.summary.digests == 0 && self.summary.log_files > 0 {
+            let _ = writeln!(
+                t,
+                "  integrity: no digest file beside the log files (CloudTrail-Digest/): is log file validation on for the trail? (aws cloudtrail update-trail --enable-log-file-validation)"
+            );
+        }
         for gap in &self.summary.logging_gaps {
             let _ = writeln!(
                 t,

@@ -627,10 +627,18 @@ impl<'a> Check<'a> {
             .filter(|key| !listed.contains(**key))
             .map(|key| {
                 let delivered = key_time(key);
-                let too_new = match (key_chain(key).and_then(|c| newest.get(&c)), delivered) {
-                    (Some(end), Some(t)) => time(end).is_none_or(|end| t >= end),
-                    (None, _) => true,
-                    _ => false,
+                let newest_end = key_chain(key)
+                    .and_then(|c| newest.get(&c))
+                    .and_then(|end| time(end));
+                // CloudTrail delivers a digest about an hour after its hour ends: a file more
+                // than two hours past the newest digest should have been covered.
+                let (too_new, stopped) = match (newest_end, delivered) {
+                    (Some(end), Some(t)) if t >= end => {
+                        let late = t - end > jiff::SignedDuration::from_hours(2);
+                        (!late, late.then_some(end))
+                    }
+                    (None, _) => (true, None),
+                    _ => (false, None),
                 };
                 let hour_gone = delivered.is_some_and(|t| {
                     missing_hours
@@ -638,17 +646,22 @@ impl<'a> Check<'a> {
                         .any(|(from, until)| *from <= t && t < *until)
                 });
                 let detail = if hour_gone {
-                    "the digest of its hour is missing"
+                    "the digest of its hour is missing".to_owned()
+                } else if let Some(end) = stopped {
+                    format!(
+                        "the digests of its account and region stop at {end}, hours before it: later digests are missing, or log file validation was turned off"
+                    )
                 } else if too_new {
-                    "delivered after the newest digest read: not covered yet"
+                    "delivered after the newest digest read: not covered yet".to_owned()
                 } else {
                     "no digest lists it, though one covers its delivery time: possibly added"
+                        .to_owned()
                 };
                 FileVerdict {
                     kind: "log",
                     key: (*key).to_owned(),
                     verdict: Verdict::Unlisted,
-                    detail: Some(detail.to_owned()),
+                    detail: Some(detail),
                     digest: None,
                 }
             })
