@@ -92,7 +92,9 @@ pub async fn check(
         Location::Local(_) => None,
     };
     let digests = read_digests(trail, bucket, hashes, days).await?;
-    let signed = digests.iter().any(|d| d.signature.is_some());
+    // In S3 every digest must carry its signature: one without it is invalid, not a reason
+    // to check nothing (a local copy has no metadata at all).
+    let signed = bucket.is_some();
     let public_keys = match (signed, sdk) {
         (true, Some(sdk)) => {
             let regions: BTreeSet<&str> =

@@ -595,22 +595,25 @@ impl Review {
             return None;
         }
         let version = version.filter(|v| !v.deleted);
-        // Each attribute from the newer of the two: a version observed after the trail's last
-        // change to the user holds it (and what the trail did not record); else the trail
-        // moved on from it.
+        // A version observed after the trail's last change to the user holds every attribute
+        // it has (and what the trail did not record). Else the version, with the attributes
+        // the trail set since (not those the trail's state took from an older version).
         let state = match (tracked, version) {
             (None, v) => v.map(|v| v.state.clone()).unwrap_or_default(),
             (Some(t), None) => t.clone(),
+            (Some(t), Some(v)) if snapshot_newer(v) => {
+                let mut state = t.clone();
+                state.extend(v.state.iter().map(|(a, value)| (a.clone(), value.clone())));
+                state
+            }
             (Some(t), Some(v)) => {
-                let (mut base, over) = if snapshot_newer(v) {
-                    (t.clone(), &v.state)
-                } else {
-                    (v.state.clone(), t)
-                };
-                for (attr, value) in over {
-                    base.insert(attr.clone(), value.clone());
+                let mut state = v.state.clone();
+                for (attr, value) in t {
+                    if s.tracker.set_by_trail(TargetKind::User, id, attr).is_some() {
+                        state.insert(attr.clone(), value.clone());
+                    }
                 }
-                base
+                state
             }
         };
         Some((state, version))
@@ -629,11 +632,9 @@ impl Review {
                 .filter(|v| *v != crate::change::HIDDEN)
                 .map(str::to_owned)
         };
-        // An identity field the trail hid (`HIDDEN_DUE_TO_SECURITY_REASONS`) is the
-        // snapshot's, else not known.
-        let identity = |field: &str| {
-            text(&state, field).or_else(|| version.and_then(|v| text(&v.state, field)))
-        };
+        // An identity field the trail hid (`HIDDEN_DUE_TO_SECURITY_REASONS`) after the
+        // snapshot saw it is not known (the snapshot's value is older than the change).
+        let identity = |field: &str| text(&state, field);
         let security_profiles = self.held(&id, &state, s);
         let name_of = |attr: &str, kind: TargetKind| {
             let id = state.get(attr)?.as_str()?;

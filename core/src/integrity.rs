@@ -20,7 +20,7 @@
 //! null starts a chain again (logging was stopped and started, which CloudTrail records so);
 //! any other break (however many consecutive digests are gone) is `digest missing`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use jiff::Timestamp;
@@ -295,6 +295,13 @@ impl IntegritySummary {
         if self.all_verified() {
             if let (Some(from), Some(until)) = (&self.chain_from, &self.chain_until) {
                 let _ = write!(line, ", chain unbroken from {from} to {until}");
+                if !self.logging_gaps.is_empty() {
+                    let _ = write!(
+                        line,
+                        " but where CloudTrail recorded logging stopped ({} time(s))",
+                        self.logging_gaps.len()
+                    );
+                }
             }
         } else {
             let failures: Vec<String> = self
@@ -319,7 +326,11 @@ pub fn key_time(key: &str) -> Option<Timestamp> {
         let part = part.trim_end_matches(".json.gz");
         let (date, time) = part.split_once('T')?;
         let time = time.strip_suffix('Z')?;
-        if date.len() != 8 || !(time.len() == 4 || time.len() == 6) {
+        if !date.is_ascii()
+            || !time.is_ascii()
+            || date.len() != 8
+            || !(time.len() == 4 || time.len() == 6)
+        {
             return None;
         }
         let text = format!(
@@ -341,10 +352,20 @@ pub fn key_chain(key: &str) -> Option<(String, String)> {
     let i = parts
         .iter()
         .position(|p| *p == "CloudTrail-Digest" || *p == "CloudTrail")?;
-    Some((
-        (*parts.get(i.checked_sub(1)?)?).to_owned(),
-        (*parts.get(i + 1)?).to_owned(),
-    ))
+    // The account is the file name's first field (`<account>_CloudTrail…`): the folder above
+    // may be outside the store's root.
+    let account = parts.last()?.split('_').next()?;
+    Some((account.to_owned(), (*parts.get(i + 1)?).to_owned()))
+}
+
+/// The chain a digest belongs to: its account, region, and trail (the file name without its
+/// time stamp: `<account>_CloudTrail-Digest_<region>_<trail>_<home region>`), so that two
+/// trails of one account and region are two chains.
+fn digest_chain(key: &str) -> Option<(String, String, String)> {
+    let (account, region) = key_chain(key)?;
+    let name = key.rsplit('/').next()?;
+    let trail = name.rsplit_once('_').map_or(name, |(t, _)| t);
+    Some((account, region, trail.to_owned()))
 }
 
 /// Whether `key` is a digest file.
@@ -352,8 +373,23 @@ pub fn is_digest_key(key: &str) -> bool {
     key.contains("/CloudTrail-Digest/") && key.ends_with(".json.gz")
 }
 
-/// The key from `AWSLogs/` on (digests name the keys from the bucket's root, which a prefix
-/// or a local folder above `AWSLogs/` does not change).
+/// The key from its `CloudTrail/` or `CloudTrail-Digest/` folder on: what a digest's name of
+/// a file and the key it was listed under have in common, whatever the bucket prefix, the
+/// organization folder or the store root (`s3://bucket/AWSLogs` lists `<account>/CloudTrail/…`).
+/// The file name still holds the account.
+fn canonical(key: &str) -> &str {
+    for folder in ["CloudTrail/", "CloudTrail-Digest/"] {
+        if key.starts_with(folder) {
+            return key;
+        }
+        if let Some(i) = key.find(&format!("/{folder}")) {
+            return &key[i + 1..];
+        }
+    }
+    key
+}
+
+/// The key from `AWSLogs/` on, for showing a key known only from a digest's content.
 fn from_awslogs(key: &str) -> &str {
     key.find("AWSLogs/").map_or(key, |i| &key[i..])
 }
@@ -376,10 +412,14 @@ pub fn verify(
         missing: Vec::new(),
         skipped: Vec::new(),
         gaps: Vec::new(),
+        shown: HashMap::new(),
     };
+    for key in logs.keys() {
+        check.shown.insert(canonical(key).to_owned(), key.clone());
+    }
     check.read_digests(digests);
     let chains = check.follow_chains();
-    let logs: BTreeMap<&str, &LogSeen> = logs.iter().map(|(k, v)| (from_awslogs(k), v)).collect();
+    let logs: BTreeMap<&str, &LogSeen> = logs.iter().map(|(k, v)| (canonical(k), v)).collect();
     let mut out = check.listed_logs(&logs);
     out.extend(check.unlisted_logs(&logs, &chains));
     check.finish(out)
@@ -406,6 +446,8 @@ struct Check<'a> {
     skipped: Vec<(Timestamp, Timestamp)>,
     /// Logging stopped and started again: `from .. until`.
     gaps: Vec<String>,
+    /// The key each file was found under, by its canonical key ([`canonical`]).
+    shown: HashMap<String, String>,
 }
 
 fn time(text: &str) -> Option<Timestamp> {
@@ -413,10 +455,19 @@ fn time(text: &str) -> Option<Timestamp> {
 }
 
 impl<'a> Check<'a> {
+    /// The key to show of a file: where it was found, else (named only by a digest) its key
+    /// from `AWSLogs/` on.
+    fn show(&self, canonical_key: &str, named: Option<&str>) -> String {
+        self.shown.get(canonical_key).cloned().unwrap_or_else(|| {
+            named.map_or_else(|| canonical_key.to_owned(), |n| from_awslogs(n).to_owned())
+        })
+    }
+
     /// Reads, parses and checks each digest on its own (moved, signature, key).
     fn read_digests(&mut self, digests: &'a [DigestObject]) {
         for object in digests {
-            let key = from_awslogs(&object.key).to_owned();
+            let key = canonical(&object.key).to_owned();
+            self.shown.insert(key.clone(), object.key.clone());
             let parsed = object
                 .inflated
                 .as_ref()
@@ -453,21 +504,31 @@ impl<'a> Check<'a> {
     /// Follows each chain (per account and region, oldest first): links, gaps, missing
     /// digests. Gives the chains' newest digest ends.
     fn follow_chains(&mut self) -> BTreeMap<(String, String), String> {
-        let mut chains: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        let mut chains: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
         for (key, r) in &self.read {
-            let chain =
-                key_chain(key).unwrap_or_else(|| (r.digest.aws_account_id.clone(), String::new()));
+            let chain = digest_chain(key).unwrap_or_else(|| {
+                (
+                    r.digest.aws_account_id.clone(),
+                    String::new(),
+                    String::new(),
+                )
+            });
             chains.entry(chain).or_default().push(key.clone());
         }
-        let mut newest = BTreeMap::new();
-        for (chain, mut list) in chains {
+        // The newest digest end per account and region (of any of its trails).
+        let mut newest: BTreeMap<(String, String), String> = BTreeMap::new();
+        for ((account, region, _), mut list) in chains {
             list.sort_by(|a, b| {
                 let end = |k: &String| self.read[k].digest.digest_end_time.clone();
                 end(a).cmp(&end(b))
             });
             self.follow(&list);
             if let Some(last) = list.last() {
-                newest.insert(chain, self.read[last].digest.digest_end_time.clone());
+                let end = self.read[last].digest.digest_end_time.clone();
+                let entry = newest.entry((account, region)).or_default();
+                if end > *entry {
+                    *entry = end;
+                }
             }
         }
         newest
@@ -492,7 +553,7 @@ impl<'a> Check<'a> {
         for (i, key) in list.iter().enumerate() {
             let d = &self.read[key].digest;
             let before = i.checked_sub(1).map(|j| &self.read[&list[j]].digest);
-            let Some(previous) = d.previous_digest_s3_object.as_deref().map(from_awslogs) else {
+            let Some(previous) = d.previous_digest_s3_object.as_deref().map(canonical) else {
                 // Logging was started (again): a gap CloudTrail records.
                 if let Some(b) = before {
                     self.gaps
@@ -515,16 +576,18 @@ impl<'a> Check<'a> {
                     .is_none_or(|(v, _)| *v == Verdict::Verified);
                 if !(hash_ok && signature_ok) && first_problem {
                     let what = if hash_ok { "signature" } else { "content" };
-                    self.verdicts.insert(
-                        previous.to_owned(),
-                        (
-                            Verdict::DigestModified,
-                            Some(format!(
-                                "its {what} differs from what the next digest {key} recorded"
-                            )),
-                        ),
+                    let why = format!(
+                        "its {what} differs from what the next digest {} recorded",
+                        self.show(key, None)
                     );
+                    self.verdicts
+                        .insert(previous.to_owned(), (Verdict::DigestModified, Some(why)));
                 }
+                continue;
+            }
+            // Present but unreadable (its own verdict says so): not missing, and the link
+            // cannot be checked.
+            if self.verdicts.contains_key(previous) {
                 continue;
             }
             // Named and gone; before the first digest read, only when it is after the start
@@ -532,10 +595,9 @@ impl<'a> Check<'a> {
             if before.is_none() && key_time(previous).is_none_or(|t| t < listed_from) {
                 continue;
             }
-            self.missing.push((
-                previous.to_owned(),
-                format!("named by {key} as the digest before it"),
-            ));
+            let named = self.show(previous, d.previous_digest_s3_object.as_deref());
+            let why = format!("named by {} as the digest before it", self.show(key, None));
+            self.missing.push((named.clone(), why));
             // More than one hour between the digest before and this one: more are gone
             // than the one named (however many: each hour has its digest).
             if let Some(b) = before
@@ -545,7 +607,7 @@ impl<'a> Check<'a> {
             {
                 self.skipped.push((b_end, d_start));
                 self.missing.push((
-                    format!("(the digests between {} and {previous})", b.digest_end_time),
+                    format!("(the digests between {} and {named})", b.digest_end_time),
                     format!(
                         "the chain skips {} .. {}: more than the one digest named is gone",
                         b.digest_end_time, d.digest_start_time
@@ -559,37 +621,49 @@ impl<'a> Check<'a> {
     fn listed_logs(&self, logs: &BTreeMap<&str, &LogSeen>) -> Vec<FileVerdict> {
         let mut out = Vec::new();
         for (dkey, r) in &self.read {
+            // A digest that is not itself verified vouches for nothing.
+            let untrusted = self
+                .verdicts
+                .get(dkey)
+                .filter(|(v, _)| *v != Verdict::Verified)
+                .map(|(v, _)| v.as_str());
             for entry in &r.digest.log_files {
-                let lkey = from_awslogs(&entry.s3_object);
+                let lkey = canonical(&entry.s3_object);
                 let in_days = key_time(lkey).is_some_and(|t| {
                     let day = jiff::tz::TimeZone::UTC.to_datetime(t).date();
                     self.days.0 <= day && day <= self.days.1
                 });
-                let (verdict, detail) = match logs.get(lkey) {
-                    None if !in_days => continue,
-                    None => (
+                let (verdict, detail) = match (logs.get(lkey), untrusted) {
+                    (None, _) if !in_days => continue,
+                    (Some(_), Some(digest_verdict)) => (
+                        Verdict::Unlisted,
+                        Some(format!(
+                            "listed only by a digest that is not valid ({digest_verdict})"
+                        )),
+                    ),
+                    (None, _) => (
                         Verdict::Missing,
                         Some("listed by its digest, not in the bucket".to_owned()),
                     ),
-                    Some(LogSeen { sha256: Err(why) }) => {
+                    (Some(LogSeen { sha256: Err(why) }), None) => {
                         (Verdict::Modified, Some(format!("unreadable: {why}")))
                     }
-                    Some(LogSeen { sha256: Ok(h) })
+                    (Some(LogSeen { sha256: Ok(h) }), None)
                         if h.eq_ignore_ascii_case(&entry.hash_value) =>
                     {
                         (Verdict::Verified, None)
                     }
-                    Some(_) => (
+                    (Some(_), None) => (
                         Verdict::Modified,
                         Some("its SHA-256 differs from its digest's".to_owned()),
                     ),
                 };
                 out.push(FileVerdict {
                     kind: "log",
-                    key: lkey.to_owned(),
+                    key: self.show(lkey, Some(&entry.s3_object)),
                     verdict,
                     detail,
-                    digest: Some(dkey.clone()),
+                    digest: Some(self.show(dkey, None)),
                 });
             }
         }
@@ -605,12 +679,7 @@ impl<'a> Check<'a> {
         let listed: std::collections::HashSet<&str> = self
             .read
             .values()
-            .flat_map(|r| {
-                r.digest
-                    .log_files
-                    .iter()
-                    .map(|e| from_awslogs(&e.s3_object))
-            })
+            .flat_map(|r| r.digest.log_files.iter().map(|e| canonical(&e.s3_object)))
             .collect();
         // The hours the missing digests covered: a named one ends at its stamp, the skipped
         // spans are the gaps.
@@ -659,7 +728,7 @@ impl<'a> Check<'a> {
                 };
                 FileVerdict {
                     kind: "log",
-                    key: (*key).to_owned(),
+                    key: self.show(key, None),
                     verdict: Verdict::Unlisted,
                     detail: Some(detail),
                     digest: None,
@@ -670,10 +739,6 @@ impl<'a> Check<'a> {
 
     /// The digests' verdicts after the logs', all sorted, and the summary.
     fn finish(mut self, mut out: Vec<FileVerdict>) -> (Vec<FileVerdict>, IntegritySummary) {
-        for (key, why) in std::mem::take(&mut self.missing) {
-            self.verdicts
-                .insert(key, (Verdict::DigestMissing, Some(why)));
-        }
         for (key, (verdict, detail)) in std::mem::take(&mut self.verdicts) {
             let detail = detail.or_else(|| {
                 (self.keys.is_none() && self.read.contains_key(&key))
@@ -681,11 +746,23 @@ impl<'a> Check<'a> {
             });
             out.push(FileVerdict {
                 kind: "digest",
-                key,
+                key: self.show(&key, None),
                 verdict,
                 detail,
                 digest: None,
             });
+        }
+        // Missing digests: once each, and never over the verdict of one that is there.
+        for (key, why) in std::mem::take(&mut self.missing) {
+            if !out.iter().any(|f| f.kind == "digest" && f.key == key) {
+                out.push(FileVerdict {
+                    kind: "digest",
+                    key,
+                    verdict: Verdict::DigestMissing,
+                    detail: Some(why),
+                    digest: None,
+                });
+            }
         }
         out.sort_by(|a, b| (a.kind, &a.key).cmp(&(b.kind, &b.key)));
         let mut summary = IntegritySummary {
@@ -731,7 +808,7 @@ fn check_digest(
     inflated: &[u8],
     keys: Option<&[PublicKey]>,
 ) -> Option<String> {
-    if from_awslogs(&digest.digest_s3_object) != key
+    if canonical(&digest.digest_s3_object) != key
         || object
             .bucket
             .as_ref()
@@ -806,6 +883,17 @@ mod tests {
             Some("2024-05-02T10:05:12Z".parse().unwrap())
         );
         assert!(is_digest_key(digest) && !is_digest_key(log));
+        // A name from a digest's content is attacker-controlled: no panic on odd bytes.
+        assert_eq!(key_time("x/a_ab\u{20ac}\u{20ac}T0000Z.json.gz"), None);
+        assert_eq!(canonical(log), &log[log.find("CloudTrail/").unwrap()..]);
+        assert_eq!(
+            digest_chain(digest),
+            Some((
+                "111122223333".into(),
+                "us-east-1".into(),
+                "111122223333_CloudTrail-Digest_us-east-1_my_trail_us-east-1".into()
+            ))
+        );
         assert_eq!(from_awslogs(log), &log["prefix/".len()..]);
     }
 

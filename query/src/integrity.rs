@@ -12,13 +12,17 @@ use jiff::civil::Date;
 /// Digests fetched at once.
 const FETCH_CONCURRENCY: usize = 16;
 
-/// The account folders (`…/AWSLogs/[<org>/]<account>/`) of the log files read.
+/// The account folders (`…/AWSLogs/[<org>/]<account>/`, relative to the store's root, which
+/// may be the bucket, `AWSLogs/` or the account folder itself: then `""`) of the log files
+/// read.
 fn account_prefixes<'a>(logs: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     logs.filter_map(|key| {
+        if key.starts_with("CloudTrail/") {
+            return Some(String::new());
+        }
         let at = key.find("/CloudTrail/")?;
         Some(key[..=at].to_owned())
     })
-    .filter(|p| p.contains("AWSLogs/"))
     .collect()
 }
 
@@ -84,7 +88,9 @@ pub async fn read_digests(
             .list_dirs(&format!("{account}CloudTrail-Digest/"))
             .await?
         {
-            for prefix in day_folders(trail, &region, days).await? {
+            // The last hour of the last day is listed by a digest of the day after.
+            let listed = (days.0, days.1.tomorrow().unwrap_or(days.1));
+            for prefix in day_folders(trail, &region, listed).await? {
                 keys.extend(
                     trail
                         .list(&prefix)

@@ -158,6 +158,7 @@ fn scan_file_with(
     let read = reader
         .read_to_end(&mut buffers.input)
         .map_err(|e| format!("cannot read: {e}"));
+    let read_whole = read.is_ok();
     let mut records = RecordReader {
         file,
         options,
@@ -190,10 +191,16 @@ fn scan_file_with(
             .key
             .clone()
             .unwrap_or_else(|| file.path.display().to_string());
-        result.sha256 = Some((
-            key,
-            outcome.as_ref().map(|()| h.finish()).map_err(Clone::clone),
-        ));
+        let sha256 = match &outcome {
+            Ok(()) => Ok(h.finish()),
+            // A file the parser refuses may still be exactly what CloudTrail delivered: its
+            // hash is of all its bytes (a second pass, for such a file only).
+            Err(_) if read_whole && gz => super::inflate::gunzip(&buffers.input)
+                .map(|text| connect_audit_core::integrity::sha256_hex(&text)),
+            Err(_) if read_whole => Ok(connect_audit_core::integrity::sha256_hex(&buffers.input)),
+            Err(why) => Err(why.clone()),
+        };
+        result.sha256 = Some((key, sha256));
     }
     if let Err(reason) = outcome {
         // Nothing of a bad file is used: not the records before the problem either.
