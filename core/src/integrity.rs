@@ -561,6 +561,14 @@ impl<'a> Check<'a> {
                 }
                 continue;
             };
+            // In another bucket (the trail was moved): the chain goes on where this run does
+            // not read.
+            if d.previous_digest_s3_bucket
+                .as_ref()
+                .is_some_and(|b| *b != d.digest_s3_bucket)
+            {
+                continue;
+            }
             if let Some(p) = self.read.get(previous) {
                 let hash_ok = d
                     .previous_digest_hash_value
@@ -676,6 +684,24 @@ impl<'a> Check<'a> {
         logs: &BTreeMap<&str, &LogSeen>,
         newest: &BTreeMap<(String, String), String>,
     ) -> Vec<FileVerdict> {
+        // Per account and region, the earliest digest read, and whether it names none before
+        // it: then log file validation was turned on (or logging started) at its start.
+        let mut earliest: BTreeMap<(String, String), (Timestamp, bool)> = BTreeMap::new();
+        for (key, r) in &self.read {
+            if let (Some(chain), Some(start)) = (key_chain(key), time(&r.digest.digest_start_time))
+            {
+                let starts = r.digest.previous_digest_s3_object.is_none();
+                let first = earliest.entry(chain).or_insert((start, starts));
+                if start < first.0 {
+                    *first = (start, starts);
+                }
+            }
+        }
+        let started: BTreeMap<(String, String), Timestamp> = earliest
+            .into_iter()
+            .filter(|(_, (_, starts))| *starts)
+            .map(|(chain, (start, _))| (chain, start))
+            .collect();
         let listed: std::collections::HashSet<&str> = self
             .read
             .values()
@@ -714,8 +740,15 @@ impl<'a> Check<'a> {
                         .iter()
                         .any(|(from, until)| *from <= t && t < *until)
                 });
+                let before_start = key_chain(key)
+                    .and_then(|c| started.get(&c))
+                    .filter(|start| delivered.is_some_and(|t| t < **start));
                 let detail = if hour_gone {
                     "the digest of its hour is missing".to_owned()
+                } else if let Some(start) = before_start {
+                    format!(
+                        "delivered before its chain starts ({start}): log file validation was not on yet, or logging had stopped"
+                    )
                 } else if let Some(end) = stopped {
                     format!(
                         "the digests of its account and region stop at {end}, hours before it: later digests are missing, or log file validation was turned off"
@@ -948,5 +981,108 @@ mod tests {
         sha.update(b"{");
         sha.update(b"}");
         assert_eq!(sha.finish(), sha256_hex(b"{}"), "windows hash as the whole");
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    fn digest(hour: u32, previous: Option<(&str, &str)>, logs: &[(&str, &[u8])]) -> DigestObject {
+        let end = format!("2024-05-02T{:02}:00:00Z", hour + 1);
+        let key = format!(
+            "AWSLogs/1/CloudTrail-Digest/r/2024/05/02/1_CloudTrail-Digest_r_t_r_20240502T{:02}0000Z.json.gz",
+            hour + 1
+        );
+        let d = Digest {
+            aws_account_id: "1".into(),
+            digest_start_time: format!("2024-05-02T{hour:02}:00:00Z"),
+            digest_end_time: end,
+            digest_s3_bucket: "b".into(),
+            digest_s3_object: key.clone(),
+            digest_public_key_fingerprint: "f".into(),
+            digest_signature_algorithm: "SHA256withRSA".into(),
+            newest_event_time: None,
+            oldest_event_time: None,
+            previous_digest_s3_bucket: previous.map(|(bucket, _)| bucket.to_owned()),
+            previous_digest_s3_object: previous.map(|(_, key)| key.to_owned()),
+            previous_digest_hash_value: previous.map(|_| "00".to_owned()),
+            previous_digest_hash_algorithm: None,
+            previous_digest_signature: None,
+            log_files: logs
+                .iter()
+                .map(|(k, json)| DigestLogFile {
+                    s3_bucket: "b".into(),
+                    s3_object: (*k).to_owned(),
+                    hash_value: sha256_hex(json),
+                    hash_algorithm: "SHA-256".into(),
+                    newest_event_time: None,
+                    oldest_event_time: None,
+                })
+                .collect(),
+        };
+        DigestObject {
+            bucket: None,
+            key,
+            inflated: Ok(serde_json::to_vec(&d).unwrap()),
+            signature: None,
+        }
+    }
+
+    fn log(hour: u32, minute: u32) -> String {
+        format!(
+            "AWSLogs/1/CloudTrail/r/2024/05/02/1_CloudTrail_r_20240502T{hour:02}{minute:02}Z_x.json.gz"
+        )
+    }
+
+    #[test]
+    fn validation_turned_on_mid_span_and_a_trail_moved_from_another_bucket() {
+        let days = ("2024-05-01".parse().unwrap(), "2024-05-03".parse().unwrap());
+        // Validation on from 03:00: a file of 01:10 is older than the chain, not added.
+        let covered = log(3, 10);
+        let digests = [
+            digest(3, None, &[(&covered, b"{}")]),
+            // The next hour's digest names one in another bucket (the trail moved there).
+            digest(
+                4,
+                Some((
+                    "old-bucket",
+                    "AWSLogs/1/CloudTrail-Digest/r/2024/05/02/1_CloudTrail-Digest_r_t_r_20240502T040000Z.json.gz",
+                )),
+                &[],
+            ),
+        ];
+        let logs: BTreeMap<String, LogSeen> = [
+            (
+                covered.clone(),
+                LogSeen {
+                    sha256: Ok(sha256_hex(b"{}")),
+                },
+            ),
+            (
+                log(1, 10),
+                LogSeen {
+                    sha256: Ok(sha256_hex(b"[]")),
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let (files, summary) = verify(&digests, &logs, None, days);
+        let early = files.iter().find(|f| f.key == log(1, 10)).unwrap();
+        assert_eq!(early.verdict, Verdict::Unlisted);
+        assert!(
+            early
+                .detail
+                .as_deref()
+                .unwrap()
+                .contains("before its chain starts"),
+            "{early:?}"
+        );
+        assert!(
+            !files.iter().any(|f| f.verdict == Verdict::DigestMissing),
+            "the previous digest is in the old bucket: {files:?}"
+        );
+        assert_eq!(summary.logs_verified, 1);
     }
 }
