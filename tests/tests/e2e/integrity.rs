@@ -199,6 +199,13 @@ fn run_case(
 }
 
 impl Outcome {
+    /// Whether some file has `verdict` with a detail containing `detail`.
+    fn has(&self, verdict: &str, detail: &str) -> bool {
+        self.verdicts
+            .values()
+            .any(|(v, d)| v == verdict && d.contains(detail))
+    }
+
     /// The files not verified: (kind, key, verdict).
     fn failures(&self) -> Vec<(String, String, String)> {
         self.verdicts
@@ -300,10 +307,7 @@ fn every_verdict_of_the_digest_chain_agrees_with_the_aws_cli() {
         objects
     });
     assert!(
-        unsigned
-            .verdicts
-            .values()
-            .any(|(v, d)| v == "digest invalid" && d.contains("no `signature` metadata")),
+        unsigned.has("digest invalid", "no `signature` metadata"),
         "{:?}",
         unsigned.failures()
     );
@@ -397,10 +401,7 @@ fn every_verdict_of_the_digest_chain_agrees_with_the_aws_cli() {
         objects
     });
     assert!(
-        forged
-            .verdicts
-            .values()
-            .any(|(v, d)| v == "digest invalid" && d == "bad signature"),
+        forged.has("digest invalid", "bad signature"),
         "{:?}",
         forged.failures()
     );
@@ -410,10 +411,7 @@ fn every_verdict_of_the_digest_chain_agrees_with_the_aws_cli() {
         }))
     });
     assert!(
-        unknown
-            .verdicts
-            .values()
-            .any(|(v, d)| v == "digest invalid" && d.contains("unknown key")),
+        unknown.has("digest invalid", "unknown key"),
         "{:?}",
         unknown.failures()
     );
@@ -423,10 +421,7 @@ fn every_verdict_of_the_digest_chain_agrees_with_the_aws_cli() {
         }))
     });
     assert!(
-        outside
-            .verdicts
-            .values()
-            .any(|(v, d)| v == "digest invalid" && d.contains("outside its validity")),
+        outside.has("digest invalid", "outside its validity"),
         "{:?}",
         outside.failures()
     );
