@@ -325,6 +325,17 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// The problem `message` of `key`, with who set it in `figment`.
+    fn at(figment: &Figment, key: &str, message: String) -> Self {
+        Self {
+            key: key.to_owned(),
+            origin: provenance(figment, key),
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({}): {}", self.key, self.origin, self.message)
@@ -699,13 +710,8 @@ impl Settings {
         now: Timestamp,
     ) -> Result<ValidAthenaReport, ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            problems.push(Problem {
-                key: key.to_owned(),
-                origin: provenance(figment, key),
-                message,
-            });
-        };
+        let mut problem =
+            |key: &str, message: String| problems.push(Problem::at(figment, key, message));
         let common = self.check_common(now, &mut problem);
         let snapshot = match (&self.report.snapshot, &self.snapshot.store) {
             (Some(s), _) => Some(("report.snapshot", s.as_str())),
@@ -785,13 +791,8 @@ impl Settings {
     /// Problems name the key and, via `figment`, the file or variable that set it.
     pub fn validate(&self, figment: &Figment, now: Timestamp) -> Result<ValidReport, ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            problems.push(Problem {
-                key: key.to_owned(),
-                origin: provenance(figment, key),
-                message,
-            });
-        };
+        let mut problem =
+            |key: &str, message: String| problems.push(Problem::at(figment, key, message));
         let r = &self.report;
         let trail = match r.trail.as_deref().map(Location::parse) {
             None => {
@@ -853,13 +854,8 @@ impl Settings {
         now: Timestamp,
     ) -> Result<ValidAccessReview, ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            problems.push(Problem {
-                key: key.to_owned(),
-                origin: provenance(figment, key),
-                message,
-            });
-        };
+        let mut problem =
+            |key: &str, message: String| problems.push(Problem::at(figment, key, message));
         let r = &self.access_review;
         let at = match connect_audit_core::window::parse_time(r.at.as_deref().unwrap_or("now"), now)
         {
@@ -918,13 +914,8 @@ impl Settings {
     /// Checks `[incremental]`, without I/O.
     pub fn validate_incremental(&self, figment: &Figment) -> Result<ValidIncremental, ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            problems.push(Problem {
-                key: key.to_owned(),
-                origin: provenance(figment, key),
-                message,
-            });
-        };
+        let mut problem =
+            |key: &str, message: String| problems.push(Problem::at(figment, key, message));
         let i = &self.incremental;
         let state = Location::parse(&i.state)
             .map_err(|e| problem("incremental.state", e.to_string()))
@@ -942,13 +933,8 @@ impl Settings {
     /// instance id or ARN, with a plausible region and account.
     pub fn validate_snapshot(&self, figment: &Figment) -> Result<ValidSnapshot, ConfigError> {
         let mut problems = Vec::new();
-        let mut problem = |key: &str, message: String| {
-            problems.push(Problem {
-                key: key.to_owned(),
-                origin: provenance(figment, key),
-                message,
-            });
-        };
+        let mut problem =
+            |key: &str, message: String| problems.push(Problem::at(figment, key, message));
         let store = match self.snapshot.store.as_deref().map(Location::parse) {
             None => {
                 problem(

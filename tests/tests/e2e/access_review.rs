@@ -85,26 +85,29 @@ fn by_user(
 /// The local engine's review as of `at`, into `output` (its format from the extension);
 /// gives the summary on stderr.
 fn local(root: &Path, env: &[(&str, String)], at: &str, output: &str) -> String {
-    let run = run_binary(
-        root,
-        env,
-        &[
-            "access-review",
-            "--trail",
-            root.join("trail").to_str().unwrap(),
-            "--snapshot",
-            root.join("store").to_str().unwrap(),
-            "--at",
-            at,
-            "--since",
-            SINCE,
-            "--output",
-            output,
-        ],
-    );
+    let run = review(root, env, at, &["--output", output]);
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     stderr
+}
+
+/// `access-review` of the story's trail and store as of `at` (period from [`SINCE`]), with
+/// `extra` arguments.
+fn review(root: &Path, env: &[(&str, String)], at: &str, extra: &[&str]) -> std::process::Output {
+    let (trail, store) = (root.join("trail"), root.join("store"));
+    let mut args = vec![
+        "access-review",
+        "--trail",
+        trail.to_str().unwrap(),
+        "--snapshot",
+        store.to_str().unwrap(),
+        "--at",
+        at,
+        "--since",
+        SINCE,
+    ];
+    args.extend_from_slice(extra);
+    run_binary(root, env, &args)
 }
 
 /// The Athena engine's review as of `at`, as CSV: the fake Athena reads the trail and the
@@ -380,20 +383,11 @@ fn a_review_goes_to_jsonl_parquet_html_and_s3_and_reads_back() {
     }
 
     // Limited to another instance: no row of this one.
-    let limited = run_binary(
+    let limited = review(
         root,
         &[],
-        &[
-            "access-review",
-            "--trail",
-            root.join("trail").to_str().unwrap(),
-            "--snapshot",
-            root.join("store").to_str().unwrap(),
-            "--at",
-            at,
-            "--instance-ids",
-            "6861072c-1e75-4a93-8661-abe05b1b90b4",
-        ],
+        at,
+        &["--instance-ids", "6861072c-1e75-4a93-8661-abe05b1b90b4"],
     );
     assert_eq!(limited.status.code(), Some(0));
     let stdout = String::from_utf8(limited.stdout).unwrap();
@@ -456,7 +450,7 @@ fn user_object(id: &str, username: &str, first: &str, email: &str, profiles: &[&
 #[test]
 fn the_review_page_shows_every_user_offline_with_hostile_values_as_text_in_chromium() {
     use super::helpers::write_trail_file;
-    use super::html::{PageServer, attribute, run_chromium, target_dir};
+    use super::html::{PageServer, attribute, open_in_chromium};
     let server = PageServer::start();
     let base = server.base();
     let pwned = |what: &str| format!("{base}/pwned-{what}");
@@ -558,21 +552,8 @@ fn the_review_page_shows_every_user_offline_with_hostile_values_as_text_in_chrom
     let page = fs::read_to_string(&out).unwrap();
     assert_eq!(review_rows(&page).len(), users.len());
 
-    server.set_page(page.clone().into_bytes());
-    let url = format!("{base}/report.html");
-    let dom = run_chromium(&url, &["--dump-dom".to_owned()]);
-    let shots = target_dir().join("html-report");
-    fs::create_dir_all(&shots).unwrap();
-    let screenshot = shots.join("access-review.png");
-    let _ = fs::remove_file(&screenshot);
-    run_chromium(
-        &url,
-        &[
-            format!("--screenshot={}", screenshot.display()),
-            "--window-size=1400,1400".to_owned(),
-        ],
-    );
-    fs::write(shots.join("access-review.dom.html"), &dom).unwrap();
+    let (dom, screenshot) = open_in_chromium(&server, &page, "access-review", (1400, 1400));
+    let shots = screenshot.parent().unwrap().to_owned();
 
     // The script ran and rendered one row per user, each with an empty decision.
     let count = users.len().to_string();

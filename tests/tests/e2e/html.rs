@@ -158,6 +158,34 @@ pub(super) fn run_chromium(url: &str, extra: &[String]) -> String {
     stdout
 }
 
+/// Serves `page` from `server` and opens it in Chromium twice: once for its DOM after the
+/// script ran, once for a screenshot `window` wide and tall. Keeps the page, the DOM and the
+/// screenshot under `<target dir>/html-report/<name>.*`; gives the DOM and the screenshot.
+pub(super) fn open_in_chromium(
+    server: &PageServer,
+    page: &str,
+    name: &str,
+    window: (u32, u32),
+) -> (String, PathBuf) {
+    server.set_page(page.as_bytes().to_vec());
+    let url = format!("{}/report.html", server.base());
+    let dom = run_chromium(&url, &["--dump-dom".to_owned()]);
+    let shots = target_dir().join("html-report");
+    fs::create_dir_all(&shots).unwrap();
+    let screenshot = shots.join(format!("{name}.png"));
+    let _ = fs::remove_file(&screenshot);
+    run_chromium(
+        &url,
+        &[
+            format!("--screenshot={}", screenshot.display()),
+            format!("--window-size={},{}", window.0, window.1),
+        ],
+    );
+    fs::write(shots.join(format!("{name}.html")), page).unwrap();
+    fs::write(shots.join(format!("{name}.dom.html")), &dom).unwrap();
+    (dom, screenshot)
+}
+
 /// The directory of this build's artefacts: `target/` of the workspace, or `$CARGO_TARGET_DIR`
 /// (the test binary is `<target>/debug/deps/e2e-…`).
 pub(super) fn target_dir() -> PathBuf {
@@ -299,22 +327,8 @@ fn examples_report_renders_every_record_offline_in_chromium() {
         .collect();
     assert_eq!(embedded, expected, "the JSON block holds every record");
 
-    server.set_page(page.clone().into_bytes());
-    let url = format!("{base}/report.html");
-    let dom = run_chromium(&url, &["--dump-dom".to_owned()]);
-    let shots = target_dir().join("html-report");
-    fs::create_dir_all(&shots).unwrap();
-    let screenshot = shots.join("examples.png");
-    let _ = fs::remove_file(&screenshot);
-    run_chromium(
-        &url,
-        &[
-            format!("--screenshot={}", screenshot.display()),
-            "--window-size=1400,4000".to_owned(),
-        ],
-    );
-    fs::write(shots.join("examples.html"), &page).unwrap();
-    fs::write(shots.join("examples.dom.html"), &dom).unwrap();
+    let (dom, screenshot) = open_in_chromium(&server, &page, "examples", (1400, 4000));
+    let shots = screenshot.parent().unwrap().to_owned();
 
     // The script ran (it writes these) and rendered one row per record: all fit on page 1.
     let count = expected.len().to_string();
