@@ -199,11 +199,15 @@ fn run_case(
 }
 
 impl Outcome {
-    /// Whether some file has `verdict` with a detail containing `detail`.
-    fn has(&self, verdict: &str, detail: &str) -> bool {
-        self.verdicts
-            .values()
-            .any(|(v, d)| v == verdict && d.contains(detail))
+    /// Asserts that some file has `verdict` with a detail containing `detail`.
+    fn expect(&self, verdict: &str, detail: &str) {
+        assert!(
+            self.verdicts
+                .values()
+                .any(|(v, d)| v == verdict && d.contains(detail)),
+            "no {verdict} ({detail}) among {:?}",
+            self.failures()
+        );
     }
 
     /// The files not verified: (kind, key, verdict).
@@ -306,11 +310,7 @@ fn every_verdict_of_the_digest_chain_agrees_with_the_aws_cli() {
             .signature = None;
         objects
     });
-    assert!(
-        unsigned.has("digest invalid", "no `signature` metadata"),
-        "{:?}",
-        unsigned.failures()
-    );
+    unsigned.expect("digest invalid", "no `signature` metadata");
 
     // A modified log file.
     let modified = case("modified", &|trail| {
@@ -400,31 +400,19 @@ fn every_verdict_of_the_digest_chain_agrees_with_the_aws_cli() {
         d.signature = Some(String::from_utf8(sig).unwrap());
         objects
     });
-    assert!(
-        forged.has("digest invalid", "bad signature"),
-        "{:?}",
-        forged.failures()
-    );
+    forged.expect("digest invalid", "bad signature");
     let unknown = case("unknown-key", &|trail| {
         trail.build(&hours(&keys, &[], None, &|h| {
             (h == 1).then_some(&keys.unknown)
         }))
     });
-    assert!(
-        unknown.has("digest invalid", "unknown key"),
-        "{:?}",
-        unknown.failures()
-    );
+    unknown.expect("digest invalid", "unknown key");
     let outside = case("outside-validity", &|trail| {
         trail.build(&hours(&keys, &[], None, &|h| {
             (h == 1).then_some(&keys.later)
         }))
     });
-    assert!(
-        outside.has("digest invalid", "outside its validity"),
-        "{:?}",
-        outside.failures()
-    );
+    outside.expect("digest invalid", "outside its validity");
 
     // Logging stopped at 02:00 and started at 04:00: CloudTrail's own gap, not a failure.
     let restarted = case("restarted", &|trail| {
