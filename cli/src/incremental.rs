@@ -4,6 +4,7 @@
 
 use anyhow::Context as _;
 use connect_audit_config::{ValidExporter, ValidIncremental};
+use connect_audit_core::objects::ObjectLedger;
 use connect_audit_core::{AuditRecord, RunState, StateFile, Window};
 use connect_audit_query::local::EarlyRow;
 use connect_audit_query::{BadInput, ScanSink, SinkError};
@@ -62,6 +63,8 @@ pub struct Incremental {
     pub previous: Option<RunState>,
     /// The lookback.
     pub lookback: jiff::SignedDuration,
+    /// How late an object may be put after a newer one of its region.
+    pub lateness: jiff::SignedDuration,
 }
 
 impl Incremental {
@@ -79,7 +82,14 @@ impl Incremental {
             file,
             previous,
             lookback: valid.lookback,
+            lateness: valid.lateness,
         })
+    }
+
+    /// The objects read by earlier runs (see [`RunState::ledger`]); `since` is the configured
+    /// window's start, from which a first run reads.
+    pub fn ledger(&self, since: Timestamp) -> ObjectLedger {
+        RunState::ledger(self.previous.as_ref(), since, self.lookback, self.lateness)
     }
 
     /// This run's window.
@@ -91,9 +101,9 @@ impl Incremental {
         )?)
     }
 
-    /// The rows the scan found before the window in files delivered since the last run,
-    /// that no earlier run wrote or warned about: each row once. Until each new object is read
-    /// exactly once (issue M), their only trace is the warning these give.
+    /// The rows the scan found before the window (older than the ledger's start) in the
+    /// objects it read, all new since the last run, that no earlier run wrote or warned
+    /// about: each row once. Their only trace is the warning these give.
     pub fn late_rows<'r>(&self, before_window: &'r [EarlyRow]) -> Vec<&'r EarlyRow> {
         let Some(previous) = &self.previous else {
             return Vec::new();
@@ -102,7 +112,7 @@ impl Incremental {
         before_window
             .iter()
             .filter(|row| {
-                row.delivered_at.is_some_and(|d| previous.is_new_file(d))
+                row.delivered_at.is_some()
                     && !previous.is_late(&row.row_key)
                     && !previous.is_delivered(&row.row_key)
                     && seen.insert(row.row_key.as_str())
@@ -118,6 +128,7 @@ impl Incremental {
         delivered: Vec<(String, Timestamp)>,
         late: &[&EarlyRow],
         started_at: Timestamp,
+        objects: ObjectLedger,
     ) -> anyhow::Result<RunState> {
         let mut state = RunState::advanced(
             self.previous.as_ref(),
@@ -127,6 +138,7 @@ impl Incremental {
             Timestamp::now(),
         );
         state.started_at = Some(started_at);
+        state.objects = Some(objects);
         state.note_late(
             late.iter()
                 .filter_map(|r| Some((r.row_key.clone(), r.delivered_at?))),

@@ -10,6 +10,7 @@ use connect_audit_config::{
     ValidIncremental, ValidReport,
 };
 use connect_audit_core::history::{History, load_snapshot};
+use connect_audit_core::objects::ObjectLedger;
 use connect_audit_core::{AuditRecord, ChangeBasis, Location, Scope, Store, Window};
 use connect_audit_exporters::destination::{S3Outputs, Uploaded};
 use connect_audit_exporters::{CredentialVars, ExportSummary, Exporter, RunContext};
@@ -309,10 +310,14 @@ pub fn run(
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
     let report = ReportRun::start(settings, &valid, incremental)?;
+    let ledger = report
+        .state
+        .as_ref()
+        .map(|state| state.ledger(valid.window.since));
     if let Some(state) = &report.state {
         valid.window = state.window(valid.window)?;
     }
-    let scanned = scan_trail(&report, settings, &valid, reporter)?;
+    let scanned = scan_trail(&report, settings, &valid, ledger.as_ref(), reporter)?;
     let integrity = if settings.report.verify {
         Some(report.verify(settings, &valid, &scanned.summary)?)
     } else {
@@ -359,7 +364,20 @@ pub fn run(
         i.lines(&mut text);
     }
     upload_lines(&mut text, &uploaded);
-    report.advance_state(valid.window, scanned.delivered, &late, clean, &mut text)?;
+    let ledger = ledger.map(|mut ledger| {
+        for object in &scanned.summary.objects {
+            ledger.record(&object.key, object.tag.as_deref());
+        }
+        ledger
+    });
+    report.advance_state(
+        valid.window,
+        scanned.delivered,
+        &late,
+        clean,
+        ledger,
+        &mut text,
+    )?;
     reporter.summary(&text);
     let verified = integrity
         .as_ref()
@@ -463,22 +481,31 @@ impl ReportRun {
         delivered: Vec<(String, jiff::Timestamp)>,
         late: &[&EarlyRow],
         clean: bool,
+        ledger: Option<ObjectLedger>,
         text: &mut String,
     ) -> anyhow::Result<()> {
-        let Some(state) = &self.state else {
+        let (Some(state), Some(ledger)) = (&self.state, ledger) else {
             return Ok(());
         };
         if clean {
-            let advanced =
-                self.runtime
-                    .block_on(state.advance(window, delivered, late, self.started_at))?;
+            let keys = ledger.keys();
+            let folders = ledger.folders.len();
+            let advanced = self.runtime.block_on(state.advance(
+                window,
+                delivered,
+                late,
+                self.started_at,
+                ledger,
+            ))?;
             let _ = writeln!(
                 text,
-                "  state:   {} advanced to {} (run {}, {} event ids kept for the lookback)",
+                "  state:   {} advanced to {} (run {}, {} event ids kept for the lookback, {} object keys of {} region folders kept for the lateness)",
                 state.file.describe(),
                 advanced.watermark,
                 advanced.runs,
-                advanced.delivered.len()
+                advanced.delivered.len(),
+                keys,
+                folders
             );
         } else {
             let _ = writeln!(
@@ -621,13 +648,21 @@ fn scan_trail(
     report: &ReportRun,
     settings: &Settings,
     valid: &ValidReport,
+    ledger: Option<&ObjectLedger>,
     reporter: &Reporter,
 ) -> anyhow::Result<Scanned> {
     let mut specs = exporter_specs(&valid.exporters, valid.window, report.state.is_some())?;
     let s3_outputs = S3Outputs::stage(&mut specs)?;
     let (directory, history) = report.load_snapshot(valid.snapshot.as_ref())?;
     let exporters = build_exporters(&specs)?;
-    let options = scan_options(settings, valid);
+    let mut options = scan_options(settings, valid);
+    // An incremental run reads the objects no earlier run read, and writes every event they
+    // hold from the ledger's start on that no earlier run delivered.
+    let replay_options = options.clone();
+    if let Some(ledger) = ledger {
+        options.new_objects = Some(std::sync::Arc::new(ledger.clone()));
+        options.window.since = ledger.since.min(options.window.since);
+    }
     let snapshot_names = directory.snapshot_len();
     let trail = Store::open(&valid.trail, report.s3.as_ref())?;
     let names = directory.clone();
@@ -638,7 +673,7 @@ fn scan_trail(
         .last_observation_at_or_before(valid.window.since)
         .filter(|from| *from < valid.window.since);
     let replay_scanner = replay_from.map(|from| {
-        let mut options = options.clone();
+        let mut options = replay_options.clone();
         options.hash_files = false;
         options.window = Window {
             since: from,
@@ -850,9 +885,14 @@ fn summary_text(
         valid.window.until,
         started.elapsed().as_secs_f64()
     );
+    let already = if s.files_already_read > 0 {
+        format!(", {} read by an earlier run", s.files_already_read)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         t,
-        "  files:   {} found, {} outside the window, {} read ({:.1} MiB), {} bad",
+        "  files:   {} found, {} outside the window{already}, {} read ({:.1} MiB), {} bad",
         s.files_found,
         s.files_pruned,
         s.files_read,

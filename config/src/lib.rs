@@ -161,6 +161,11 @@ pub struct IncrementalSettings {
     /// delivers late: `90m`, `2h`, `1d`. Default: `2h`.
     #[serde(default = "default_lookback")]
     pub lookback: String,
+    /// How long after a newer object of its region CloudTrail may still put one (see
+    /// `connect_audit_core::objects`): each run lists that far back again and reads what it
+    /// has not read. `5m` to `1d`. Default: `15m`.
+    #[serde(default = "default_lateness")]
+    pub lateness: String,
 }
 
 impl Default for IncrementalSettings {
@@ -168,8 +173,13 @@ impl Default for IncrementalSettings {
         Self {
             state: default_state(),
             lookback: default_lookback(),
+            lateness: default_lateness(),
         }
     }
+}
+
+fn default_lateness() -> String {
+    "15m".to_owned()
 }
 
 fn default_state() -> String {
@@ -187,6 +197,8 @@ pub struct ValidIncremental {
     pub state: Location,
     /// How far back each run looks before the watermark.
     pub lookback: jiff::SignedDuration,
+    /// How late an object may be put after a newer one of its region.
+    pub lateness: jiff::SignedDuration,
 }
 
 /// The longest lookback accepted: the state keeps every event id it covers.
@@ -923,8 +935,22 @@ impl Settings {
         let lookback = parse_lookback(&i.lookback)
             .map_err(|e| problem("incremental.lookback", e))
             .ok();
-        match (state, lookback) {
-            (Some(state), Some(lookback)) => Ok(ValidIncremental { state, lookback }),
+        let lateness = parse_lookback(&i.lateness)
+            .and_then(|d| {
+                if d < jiff::SignedDuration::from_mins(1) {
+                    Err(format!("`{}` is shorter than a minute", i.lateness))
+                } else {
+                    Ok(d)
+                }
+            })
+            .map_err(|e| problem("incremental.lateness", e))
+            .ok();
+        match (state, lookback, lateness) {
+            (Some(state), Some(lookback), Some(lateness)) => Ok(ValidIncremental {
+                state,
+                lookback,
+                lateness,
+            }),
             _ => Err(ConfigError::Invalid(problems)),
         }
     }

@@ -39,6 +39,7 @@ pub mod history;
 pub mod ids;
 pub mod integrity;
 pub mod location;
+pub mod objects;
 pub mod record;
 pub mod redact;
 pub mod scope;

@@ -323,11 +323,26 @@ impl Store {
     /// Locally, the temporary files of writes in progress (`.<name>.<random>.tmp`) are not
     /// listed, and a file name that is not UTF-8 is an error naming the file.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, Error> {
+        self.list_after(prefix, None).await
+    }
+
+    /// [`list`](Self::list), only the keys that sort after `start_after` (a key relative to
+    /// the root; S3's `start-after`, so the objects before it are not even listed there).
+    pub async fn list_after(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+    ) -> Result<Vec<ObjectInfo>, Error> {
         validate_prefix(prefix)?;
         let mut objects = match &self.backend {
             Backend::Local { root } => {
                 let (root, prefix) = (root.clone(), prefix.to_owned());
-                blocking(root.clone(), move || list_local(&root, &prefix, None)).await?
+                let mut found =
+                    blocking(root.clone(), move || list_local(&root, &prefix, None)).await?;
+                if let Some(after) = start_after {
+                    found.retain(|o| o.key.as_str() > after);
+                }
+                found
             }
             Backend::S3 {
                 client,
@@ -339,6 +354,7 @@ impl Store {
                     .list_objects_v2()
                     .bucket(bucket)
                     .prefix(&full)
+                    .set_start_after(start_after.map(|k| s3_key(root, k)))
                     .into_paginator()
                     .send();
                 let mut objects = Vec::new();

@@ -31,10 +31,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::location::{Location, Store};
+use crate::objects::ObjectLedger;
 use crate::window::Window;
 
-/// The version written in every state object; another version is refused.
-pub const STATE_VERSION: u32 = 1;
+/// The version written in every state object. Version 1 (no object ledger) is read too: its
+/// next run reads the objects delivered from its lookback on, as version 1 did, and keeps a
+/// ledger from then on. Another version is refused.
+pub const STATE_VERSION: u32 = 2;
 
 /// What incremental runs remember.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +68,9 @@ pub struct RunState {
     /// delivered later is new to the next run. `None` in states written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Timestamp>,
+    /// The trail objects read (version 2): the next run reads only the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<ObjectLedger>,
 }
 
 /// The window asked for ends before the watermark: those events were already delivered.
@@ -103,6 +109,26 @@ impl RunState {
         })
     }
 
+    /// The ledger of the objects read, for the next run: this state's, or, for a state
+    /// written before ledgers were kept (version 1), one from which every object delivered
+    /// from `watermark − lookback` on is new (the window version 1 read); with no state, one
+    /// from `since` (the configured window's start). `lateness` is used for a new ledger.
+    pub fn ledger(
+        state: Option<&Self>,
+        since: Timestamp,
+        lookback: SignedDuration,
+        lateness: SignedDuration,
+    ) -> ObjectLedger {
+        match state {
+            Some(RunState {
+                objects: Some(ledger),
+                ..
+            }) => ledger.clone(),
+            Some(state) => ObjectLedger::new(state.watermark - lookback, lateness),
+            None => ObjectLedger::new(since, lateness),
+        }
+    }
+
     /// Whether an event was delivered by an earlier run.
     pub fn is_delivered(&self, event_id: &str) -> bool {
         self.delivered.contains_key(event_id)
@@ -138,6 +164,7 @@ impl RunState {
             runs: previous.map_or(0, |p| p.runs) + 1,
             written_at: now,
             started_at: None,
+            objects: previous.and_then(|p| p.objects.clone()),
         };
         state.note_late(std::iter::empty());
         state
@@ -237,9 +264,9 @@ impl StateFile {
                 "not a connect-audit state ({e}); move it away to start over"
             ))
         })?;
-        if state.version != STATE_VERSION {
+        if state.version != STATE_VERSION && state.version != 1 {
             return Err(bad(format!(
-                "version {} is not {STATE_VERSION}, the version this build reads",
+                "version {} is not 1 or {STATE_VERSION}, the versions this build reads",
                 state.version
             )));
         }

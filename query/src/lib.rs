@@ -28,6 +28,7 @@ pub mod athena;
 pub mod error;
 pub mod integrity;
 pub mod local;
+pub mod notification;
 mod sink;
 pub mod stage;
 

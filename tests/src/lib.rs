@@ -1,7 +1,8 @@
 //! Test support for connect-audit: the servers the end-to-end tests run against — a fake
 //! Connect API ([`fake_connect`]), an Athena endpoint that runs the SQL on DataFusion
 //! ([`fake_athena`]), a SIEM webhook receiver ([`siem_receiver`]) and a fault-injecting S3 proxy
-//! ([`s3_proxy`]), all on one scaffold ([`server`]), and the Garage S3 server ([`garage`]) —
+//! ([`s3_proxy`]), all on one scaffold ([`server`]), the Garage S3 server ([`garage`]) and
+//! moto's SQS server ([`moto`]) —
 //! and the deterministic generator of the repository's `examples/` ([`generate`]; the ids of
 //! what its trail mentions in [`ids`] and [`events`]).
 //!
@@ -24,6 +25,7 @@ mod examples;
 pub mod fake_athena;
 pub mod fake_connect;
 pub mod garage;
+pub mod moto;
 pub mod s3_proxy;
 pub mod server;
 pub mod siem_receiver;

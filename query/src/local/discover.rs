@@ -15,6 +15,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use connect_audit_core::objects::{ObjectLedger, file_delivery_time, is_log_file_name};
 use connect_audit_core::{ObjectInfo, Store, Window};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
@@ -40,6 +41,8 @@ pub(super) struct TrailFile {
     /// The key in the store (empty for a local root that is the file itself).
     pub(super) key: Option<String>,
     pub(super) bytes: u64,
+    /// The store's tag of the object as listed (S3's `ETag`), for the ledger.
+    pub(super) tag: Option<String>,
 }
 
 impl TrailFile {
@@ -49,11 +52,24 @@ impl TrailFile {
     }
 }
 
-/// The trail files of the window under `store`, in path order: the store's listing, then
+/// Which files a scan reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Selection<'a> {
+    /// Those whose delivery date the window may hold (with a day of slack each side).
+    Window(Window),
+    /// Those the ledger has not seen, delivered before `until` (see
+    /// [`connect_audit_core::objects`]).
+    New {
+        ledger: &'a ObjectLedger,
+        until: Timestamp,
+    },
+}
+
+/// The trail files of the selection under `store`, in path order: the store's listing, then
 /// [`select`]. What a local walk cannot read goes to `sink` as bad input and into the summary.
 pub(super) async fn find_files(
     store: &Store,
-    window: Window,
+    selection: Selection<'_>,
     summary: &mut ScanSummary,
     sink: &mut dyn ScanSink,
 ) -> Result<Vec<TrailFile>, Error> {
@@ -72,9 +88,9 @@ pub(super) async fn find_files(
         }
         walked.objects
     } else {
-        list_layout(store, window).await?
+        list_layout(store, selection).await?
     };
-    let files = select(store, objects, window, summary);
+    let files = select(store, objects, selection, summary);
     if store.local_root().is_none() && summary.files_found == 0 && !store.has_objects("").await? {
         return Err(Error::Trail {
             path: store.describe("").into(),
@@ -94,7 +110,7 @@ pub(super) async fn find_files(
 fn select(
     store: &Store,
     objects: Vec<ObjectInfo>,
-    window: Window,
+    selection: Selection<'_>,
     summary: &mut ScanSummary,
 ) -> Vec<TrailFile> {
     let mut files = Vec::new();
@@ -117,14 +133,29 @@ fn select(
             continue;
         }
         summary.files_found += 1;
-        if delivery_date(&path).is_some_and(|d| !window.may_hold_delivery_date(d)) {
-            summary.files_pruned += 1;
-            continue;
+        match selection {
+            Selection::Window(window) => {
+                if delivery_date(&path).is_some_and(|d| !window.may_hold_delivery_date(d)) {
+                    summary.files_pruned += 1;
+                    continue;
+                }
+            }
+            Selection::New { ledger, until } => {
+                if !ledger.is_new(&object.key) {
+                    summary.files_already_read += 1;
+                    continue;
+                }
+                if file_delivery_time(name).is_some_and(|t| t >= until) {
+                    summary.files_pruned += 1;
+                    continue;
+                }
+            }
         }
         files.push(TrailFile {
             path,
             key: Some(object.key),
             bytes: object.size,
+            tag: object.tag,
         });
     }
     // The order of a walk by path component, whichever listing gave them.
@@ -146,8 +177,9 @@ enum Step {
     Regions(String),
     /// `…/CloudTrail/<region>/`: dates.
     Region(String),
-    /// A prefix whose objects are listed recursively.
-    Objects(String),
+    /// A prefix whose objects are listed recursively, those after a key only when one is
+    /// given.
+    Objects(String, Option<String>),
 }
 
 /// Where the walk starts, from the store's own prefix: a root at or below `AWSLogs` is placed
@@ -163,7 +195,7 @@ fn start_step(root_prefix: &str) -> Option<Step> {
         [org, account] if org.starts_with("o-") && *account != "CloudTrail" => Step::Account(here),
         [_, "CloudTrail"] | [_, _, "CloudTrail"] => Step::Regions(here),
         [_, "CloudTrail", _] | [_, _, "CloudTrail", _] => Step::Region(here),
-        _ => Step::Objects(here),
+        _ => Step::Objects(here, None),
     })
 }
 
@@ -174,14 +206,14 @@ async fn first_steps(store: &Store) -> Result<Vec<Step>, Error> {
     Ok(if dirs.iter().any(|d| d == "AWSLogs/") {
         vec![Step::Accounts("AWSLogs/".into())]
     } else {
-        vec![Step::Objects(String::new())]
+        vec![Step::Objects(String::new(), None)]
     })
 }
 
 /// Lists what one step holds: further steps, or objects.
 async fn expand(
     store: &Store,
-    dates: &[String],
+    dates: &Dates<'_>,
     step: Step,
 ) -> Result<(Vec<Step>, Vec<ObjectInfo>), Error> {
     let last_segment = |dir: &str| {
@@ -213,11 +245,23 @@ async fn expand(
             .into_iter()
             .map(Step::Region)
             .collect(),
-        Step::Region(base) => dates
-            .iter()
-            .map(|date| Step::Objects(format!("{base}{date}")))
-            .collect(),
-        Step::Objects(prefix) => return Ok((Vec::new(), store.list(&prefix).await?)),
+        Step::Region(base) => match dates {
+            Dates::Prefixes(dates) => dates
+                .iter()
+                .map(|date| Step::Objects(format!("{base}{date}"), None))
+                .collect(),
+            Dates::New { ledger, now } => ledger
+                .listings(&base, *now)
+                .into_iter()
+                .map(|l| Step::Objects(l.prefix, l.start_after))
+                .collect(),
+        },
+        Step::Objects(prefix, after) => {
+            return Ok((
+                Vec::new(),
+                store.list_after(&prefix, after.as_deref()).await?,
+            ));
+        }
     };
     Ok((steps, Vec::new()))
 }
@@ -262,14 +306,32 @@ fn date_prefixes(window: Window, today: Date) -> Vec<String> {
     prefixes
 }
 
-/// Lists the trail objects of the window under an S3 store by its layout ([`Step`]s, then
-/// the date prefixes of the window), [`LIST_CONCURRENCY`] listings at a time; a listing that
-/// fails stops the scan (the trail cannot be read as a whole).
-async fn list_layout(store: &Store, window: Window) -> Result<Vec<ObjectInfo>, Error> {
-    let today = jiff::Timestamp::now()
-        .to_zoned_datetime(TimeZone::UTC)
-        .date();
-    let dates = date_prefixes(window, today);
+/// What a region folder's listings are.
+enum Dates<'a> {
+    /// These date prefixes.
+    Prefixes(Vec<String>),
+    /// Those the ledger plans, up to `now` (see [`ObjectLedger::listings`]).
+    New {
+        ledger: &'a ObjectLedger,
+        now: Timestamp,
+    },
+}
+
+/// Lists the trail objects of the selection under an S3 store by its layout ([`Step`]s, then
+/// the date prefixes of the window, or the ledger's listings), [`LIST_CONCURRENCY`] listings
+/// at a time; a listing that fails stops the scan (the trail cannot be read as a whole).
+async fn list_layout(store: &Store, selection: Selection<'_>) -> Result<Vec<ObjectInfo>, Error> {
+    let now = jiff::Timestamp::now();
+    let dates = match selection {
+        Selection::Window(window) => Dates::Prefixes(date_prefixes(
+            window,
+            now.to_zoned_datetime(TimeZone::UTC).date(),
+        )),
+        Selection::New { ledger, until } => Dates::New {
+            ledger,
+            now: now.min(until),
+        },
+    };
     let root_prefix = match store.location() {
         connect_audit_core::Location::S3 { prefix, .. } => prefix,
         connect_audit_core::Location::Local(_) => String::new(),
@@ -292,75 +354,6 @@ async fn list_layout(store: &Store, window: Window) -> Result<Vec<ObjectInfo>, E
         }
     }
     Ok(objects)
-}
-
-/// Whether `name` (a file name, not a path) is the name CloudTrail gives a log file:
-/// `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<suffix>.json.gz`, or a `.json` copy of
-/// one (unzipped by someone). The account is 12 digits, the region lower-case letters, digits
-/// and `-`, the time a real UTC minute, the suffix not empty. Organization trails name their
-/// files the same way (the organization is in the path). Digest and insight files have names
-/// of their own and are not log files in this sense.
-///
-/// ```
-/// use connect_audit_query::local::is_log_file_name;
-///
-/// assert!(is_log_file_name("111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json.gz"));
-/// assert!(!is_log_file_name("manifest.json"));
-/// ```
-pub fn is_log_file_name(name: &str) -> bool {
-    let Some(stem) = name
-        .strip_suffix(".json.gz")
-        .or_else(|| name.strip_suffix(".json"))
-    else {
-        return false;
-    };
-    let Some((account, rest)) = stem.split_once("_CloudTrail_") else {
-        return false;
-    };
-    let Some((region, rest)) = rest.split_once('_') else {
-        return false;
-    };
-    let Some((stamp, suffix)) = rest.split_once('_') else {
-        return false;
-    };
-    account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !region.is_empty()
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && is_file_stamp(stamp)
-        && !suffix.is_empty()
-}
-
-/// The delivery time in a CloudTrail log file name (`<account>_CloudTrail_<region>_
-/// <YYYYMMDDTHHmmZ>_<suffix>.json.gz`), to the minute.
-pub fn file_delivery_time(name: &str) -> Option<Timestamp> {
-    if !is_log_file_name(name) {
-        return None;
-    }
-    let stamp = name.split("_CloudTrail_").nth(1)?.split('_').nth(1)?;
-    let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%MZ", stamp).ok()?;
-    civil
-        .to_zoned_datetime(TimeZone::UTC)
-        .ok()
-        .map(|z| z.timestamp())
-}
-
-/// Whether `stamp` is `YYYYMMDDTHHmmZ` naming a real minute.
-fn is_file_stamp(stamp: &str) -> bool {
-    let b = stamp.as_bytes();
-    if b.len() != 14
-        || b[8] != b'T'
-        || b[13] != b'Z'
-        || !b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
-    {
-        return false;
-    }
-    // All ASCII now: every slice is on a character boundary, and holds only digits.
-    let number = |at: usize, len: usize| stamp[at..at + len].parse::<i16>().unwrap_or(-1);
-    let two = |at: usize| i8::try_from(number(at, 2)).unwrap_or(-1);
-    Date::new(number(0, 4), two(4), two(6)).is_ok() && two(9) < 24 && two(11) < 60
 }
 
 /// The delivery date of a file from `…/YYYY/MM/DD/<file>`, if its path has one.
@@ -391,63 +384,6 @@ mod tests {
     }
 
     #[test]
-    fn only_cloudtrail_log_file_names_are_log_files() {
-        for name in [
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json.gz",
-            // An organization trail's file (under AWSLogs/o-…/<account>/): the same name.
-            "444455556666_CloudTrail_eu-west-2_20240505T0900Z_a1B2c3D4e5F6g7H8.json.gz",
-            "111122223333_CloudTrail_us-gov-west-1_20241231T2359Z_x.json.gz",
-            "111122223333_CloudTrail_ap-northeast-1_20240229T0000Z_leap.json.gz",
-            // A `.json` copy, unzipped.
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json",
-            // Suffixes are CloudTrail's to choose; copies may add to them.
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_not-gzip.json.gz",
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_a_b.json.gz",
-        ] {
-            assert!(is_log_file_name(name), "{name}");
-        }
-        for name in [
-            "manifest.json",
-            "users.csv",
-            "README.md",
-            "a.json",
-            "66666666-7777-8888-9999-000000000000.json",
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.csv",
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.json.gz.tmp",
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.JSON.GZ",
-            // Digest and insight files are CloudTrail's, but not log files.
-            "111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20240502T100000Z.json.gz",
-            "111122223333_CloudTrail-Insight_us-east-1_20240502T1005Z_x.json.gz",
-            // Not a 12-digit account.
-            "a_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
-            "11112222333_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
-            "1111222233334_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
-            // Bad regions.
-            "111122223333_CloudTrail__20240502T1005Z_x.json.gz",
-            "111122223333_CloudTrail_US-EAST-1_20240502T1005Z_x.json.gz",
-            // Bad timestamps: short, with seconds, separators, not a real day or minute.
-            "111122223333_CloudTrail_us-east-1_20240502T105Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_20240502T100500Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_2024-05-02T1005Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_20240502 1005Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_20240502T1005_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_20241302T1005Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_20230229T1005Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_20240502T2400Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_20240502T1060Z_x.json.gz",
-            "111122223333_CloudTrail_us-east-1_2024050+T1005Z_x.json.gz",
-            // No suffix, or nothing after the region.
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z_.json.gz",
-            "111122223333_CloudTrail_us-east-1_20240502T1005Z.json.gz",
-            "111122223333_CloudTrail_us-east-1.json.gz",
-            ".json.gz",
-            "",
-        ] {
-            assert!(!is_log_file_name(name), "{name}");
-        }
-    }
-
-    #[test]
     fn s3_walk_starts_where_the_root_sits_in_the_layout() {
         let step = |p: &str| format!("{:?}", start_step(p));
         assert_eq!(step(""), "None");
@@ -472,7 +408,7 @@ mod tests {
         );
         assert_eq!(
             step("AWSLogs/1/CloudTrail/us-east-1/2024"),
-            r#"Some(Objects(""))"#
+            r#"Some(Objects("", None))"#
         );
     }
 

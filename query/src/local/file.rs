@@ -70,6 +70,7 @@ pub fn scan_trail_bytes(path: &Path, bytes: &[u8], options: &ScanOptions) -> Fil
         path: path.to_path_buf(),
         key: None,
         bytes: bytes.len() as u64,
+        tag: None,
     };
     let result = scan_file(&file, bytes, options);
     FileScan {

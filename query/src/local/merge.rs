@@ -15,11 +15,11 @@ use connect_audit_core::Directory;
 use tracing::debug;
 
 use super::dedupe::UniqueRows;
-use super::discover::file_delivery_time;
 use super::file::FileResult;
 use super::{EarlyRow, ScanSummary};
 use crate::error::Error;
 use crate::sink::ScanSink;
+use connect_audit_core::objects::file_delivery_time;
 
 /// Puts file results back in path order, learns names, deduplicates, names and emits.
 pub(super) fn merge(

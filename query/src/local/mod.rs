@@ -51,13 +51,15 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use connect_audit_core::objects::ObjectLedger;
 use connect_audit_core::redact::Redaction;
-use connect_audit_core::{Directory, EventSelection, Scope, Store, Window};
+use connect_audit_core::{Directory, EventSelection, ObjectInfo, Scope, Store, Window};
 use jiff::Timestamp;
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing::debug;
 
-pub use discover::{LIST_CONCURRENCY, file_delivery_time, is_log_file_name};
+pub use connect_audit_core::objects::{file_delivery_time, is_log_file_name};
+pub use discover::LIST_CONCURRENCY;
 pub use fetch::{FETCH_BUDGET, FETCH_CONCURRENCY};
 pub use file::{FileScan, scan_trail_bytes};
 pub use inflate::gunzip;
@@ -65,7 +67,7 @@ pub use structural::Simd;
 
 use crate::error::Error;
 use crate::sink::{BadInput, ScanSink};
-use discover::TrailFile;
+use discover::{Selection, TrailFile};
 use pool::{Feed, Schedule};
 
 /// What to scan for.
@@ -92,6 +94,10 @@ pub struct ScanOptions {
     /// Compute the SHA-256 of each file's inflated content as it is inflated (for
     /// [`connect_audit_core::integrity`]), into [`ScanSummary::hashes`]. Default: off.
     pub hash_files: bool,
+    /// Read only the objects this ledger has not seen, delivered before the window's end,
+    /// instead of those whose delivery date the window may hold (incremental runs, `watch
+    /// --poll`). Their audited events are still kept only inside the window. Default: none.
+    pub new_objects: Option<std::sync::Arc<ObjectLedger>>,
 }
 
 impl ScanOptions {
@@ -107,6 +113,7 @@ impl ScanOptions {
             redaction: Redaction::secrets(),
             simd: Simd::default(),
             hash_files: false,
+            new_objects: None,
         }
     }
 }
@@ -120,6 +127,8 @@ pub struct ScanSummary {
     pub files_found: u64,
     /// Files skipped because their delivery date is outside the window (with slack).
     pub files_pruned: u64,
+    /// With [`ScanOptions::new_objects`]: files the ledger had seen, not read again.
+    pub files_already_read: u64,
     /// Files under the root whose names are not CloudTrail log file names (see
     /// [`is_log_file_name`]): not read, not bad input, not in `files_found`; each is logged at
     /// info level. Digest and insight files are not counted here either. On S3 only the
@@ -152,6 +161,9 @@ pub struct ScanSummary {
     /// With [`ScanOptions::hash_files`]: per file read (its key, from the store's root), the
     /// SHA-256 of its inflated content, or why it could not be read.
     pub hashes: std::collections::BTreeMap<String, connect_audit_core::integrity::LogSeen>,
+    /// The objects read whole (not bad files), with their tags as listed: what an incremental
+    /// run records in its [`ObjectLedger`].
+    pub objects: Vec<ObjectInfo>,
 }
 
 impl ScanSummary {
@@ -209,10 +221,51 @@ impl TrailScanner {
     /// the sink and in the summary; they do not stop the scan.
     ///
     /// This blocks: from async code, call it inside `tokio::task::spawn_blocking`.
-    pub fn scan(mut self, sink: &mut dyn ScanSink) -> Result<ScanSummary, Error> {
+    pub fn scan(self, sink: &mut dyn ScanSink) -> Result<ScanSummary, Error> {
+        self.scan_selected(None, sink)
+    }
+
+    /// Scans the given objects of the trail's store (keys relative to its root), as
+    /// [`scan`](Self::scan) does the files it finds: for readers told of new objects (S3 event
+    /// notifications). The objects are read in key order.
+    pub fn scan_objects(
+        self,
+        objects: Vec<ObjectInfo>,
+        sink: &mut dyn ScanSink,
+    ) -> Result<ScanSummary, Error> {
+        self.scan_selected(Some(objects), sink)
+    }
+
+    /// [`scan`](Self::scan) of the files found, or of `given` objects.
+    fn scan_selected(
+        mut self,
+        given: Option<Vec<ObjectInfo>>,
+        sink: &mut dyn ScanSink,
+    ) -> Result<ScanSummary, Error> {
         let mut summary = ScanSummary::default();
         let root = self.trail.describe("");
         let window = self.options.window;
+        let ledger = self.options.new_objects.clone();
+        let selection = match &ledger {
+            Some(ledger) => Selection::New {
+                ledger,
+                until: window.until,
+            },
+            None => Selection::Window(window),
+        };
+        let given = given.map(|mut objects| {
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            summary.files_found = objects.len() as u64;
+            objects
+                .into_iter()
+                .map(|o| TrailFile {
+                    path: self.trail.describe(&o.key).into(),
+                    key: Some(o.key),
+                    bytes: o.size,
+                    tag: o.tag,
+                })
+                .collect::<Vec<_>>()
+        });
         if let Some(local) = self.trail.local_root() {
             fs::metadata(local).map_err(|source| Error::Trail {
                 path: local.to_owned(),
@@ -223,12 +276,15 @@ impl TrailScanner {
                 .enable_all()
                 .build()
                 .map_err(Error::Runtime)?;
-            let files = runtime.block_on(discover::find_files(
-                &self.trail,
-                window,
-                &mut summary,
-                sink,
-            ))?;
+            let files = match given {
+                Some(files) => files,
+                None => runtime.block_on(discover::find_files(
+                    &self.trail,
+                    selection,
+                    &mut summary,
+                    sink,
+                ))?,
+            };
             let schedule = Schedule::new(&files);
             self.scan_files(&files, &Feed::Disk(&schedule), sink, summary, &root)
         } else {
@@ -247,8 +303,12 @@ impl TrailScanner {
                 }
             };
             let store = self.trail.clone();
-            let files =
-                handle.block_on(discover::find_files(&store, window, &mut summary, sink))?;
+            let files = match given {
+                Some(files) => files,
+                None => {
+                    handle.block_on(discover::find_files(&store, selection, &mut summary, sink))?
+                }
+            };
             let (fetcher, fetch_rx) =
                 fetch::start(&handle, store, &files, self.options.fetch_budget);
             let fetch_rx = Mutex::new(fetch_rx);
@@ -281,6 +341,24 @@ impl TrailScanner {
         pool::read_files(files, feed, options, root, |results| {
             merge::merge(results, directory, sink, &mut summary)
         })?;
+        let bad: std::collections::BTreeSet<&std::path::Path> = summary
+            .bad
+            .iter()
+            .filter(|b| b.record.is_none())
+            .map(|b| b.path.as_path())
+            .collect();
+        let read: Vec<ObjectInfo> = files
+            .iter()
+            .filter(|f| !bad.contains(f.path.as_path()))
+            .filter_map(|f| {
+                Some(ObjectInfo {
+                    key: f.key.clone()?,
+                    size: f.bytes,
+                    tag: f.tag.clone(),
+                })
+            })
+            .collect();
+        summary.objects = read;
         Ok(summary)
     }
 }

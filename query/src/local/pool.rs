@@ -140,6 +140,7 @@ mod tests {
                 path: PathBuf::new(),
                 key: None,
                 bytes,
+                tag: None,
             })
             .collect();
         let schedule = Schedule::new(&files);

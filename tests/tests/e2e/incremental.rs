@@ -409,7 +409,7 @@ fn events_line(out: &Output) -> String {
 /// counts against the records its file holds; an event older than the window in a newly
 /// delivered file is warned about (and named at `-v`), once.
 #[test]
-fn summaries_count_what_each_run_wrote_and_late_events_are_named_once() {
+fn summaries_count_what_each_run_wrote_and_each_run_reads_only_new_objects() {
     use jiff::{SignedDuration as D, Timestamp};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -471,11 +471,12 @@ fn summaries_count_what_each_run_wrote_and_late_events_are_named_once() {
         "events:  2 audited in the window, 0 already delivered by an earlier run (dropped), 0 duplicate deliveries (dropped), 2 written"
     );
 
-    // Run 2: a new file with one new event and event 1 again; the lookback reads both files.
+    // Run 2: a new file with one new event and event 1 again (delivered twice); only the
+    // new file is read.
     let seen = files(&root.join("out"));
     delivered_file(
         &trail,
-        min(1),
+        min(-24),
         &[event_at(2, min(-25)), event_at(1, min(-54))],
     );
     let out = run(min(-20), false);
@@ -487,28 +488,49 @@ fn summaries_count_what_each_run_wrote_and_late_events_are_named_once() {
     );
     assert_eq!(
         events_line(&out),
-        "events:  3 audited in the window, 2 already delivered by an earlier run (dropped), 1 duplicate deliveries (dropped), 1 written"
+        "events:  2 audited in the window, 1 already delivered by an earlier run (dropped), 0 duplicate deliveries (dropped), 1 written"
+    );
+    assert!(
+        files_line(&out)
+            .contains("2 found, 0 outside the window, 1 read by an earlier run, 1 read"),
+        "{}",
+        files_line(&out)
     );
     let html = fs::read_to_string(newest(&seen, "html")).unwrap();
     assert!(
-        html.contains("The run found 3 audited events in its window: 1 written, 2 already delivered by an earlier run (not repeated here), 1 duplicate deliveries dropped."),
+        html.contains("The run found 2 audited events in its window: 1 written, 1 already delivered by an earlier run (not repeated here), 0 duplicate deliveries dropped."),
         "the HTML header counts the same"
     );
 
-    // Run 3: a new file with one new event and one older than the lookback: named, not lost
-    // in silence.
+    // Run 3: a new file with a new event, one older than the lookback (written: its file is
+    // new), and one older than the configured start (named, not lost in silence); a file
+    // delivered after the run's end waits for the next run.
     let seen = files(&root.join("out"));
     delivered_file(
         &trail,
-        min(2),
-        &[event_at(3, min(-15)), event_at(4, min(-180))],
+        min(-12),
+        &[
+            event_at(3, min(-15)),
+            event_at(4, min(-100)),
+            event_at(5, min(-180)),
+        ],
     );
+    delivered_file(&trail, min(-8), &[event_at(6, min(-9))]);
     let out = run(min(-10), true);
     let file = newest(&seen, "jsonl");
-    assert_eq!(id_counts([&file]).into_keys().collect::<Vec<_>>(), [id(3)]);
+    assert_eq!(
+        id_counts([&file]).into_keys().collect::<Vec<_>>(),
+        [id(3), id(4)]
+    );
     assert_eq!(
         events_line(&out),
-        "events:  4 audited in the window, 3 already delivered by an earlier run (dropped), 1 duplicate deliveries (dropped), 1 written"
+        "events:  2 audited in the window, 0 already delivered by an earlier run (dropped), 0 duplicate deliveries (dropped), 2 written"
+    );
+    assert!(
+        files_line(&out)
+            .contains("4 found, 1 outside the window, 2 read by an earlier run, 1 read"),
+        "{}",
+        files_line(&out)
     );
     let err = stderr(&out);
     assert!(
@@ -517,14 +539,16 @@ fn summaries_count_what_each_run_wrote_and_late_events_are_named_once() {
     );
     assert!(
         err.lines()
-            .any(|l| l.contains(&id(4)) && l.contains("older than the window")),
+            .any(|l| l.contains(&id(5)) && l.contains("older than the window")),
         "-v names the event: {err}"
     );
     let html = fs::read_to_string(newest(&seen, "html")).unwrap();
     assert!(html.contains(r#"id="late-events""#), "the HTML warns too");
-    assert!(state(root)["late"][id(4)].is_string(), "{}", state(root));
+    assert!(state(root)["late"][id(5)].is_string(), "{}", state(root));
 
-    // Run 4: the same files again; the late event was warned about already.
+    // Run 4: only the file delivered since; nothing read twice, the late event not warned
+    // about again.
+    let seen = files(&root.join("out"));
     let out = run(min(-5), false);
     assert!(
         !stderr(&out).contains("older than the window"),
@@ -532,7 +556,25 @@ fn summaries_count_what_each_run_wrote_and_late_events_are_named_once() {
         stderr(&out)
     );
     assert_eq!(
-        events_line(&out),
-        "events:  4 audited in the window, 4 already delivered by an earlier run (dropped), 1 duplicate deliveries (dropped), 0 written"
+        id_counts([&newest(&seen, "jsonl")])
+            .into_keys()
+            .collect::<Vec<_>>(),
+        [id(6)]
     );
+    assert!(
+        files_line(&out)
+            .contains("4 found, 0 outside the window, 3 read by an earlier run, 1 read"),
+        "{}",
+        files_line(&out)
+    );
+}
+
+/// The `files:` line of a run's summary.
+fn files_line(out: &Output) -> String {
+    stderr(out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("files:"))
+        .unwrap_or_else(|| panic!("no files line: {}", stderr(out)))
+        .trim()
+        .to_owned()
 }

@@ -60,9 +60,21 @@ fn counts(s: &ScanSummary) -> ScanSummary {
     for row in &mut before_window {
         row.path = row.path.file_name().unwrap().into();
     }
+    // The tags differ by store (S3's ETag, a local file's size and time), the keys by root;
+    // the file names do not.
+    let objects = s
+        .objects
+        .iter()
+        .map(|o| ObjectInfo {
+            key: o.key.rsplit('/').next().unwrap().to_owned(),
+            tag: None,
+            ..o.clone()
+        })
+        .collect();
     ScanSummary {
         bad: Vec::new(),
         before_window,
+        objects,
         ..s.clone()
     }
 }

@@ -1,0 +1,452 @@
+//! Which trail objects were read: the per-key state that lets an incremental run, and
+//! `watch --poll`, read each CloudTrail log object once, so a run's cost follows the new data,
+//! not the lookback.
+//!
+//! CloudTrail names a log object `…/<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_
+//! CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<suffix>.json.gz`: inside one region's folder the
+//! keys of a day sort by the minute they were delivered. The [`ObjectLedger`] keeps, per
+//! region folder, the newest delivery minute read and the keys read within a lateness window
+//! before it. A listing then asks only for the keys after `newest − lateness` (S3's
+//! `start-after`) in that day's prefix and the days after it, and an object is new when its
+//! key is not among those kept. Objects delivered (put) more than the lateness after a newer
+//! object of the same folder are not seen; CloudTrail puts its objects as it names them, so
+//! a lateness of minutes is wide.
+//!
+//! ```
+//! use connect_audit_core::objects::{LogKey, ObjectLedger};
+//! use jiff::{SignedDuration, Timestamp};
+//!
+//! let t = |s: &str| s.parse::<Timestamp>().unwrap();
+//! let mut ledger = ObjectLedger::new(t("2024-05-01T00:00:00Z"), SignedDuration::from_mins(15));
+//! let key = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02/111122223333_CloudTrail_us-east-1_20240502T1005Z_a.json.gz";
+//! assert!(ledger.is_new(key));
+//! ledger.record(key, Some("\"etag\""));
+//! assert!(!ledger.is_new(key));
+//! let later = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02/111122223333_CloudTrail_us-east-1_20240502T1003Z_b.json.gz";
+//! assert!(ledger.is_new(later), "two minutes older, within the lateness, not read yet");
+//! let plan = ledger.listings(&LogKey::parse(key).unwrap().folder, t("2024-05-02T12:00:00Z"));
+//! assert_eq!(plan[0].prefix, "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02/");
+//! assert!(plan[0].start_after.as_deref().unwrap().ends_with("_20240502T0950Z"));
+//! ```
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// The lateness kept when none is configured.
+pub const DEFAULT_LATENESS: SignedDuration = SignedDuration::from_mins(15);
+
+/// What a CloudTrail log object's key says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogKey<'k> {
+    /// The region folder, `…/<account>/CloudTrail/<region>/`, relative to the trail's root.
+    pub folder: &'k str,
+    /// The account in the file name.
+    pub account: &'k str,
+    /// The region in the file name.
+    pub region: &'k str,
+    /// When CloudTrail delivered it, to the minute, from its name.
+    pub delivered_at: Timestamp,
+}
+
+impl<'k> LogKey<'k> {
+    /// Reads a key `<folder>YYYY/MM/DD/<log file name>`; `None` for a key not laid out so, or
+    /// not naming a log file (see [`is_log_file_name`]).
+    pub fn parse(key: &'k str) -> Option<Self> {
+        let (dirs, name) = key.rsplit_once('/')?;
+        let delivered_at = file_delivery_time(name)?;
+        let stem = name.split("_CloudTrail_").collect::<Vec<_>>();
+        let [account, rest] = stem.as_slice() else {
+            return None;
+        };
+        let region = rest.split('_').next()?;
+        // `<folder>YYYY/MM/DD`: the folder is what precedes the date's three segments (empty
+        // for a root at the region's folder).
+        let date_segments = dirs.rsplitn(4, '/').take(3).count();
+        if date_segments < 3 {
+            return None;
+        }
+        let folder = match dirs.rsplitn(4, '/').nth(3) {
+            Some(folder) => &key[..=folder.len()],
+            None => "",
+        };
+        Some(Self {
+            folder,
+            account,
+            region,
+            delivered_at,
+        })
+    }
+}
+
+/// Whether `name` (a file name, not a path) is the name CloudTrail gives a log file:
+/// `<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<suffix>.json.gz`, or a `.json` copy of
+/// one (unzipped by someone). The account is 12 digits, the region lower-case letters, digits
+/// and `-`, the time a real UTC minute, the suffix not empty. Organization trails name their
+/// files the same way (the organization is in the path). Digest and insight files have names
+/// of their own and are not log files in this sense.
+///
+/// ```
+/// use connect_audit_core::objects::is_log_file_name;
+///
+/// assert!(is_log_file_name("111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json.gz"));
+/// assert!(!is_log_file_name("manifest.json"));
+/// ```
+pub fn is_log_file_name(name: &str) -> bool {
+    let Some(stem) = name
+        .strip_suffix(".json.gz")
+        .or_else(|| name.strip_suffix(".json"))
+    else {
+        return false;
+    };
+    let Some((account, rest)) = stem.split_once("_CloudTrail_") else {
+        return false;
+    };
+    let Some((region, rest)) = rest.split_once('_') else {
+        return false;
+    };
+    let Some((stamp, suffix)) = rest.split_once('_') else {
+        return false;
+    };
+    account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && is_file_stamp(stamp)
+        && !suffix.is_empty()
+}
+
+/// The delivery time in a CloudTrail log file name (`<account>_CloudTrail_<region>_
+/// <YYYYMMDDTHHmmZ>_<suffix>.json.gz`), to the minute.
+pub fn file_delivery_time(name: &str) -> Option<Timestamp> {
+    if !is_log_file_name(name) {
+        return None;
+    }
+    let stamp = name.split("_CloudTrail_").nth(1)?.split('_').nth(1)?;
+    let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%MZ", stamp).ok()?;
+    civil
+        .to_zoned_datetime(TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// Whether `stamp` is `YYYYMMDDTHHmmZ` naming a real minute.
+fn is_file_stamp(stamp: &str) -> bool {
+    let b = stamp.as_bytes();
+    if b.len() != 14
+        || b[8] != b'T'
+        || b[13] != b'Z'
+        || !b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
+    {
+        return false;
+    }
+    // All ASCII now: every slice is on a character boundary, and holds only digits.
+    let number = |at: usize, len: usize| stamp[at..at + len].parse::<i16>().unwrap_or(-1);
+    let two = |at: usize| i8::try_from(number(at, 2)).unwrap_or(-1);
+    Date::new(number(0, 4), two(4), two(6)).is_ok() && two(9) < 24 && two(11) < 60
+}
+
+/// One listing a run makes of a region folder: the objects under `prefix` whose keys sort
+/// after `start_after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// A day prefix, `<folder>YYYY/MM/DD/`.
+    pub prefix: String,
+    /// Keys at or before it were read, or are older than the lateness.
+    pub start_after: Option<String>,
+}
+
+/// What was read of one region folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderState {
+    /// The newest delivery minute of an object read.
+    pub newest: Option<Timestamp>,
+    /// The keys read delivered at or after `newest − lateness`, with the tag (S3's `ETag`)
+    /// they had when read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recent: BTreeMap<String, String>,
+}
+
+/// The objects read, per region folder (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLedger {
+    /// Objects of a folder the ledger does not know are new when delivered at or after this
+    /// (a run's start when the ledger was made; the end of the last run's listing since).
+    pub since: Timestamp,
+    /// How long before a folder's newest object a later-put object may be named.
+    pub lateness_secs: i64,
+    /// Per region folder, `…/<account>/CloudTrail/<region>/`.
+    #[serde(default)]
+    pub folders: BTreeMap<String, FolderState>,
+}
+
+impl ObjectLedger {
+    /// An empty ledger: every object delivered from `since` on is new.
+    pub fn new(since: Timestamp, lateness: SignedDuration) -> Self {
+        Self {
+            since,
+            lateness_secs: lateness.as_secs(),
+            folders: BTreeMap::new(),
+        }
+    }
+
+    /// The lateness.
+    pub fn lateness(&self) -> SignedDuration {
+        SignedDuration::from_secs(self.lateness_secs)
+    }
+
+    /// From when objects of `folder` may be new: `newest − lateness` for a folder read
+    /// before, else `since`.
+    fn horizon(&self, folder: &str) -> Timestamp {
+        self.folders
+            .get(folder)
+            .and_then(|f| f.newest)
+            .map_or(self.since, |newest| (newest - self.lateness()).min(newest))
+    }
+
+    /// Whether the object at `key` was not read yet. A key that is not a CloudTrail log
+    /// object's (no delivery minute, no folder) is always new: the caller decides about it.
+    pub fn is_new(&self, key: &str) -> bool {
+        let Some(log) = LogKey::parse(key) else {
+            return true;
+        };
+        if log.delivered_at < self.horizon(log.folder) {
+            return false;
+        }
+        self.folders
+            .get(log.folder)
+            .is_none_or(|f| !f.recent.contains_key(key))
+    }
+
+    /// Remembers that the object at `key`, with `tag`, was read, and forgets the keys of its
+    /// folder older than the lateness. Keys that are not a log object's are not kept.
+    pub fn record(&mut self, key: &str, tag: Option<&str>) {
+        let Some(log) = LogKey::parse(key) else {
+            return;
+        };
+        let lateness = self.lateness();
+        let folder = self.folders.entry(log.folder.to_owned()).or_default();
+        let newest = folder
+            .newest
+            .map_or(log.delivered_at, |n| n.max(log.delivered_at));
+        folder.newest = Some(newest);
+        folder
+            .recent
+            .insert(key.to_owned(), tag.unwrap_or_default().to_owned());
+        let horizon = newest - lateness;
+        folder
+            .recent
+            .retain(|k, _| LogKey::parse(k).is_some_and(|l| l.delivered_at >= horizon));
+    }
+
+    /// The listings that find every new object of `folder` delivered up to `now`: the day
+    /// prefix of its horizon from the horizon's minute on, and each later day whole.
+    pub fn listings(&self, folder: &str, now: Timestamp) -> Vec<Listing> {
+        let horizon = self.horizon(folder);
+        let day = |t: Timestamp| t.to_zoned_datetime(TimeZone::UTC).date();
+        let (first, last) = (day(horizon), day(now.max(horizon)));
+        let account_region = folder_account_region(folder);
+        let mut listings = Vec::new();
+        let mut date = first;
+        while date <= last {
+            let prefix = format!("{folder}{}/", date.strftime("%Y/%m/%d"));
+            let start_after = (date == first).then_some(()).and_then(|()| {
+                let (account, region) = account_region?;
+                Some(format!(
+                    "{prefix}{account}_CloudTrail_{region}_{}",
+                    horizon.strftime("%Y%m%dT%H%MZ")
+                ))
+            });
+            listings.push(Listing {
+                prefix,
+                start_after,
+            });
+            date = match date.tomorrow() {
+                Ok(next) => next,
+                Err(_) => break,
+            };
+        }
+        listings
+    }
+
+    /// How many keys the ledger keeps.
+    pub fn keys(&self) -> usize {
+        self.folders.values().map(|f| f.recent.len()).sum()
+    }
+}
+
+/// The account and region of `…/<account>/CloudTrail/<region>/`.
+fn folder_account_region(folder: &str) -> Option<(&str, &str)> {
+    let mut segments = folder.trim_end_matches('/').rsplit('/');
+    let region = segments.next()?;
+    (segments.next()? == "CloudTrail").then_some(())?;
+    Some((segments.next()?, region))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    const FOLDER: &str = "AWSLogs/o-abc/111122223333/CloudTrail/ap-northeast-1/";
+
+    fn key(stamp: &str, suffix: &str) -> String {
+        let day = format!("{}/{}/{}", &stamp[..4], &stamp[4..6], &stamp[6..8]);
+        format!("{FOLDER}{day}/111122223333_CloudTrail_ap-northeast-1_{stamp}_{suffix}.json.gz")
+    }
+
+    #[test]
+    fn only_cloudtrail_log_file_names_are_log_files() {
+        for name in [
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json.gz",
+            // An organization trail's file (under AWSLogs/o-…/<account>/): the same name.
+            "444455556666_CloudTrail_eu-west-2_20240505T0900Z_a1B2c3D4e5F6g7H8.json.gz",
+            "111122223333_CloudTrail_us-gov-west-1_20241231T2359Z_x.json.gz",
+            "111122223333_CloudTrail_ap-northeast-1_20240229T0000Z_leap.json.gz",
+            // A `.json` copy, unzipped.
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_Mu0KsOhtH1ar15ZZ.json",
+            // Suffixes are CloudTrail's to choose; copies may add to them.
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_not-gzip.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_a_b.json.gz",
+        ] {
+            assert!(is_log_file_name(name), "{name}");
+        }
+        for name in [
+            "manifest.json",
+            "users.csv",
+            "README.md",
+            "a.json",
+            "66666666-7777-8888-9999-000000000000.json",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.csv",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.json.gz.tmp",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_x.JSON.GZ",
+            // Digest and insight files are CloudTrail's, but not log files.
+            "111122223333_CloudTrail-Digest_us-east-1_trail_us-east-1_20240502T100000Z.json.gz",
+            "111122223333_CloudTrail-Insight_us-east-1_20240502T1005Z_x.json.gz",
+            // Not a 12-digit account.
+            "a_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
+            "11112222333_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
+            "1111222233334_CloudTrail_us-east-1_20240502T1005Z_x.json.gz",
+            // Bad regions.
+            "111122223333_CloudTrail__20240502T1005Z_x.json.gz",
+            "111122223333_CloudTrail_US-EAST-1_20240502T1005Z_x.json.gz",
+            // Bad timestamps: short, with seconds, separators, not a real day or minute.
+            "111122223333_CloudTrail_us-east-1_20240502T105Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T100500Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_2024-05-02T1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502 1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1005_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20241302T1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20230229T1005Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T2400Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1060Z_x.json.gz",
+            "111122223333_CloudTrail_us-east-1_2024050+T1005Z_x.json.gz",
+            // No suffix, or nothing after the region.
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z_.json.gz",
+            "111122223333_CloudTrail_us-east-1_20240502T1005Z.json.gz",
+            "111122223333_CloudTrail_us-east-1.json.gz",
+            ".json.gz",
+            "",
+        ] {
+            assert!(!is_log_file_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn keys_name_their_folder_and_minute() {
+        let k = key("20240502T0905Z", "x");
+        let log = LogKey::parse(&k).unwrap();
+        assert_eq!(log.folder, FOLDER);
+        assert_eq!(log.account, "111122223333");
+        assert_eq!(log.region, "ap-northeast-1");
+        assert_eq!(log.delivered_at, t("2024-05-02T09:05:00Z"));
+        let at_region =
+            "2024/05/02/111122223333_CloudTrail_ap-northeast-1_20240502T0905Z_x.json.gz";
+        assert_eq!(LogKey::parse(at_region).unwrap().folder, "");
+        for bad in [
+            "111122223333_CloudTrail_ap-northeast-1_20240502T0905Z_x.json.gz",
+            "a/111122223333_CloudTrail_ap-northeast-1_20240502T0905Z_x.json.gz",
+            "05/02/111122223333_CloudTrail_ap-northeast-1_20240502T0905Z_x.json.gz",
+            "AWSLogs/1/CloudTrail/r/2024/05/02/manifest.json",
+        ] {
+            assert_eq!(LogKey::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn objects_are_new_once_and_late_ones_within_the_lateness_are_found() {
+        let mut ledger = ObjectLedger::new(t("2024-05-02T00:00:00Z"), DEFAULT_LATENESS);
+        let old = key("20240501T2359Z", "old");
+        assert!(!ledger.is_new(&old), "before the ledger's start");
+        let a = key("20240502T0905Z", "a");
+        assert!(ledger.is_new(&a));
+        ledger.record(&a, Some("\"e1\""));
+        assert!(!ledger.is_new(&a));
+        let same_minute = key("20240502T0905Z", "0");
+        assert!(ledger.is_new(&same_minute), "put after a, sorts before it");
+        let late = key("20240502T0851Z", "late");
+        assert!(ledger.is_new(&late), "14 minutes before the newest");
+        let too_late = key("20240502T0849Z", "too-late");
+        assert!(!ledger.is_new(&too_late), "16 minutes before the newest");
+        ledger.record(&key("20240502T0930Z", "b"), None);
+        assert_eq!(
+            ledger.folders[FOLDER].recent.keys().collect::<Vec<_>>(),
+            [&key("20240502T0930Z", "b")],
+            "a fell out of the lateness"
+        );
+        assert!(!ledger.is_new(&a), "older than the lateness now");
+        assert!(ledger.is_new("not/a/log/key"));
+        let text = serde_json::to_string(&ledger).unwrap();
+        assert_eq!(serde_json::from_str::<ObjectLedger>(&text).unwrap(), ledger);
+    }
+
+    #[test]
+    fn listings_start_after_the_horizon_and_cover_every_later_day() {
+        let mut ledger = ObjectLedger::new(t("2024-05-01T00:00:00Z"), DEFAULT_LATENESS);
+        ledger.record(&key("20240502T0005Z", "a"), None);
+        let plan = ledger.listings(FOLDER, t("2024-05-03T08:00:00Z"));
+        assert_eq!(
+            plan,
+            [
+                Listing {
+                    prefix: format!("{FOLDER}2024/05/01/"),
+                    start_after: Some(format!(
+                        "{FOLDER}2024/05/01/111122223333_CloudTrail_ap-northeast-1_20240501T2350Z"
+                    )),
+                },
+                Listing {
+                    prefix: format!("{FOLDER}2024/05/02/"),
+                    start_after: None,
+                },
+                Listing {
+                    prefix: format!("{FOLDER}2024/05/03/"),
+                    start_after: None,
+                },
+            ]
+        );
+        // The synthetic start-after sorts before every key of its minute and after the
+        // minute before.
+        let start = plan[0].start_after.clone().unwrap();
+        assert!(start < key("20240501T2350Z", "0") && start > key("20240501T2349Z", "z"));
+        let unknown = "AWSLogs/222233334444/CloudTrail/eu-west-1/";
+        let plan = ledger.listings(unknown, t("2024-05-01T08:00:00Z"));
+        assert_eq!(plan.len(), 1);
+        assert!(
+            plan[0]
+                .start_after
+                .as_deref()
+                .unwrap()
+                .ends_with("2024/05/01/222233334444_CloudTrail_eu-west-1_20240501T0000Z")
+        );
+    }
+}
