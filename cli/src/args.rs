@@ -64,6 +64,11 @@ pub enum Command {
     /// incremental report into every configured exporter. The state ([incremental]) advances
     /// only when every exporter finished.
     Run(RunArgs),
+    /// Follow the trail as it lands, until stopped (SIGTERM or Ctrl-C: the batch in flight is
+    /// finished, nothing unfinished is acknowledged): S3 notifications on an SQS queue
+    /// (--queue), or listings of only the keys after the last seen (--poll). Every new
+    /// object's audited events go to every configured exporter, one file per batch.
+    Watch(WatchArgs),
     /// Send the records of a SIEM dead-letter file again, through the configured
     /// siem-webhook exporter. The file is removed when all were delivered, or replaced by the
     /// records refused again (exit 1).
@@ -103,6 +108,29 @@ pub struct RunArgs {
     /// Skip the snapshot even when instances are configured.
     #[arg(long)]
     pub no_snapshot: bool,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The SQS queue S3 notifies of new trail objects (direct, through SNS, or EventBridge).
+    /// [watch.queue]
+    #[arg(long, value_name = "URL", conflicts_with = "poll")]
+    pub queue: Option<String>,
+
+    /// Without a queue: list the trail for new objects this often (5m, 30s). [watch.poll]
+    #[arg(long, value_name = "PERIOD")]
+    pub poll: Option<String>,
+
+    /// Queue: the longest a batch gathers objects before it is written (1m, 1h).
+    /// [watch.roll]
+    #[arg(long, value_name = "PERIOD")]
+    pub roll: Option<String>,
+
+    /// Acknowledge (and record as read) objects that are not readable CloudTrail files
+    /// instead of leaving their messages to the queue's redrive. [report.tolerate_bad_files]
+    #[arg(long)]
+    pub tolerate_bad_files: bool,
 }
 
 /// `replay`.

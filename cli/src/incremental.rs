@@ -12,9 +12,15 @@ use jiff::Timestamp;
 
 use crate::UsageError;
 
-/// A compact, file-name-safe form of a run's start: `20240502T090000Z`.
+/// A compact, file-name-safe form of a run's start: `20240502T090000Z`, with milliseconds
+/// when it has a fraction of a second (`20240502T090000.250Z`), so that runs a second apart
+/// (`watch --poll`) never share a name.
 pub fn stamp(t: Timestamp) -> String {
-    t.strftime("%Y%m%dT%H%M%SZ").to_string()
+    if t.subsec_nanosecond() == 0 {
+        t.strftime("%Y%m%dT%H%M%SZ").to_string()
+    } else {
+        t.strftime("%Y%m%dT%H%M%S%.3fZ").to_string()
+    }
 }
 
 /// Puts the run's window into exporter paths (`{since}`, `{until}`). In an incremental run a
@@ -29,6 +35,13 @@ pub fn name_outputs(
     let since = stamp(window.since);
     let until = stamp(window.until);
     for (i, spec) in specs.iter_mut().enumerate() {
+        // `{batch}` (what `watch` names its files by) is the run's start in a run.
+        if let Some(file) = spec.partition_file_mut() {
+            *file = file.replace("{batch}", "{since}");
+        }
+        if let Some(path) = spec.path_mut() {
+            *path = path.replace("{batch}", "{since}");
+        }
         if let Some(file) = spec.partition_file_mut() {
             if incremental && !file.contains("{since}") {
                 "part-{since}.parquet".clone_into(file);

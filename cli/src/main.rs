@@ -13,6 +13,7 @@ mod review;
 mod snapshot;
 mod terminal;
 mod verify;
+mod watch;
 
 use std::io;
 use std::io::IsTerminal as _;
@@ -77,6 +78,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::command(figment, args, cli.quiet),
         Command::AccessReview(args) => review::command(figment, args, cli.quiet),
         Command::Run(args) => run_command(figment, args, cli.quiet),
+        Command::Watch(args) => watch::command(figment, args, cli.quiet),
         Command::Athena(AthenaCommand::Init(args)) => athena_init(&figment, args, cli.quiet),
         Command::Athena(AthenaCommand::Sql(args)) => athena_sql(figment, args),
         Command::Snapshot(args) => snapshot_command(figment, args, cli.quiet),

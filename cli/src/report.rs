@@ -305,10 +305,35 @@ impl ScanSink for FanOut<'_> {
 /// the last finished run and advances it when every exporter finished.
 pub fn run(
     settings: &Settings,
-    mut valid: ValidReport,
+    valid: ValidReport,
     incremental: Option<&ValidIncremental>,
     reporter: &Reporter,
 ) -> anyhow::Result<ExitCode> {
+    run_pass(settings, valid, incremental, reporter, false).map(|pass| pass.code)
+}
+
+/// What a run did, for `watch --poll`'s health line.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    /// Its exit code.
+    pub code: ExitCode,
+    /// Trail objects read.
+    pub objects: u64,
+    /// Events written.
+    pub written: u64,
+    /// The delivery minute of the newest object read.
+    pub newest_delivery: Option<jiff::Timestamp>,
+}
+
+/// [`run`], telling what it did. With `quiet_when_empty` (a pass of `watch --poll`), a pass
+/// that wrote no row writes no file and no summary (the state still advances).
+pub fn run_pass(
+    settings: &Settings,
+    mut valid: ValidReport,
+    incremental: Option<&ValidIncremental>,
+    reporter: &Reporter,
+    quiet_when_empty: bool,
+) -> anyhow::Result<Pass> {
     let report = ReportRun::start(settings, &valid, incremental)?;
     let ledger = report
         .state
@@ -332,8 +357,20 @@ pub fn run(
     };
     let mut context = report_context(&valid, &scanned.summary, &counts, report.started_at);
     context.integrity = integrity.as_ref().map(crate::verify::Integrity::context);
-    let outputs = finish_with_context(scanned.exporters, &context)?;
-    let uploaded = upload_outputs(&report.runtime, &scanned.s3_outputs, report.s3.as_ref())?;
+    let empty = quiet_when_empty
+        && counts.written() == 0
+        && counts.late == 0
+        && !scanned.summary.has_bad_input()
+        && scanned.replay.is_none();
+    let (outputs, uploaded) = if empty {
+        drop(scanned.exporters);
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            finish_with_context(scanned.exporters, &context)?,
+            upload_outputs(&report.runtime, &scanned.s3_outputs, report.s3.as_ref())?,
+        )
+    };
     let replay_bad = scanned
         .replay
         .as_ref()
@@ -378,16 +415,31 @@ pub fn run(
         ledger,
         &mut text,
     )?;
-    reporter.summary(&text);
+    if !empty {
+        reporter.summary(&text);
+    }
     let verified = integrity
         .as_ref()
         .is_none_or(|i| i.summary.all_verified() || settings.report.tolerate_integrity);
-    Ok(if !clean {
+    let code = if !clean {
         ExitCode::BadInput
     } else if !verified {
         ExitCode::Integrity
     } else {
         ExitCode::Success
+    };
+    Ok(Pass {
+        code,
+        objects: scanned.summary.files_read,
+        written: counts.written(),
+        newest_delivery: scanned
+            .summary
+            .objects
+            .iter()
+            .filter_map(|o| {
+                connect_audit_core::objects::LogKey::parse(&o.key).map(|k| k.delivered_at)
+            })
+            .max(),
     })
 }
 
@@ -789,7 +841,7 @@ fn report_context(
 }
 
 /// Gives every exporter the run's `context`, then finishes them (see [`finish_exporters`]).
-fn finish_with_context(
+pub fn finish_with_context(
     mut exporters: Vec<Box<dyn Exporter>>,
     context: &RunContext,
 ) -> anyhow::Result<Vec<ExportSummary>> {

@@ -51,6 +51,7 @@ pub use connect_audit_exporters::{
     SiemFlavor, SiemWebhookSpec, ValidExporter,
 };
 pub use connect_audit_query::athena::{AthenaSettings, S3Path, ValidAthena};
+pub use connect_audit_query::queue::{Source as WatchSource, ValidWatch, WatchSettings};
 pub use connect_audit_snapshot::SnapshotSettings;
 
 /// The file read when neither `--config` nor `CONNECT_AUDIT_CONFIG` names one.
@@ -65,8 +66,9 @@ pub const PROFILE_ENV: &str = "CONNECT_AUDIT_PROFILE";
 /// (`sse2`, `avx2`, `avx512`): a diagnostic, not a setting of the config file.
 pub const SIMD_ENV: &str = "CONNECT_AUDIT_SIMD";
 /// The top-level sections of a config file without profiles.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "report",
+    "watch",
     "access_review",
     "findings",
     "exporters",
@@ -105,6 +107,9 @@ pub struct Settings {
     /// `[access_review]`: the time, period and outputs of `access-review`.
     #[serde(default)]
     pub access_review: AccessReviewSettings,
+    /// `[watch]`: how `watch` follows the trail (a queue, or polling).
+    #[serde(default)]
+    pub watch: WatchSettings,
 }
 
 /// `[access_review]`: who holds what as of a time (`connect-audit access-review`). The trail,
@@ -921,6 +926,18 @@ impl Settings {
             }),
             _ => Err(ConfigError::Invalid(problems)),
         }
+    }
+
+    /// Checks `[watch]`, without I/O.
+    pub fn validate_watch(&self, figment: &Figment) -> Result<ValidWatch, ConfigError> {
+        self.watch.validate().map_err(|found| {
+            ConfigError::Invalid(
+                found
+                    .into_iter()
+                    .map(|(key, message)| Problem::at(figment, key, message))
+                    .collect(),
+            )
+        })
     }
 
     /// Checks `[incremental]`, without I/O.

@@ -537,6 +537,79 @@ impl Store {
             }
         }
     }
+
+    /// Writes a whole object only if none is there yet: `true` when this call created it,
+    /// `false` when an object already was (it is left as it was). Locally the temporary file
+    /// is linked to its final name, which fails when the name exists; on S3 a `PutObject` with
+    /// `If-None-Match: *` (412 when the key exists). Two writers racing: exactly one wins.
+    pub async fn put_new(&self, key: &str, body: Vec<u8>) -> Result<bool, Error> {
+        validate_key(key)?;
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                blocking(path.clone(), move || {
+                    let mut file = AtomicFile::create(&path)?;
+                    file.write_all(&body).map_err(|e| Error::io(&path, e))?;
+                    file.commit_new()
+                })
+                .await
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                let sent = client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(s3_key(prefix, key))
+                    .if_none_match("*")
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(_) => Ok(true),
+                    Err(e)
+                        if e.raw_response()
+                            .is_some_and(|r| matches!(r.status().as_u16(), 412 | 409)) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(s3_error(self.describe(key), "PutObject", e)),
+                }
+            }
+        }
+    }
+
+    /// Removes an object; nothing there is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        validate_key(key)?;
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                blocking(path.clone(), move || match fs::remove_file(&path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(Error::io(&path, e)),
+                })
+                .await
+            }
+            Backend::S3 {
+                client,
+                bucket,
+                prefix,
+            } => {
+                client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(s3_key(prefix, key))
+                    .send()
+                    .await
+                    .map_err(|e| s3_error(self.describe(key), "DeleteObject", e))?;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// [`ObjectInfo::tag`] of a local file: its size and modification time (nanoseconds).
@@ -1031,6 +1104,21 @@ impl AtomicFile {
             temp,
             path: path.to_owned(),
         })
+    }
+
+    /// [`commit`](Self::commit), only if nothing has the final name yet: `true` when this
+    /// call created it; `false` (and the temporary file removed) when something had it.
+    pub fn commit_new(mut self) -> Result<bool, Error> {
+        self.temp.flush().map_err(|e| Error::io(&self.path, e))?;
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(&self.path, e))?;
+        match self.temp.persist_noclobber(&self.path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(Error::io(&self.path, e.error)),
+        }
     }
 
     /// The final path.

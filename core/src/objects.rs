@@ -36,6 +36,9 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
+use crate::location::Store;
+
 /// The lateness kept when none is configured.
 pub const DEFAULT_LATENESS: SignedDuration = SignedDuration::from_mins(15);
 
@@ -279,6 +282,186 @@ impl ObjectLedger {
     /// How many keys the ledger keeps.
     pub fn keys(&self) -> usize {
         self.folders.values().map(|f| f.recent.len()).sum()
+    }
+}
+
+/// One object a batch of `watch` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchObject {
+    /// Its key, relative to the trail's root.
+    pub key: String,
+    /// Its `ETag` as the notification gave it; empty when none did.
+    #[serde(default)]
+    pub etag: String,
+    /// Its size, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// When S3 created it, as the notification said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+}
+
+/// A batch of `watch`: the objects whose events go into one file per file exporter, named
+/// after [`id`](Self::id). Written before its files, marked done after them, so a batch
+/// that was cut short is done again whole, under the same names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchManifest {
+    /// `<first delivery minute>-<16 hex digits of the SHA-256 of its keys and ETags>`.
+    pub id: String,
+    /// Its objects, by key.
+    pub objects: Vec<BatchObject>,
+    /// When the batch was started.
+    pub started_at: Timestamp,
+    /// When every exporter finished it; `None` while it is not done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_at: Option<Timestamp>,
+}
+
+impl BatchManifest {
+    /// A new batch of `objects` (sorted by key here), started at `now`.
+    pub fn new(mut objects: Vec<BatchObject>, now: Timestamp) -> Self {
+        objects.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| a.etag.cmp(&b.etag)));
+        objects.dedup_by(|a, b| a.key == b.key && a.etag == b.etag);
+        let mut listed = String::new();
+        for o in &objects {
+            listed.push_str(&o.key);
+            listed.push('\n');
+            listed.push_str(&o.etag);
+            listed.push('\n');
+        }
+        let first = objects
+            .iter()
+            .filter_map(|o| LogKey::parse(&o.key).map(|k| k.delivered_at))
+            .min()
+            .unwrap_or(now);
+        let id = format!(
+            "{}-{}",
+            first.strftime("%Y%m%dT%H%MZ"),
+            &crate::integrity::sha256_hex(listed.as_bytes())[..16]
+        );
+        Self {
+            id,
+            objects,
+            started_at: now,
+            done_at: None,
+        }
+    }
+}
+
+/// Which batch claimed an object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// The object's key.
+    pub key: String,
+    /// Its `ETag` (empty when not known).
+    pub etag: String,
+    /// The batch.
+    pub batch: String,
+}
+
+/// Where every `watch` on a queue keeps its batches (`batches/<id>.json`) and the claims of
+/// objects by batches (`objects/<hash>.json`): a directory, or an S3 prefix.
+///
+/// An object is claimed once: the claim is created only where none exists (see
+/// [`Store::put_new`]), so of two processes handed the same object at once, one claims it and
+/// the other leaves its message for later. A batch is done again whole when one of its
+/// objects comes back before it was marked done: its files get the same names and the same
+/// rows, so nothing is doubled.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    store: Store,
+}
+
+/// What a claim attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// This batch claimed it.
+    Ours,
+    /// Another batch had.
+    By(String),
+}
+
+impl Claims {
+    /// The claims kept in `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Where they are kept, for messages.
+    pub fn describe(&self) -> String {
+        self.store.describe("")
+    }
+
+    fn claim_key(key: &str, etag: &str) -> String {
+        let hash = crate::integrity::sha256_hex(format!("{key}\n{etag}").as_bytes());
+        format!("objects/{}.json", &hash[..40])
+    }
+
+    fn batch_key(id: &str) -> String {
+        format!("batches/{id}.json")
+    }
+
+    /// The batch that claimed an object, if any.
+    pub async fn claim_of(&self, key: &str, etag: &str) -> Result<Option<Claim>, Error> {
+        let object = Self::claim_key(key, etag);
+        let Some(bytes) = self.store.get(&object).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::BadState {
+                object: self.store.describe(&object),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Claims an object for `batch`, unless a batch already has.
+    pub async fn claim(&self, key: &str, etag: &str, batch: &str) -> Result<Claimed, Error> {
+        let claim = Claim {
+            key: key.to_owned(),
+            etag: etag.to_owned(),
+            batch: batch.to_owned(),
+        };
+        let body = serde_json::to_vec(&claim).unwrap_or_default();
+        if self
+            .store
+            .put_new(&Self::claim_key(key, etag), body)
+            .await?
+        {
+            return Ok(Claimed::Ours);
+        }
+        Ok(match self.claim_of(key, etag).await? {
+            Some(other) if other.batch != batch => Claimed::By(other.batch),
+            _ => Claimed::Ours,
+        })
+    }
+
+    /// Drops an object's claim (it could not be read: a later message retries it).
+    pub async fn release(&self, key: &str, etag: &str) -> Result<(), Error> {
+        self.store.delete(&Self::claim_key(key, etag)).await
+    }
+
+    /// A batch's manifest.
+    pub async fn manifest(&self, id: &str) -> Result<Option<BatchManifest>, Error> {
+        let object = Self::batch_key(id);
+        let Some(bytes) = self.store.get(&object).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::BadState {
+                object: self.store.describe(&object),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes a batch's manifest (before its files; again, done, after them).
+    pub async fn save(&self, manifest: &BatchManifest) -> Result<(), Error> {
+        let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+        self.store.put(&Self::batch_key(&manifest.id), body).await
     }
 }
 

@@ -65,6 +65,16 @@ pub enum Error {
         /// The query execution id.
         id: String,
     },
+    /// An SQS call failed (after the SDK's retries).
+    #[error("SQS {operation} on {url} failed: {message}")]
+    Queue {
+        /// The queue's URL.
+        url: String,
+        /// The API operation, e.g. `ReceiveMessage`.
+        operation: &'static str,
+        /// The error and its causes.
+        message: String,
+    },
     /// The query's results do not have the shape it asks for.
     #[error("Athena query {id} gave an unexpected result: {reason}")]
     BadResult {

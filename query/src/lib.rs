@@ -29,6 +29,7 @@ pub mod error;
 pub mod integrity;
 pub mod local;
 pub mod notification;
+pub mod queue;
 mod sink;
 pub mod stage;
 

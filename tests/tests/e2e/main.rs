@@ -26,3 +26,4 @@ mod siem;
 mod snapshot;
 mod story;
 mod targets;
+mod watch;

@@ -950,3 +950,58 @@ fn s3_fetches_are_bounded_in_number_and_in_bytes() {
     // Room for three objects and a half: three at a time.
     scan_with_budget(u32::try_from(3 * SIZE + SIZE / 2).unwrap(), 3);
 }
+
+#[test]
+fn put_new_creates_an_object_once() {
+    // Locally: the link that fails when the name exists. (Garage 2.5 ignores S3's
+    // `If-None-Match: *`, so the S3 side of `put_new` is only seen creating objects here; on
+    // Amazon S3 the 412 it answers is what `put_new` reads as "already there".)
+    let garage = Garage::shared();
+    let rt = Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::local(dir.path());
+    rt.block_on(async {
+        assert!(
+            store
+                .put_new("claims/a.json", b"first".to_vec())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .put_new("claims/a.json", b"second".to_vec())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.get("claims/a.json").await.unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
+        store.delete("claims/a.json").await.unwrap();
+        store.delete("claims/a.json").await.unwrap();
+        assert_eq!(store.get("claims/a.json").await.unwrap(), None);
+        assert!(
+            store
+                .put_new("claims/a.json", b"third".to_vec())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.list("claims/").await.unwrap().len(),
+            1,
+            "no temporary file is left behind"
+        );
+        let s3 = Store::s3(
+            garage.client(),
+            garage.bucket(),
+            garage.unique_prefix("put-new"),
+        );
+        assert!(
+            s3.put_new("claims/a.json", b"first".to_vec())
+                .await
+                .unwrap()
+        );
+        s3.delete("claims/a.json").await.unwrap();
+        assert_eq!(s3.get("claims/a.json").await.unwrap(), None);
+    });
+}

@@ -1,0 +1,877 @@
+//! `connect-audit watch`: follows the trail as it lands, until stopped.
+//!
+//! - **Queue** (`--queue URL`): S3 notifications on SQS, in any of their shapes
+//!   ([`connect_audit_query::notification`]). Messages are gathered into a batch for at most
+//!   `watch.roll` (or `watch.batch_objects` objects); each batch's new CloudTrail log objects are
+//!   claimed ([`Claims`]), read, and their audited events written to every exporter, one file
+//!   per batch named after the batch (`{batch}` in the path). Only then are the messages
+//!   deleted. Digest, insight and foreign keys, test events and other notifications are
+//!   acknowledged and counted. An object that cannot be read leaves its message on the queue,
+//!   named in the log, until the queue's redrive policy moves it to the dead-letter queue.
+//!   Messages are held (visibility extended) while their batch is worked on.
+//! - **Polling** (`--poll 5m`): an incremental run every period, reading only the objects the
+//!   ledger has not seen (see [`connect_audit_core::objects`]), each pass's files named after
+//!   its start as `run` names them.
+//!
+//! Several processes on one queue: each object is claimed by one batch; a batch cut short
+//! (killed, failed) is done again whole by whoever meets one of its objects next, under the
+//! same file names with the same rows; so files never hold an event twice, and the SIEM
+//! receives each event at least once, with its stable event id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use connect_audit_config::{
+    ConfigError, Engine, Settings, ValidExporter, ValidReport, ValidWatch, WatchSource,
+};
+use connect_audit_core::history::History;
+use connect_audit_core::objects::{BatchManifest, BatchObject, Claimed, Claims, is_log_file_name};
+use connect_audit_core::{AuditRecord, Directory, Location, Store, Window};
+use connect_audit_exporters::destination::S3Outputs;
+use connect_audit_query::local::TrailScanner;
+use connect_audit_query::notification::{self, Notification, ObjectCreated};
+use connect_audit_query::queue::{Message, Queue};
+use connect_audit_query::stage::ChangeStage;
+use connect_audit_query::{BadInput, ScanSink, SinkError};
+use figment::Figment;
+use jiff::Timestamp;
+
+use crate::args::WatchArgs;
+use crate::report::{self, FanOut};
+use crate::terminal::Reporter;
+use crate::{ExitCode, UsageError};
+
+/// How long the snapshot store's names are used before they are read again.
+const NAMES_FOR: Duration = Duration::from_mins(10);
+
+/// The longest pause after a failed batch or pass.
+const MAX_BACKOFF: Duration = Duration::from_mins(5);
+
+/// Merges the flags of `watch` over the layered config.
+fn merge_flags(mut figment: Figment, args: &WatchArgs) -> Figment {
+    if let Some(v) = &args.queue {
+        figment = connect_audit_config::flag(figment, "watch.queue", v);
+    }
+    if let Some(v) = &args.poll {
+        figment = connect_audit_config::flag(figment, "watch.poll", v);
+    }
+    if let Some(v) = &args.roll {
+        figment = connect_audit_config::flag(figment, "watch.roll", v);
+    }
+    if args.tolerate_bad_files {
+        figment = connect_audit_config::flag(figment, "report.tolerate_bad_files", true);
+    }
+    figment
+}
+
+/// `watch`.
+pub fn command(figment: Figment, args: &WatchArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let figment = merge_flags(figment, args);
+    let settings: Settings = figment.extract().map_err(ConfigError::from)?;
+    if settings.report.engine == Engine::Athena {
+        return Err(UsageError(
+            "`watch` reads new objects on the local engine; report.engine = \"athena\" is not supported"
+                .into(),
+        )
+        .into());
+    }
+    let watch = settings.validate_watch(&figment)?;
+    let valid = settings.validate(&figment, Timestamp::now())?;
+    check_batch_names(&valid.exporters)?;
+    let stop = Stop::install()?;
+    let reporter = Reporter::new(quiet);
+    match &watch.source {
+        WatchSource::Poll(every) => poll(&settings, &figment, &watch, *every, &stop, &reporter),
+        WatchSource::Queue(url) => {
+            let url = url.clone();
+            Ok(QueueWatch::start(&settings, valid, &watch, &url, &stop, &reporter)?.run())
+        }
+    }
+}
+
+/// Every file exporter must name its file after the batch, or a batch would replace the last.
+fn check_batch_names(exporters: &[ValidExporter]) -> Result<(), UsageError> {
+    for (i, spec) in exporters.iter().enumerate() {
+        let mut spec = spec.clone();
+        if spec.partition_file_mut().is_some() {
+            continue;
+        }
+        let Some(path) = spec.path_mut() else {
+            continue;
+        };
+        if path != "-" && !path.contains("{batch}") && !path.contains("{since}") {
+            return Err(UsageError(format!(
+                "exporters[{i}].path `{path}`: watch writes one file per batch; put {{batch}} in \
+                 the path (e.g. out/audit-{{batch}}.jsonl), or each batch would replace the last"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Set by SIGTERM or Ctrl-C: the batch in flight is finished, nothing else started.
+#[derive(Clone)]
+struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// Listens for SIGTERM and Ctrl-C on a thread of its own. A second signal ends the
+    /// process at once (nothing unfinished was acknowledged, so nothing is lost).
+    fn install() -> anyhow::Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal listener")?;
+        std::thread::Builder::new()
+            .name("connect-audit-signals".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(mut term) =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    else {
+                        return;
+                    };
+                    for _ in 0..2 {
+                        tokio::select! {
+                            _ = term.recv() => {}
+                            _ = tokio::signal::ctrl_c() => {}
+                        }
+                        if set.swap(true, Ordering::SeqCst) {
+                            crate::terminal::note(
+                                "connect-audit watch: second signal: exiting now; the batch in flight is not acknowledged and will be received again",
+                            );
+                            std::process::exit(130);
+                        }
+                        crate::terminal::note(
+                            "connect-audit watch: stopping after the batch in flight (a second signal exits at once)",
+                        );
+                    }
+                });
+            })
+            .context("cannot start the signal listener")?;
+        Ok(Self(flag))
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps up to `d`, waking early when stopped.
+    fn sleep(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while !self.is_set() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
+    }
+}
+
+/// What `watch` did, for its health line.
+#[derive(Debug, Default)]
+struct Totals {
+    messages: u64,
+    objects: u64,
+    duplicates: u64,
+    ignored: u64,
+    events: u64,
+    batches: u64,
+    failed: u64,
+    /// When the newest object read was created (S3's time, else its delivery minute).
+    newest: Option<Timestamp>,
+}
+
+/// Writes the health line every period, when stderr is not a terminal (a service's log).
+struct Health {
+    every: Duration,
+    last: Instant,
+    on: bool,
+}
+
+impl Health {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: Instant::now(),
+            on: !std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn tick(&mut self, t: &Totals) {
+        if !self.on || self.last.elapsed() < self.every {
+            return;
+        }
+        self.last = Instant::now();
+        let lag = t.newest.map_or_else(
+            || "no object read yet".to_owned(),
+            |n| {
+                format!(
+                    "{:.1}s behind the newest object read",
+                    (Timestamp::now() - n).as_secs_f64()
+                )
+            },
+        );
+        crate::terminal::note(&format!(
+            "connect-audit watch: health: {} messages, {} objects read ({} duplicates, {} not log files), {} events written, {} batches ({} failed); {lag}",
+            t.messages, t.objects, t.duplicates, t.ignored, t.events, t.batches, t.failed
+        ));
+    }
+}
+
+/// `watch --poll`: an incremental run each period.
+fn poll(
+    settings: &Settings,
+    figment: &Figment,
+    watch: &ValidWatch,
+    every: Duration,
+    stop: &Stop,
+    reporter: &Reporter,
+) -> anyhow::Result<ExitCode> {
+    let incremental = settings.validate_incremental(figment)?;
+    let mut health = Health::new(watch.health);
+    let mut totals = Totals::default();
+    let mut backoff = Duration::from_secs(1);
+    tracing::info!(every = ?every, state = %incremental.state, "Watching the trail by listing.");
+    while !stop.is_set() {
+        let started = Instant::now();
+        let valid = settings.validate(figment, Timestamp::now())?;
+        match report::run_pass(settings, valid, Some(&incremental), reporter, true) {
+            Ok(pass) => {
+                totals.batches += 1;
+                totals.objects += pass.objects;
+                totals.events += pass.written;
+                totals.newest = totals.newest.max(pass.newest_delivery);
+                backoff = Duration::from_secs(1);
+            }
+            Err(err) => {
+                totals.failed += 1;
+                crate::terminal::error(&err.context(format!(
+                    "a pass failed; the next starts in {}s, from the same state",
+                    backoff.as_secs()
+                )));
+                stop.sleep(backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+        health.tick(&totals);
+        stop.sleep(every.saturating_sub(started.elapsed()));
+    }
+    Ok(ExitCode::Success)
+}
+
+/// One message received and what it announced.
+struct Held {
+    message: Message,
+    /// The trail objects it names (keys relative to the trail's root, ETag).
+    objects: Vec<(String, String)>,
+}
+
+/// `watch --queue`.
+struct QueueWatch<'a> {
+    settings: &'a Settings,
+    valid: ValidReport,
+    watch: &'a ValidWatch,
+    stop: &'a Stop,
+    reporter: &'a Reporter,
+    runtime: tokio::runtime::Runtime,
+    s3: aws_sdk_s3::Client,
+    queue: Queue,
+    trail: Store,
+    /// The trail's bucket and key prefix (empty, or ending in `/`).
+    bucket: String,
+    prefix: String,
+    claims: Claims,
+    names: Option<(Directory, History, Instant)>,
+    /// Event ids written by this process in the last hours: a second delivery of an event in
+    /// another object is dropped (processes do not share these).
+    written: BTreeMap<String, Timestamp>,
+    /// When S3 created the objects announced, and their sizes, by key.
+    created: BTreeMap<String, Timestamp>,
+    sizes: BTreeMap<String, u64>,
+    totals: Totals,
+    health: Health,
+}
+
+impl<'a> QueueWatch<'a> {
+    fn start(
+        settings: &'a Settings,
+        valid: ValidReport,
+        watch: &'a ValidWatch,
+        url: &str,
+        stop: &'a Stop,
+        reporter: &'a Reporter,
+    ) -> anyhow::Result<Self> {
+        let Location::S3 { bucket, prefix } = valid.trail.clone() else {
+            return Err(UsageError(format!(
+                "--queue reads the objects S3 notifies of: report.trail must be the trail's s3://bucket/prefix, not {}",
+                valid.trail
+            ))
+            .into());
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let (s3, sqs) = runtime.block_on(async {
+            let sdk = crate::aws::sdk_config(&settings.snapshot).await;
+            (crate::aws::s3_client(&sdk), aws_sdk_sqs::Client::new(&sdk))
+        });
+        let trail = Store::open(&valid.trail, Some(&s3))?;
+        let claims = Claims::new(Store::open(&watch.claims, Some(&s3))?);
+        let prefix = if prefix.is_empty() {
+            prefix
+        } else {
+            format!("{}/", prefix.trim_end_matches('/'))
+        };
+        tracing::info!(queue = url, trail = %valid.trail, claims = %claims.describe(), "Watching the queue.");
+        Ok(Self {
+            settings,
+            queue: Queue::new(sqs, url, watch.visibility),
+            valid,
+            watch,
+            stop,
+            reporter,
+            runtime,
+            s3,
+            trail,
+            bucket,
+            prefix,
+            claims,
+            names: None,
+            written: BTreeMap::new(),
+            created: BTreeMap::new(),
+            sizes: BTreeMap::new(),
+            totals: Totals::default(),
+            health: Health::new(watch.health),
+        })
+    }
+
+    fn run(mut self) -> ExitCode {
+        let mut backoff = Duration::from_secs(1);
+        while !self.stop.is_set() {
+            let held = match self.gather() {
+                Ok(held) => held,
+                Err(err) => {
+                    crate::terminal::error(&err.context(format!(
+                        "receiving from {} failed; trying again in {}s",
+                        self.queue.url(),
+                        backoff.as_secs()
+                    )));
+                    self.stop.sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            if self.stop.is_set() {
+                // Nothing of it was started: others may take it now.
+                let messages: Vec<Message> = held.into_iter().map(|h| h.message).collect();
+                if let Err(e) = self.runtime.block_on(self.queue.release(&messages)) {
+                    tracing::warn!(error = %e, "Could not release the messages not started; they come back after their visibility timeout.");
+                }
+                break;
+            }
+            if held.is_empty() {
+                self.health.tick(&self.totals);
+                continue;
+            }
+            match self.work(held) {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(err) => {
+                    self.totals.failed += 1;
+                    crate::terminal::error(&err.context(format!(
+                        "a batch failed: its messages were not deleted and come back after their visibility timeout; the next batch starts in {}s",
+                        backoff.as_secs()
+                    )));
+                    self.stop.sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+            self.health.tick(&self.totals);
+        }
+        tracing::info!("Stopped.");
+        ExitCode::Success
+    }
+
+    /// Receives messages until the batch is full, `roll` has passed since its first object,
+    /// or the process is stopping; acknowledges at once those that announce no trail object.
+    fn gather(&mut self) -> anyhow::Result<Vec<Held>> {
+        let mut held: Vec<Held> = Vec::new();
+        let mut objects = 0usize;
+        let mut deadline: Option<Instant> = None;
+        let mut extended = Instant::now();
+        loop {
+            if self.stop.is_set() || objects >= self.watch.batch_objects {
+                break;
+            }
+            let wait = match deadline {
+                Some(d) if Instant::now() >= d => break,
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(20),
+            };
+            // Short polls while stopping can be noticed; long ones otherwise.
+            let wait = wait.min(Duration::from_secs(2));
+            let received = self
+                .runtime
+                .block_on(self.queue.receive(10, wait))
+                .map_err(anyhow::Error::from)?;
+            let mut acknowledge = Vec::new();
+            for message in received {
+                self.totals.messages += 1;
+                match self.read_message(&message) {
+                    Some(found) if found.is_empty() => acknowledge.push(message),
+                    Some(found) => {
+                        objects += found.len();
+                        held.push(Held {
+                            message,
+                            objects: found,
+                        });
+                    }
+                    None => {}
+                }
+            }
+            if !acknowledge.is_empty() {
+                self.runtime.block_on(self.queue.delete(&acknowledge))?;
+            }
+            if deadline.is_none() && !held.is_empty() {
+                deadline = Some(Instant::now() + self.watch.roll);
+            }
+            if !held.is_empty() && extended.elapsed() > self.watch.visibility / 3 {
+                let messages: Vec<Message> = held.iter().map(|h| h.message.clone()).collect();
+                self.runtime.block_on(self.queue.extend(&messages))?;
+                extended = Instant::now();
+            }
+            if deadline.is_none() {
+                self.health.tick(&self.totals);
+            }
+        }
+        Ok(held)
+    }
+
+    /// The trail objects a message announces (empty: acknowledge it), or `None` for a body
+    /// that is not a notification (left on the queue for its redrive, and named).
+    fn read_message(&mut self, message: &Message) -> Option<Vec<(String, String)>> {
+        let notification = match notification::parse(&message.body) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(
+                    message_id = %message.id,
+                    receive_count = message.receive_count,
+                    reason = %e,
+                    "A message that is not an S3 notification is left on the queue: after the queue's maxReceiveCount its redrive policy moves it to the dead-letter queue."
+                );
+                return None;
+            }
+        };
+        let objects = match notification {
+            Notification::Test => {
+                tracing::info!(message_id = %message.id, "S3 test event: acknowledged.");
+                return Some(Vec::new());
+            }
+            Notification::Other { what } => {
+                tracing::info!(message_id = %message.id, what = %what, "Not a new object: acknowledged.");
+                return Some(Vec::new());
+            }
+            Notification::Objects { objects, .. } => objects,
+        };
+        let mut found = Vec::new();
+        for object in objects {
+            let Some(key) = self.trail_key(&object) else {
+                self.totals.ignored += 1;
+                tracing::debug!(bucket = %object.bucket, key = %object.key, "Not a log file of the trail: acknowledged.");
+                continue;
+            };
+            if let Some(t) = object.event_time {
+                self.created.insert(key.clone(), t);
+            }
+            if let Some(size) = object.size {
+                self.sizes.insert(key.clone(), size);
+            }
+            found.push((key, object.etag.unwrap_or_default()));
+        }
+        Some(found)
+    }
+
+    /// The key of a CloudTrail log object of the trail, relative to its root; `None` for a
+    /// digest, an insight file, another bucket's or prefix's object, or any other file.
+    fn trail_key(&self, object: &ObjectCreated) -> Option<String> {
+        if object.bucket != self.bucket {
+            return None;
+        }
+        let key = object.key.strip_prefix(&self.prefix)?;
+        let name = key.rsplit('/').next()?;
+        is_log_file_name(name).then(|| key.to_owned())
+    }
+}
+
+/// What one batch did: the objects read whole (and those skipped as bad, when tolerated).
+struct Done {
+    read: BTreeSet<(String, String)>,
+}
+
+impl QueueWatch<'_> {
+    /// Works on the objects of `held` and deletes the messages all of whose objects were
+    /// read (now, or before: duplicates). Messages are held while this runs.
+    fn work(&mut self, held: Vec<Held>) -> anyhow::Result<()> {
+        let messages: Vec<Message> = held.iter().map(|h| h.message.clone()).collect();
+        let queue = self.queue.clone();
+        let every = self.watch.visibility / 3;
+        let heartbeat = self.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = queue.extend(&messages).await {
+                    tracing::warn!(error = %e, "Could not hold the batch's messages longer; they may be received again (their objects are then absorbed as duplicates).");
+                }
+            }
+        });
+        let settled = self.settle(&held);
+        heartbeat.abort();
+        let settled = settled?;
+        let mut delete = Vec::new();
+        for h in held {
+            let unread: Vec<&(String, String)> =
+                h.objects.iter().filter(|o| !settled.contains(*o)).collect();
+            if unread.is_empty() {
+                delete.push(h.message);
+            } else {
+                for (key, _) in unread {
+                    tracing::warn!(
+                        message_id = %h.message.id,
+                        receive_count = h.message.receive_count,
+                        object = %self.trail.describe(key),
+                        "An object of this message was not read (see above): the message stays on the queue and comes back after its visibility timeout; after the queue's maxReceiveCount its redrive policy moves it to the dead-letter queue."
+                    );
+                }
+            }
+        }
+        self.runtime
+            .block_on(self.queue.delete(&delete))
+            .map_err(anyhow::Error::from)?;
+        Ok(())
+    }
+
+    /// Reads every object of `held` not read before (finishing first any batch that claimed
+    /// one and was cut short); gives the objects now read, whole.
+    fn settle(&mut self, held: &[Held]) -> anyhow::Result<BTreeSet<(String, String)>> {
+        let wanted: BTreeSet<(String, String)> = held
+            .iter()
+            .flat_map(|h| h.objects.iter().cloned())
+            .collect();
+        let mut settled = BTreeSet::new();
+        let mut unfinished = BTreeSet::new();
+        let mut new = Vec::new();
+        for (key, etag) in &wanted {
+            let claim = self.runtime.block_on(self.claims.claim_of(key, etag))?;
+            let Some(claim) = claim else {
+                new.push(BatchObject {
+                    key: key.clone(),
+                    etag: etag.clone(),
+                    size: self.sizes.get(key).copied(),
+                    created_at: self.created.get(key).copied(),
+                });
+                continue;
+            };
+            let manifest = self.runtime.block_on(self.claims.manifest(&claim.batch))?;
+            match manifest {
+                Some(m) if m.done_at.is_some() => {
+                    self.totals.duplicates += 1;
+                    settled.insert((key.clone(), etag.clone()));
+                }
+                Some(m) => {
+                    unfinished.insert(m.id);
+                }
+                None => tracing::warn!(
+                    object = %self.trail.describe(key),
+                    batch = %claim.batch,
+                    "An object is claimed by a batch that has no manifest; it is left for now."
+                ),
+            }
+        }
+        for id in unfinished {
+            let Some(manifest) = self.runtime.block_on(self.claims.manifest(&id))? else {
+                continue;
+            };
+            tracing::info!(batch = %id, objects = manifest.objects.len(), "Finishing a batch that was cut short, whole, under its own names.");
+            let done = self.process(manifest)?;
+            settled.extend(done.read);
+        }
+        if new.is_empty() {
+            return Ok(settled);
+        }
+        // The manifest exists before any claim names it; it is narrowed to the objects this
+        // batch won.
+        let mut manifest = BatchManifest::new(new, Timestamp::now());
+        self.runtime.block_on(self.claims.save(&manifest))?;
+        let mut won = Vec::new();
+        let candidates = manifest.objects.len();
+        for object in std::mem::take(&mut manifest.objects) {
+            match self.runtime.block_on(self.claims.claim(
+                &object.key,
+                &object.etag,
+                &manifest.id,
+            ))? {
+                Claimed::Ours => won.push(object),
+                Claimed::By(other) => tracing::info!(
+                    object = %self.trail.describe(&object.key),
+                    batch = %other,
+                    "Another process claimed this object first: its message is left for later."
+                ),
+            }
+        }
+        let narrowed = won.len() != candidates;
+        manifest.objects = won;
+        if narrowed {
+            self.runtime.block_on(self.claims.save(&manifest))?;
+        }
+        if manifest.objects.is_empty() {
+            return Ok(settled);
+        }
+        let done = self.process(manifest)?;
+        settled.extend(done.read);
+        Ok(settled)
+    }
+
+    /// The snapshot's names and history, read again every [`NAMES_FOR`].
+    fn names(&mut self) -> anyhow::Result<(Directory, History)> {
+        if let Some((directory, history, at)) = &self.names
+            && at.elapsed() < NAMES_FOR
+        {
+            return Ok((directory.clone(), history.clone()));
+        }
+        let (directory, history) = report::load_snapshot_store(
+            &self.runtime,
+            Some(&self.s3),
+            self.valid.snapshot.as_ref(),
+        )?;
+        self.names = Some((directory.clone(), history.clone(), Instant::now()));
+        Ok((directory, history))
+    }
+
+    /// Reads the batch's objects into every exporter, its files named after it, and marks it
+    /// done. An object that cannot be read loses its claim (a later message retries it) unless
+    /// bad files are tolerated.
+    fn process(&mut self, mut manifest: BatchManifest) -> anyhow::Result<Done> {
+        let started = Instant::now();
+        let (directory, history) = self.names()?;
+        let mut specs = self.valid.exporters.clone();
+        name_batch_outputs(&mut specs, &manifest.id);
+        let s3_outputs = S3Outputs::stage(&mut specs)?;
+        let exporters = report::build_exporters(&specs)?;
+        let mut options = report::scan_options(self.settings, &self.valid);
+        options.window = Window {
+            since: Timestamp::MIN,
+            until: Timestamp::MAX,
+        };
+        options.hash_files = false;
+        let scanner = TrailScanner::new(self.trail.clone(), directory.clone(), options)
+            .with_runtime(self.runtime.handle().clone());
+        let sink = DropWritten {
+            inner: FanOut::new(exporters, self.reporter),
+            written: &self.written,
+            new: Vec::new(),
+            dropped: 0,
+            rows: 0,
+        };
+        let mut stage = ChangeStage::with_rules(sink, directory, self.valid.findings.clone())
+            .with_history(history);
+        let objects = manifest
+            .objects
+            .iter()
+            .map(|o| connect_audit_core::ObjectInfo {
+                key: o.key.clone(),
+                size: o.size.unwrap_or(0),
+                tag: Some(o.etag.clone()),
+            })
+            .collect();
+        let summary = scanner
+            .scan_objects(objects, &mut stage)
+            .with_context(|| format!("batch {} could not be read", manifest.id))?;
+        self.reporter.finish();
+        let sink = stage
+            .finish()
+            .map_err(anyhow::Error::from_boxed)
+            .with_context(|| format!("writing the rows of batch {} failed", manifest.id))?;
+        let bad: BTreeSet<String> = summary
+            .bad
+            .iter()
+            .filter(|b| b.record.is_none())
+            .map(|b| b.path.display().to_string())
+            .collect();
+        let (rows, new_ids, dropped) = (sink.rows, sink.new, sink.dropped);
+        let mut exporters = sink.inner.exporters;
+        if rows > 0 {
+            let context = self.batch_context(&manifest, &summary, dropped);
+            for exporter in &mut exporters {
+                exporter.run_context(&context);
+            }
+            report::finish_exporters(exporters)?;
+            report::upload_outputs(&self.runtime, &s3_outputs, Some(&self.s3))?;
+        } else {
+            drop(exporters);
+        }
+        let tolerate = self.settings.report.tolerate_bad_files;
+        let mut read = BTreeSet::new();
+        for object in &manifest.objects {
+            if bad.contains(&self.trail.describe(&object.key)) && !tolerate {
+                self.runtime
+                    .block_on(self.claims.release(&object.key, &object.etag))?;
+            } else {
+                read.insert((object.key.clone(), object.etag.clone()));
+            }
+        }
+        manifest.done_at = Some(Timestamp::now());
+        self.runtime.block_on(self.claims.save(&manifest))?;
+        // Only now are the ids written for good.
+        let now = Timestamp::now();
+        self.written.extend(new_ids.into_iter().map(|id| (id, now)));
+        let horizon = now - jiff::SignedDuration::from_hours(6);
+        self.written.retain(|_, t| *t >= horizon);
+        self.account(&manifest, &read, bad.len(), rows, dropped, started);
+        Ok(Done { read })
+    }
+
+    /// What the exporters are told of a batch (the HTML header).
+    fn batch_context(
+        &self,
+        manifest: &BatchManifest,
+        summary: &connect_audit_query::local::ScanSummary,
+        dropped: u64,
+    ) -> connect_audit_exporters::RunContext {
+        connect_audit_exporters::RunContext {
+            source: Some(format!(
+                "trail {} (local engine), batch {} of queue {}",
+                self.valid.trail,
+                manifest.id,
+                self.queue.url()
+            )),
+            snapshot: self.valid.snapshot.as_ref().map(ToString::to_string),
+            skipped_files: summary.files_bad,
+            skipped_records: summary.records_bad,
+            events_in_window: Some(summary.records_matched),
+            duplicates: summary.duplicates + dropped,
+            ..report::run_context(
+                Window {
+                    since: manifest
+                        .objects
+                        .iter()
+                        .filter_map(|o| o.created_at)
+                        .min()
+                        .unwrap_or(manifest.started_at),
+                    until: Timestamp::now(),
+                },
+                &self.valid.scope,
+                manifest.started_at,
+            )
+        }
+    }
+
+    /// Counts a finished batch and logs it, with the latency from each object's creation to
+    /// the acceptance of its events by every exporter.
+    fn account(
+        &mut self,
+        manifest: &BatchManifest,
+        read: &BTreeSet<(String, String)>,
+        bad: usize,
+        rows: u64,
+        dropped: u64,
+        started: Instant,
+    ) {
+        let now = Timestamp::now();
+        self.totals.batches += 1;
+        self.totals.objects += read.len() as u64;
+        self.totals.events += rows;
+        let created: Vec<Timestamp> = manifest
+            .objects
+            .iter()
+            .filter_map(|o| o.created_at)
+            .collect();
+        if let Some(newest) = created.iter().max() {
+            self.totals.newest = self.totals.newest.max(Some(*newest));
+        }
+        let latency = created
+            .iter()
+            .map(|c| (now - *c).as_secs_f64())
+            .fold(0.0_f64, f64::max);
+        let mut line = format!(
+            "connect-audit watch: batch {}: {} objects read, {} bad, {} events written, {} dropped as written before, {:.1}s",
+            manifest.id,
+            read.len(),
+            bad,
+            rows,
+            dropped,
+            started.elapsed().as_secs_f64()
+        );
+        if !created.is_empty() {
+            let _ = write!(
+                line,
+                "; latency object created → accepted by every exporter: at most {latency:.1}s"
+            );
+        }
+        tracing::info!(
+            batch = %manifest.id,
+            objects = read.len(),
+            bad,
+            events = rows,
+            latency_max_secs = latency,
+            "Batch written (latency: from the object's creation to its events' acceptance by every exporter)."
+        );
+        if !self.health.on {
+            crate::terminal::note(&line);
+        }
+    }
+}
+
+/// Puts the batch's id into exporter paths: `{batch}`, and `{since}` as `run` names its files.
+fn name_batch_outputs(specs: &mut [ValidExporter], id: &str) {
+    for spec in specs.iter_mut() {
+        if let Some(file) = spec.partition_file_mut() {
+            if !file.contains("{batch}") && !file.contains("{since}") {
+                "part-{batch}.parquet".clone_into(file);
+            }
+            *file = file.replace("{batch}", id).replace("{since}", id);
+        }
+        if let Some(path) = spec.path_mut() {
+            *path = path.replace("{batch}", id).replace("{since}", id);
+        }
+    }
+}
+
+/// Passes on the rows this process did not write before, and keeps the ids it passed.
+struct DropWritten<'a, S> {
+    inner: S,
+    written: &'a BTreeMap<String, Timestamp>,
+    new: Vec<String>,
+    dropped: u64,
+    rows: u64,
+}
+
+impl<S: ScanSink> ScanSink for DropWritten<'_, S> {
+    fn records(&mut self, mut batch: Vec<AuditRecord>) -> Result<(), SinkError> {
+        let before = batch.len();
+        batch.retain(|r| !self.written.contains_key(r.row_key().as_ref()));
+        self.dropped += (before - batch.len()) as u64;
+        self.rows += batch.len() as u64;
+        self.new
+            .extend(batch.iter().map(|r| r.row_key().into_owned()));
+        self.inner.records(batch)
+    }
+
+    fn files_found(&mut self, files: u64, bytes: u64) {
+        self.inner.files_found(files, bytes);
+    }
+
+    fn file_scanned(&mut self, path: &std::path::Path, bytes: u64) {
+        self.inner.file_scanned(path, bytes);
+    }
+
+    fn bad_input(&mut self, problem: &BadInput) {
+        self.inner.bad_input(problem);
+    }
+}
