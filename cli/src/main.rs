@@ -240,6 +240,21 @@ fn config_check(figment: &Figment, config: Option<&std::path::Path>) -> anyhow::
             valid.state, settings.incremental.lookback,
         ));
     }
+    if settings.watch != connect_audit_config::WatchSettings::default() {
+        let valid = settings.validate_watch(figment)?;
+        let source = match &valid.source {
+            connect_audit_config::WatchSource::Queue(url) => format!("queue {url}"),
+            connect_audit_config::WatchSource::Poll(every) => {
+                format!("listings every {}s", every.as_secs())
+            }
+        };
+        terminal::note(&format!(
+            "connect-audit: watch configuration OK ({file}): {source}, batches of at most {}s or {} objects, claims in {}",
+            valid.roll.as_secs(),
+            valid.batch_objects,
+            valid.claims,
+        ));
+    }
     if snapshot_configured {
         let valid = settings.validate_snapshot(figment)?;
         terminal::note(&format!(

@@ -88,6 +88,10 @@ impl Rig {
                 type = "jsonl"
                 path = "out/audit-{{batch}}.jsonl"
                 [[exporters]]
+                type = "parquet"
+                path = "lake/"
+                partition_by_date = true
+                [[exporters]]
                 type = "siem-webhook"
                 flavor = "splunk-hec"
                 url = "{siem}"
@@ -483,6 +487,48 @@ fn a_process_killed_between_writing_and_deleting_loses_and_doubles_nothing_on_re
         log.contains("Finishing a batch that was cut short"),
         "{log}"
     );
+    // The lake: Hive partitions, one file per batch and day, each event once.
+    let parts = files(&rig.root().join("lake"));
+    assert!(
+        parts.iter().all(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let day = p
+                .parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            day.starts_with("date=") && name.starts_with("part-") && name.ends_with(".parquet")
+        }),
+        "{parts:?}"
+    );
+    let mut lake_ids = Vec::new();
+    for part in &parts {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            fs::File::open(part).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let column = batch
+                .column_by_name("event_id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .unwrap()
+                .clone();
+            lake_ids.extend(column.iter().map(|v| v.unwrap().to_owned()));
+        }
+    }
+    lake_ids.sort();
+    assert_eq!(
+        lake_ids,
+        ids(0..6),
+        "the lake holds each event once: {parts:?}"
+    );
     let accepted: Vec<String> = rig
         .siem
         .requests()
@@ -744,4 +790,33 @@ fn incremental_runs_read_only_new_objects_counted_at_the_s3_server() {
     let written = helpers::id_counts(texts.iter().map(Vec::as_slice));
     assert_eq!(written.len(), n + 2, "{first}\n{second}\n{third}");
     assert!(written.values().all(|c| *c == 1));
+}
+
+#[test]
+fn a_batch_longer_than_the_visibility_timeout_keeps_its_messages_hidden() {
+    // Held 2 s at a time; the SIEM takes two failed 1.5 s attempts before it accepts, so the
+    // batch lasts well past the timeout.
+    let rig = Rig::new("watch-visibility", 2, 5);
+    rig.siem.script([
+        Reply::Hang(Duration::from_millis(1500)),
+        Reply::Hang(Duration::from_millis(1500)),
+    ]);
+    let mut watch = rig.spawn();
+    let object = rig.put(0, 3, minutes_ago(3));
+    rig.notify(Shape::S3, &object.0, &object.1);
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while rig.siem.requests().is_empty() {
+        assert!(Instant::now() < deadline, "{}", rig.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        rig.moto.approximate_counts(&rig.queue.url),
+        (0, 1),
+        "the message is still held, past its 2 s timeout\n{}",
+        rig.log()
+    );
+    rig.wait_for(&ids(0..3));
+    assert_eq!(terminate(&mut watch), Some(0), "{}", rig.log());
+    assert!(rig.log().contains("(0 duplicates"), "{}", rig.log());
 }
