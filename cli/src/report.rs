@@ -405,6 +405,11 @@ pub fn run_pass(
         for object in &scanned.summary.objects {
             ledger.record(&object.key, object.tag.as_deref());
         }
+        // Listed after the run started, up to its end at most.
+        let listed = report.started_at.min(valid.window.until);
+        for folder in &scanned.summary.folders_listed {
+            ledger.listed(folder, listed);
+        }
         ledger
     });
     report.advance_state(

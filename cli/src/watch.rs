@@ -49,6 +49,13 @@ use crate::{ExitCode, UsageError};
 /// How long the snapshot store's names are used before they are read again.
 const NAMES_FOR: Duration = Duration::from_mins(10);
 
+/// How long finished batches and their objects' claims are kept: SQS keeps a message 14 days
+/// at most, so no queue can deliver one of their objects again after that.
+const CLAIMS_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(15 * 24);
+
+/// How often the claims older than [`CLAIMS_KEPT`] are forgotten.
+const PRUNE_EVERY: Duration = Duration::from_hours(1);
+
 /// The longest pause after a failed batch or pass.
 const MAX_BACKOFF: Duration = Duration::from_mins(5);
 
@@ -356,7 +363,21 @@ impl<'a> QueueWatch<'a> {
 
     fn run(mut self) -> ExitCode {
         let mut backoff = Duration::from_secs(1);
+        let mut pruned: Option<Instant> = None;
         while !self.stop.is_set() {
+            if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                pruned = Some(Instant::now());
+                let cutoff = Timestamp::now() - CLAIMS_KEPT;
+                match self.runtime.block_on(self.claims.prune(cutoff)) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(batches = n, before = %cutoff, "Forgot the batches finished before the queue's longest retention, and their objects' claims.");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, claims = %self.claims.describe(), "Could not forget old batches; trying again in an hour.");
+                    }
+                }
+            }
             let held = match self.gather() {
                 Ok(held) => held,
                 Err(err) => {

@@ -174,6 +174,10 @@ pub struct FolderState {
     /// they had when read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub recent: BTreeMap<String, String>,
+    /// Up to when the folder was listed (by a run that found nothing newer): the next
+    /// listing starts from here, less the lateness, not from an old `newest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<Timestamp>,
 }
 
 /// The objects read, per region folder (see the module documentation).
@@ -210,8 +214,21 @@ impl ObjectLedger {
     fn horizon(&self, folder: &str) -> Timestamp {
         self.folders
             .get(folder)
-            .and_then(|f| f.newest)
+            .and_then(|f| f.newest.max(f.listed))
             .map_or(self.since, |newest| (newest - self.lateness()).min(newest))
+    }
+
+    /// Remembers that `folder` was listed up to `at` (its objects then read or found read).
+    /// For a folder whose newest object read is more than a day older than that (a region
+    /// no longer used, or never read), the next listings start a day before `at` (less the
+    /// lateness), not at its last object: one or two listings a run, not one per day since.
+    /// A folder in use keeps listing from its newest object.
+    pub fn listed(&mut self, folder: &str, at: Timestamp) {
+        let day_before = at - SignedDuration::from_hours(24);
+        let state = self.folders.entry(folder.to_owned()).or_default();
+        if state.newest.is_none_or(|newest| newest < day_before) {
+            state.listed = state.listed.max(Some(day_before));
+        }
     }
 
     /// Whether the object at `key` was not read yet. A key that is not a CloudTrail log
@@ -458,6 +475,41 @@ impl Claims {
             })
     }
 
+    /// Forgets the batches done before `cutoff`, and their objects' claims: a notification
+    /// of one of their objects arriving after that is read again. (SQS keeps a message 14 days
+    /// at most: a cutoff older than that forgets nothing a queue can still deliver.) Gives how
+    /// many batches were forgotten.
+    pub async fn prune(&self, cutoff: Timestamp) -> Result<usize, Error> {
+        let mut forgotten = 0;
+        for object in self.store.list("batches/").await? {
+            let Some(id) = object
+                .key
+                .strip_prefix("batches/")
+                .and_then(|k| k.strip_suffix(".json"))
+            else {
+                continue;
+            };
+            let Some(manifest) = self.manifest(id).await? else {
+                continue;
+            };
+            if manifest.done_at.is_none_or(|done| done >= cutoff) {
+                continue;
+            }
+            for o in &manifest.objects {
+                if self
+                    .claim_of(&o.key, &o.etag)
+                    .await?
+                    .is_some_and(|c| c.batch == id)
+                {
+                    self.store.delete(&Self::claim_key(&o.key, &o.etag)).await?;
+                }
+            }
+            self.store.delete(&object.key).await?;
+            forgotten += 1;
+        }
+        Ok(forgotten)
+    }
+
     /// Writes a batch's manifest (before its files; again, done, after them).
     pub async fn save(&self, manifest: &BatchManifest) -> Result<(), Error> {
         let body = serde_json::to_vec_pretty(manifest).unwrap_or_default();
@@ -546,6 +598,57 @@ mod tests {
     }
 
     #[test]
+    fn claims_are_taken_once_and_forgotten_with_their_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = Claims::new(Store::local(dir.path()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let object = |k: &str| BatchObject {
+            key: key("20240502T0905Z", k),
+            etag: format!("etag-{k}"),
+            size: None,
+            created_at: None,
+        };
+        let mut batch = BatchManifest::new(
+            vec![object("b"), object("a"), object("a")],
+            t("2024-05-02T09:10:00Z"),
+        );
+        assert_eq!(batch.objects.len(), 2, "sorted, each once");
+        assert!(batch.id.starts_with("20240502T0905Z-"), "{}", batch.id);
+        let again = BatchManifest::new(vec![object("a"), object("b")], t("2024-05-03T00:00:00Z"));
+        assert_eq!(again.id, batch.id, "the id is of the objects, not the time");
+        rt.block_on(async {
+            claims.save(&batch).await.unwrap();
+            let a = object("a");
+            assert_eq!(
+                claims.claim(&a.key, &a.etag, &batch.id).await.unwrap(),
+                Claimed::Ours
+            );
+            assert_eq!(
+                claims.claim(&a.key, &a.etag, "other").await.unwrap(),
+                Claimed::By(batch.id.clone())
+            );
+            assert_eq!(claims.claim_of(&a.key, "another etag").await.unwrap(), None);
+            assert_eq!(
+                claims.prune(t("2030-01-01T00:00:00Z")).await.unwrap(),
+                0,
+                "not done"
+            );
+            batch.done_at = Some(t("2024-05-02T09:11:00Z"));
+            claims.save(&batch).await.unwrap();
+            assert_eq!(
+                claims.prune(t("2024-05-02T09:11:00Z")).await.unwrap(),
+                0,
+                "too recent"
+            );
+            assert_eq!(claims.prune(t("2024-05-20T00:00:00Z")).await.unwrap(), 1);
+            assert_eq!(claims.manifest(&batch.id).await.unwrap(), None);
+            assert_eq!(claims.claim_of(&a.key, &a.etag).await.unwrap(), None);
+        });
+    }
+
+    #[test]
     fn keys_name_their_folder_and_minute() {
         let k = key("20240502T0905Z", "x");
         let log = LogKey::parse(&k).unwrap();
@@ -621,6 +724,38 @@ mod tests {
         // minute before.
         let start = plan[0].start_after.clone().unwrap();
         assert!(start < key("20240501T2350Z", "0") && start > key("20240501T2349Z", "z"));
+        // Listed within a day of its newest object: a folder in use lists from that object.
+        let mut in_use = ledger.clone();
+        in_use.listed(FOLDER, t("2024-05-02T12:00:00Z"));
+        assert_eq!(in_use, ledger);
+        // Listed days after it: from a day before the listing on.
+        ledger.listed(FOLDER, t("2024-05-10T06:00:00Z"));
+        let plan = ledger.listings(FOLDER, t("2024-05-10T08:00:00Z"));
+        assert_eq!(plan.len(), 2, "{plan:?}");
+        assert!(
+            plan[0]
+                .start_after
+                .as_deref()
+                .unwrap()
+                .ends_with("_20240509T0545Z")
+        );
+        assert!(!ledger.is_new(&key("20240509T0544Z", "a")));
+        assert!(ledger.is_new(&key("20240509T0545Z", "a")));
+        let fresh = ObjectLedger::new(t("2024-04-01T00:00:00Z"), DEFAULT_LATENESS);
+        let mut never_read = fresh.clone();
+        never_read.listed("AWSLogs/1/CloudTrail/r/", t("2024-05-10T06:00:00Z"));
+        assert_eq!(
+            never_read
+                .listings("AWSLogs/1/CloudTrail/r/", t("2024-05-10T08:00:00Z"))
+                .len(),
+            2
+        );
+        assert_eq!(
+            fresh
+                .listings("AWSLogs/1/CloudTrail/r/", t("2024-05-10T08:00:00Z"))
+                .len(),
+            40
+        );
         let unknown = "AWSLogs/222233334444/CloudTrail/eu-west-1/";
         let plan = ledger.listings(unknown, t("2024-05-01T08:00:00Z"));
         assert_eq!(plan.len(), 1);

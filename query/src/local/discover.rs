@@ -88,7 +88,9 @@ pub(super) async fn find_files(
         }
         walked.objects
     } else {
-        list_layout(store, selection).await?
+        let (objects, folders) = list_layout(store, selection).await?;
+        summary.folders_listed = folders;
+        objects
     };
     let files = select(store, objects, selection, summary);
     if store.local_root().is_none() && summary.files_found == 0 && !store.has_objects("").await? {
@@ -320,7 +322,10 @@ enum Dates<'a> {
 /// Lists the trail objects of the selection under an S3 store by its layout ([`Step`]s, then
 /// the date prefixes of the window, or the ledger's listings), [`LIST_CONCURRENCY`] listings
 /// at a time; a listing that fails stops the scan (the trail cannot be read as a whole).
-async fn list_layout(store: &Store, selection: Selection<'_>) -> Result<Vec<ObjectInfo>, Error> {
+async fn list_layout(
+    store: &Store,
+    selection: Selection<'_>,
+) -> Result<(Vec<ObjectInfo>, Vec<String>), Error> {
     let now = jiff::Timestamp::now();
     let dates = match selection {
         Selection::Window(window) => Dates::Prefixes(date_prefixes(
@@ -341,7 +346,14 @@ async fn list_layout(store: &Store, selection: Selection<'_>) -> Result<Vec<Obje
         None => first_steps(store).await?,
     };
     let mut objects = Vec::new();
+    let mut folders = Vec::new();
     while !steps.is_empty() {
+        if matches!(dates, Dates::New { .. }) {
+            folders.extend(steps.iter().filter_map(|step| match step {
+                Step::Region(base) => Some(base.clone()),
+                _ => None,
+            }));
+        }
         let expanded: Vec<(Vec<Step>, Vec<ObjectInfo>)> = futures_util::stream::iter(steps)
             .map(|step| expand(store, &dates, step))
             .buffer_unordered(LIST_CONCURRENCY)
@@ -353,7 +365,7 @@ async fn list_layout(store: &Store, selection: Selection<'_>) -> Result<Vec<Obje
             objects.extend(found);
         }
     }
-    Ok(objects)
+    Ok((objects, folders))
 }
 
 /// The delivery date of a file from `…/YYYY/MM/DD/<file>`, if its path has one.

@@ -164,6 +164,9 @@ pub struct ScanSummary {
     /// The objects read whole (not bad files), with their tags as listed: what an incremental
     /// run records in its [`ObjectLedger`].
     pub objects: Vec<ObjectInfo>,
+    /// On S3: the region folders (`…/CloudTrail/<region>/`) whose dates were listed; an
+    /// incremental run records them as listed (see [`ObjectLedger::listed`]).
+    pub folders_listed: Vec<String>,
 }
 
 impl ScanSummary {
