@@ -256,7 +256,20 @@ fn poll(
                 totals.objects += pass.objects;
                 totals.events += pass.written;
                 totals.newest = totals.newest.max(pass.newest_delivery);
-                backoff = Duration::from_secs(1);
+                if pass.code == ExitCode::Success {
+                    backoff = Duration::from_secs(1);
+                } else {
+                    // Bad input skipped (named above): the state did not advance, so the next
+                    // pass reads the same objects again; not every period, but backing off.
+                    totals.failed += 1;
+                    tracing::error!(
+                        exit_code = pass.code as u8,
+                        next_in_secs = backoff.as_secs(),
+                        "A pass skipped bad input (named above) and did not advance the state: the next pass reads the same objects again (its files are replaced, the SIEM gets their events again). Fix or move the file, or run with --tolerate-bad-files."
+                    );
+                    stop.sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
             Err(err) => {
                 totals.failed += 1;
@@ -277,9 +290,14 @@ fn poll(
 /// One message received and what it announced.
 struct Held {
     message: Message,
-    /// The trail objects it names (keys relative to the trail's root, ETag).
-    objects: Vec<(String, String)>,
+    /// The trail objects it names (keys relative to the trail's root), with their ETag, size
+    /// and creation time as the notification gave them.
+    objects: Vec<BatchObject>,
 }
+
+/// How long a batch that fails for a reason of its own (S3, the claims store or an exporter
+/// down) is tried again, its messages held, before they are let go back to the queue.
+const RETRY_FOR: Duration = Duration::from_mins(30);
 
 /// `watch --queue`.
 struct QueueWatch<'a> {
@@ -300,11 +318,10 @@ struct QueueWatch<'a> {
     /// Event ids written by this process in the last hours: a second delivery of an event in
     /// another object is dropped (processes do not share these).
     written: BTreeMap<String, Timestamp>,
-    /// When S3 created the objects announced, and their sizes, by key.
-    created: BTreeMap<String, Timestamp>,
-    sizes: BTreeMap<String, u64>,
     totals: Totals,
     health: Health,
+    /// The batch being written, for the heartbeat that says it is alive; `None` once done.
+    alive: Arc<tokio::sync::Mutex<Option<BatchManifest>>>,
 }
 
 impl<'a> QueueWatch<'a> {
@@ -333,6 +350,16 @@ impl<'a> QueueWatch<'a> {
         });
         let trail = Store::open(&valid.trail, Some(&s3))?;
         let claims = Claims::new(Store::open(&watch.claims, Some(&s3))?);
+        let honoured = runtime
+            .block_on(claims.probe())
+            .with_context(|| format!("cannot use watch.claims {}", claims.describe()))?;
+        if !honoured {
+            return Err(UsageError(format!(
+                "watch.claims {}: this store does not honour conditional writes (If-None-Match: *), so two processes could claim one object; use Amazon S3 or a local directory",
+                claims.describe()
+            ))
+            .into());
+        }
         let prefix = if prefix.is_empty() {
             prefix
         } else {
@@ -354,10 +381,9 @@ impl<'a> QueueWatch<'a> {
             claims,
             names: None,
             written: BTreeMap::new(),
-            created: BTreeMap::new(),
-            sizes: BTreeMap::new(),
             totals: Totals::default(),
             health: Health::new(watch.health),
+            alive: Arc::new(tokio::sync::Mutex::new(None)),
         })
     }
 
@@ -403,18 +429,8 @@ impl<'a> QueueWatch<'a> {
                 self.health.tick(&self.totals);
                 continue;
             }
-            match self.work(held) {
-                Ok(()) => backoff = Duration::from_secs(1),
-                Err(err) => {
-                    self.totals.failed += 1;
-                    crate::terminal::error(&err.context(format!(
-                        "a batch failed: its messages were not deleted and come back after their visibility timeout; the next batch starts in {}s",
-                        backoff.as_secs()
-                    )));
-                    self.stop.sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
+            self.work(held);
+            backoff = Duration::from_secs(1);
             self.health.tick(&self.totals);
         }
         tracing::info!("Stopped.");
@@ -478,7 +494,7 @@ impl<'a> QueueWatch<'a> {
 
     /// The trail objects a message announces (empty: acknowledge it), or `None` for a body
     /// that is not a notification (left on the queue for its redrive, and named).
-    fn read_message(&mut self, message: &Message) -> Option<Vec<(String, String)>> {
+    fn read_message(&mut self, message: &Message) -> Option<Vec<BatchObject>> {
         let notification = match notification::parse(&message.body) {
             Ok(n) => n,
             Err(e) => {
@@ -509,13 +525,12 @@ impl<'a> QueueWatch<'a> {
                 tracing::debug!(bucket = %object.bucket, key = %object.key, "Not a log file of the trail: acknowledged.");
                 continue;
             };
-            if let Some(t) = object.event_time {
-                self.created.insert(key.clone(), t);
-            }
-            if let Some(size) = object.size {
-                self.sizes.insert(key.clone(), size);
-            }
-            found.push((key, object.etag.unwrap_or_default()));
+            found.push(BatchObject {
+                key,
+                etag: object.etag.unwrap_or_default(),
+                size: object.size,
+                created_at: object.event_time,
+            });
         }
         Some(found)
     }
@@ -532,93 +547,156 @@ impl<'a> QueueWatch<'a> {
     }
 }
 
-/// What one batch did: the objects read whole (and those skipped as bad, when tolerated).
+/// What one batch did: the keys of the objects read whole (and those skipped as bad, when
+/// tolerated).
 struct Done {
-    read: BTreeSet<(String, String)>,
+    read: BTreeSet<String>,
 }
 
 impl QueueWatch<'_> {
     /// Works on the objects of `held` and deletes the messages all of whose objects were
-    /// read (now, or before: duplicates). Messages are held while this runs.
-    fn work(&mut self, held: Vec<Held>) -> anyhow::Result<()> {
+    /// read (now, or before: duplicates). Messages are held while this runs. A batch that
+    /// fails for a reason of its own (S3, the claims store or an exporter down) is tried again
+    /// with backoff, its messages still held (their receive count does not grow), for
+    /// [`RETRY_FOR`]; then, or when stopping, they are let go back to the queue.
+    fn work(&mut self, held: Vec<Held>) {
         let messages: Vec<Message> = held.iter().map(|h| h.message.clone()).collect();
+        let heartbeat = self.heartbeat(messages.clone());
+        let started = Instant::now();
+        let mut backoff = Duration::from_secs(1);
+        let settled = loop {
+            match self.settle(&held) {
+                Ok(settled) => break Some(settled),
+                Err(err) => {
+                    self.totals.failed += 1;
+                    let give_up = self.stop.is_set() || started.elapsed() >= RETRY_FOR;
+                    let next = if give_up {
+                        "its messages go back to the queue".to_owned()
+                    } else {
+                        format!("tried again in {}s, its messages held", backoff.as_secs())
+                    };
+                    crate::terminal::error(&err.context(format!("a batch failed; {next}")));
+                    if give_up {
+                        break None;
+                    }
+                    self.stop.sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        heartbeat.abort();
+        let Some(settled) = settled else {
+            if let Err(e) = self.runtime.block_on(self.queue.release(&messages)) {
+                tracing::warn!(error = %e, "Could not let the batch's messages go; they come back after their visibility timeout.");
+            }
+            return;
+        };
+        let mut delete = Vec::new();
+        for h in held {
+            let unread: Vec<&BatchObject> = h
+                .objects
+                .iter()
+                .filter(|o| !settled.contains(&o.key))
+                .collect();
+            if unread.is_empty() {
+                delete.push(h.message);
+                continue;
+            }
+            for object in unread {
+                tracing::warn!(
+                    message_id = %h.message.id,
+                    receive_count = h.message.receive_count,
+                    object = %self.trail.describe(&object.key),
+                    "An object of this message was not read (see above): the message stays on the queue and comes back after its visibility timeout; after the queue's maxReceiveCount its redrive policy moves it to the dead-letter queue."
+                );
+            }
+        }
+        if let Err(e) = self.runtime.block_on(self.queue.delete(&delete)) {
+            // Their batches are done: when they come back, they are absorbed as duplicates.
+            tracing::warn!(error = %e, "Could not delete the messages of a finished batch; they will be received again and absorbed as duplicates.");
+        }
+    }
+
+    /// Holds `messages` (every third of the visibility timeout) and says that the batch being
+    /// written is alive, until aborted.
+    fn heartbeat(&self, messages: Vec<Message>) -> tokio::task::JoinHandle<()> {
         let queue = self.queue.clone();
+        let claims = self.claims.clone();
+        let alive = self.alive.clone();
         let every = self.watch.visibility / 3;
-        let heartbeat = self.runtime.spawn(async move {
+        self.runtime.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 if let Err(e) = queue.extend(&messages).await {
                     tracing::warn!(error = %e, "Could not hold the batch's messages longer; they may be received again (their objects are then absorbed as duplicates).");
                 }
-            }
-        });
-        let settled = self.settle(&held);
-        heartbeat.abort();
-        let settled = settled?;
-        let mut delete = Vec::new();
-        for h in held {
-            let unread: Vec<&(String, String)> =
-                h.objects.iter().filter(|o| !settled.contains(*o)).collect();
-            if unread.is_empty() {
-                delete.push(h.message);
-            } else {
-                for (key, _) in unread {
-                    tracing::warn!(
-                        message_id = %h.message.id,
-                        receive_count = h.message.receive_count,
-                        object = %self.trail.describe(key),
-                        "An object of this message was not read (see above): the message stays on the queue and comes back after its visibility timeout; after the queue's maxReceiveCount its redrive policy moves it to the dead-letter queue."
-                    );
+                let mut current = alive.lock().await;
+                if let Some(manifest) = current.as_mut() {
+                    manifest.alive_at = Some(Timestamp::now());
+                    if let Err(e) = claims.save(manifest).await {
+                        tracing::warn!(error = %e, batch = %manifest.id, "Could not say the batch is alive.");
+                    }
                 }
             }
-        }
-        self.runtime
-            .block_on(self.queue.delete(&delete))
-            .map_err(anyhow::Error::from)?;
-        Ok(())
+        })
     }
 
     /// Reads every object of `held` not read before (finishing first any batch that claimed
-    /// one and was cut short); gives the objects now read, whole.
-    fn settle(&mut self, held: &[Held]) -> anyhow::Result<BTreeSet<(String, String)>> {
-        let wanted: BTreeSet<(String, String)> = held
-            .iter()
-            .flat_map(|h| h.objects.iter().cloned())
-            .collect();
+    /// one and was cut short); gives the keys of the objects now read, whole.
+    fn settle(&mut self, held: &[Held]) -> anyhow::Result<BTreeSet<String>> {
+        let mut wanted: BTreeMap<&str, &BatchObject> = BTreeMap::new();
+        for object in held.iter().flat_map(|h| &h.objects) {
+            wanted.entry(object.key.as_str()).or_insert(object);
+        }
         let mut settled = BTreeSet::new();
         let mut unfinished = BTreeSet::new();
         let mut new = Vec::new();
-        for (key, etag) in &wanted {
-            let claim = self.runtime.block_on(self.claims.claim_of(key, etag))?;
-            let Some(claim) = claim else {
-                new.push(BatchObject {
-                    key: key.clone(),
-                    etag: etag.clone(),
-                    size: self.sizes.get(key).copied(),
-                    created_at: self.created.get(key).copied(),
-                });
+        let stale_before = Timestamp::now()
+            - jiff::SignedDuration::try_from(self.watch.visibility).unwrap_or_default();
+        for (key, object) in wanted {
+            let Some(claim) = self.runtime.block_on(self.claims.claim_of(key))? else {
+                new.push(object.clone());
                 continue;
             };
-            let manifest = self.runtime.block_on(self.claims.manifest(&claim.batch))?;
-            match manifest {
+            match self.runtime.block_on(self.claims.manifest(&claim.batch))? {
                 Some(m) if m.done_at.is_some() => {
                     self.totals.duplicates += 1;
-                    settled.insert((key.clone(), etag.clone()));
+                    settled.insert(key.to_owned());
                 }
-                Some(m) => {
+                Some(m) if m.alive_at.unwrap_or(m.started_at) < stale_before => {
                     unfinished.insert(m.id);
                 }
-                None => tracing::warn!(
+                Some(m) => tracing::info!(
+                    object = %self.trail.describe(key),
+                    batch = %m.id,
+                    "Another process is writing this object's batch: its message is left for later."
+                ),
+                // Claimed, and its batch never written down: its process died in between.
+                None if claim.at < stale_before => {
+                    self.runtime
+                        .block_on(self.claims.release(key, &claim.batch))?;
+                    new.push(object.clone());
+                }
+                None => tracing::info!(
                     object = %self.trail.describe(key),
                     batch = %claim.batch,
-                    "An object is claimed by a batch that has no manifest; it is left for now."
+                    "Another process is claiming this object: its message is left for later."
                 ),
             }
         }
         for id in unfinished {
-            let Some(manifest) = self.runtime.block_on(self.claims.manifest(&id))? else {
+            let Some(mut manifest) = self.runtime.block_on(self.claims.manifest(&id))? else {
                 continue;
             };
+            // Only the objects whose claims are still the batch's (an unreadable one was let go).
+            let mut kept = Vec::new();
+            for object in std::mem::take(&mut manifest.objects) {
+                let claim = self.runtime.block_on(self.claims.claim_of(&object.key))?;
+                if claim.is_some_and(|c| c.batch == id) {
+                    kept.push(object);
+                }
+            }
+            manifest.objects = kept;
             tracing::info!(batch = %id, objects = manifest.objects.len(), "Finishing a batch that was cut short, whole, under its own names.");
             let done = self.process(manifest)?;
             settled.extend(done.read);
@@ -626,31 +704,27 @@ impl QueueWatch<'_> {
         if new.is_empty() {
             return Ok(settled);
         }
-        // The manifest exists before any claim names it; it is narrowed to the objects this
-        // batch won.
-        let mut manifest = BatchManifest::new(new, Timestamp::now());
-        self.runtime.block_on(self.claims.save(&manifest))?;
+        // Claims first; the manifest lists only the objects this batch won, and is written
+        // before any file.
+        let now = Timestamp::now();
+        let mut manifest = BatchManifest::new(new, now);
         let mut won = Vec::new();
-        let candidates = manifest.objects.len();
         for object in std::mem::take(&mut manifest.objects) {
             match self.runtime.block_on(self.claims.claim(
                 &object.key,
                 &object.etag,
                 &manifest.id,
+                now,
             ))? {
                 Claimed::Ours => won.push(object),
                 Claimed::By(other) => tracing::info!(
                     object = %self.trail.describe(&object.key),
-                    batch = %other,
+                    batch = %other.batch,
                     "Another process claimed this object first: its message is left for later."
                 ),
             }
         }
-        let narrowed = won.len() != candidates;
         manifest.objects = won;
-        if narrowed {
-            self.runtime.block_on(self.claims.save(&manifest))?;
-        }
         if manifest.objects.is_empty() {
             return Ok(settled);
         }
@@ -680,6 +754,45 @@ impl QueueWatch<'_> {
     /// bad files are tolerated.
     fn process(&mut self, mut manifest: BatchManifest) -> anyhow::Result<Done> {
         let started = Instant::now();
+        manifest.alive_at = Some(Timestamp::now());
+        self.runtime.block_on(async {
+            let mut alive = self.alive.lock().await;
+            self.claims.save(&manifest).await?;
+            *alive = Some(manifest.clone());
+            Ok::<_, connect_audit_core::Error>(())
+        })?;
+        let outcome = self.write_batch(&manifest);
+        let done_at = Timestamp::now();
+        let saved = self.runtime.block_on(async {
+            let mut alive = self.alive.lock().await;
+            *alive = None;
+            match &outcome {
+                Ok(_) => {
+                    manifest.done_at = Some(done_at);
+                    self.claims.save(&manifest).await
+                }
+                Err(_) => Ok(()),
+            }
+        });
+        let (read, rows, bad, dropped, new_ids) = outcome?;
+        saved?;
+        // Only now are the ids written for good.
+        let now = Timestamp::now();
+        self.written.extend(new_ids.into_iter().map(|id| (id, now)));
+        let horizon = now - jiff::SignedDuration::from_hours(6);
+        self.written.retain(|_, t| *t >= horizon);
+        self.account(&manifest, &read, bad, rows, dropped, started);
+        Ok(Done { read })
+    }
+
+    /// Writes a batch: its objects read into every exporter, files named after it. Gives the
+    /// keys read whole, the rows written, the bad objects, the rows dropped as written before,
+    /// and the ids written.
+    #[allow(clippy::type_complexity)]
+    fn write_batch(
+        &mut self,
+        manifest: &BatchManifest,
+    ) -> anyhow::Result<(BTreeSet<String>, u64, usize, u64, Vec<String>)> {
         let (directory, history) = self.names()?;
         let mut specs = self.valid.exporters.clone();
         name_batch_outputs(&mut specs, &manifest.id);
@@ -728,7 +841,7 @@ impl QueueWatch<'_> {
         let (rows, new_ids, dropped) = (sink.rows, sink.new, sink.dropped);
         let mut exporters = sink.inner.exporters;
         if rows > 0 {
-            let context = self.batch_context(&manifest, &summary, dropped);
+            let context = self.batch_context(manifest, &summary, dropped);
             for exporter in &mut exporters {
                 exporter.run_context(&context);
             }
@@ -742,20 +855,12 @@ impl QueueWatch<'_> {
         for object in &manifest.objects {
             if bad.contains(&self.trail.describe(&object.key)) && !tolerate {
                 self.runtime
-                    .block_on(self.claims.release(&object.key, &object.etag))?;
+                    .block_on(self.claims.release(&object.key, &manifest.id))?;
             } else {
-                read.insert((object.key.clone(), object.etag.clone()));
+                read.insert(object.key.clone());
             }
         }
-        manifest.done_at = Some(Timestamp::now());
-        self.runtime.block_on(self.claims.save(&manifest))?;
-        // Only now are the ids written for good.
-        let now = Timestamp::now();
-        self.written.extend(new_ids.into_iter().map(|id| (id, now)));
-        let horizon = now - jiff::SignedDuration::from_hours(6);
-        self.written.retain(|_, t| *t >= horizon);
-        self.account(&manifest, &read, bad.len(), rows, dropped, started);
-        Ok(Done { read })
+        Ok((read, rows, bad.len(), dropped, new_ids))
     }
 
     /// What the exporters are told of a batch (the HTML header).
@@ -798,7 +903,7 @@ impl QueueWatch<'_> {
     fn account(
         &mut self,
         manifest: &BatchManifest,
-        read: &BTreeSet<(String, String)>,
+        read: &BTreeSet<String>,
         bad: usize,
         rows: u64,
         dropped: u64,

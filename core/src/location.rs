@@ -559,23 +559,32 @@ impl Store {
                 bucket,
                 prefix,
             } => {
-                let sent = client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(s3_key(prefix, key))
-                    .if_none_match("*")
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await;
-                match sent {
-                    Ok(_) => Ok(true),
-                    Err(e)
-                        if e.raw_response()
-                            .is_some_and(|r| matches!(r.status().as_u16(), 412 | 409)) =>
-                    {
-                        Ok(false)
+                // 412: the key exists. 409 (`ConditionalRequestConflict`): another conditional
+                // write raced this one; S3 asks to try again.
+                let mut attempt: u64 = 0;
+                loop {
+                    attempt += 1;
+                    let sent = client
+                        .put_object()
+                        .bucket(bucket)
+                        .key(s3_key(prefix, key))
+                        .if_none_match("*")
+                        .body(ByteStream::from(body.clone()))
+                        .send()
+                        .await;
+                    let status = match &sent {
+                        Ok(_) => return Ok(true),
+                        Err(e) => e.raw_response().map(|r| r.status().as_u16()),
+                    };
+                    match (status, sent) {
+                        (Some(412), _) => return Ok(false),
+                        (Some(409), _) if attempt < 5 => {
+                            tokio::time::sleep(std::time::Duration::from_millis(50 * attempt))
+                                .await;
+                        }
+                        (_, Err(e)) => return Err(s3_error(self.describe(key), "PutObject", e)),
+                        (_, Ok(_)) => return Ok(true),
                     }
-                    Err(e) => Err(s3_error(self.describe(key), "PutObject", e)),
                 }
             }
         }

@@ -192,6 +192,11 @@ pub struct ObjectLedger {
     /// Per region folder, `…/<account>/CloudTrail/<region>/`.
     #[serde(default)]
     pub folders: BTreeMap<String, FolderState>,
+    /// The keys read that are not laid out as CloudTrail lays its objects out (a folder of
+    /// copied files, a single file): all of them are kept, with their tags, so each is read
+    /// once too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other: BTreeMap<String, String>,
 }
 
 impl ObjectLedger {
@@ -201,6 +206,7 @@ impl ObjectLedger {
             since,
             lateness_secs: lateness.as_secs(),
             folders: BTreeMap::new(),
+            other: BTreeMap::new(),
         }
     }
 
@@ -231,11 +237,11 @@ impl ObjectLedger {
         }
     }
 
-    /// Whether the object at `key` was not read yet. A key that is not a CloudTrail log
-    /// object's (no delivery minute, no folder) is always new: the caller decides about it.
+    /// Whether the object at `key` was not read yet (a key not laid out as CloudTrail's:
+    /// whether it is among [`other`](Self::other)).
     pub fn is_new(&self, key: &str) -> bool {
         let Some(log) = LogKey::parse(key) else {
-            return true;
+            return !self.other.contains_key(key);
         };
         if log.delivered_at < self.horizon(log.folder) {
             return false;
@@ -246,9 +252,11 @@ impl ObjectLedger {
     }
 
     /// Remembers that the object at `key`, with `tag`, was read, and forgets the keys of its
-    /// folder older than the lateness. Keys that are not a log object's are not kept.
+    /// folder older than the lateness.
     pub fn record(&mut self, key: &str, tag: Option<&str>) {
         let Some(log) = LogKey::parse(key) else {
+            self.other
+                .insert(key.to_owned(), tag.unwrap_or_default().to_owned());
             return;
         };
         let lateness = self.lateness();
@@ -298,7 +306,7 @@ impl ObjectLedger {
 
     /// How many keys the ledger keeps.
     pub fn keys(&self) -> usize {
-        self.folders.values().map(|f| f.recent.len()).sum()
+        self.folders.values().map(|f| f.recent.len()).sum::<usize>() + self.other.len()
     }
 }
 
@@ -331,6 +339,10 @@ pub struct BatchManifest {
     pub objects: Vec<BatchObject>,
     /// When the batch was started.
     pub started_at: Timestamp,
+    /// When the process working on it last said it was (every third of the visibility
+    /// timeout); a batch not done and not alive for a visibility timeout is done again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alive_at: Option<Timestamp>,
     /// When every exporter finished it; `None` while it is not done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_at: Option<Timestamp>,
@@ -362,6 +374,7 @@ impl BatchManifest {
             id,
             objects,
             started_at: now,
+            alive_at: Some(now),
             done_at: None,
         }
     }
@@ -373,20 +386,25 @@ impl BatchManifest {
 pub struct Claim {
     /// The object's key.
     pub key: String,
-    /// Its `ETag` (empty when not known).
+    /// Its `ETag` when claimed (empty when the notification gave none).
     pub etag: String,
     /// The batch.
     pub batch: String,
+    /// When it was claimed.
+    pub at: Timestamp,
 }
 
 /// Where every `watch` on a queue keeps its batches (`batches/<id>.json`) and the claims of
-/// objects by batches (`objects/<hash>.json`): a directory, or an S3 prefix.
+/// objects by batches (`objects/<hash of the key>.json`): a directory, or an S3 prefix.
 ///
-/// An object is claimed once: the claim is created only where none exists (see
-/// [`Store::put_new`]), so of two processes handed the same object at once, one claims it and
-/// the other leaves its message for later. A batch is done again whole when one of its
-/// objects comes back before it was marked done: its files get the same names and the same
-/// rows, so nothing is doubled.
+/// An object (by key: CloudTrail never rewrites one, and one of its notification shapes gives
+/// no `ETag`) is claimed once: the claim is created only where none exists (see
+/// [`Store::put_new`]; [`probe`](Self::probe) refuses a store that does not honour it), so of
+/// two processes handed the same object at once, one claims it and the other leaves its
+/// message for later. A batch's manifest is written after its claims, listing only the objects
+/// it won, before its files; it is marked done after them. A batch is done again whole, by any
+/// process, when one of its objects comes back before it was marked done and it has not been
+/// seen alive for a visibility timeout: its files get the same names and the same objects.
 #[derive(Debug, Clone)]
 pub struct Claims {
     store: Store,
@@ -398,8 +416,11 @@ pub enum Claimed {
     /// This batch claimed it.
     Ours,
     /// Another batch had.
-    By(String),
+    By(Claim),
 }
+
+/// How many times a claim is tried when the claim it met vanished before it was read.
+const CLAIM_ATTEMPTS: usize = 5;
 
 impl Claims {
     /// The claims kept in `store`.
@@ -412,8 +433,22 @@ impl Claims {
         self.store.describe("")
     }
 
-    fn claim_key(key: &str, etag: &str) -> String {
-        let hash = crate::integrity::sha256_hex(format!("{key}\n{etag}").as_bytes());
+    /// Checks that the store creates an object only where none exists (a local directory, or
+    /// Amazon S3's conditional writes); some S3-compatible stores ignore `If-None-Match` and
+    /// would let two processes claim one object. Leaves nothing behind.
+    pub async fn probe(&self) -> Result<bool, Error> {
+        let key = format!(
+            "probe/{}.json",
+            &crate::integrity::sha256_hex(Timestamp::now().to_string().as_bytes())[..32]
+        );
+        let first = self.store.put_new(&key, b"1".to_vec()).await?;
+        let second = self.store.put_new(&key, b"2".to_vec()).await?;
+        self.store.delete(&key).await?;
+        Ok(first && !second)
+    }
+
+    fn claim_key(key: &str) -> String {
+        let hash = crate::integrity::sha256_hex(key.as_bytes());
         format!("objects/{}.json", &hash[..40])
     }
 
@@ -421,9 +456,9 @@ impl Claims {
         format!("batches/{id}.json")
     }
 
-    /// The batch that claimed an object, if any.
-    pub async fn claim_of(&self, key: &str, etag: &str) -> Result<Option<Claim>, Error> {
-        let object = Self::claim_key(key, etag);
+    /// The claim of an object, if any.
+    pub async fn claim_of(&self, key: &str) -> Result<Option<Claim>, Error> {
+        let object = Self::claim_key(key);
         let Some(bytes) = self.store.get(&object).await? else {
             return Ok(None);
         };
@@ -436,29 +471,50 @@ impl Claims {
     }
 
     /// Claims an object for `batch`, unless a batch already has.
-    pub async fn claim(&self, key: &str, etag: &str, batch: &str) -> Result<Claimed, Error> {
+    pub async fn claim(
+        &self,
+        key: &str,
+        etag: &str,
+        batch: &str,
+        now: Timestamp,
+    ) -> Result<Claimed, Error> {
         let claim = Claim {
             key: key.to_owned(),
             etag: etag.to_owned(),
             batch: batch.to_owned(),
+            at: now,
         };
         let body = serde_json::to_vec(&claim).unwrap_or_default();
-        if self
-            .store
-            .put_new(&Self::claim_key(key, etag), body)
-            .await?
-        {
-            return Ok(Claimed::Ours);
+        for _ in 0..CLAIM_ATTEMPTS {
+            if self
+                .store
+                .put_new(&Self::claim_key(key), body.clone())
+                .await?
+            {
+                return Ok(Claimed::Ours);
+            }
+            match self.claim_of(key).await? {
+                Some(other) if other.batch == batch => return Ok(Claimed::Ours),
+                Some(other) => return Ok(Claimed::By(other)),
+                // Released between the two calls: try again.
+                None => {}
+            }
         }
-        Ok(match self.claim_of(key, etag).await? {
-            Some(other) if other.batch != batch => Claimed::By(other.batch),
-            _ => Claimed::Ours,
+        Err(Error::BadState {
+            object: self.store.describe(&Self::claim_key(key)),
+            reason: format!(
+                "the claim could neither be created nor read in {CLAIM_ATTEMPTS} attempts"
+            ),
         })
     }
 
-    /// Drops an object's claim (it could not be read: a later message retries it).
-    pub async fn release(&self, key: &str, etag: &str) -> Result<(), Error> {
-        self.store.delete(&Self::claim_key(key, etag)).await
+    /// Drops an object's claim, if `batch` holds it (it could not be read: a later message
+    /// retries it; or its batch never got a manifest).
+    pub async fn release(&self, key: &str, batch: &str) -> Result<(), Error> {
+        if self.claim_of(key).await?.is_some_and(|c| c.batch == batch) {
+            self.store.delete(&Self::claim_key(key)).await?;
+        }
+        Ok(())
     }
 
     /// A batch's manifest.
@@ -496,13 +552,7 @@ impl Claims {
                 continue;
             }
             for o in &manifest.objects {
-                if self
-                    .claim_of(&o.key, &o.etag)
-                    .await?
-                    .is_some_and(|c| c.batch == id)
-                {
-                    self.store.delete(&Self::claim_key(&o.key, &o.etag)).await?;
-                }
+                self.release(&o.key, id).await?;
             }
             self.store.delete(&object.key).await?;
             forgotten += 1;
@@ -620,16 +670,30 @@ mod tests {
         assert_eq!(again.id, batch.id, "the id is of the objects, not the time");
         rt.block_on(async {
             claims.save(&batch).await.unwrap();
+            assert!(
+                claims.probe().await.unwrap(),
+                "a local directory creates once"
+            );
             let a = object("a");
+            let now = t("2024-05-02T09:10:00Z");
             assert_eq!(
-                claims.claim(&a.key, &a.etag, &batch.id).await.unwrap(),
+                claims.claim(&a.key, &a.etag, &batch.id, now).await.unwrap(),
                 Claimed::Ours
             );
             assert_eq!(
-                claims.claim(&a.key, &a.etag, "other").await.unwrap(),
-                Claimed::By(batch.id.clone())
+                claims.claim(&a.key, &a.etag, &batch.id, now).await.unwrap(),
+                Claimed::Ours,
+                "a batch done again keeps its claims"
             );
-            assert_eq!(claims.claim_of(&a.key, "another etag").await.unwrap(), None);
+            let Claimed::By(other) = claims.claim(&a.key, "", "other", now).await.unwrap() else {
+                panic!("claimed twice")
+            };
+            assert_eq!(other.batch, batch.id, "by key, whatever the ETag");
+            claims.release(&a.key, "other").await.unwrap();
+            assert!(
+                claims.claim_of(&a.key).await.unwrap().is_some(),
+                "not other's to release"
+            );
             assert_eq!(
                 claims.prune(t("2030-01-01T00:00:00Z")).await.unwrap(),
                 0,
@@ -644,7 +708,8 @@ mod tests {
             );
             assert_eq!(claims.prune(t("2024-05-20T00:00:00Z")).await.unwrap(), 1);
             assert_eq!(claims.manifest(&batch.id).await.unwrap(), None);
-            assert_eq!(claims.claim_of(&a.key, &a.etag).await.unwrap(), None);
+            assert_eq!(claims.claim_of(&a.key).await.unwrap(), None);
+            assert!(claims.store.list("probe/").await.unwrap().is_empty());
         });
     }
 
@@ -692,6 +757,12 @@ mod tests {
         );
         assert!(!ledger.is_new(&a), "older than the lateness now");
         assert!(ledger.is_new("not/a/log/key"));
+        ledger.record("not/a/log/key", Some("t"));
+        ledger.record("", None);
+        assert!(
+            !ledger.is_new("not/a/log/key") && !ledger.is_new(""),
+            "kept, read once"
+        );
         let text = serde_json::to_string(&ledger).unwrap();
         assert_eq!(serde_json::from_str::<ObjectLedger>(&text).unwrap(), ledger);
     }

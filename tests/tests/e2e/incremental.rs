@@ -578,3 +578,118 @@ fn files_line(out: &Output) -> String {
         .trim()
         .to_owned()
 }
+
+#[test]
+fn a_flat_folder_of_copied_files_is_read_once_too() {
+    // Files not in CloudTrail's layout (downloaded into one folder): each read once, by name.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let trail = root.join("trail");
+    fs::create_dir_all(&trail).unwrap();
+    let examples = Path::new(EXAMPLES).join("trail");
+    for file in files(&examples) {
+        fs::copy(&file, trail.join(file.file_name().unwrap())).unwrap();
+    }
+    fs::write(
+        root.join("connect-audit.toml"),
+        r#"
+        [report]
+        trail = "trail"
+        since = "2024-05-01"
+        [incremental]
+        state = "state/team.json"
+        [[exporters]]
+        type = "jsonl"
+        path = "out/audit-{since}.jsonl"
+        "#,
+    )
+    .unwrap();
+    let first = connect_audit(root, &["report", "--incremental", "--until", "2024-05-20"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let written_first = id_counts(&files(&root.join("out")));
+    assert!(written_first.len() > 10, "{}", stderr(&first));
+    let second = connect_audit(root, &["report", "--incremental", "--until", "2024-05-21"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert!(
+        events_line(&second).ends_with(" 0 written"),
+        "{}",
+        stderr(&second)
+    );
+    let all = id_counts(&files(&root.join("out")));
+    assert_eq!(all, written_first, "nothing written twice");
+}
+
+#[test]
+fn a_state_of_version_1_continues_from_its_lookback_without_loss_or_doubling() {
+    use jiff::{SignedDuration as D, Timestamp};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let trail = root.join("trail");
+    let now = Timestamp::now();
+    let min = |m: i64| now + D::from_mins(m);
+    // Delivered before the old watermark (-60) − lookback (60): read by the old runs.
+    delivered_file(&trail, min(-150), &[event_at(0, min(-155))]);
+    // In the lookback: event 1 delivered by the old run, event 2 not.
+    delivered_file(&trail, min(-90), &[event_at(1, min(-95))]);
+    delivered_file(&trail, min(-70), &[event_at(2, min(-75))]);
+    // After the watermark: new.
+    delivered_file(&trail, min(-30), &[event_at(3, min(-35))]);
+    fs::create_dir_all(root.join("state")).unwrap();
+    fs::write(
+        root.join("state/team.json"),
+        serde_json::json!({
+            "version": 1,
+            "watermark": min(-60).to_string(),
+            "lookback_secs": 3600,
+            "delivered": { format!("00000000-0000-4000-8000-{:012}", 1): min(-95).to_string() },
+            "runs": 7,
+            "written_at": min(-59).to_string(),
+            "started_at": min(-60).to_string()
+        })
+        .to_string(),
+    )
+    .unwrap();
+    fs::write(
+        root.join("connect-audit.toml"),
+        r#"
+        [report]
+        trail = "trail"
+        since = "1d"
+        [incremental]
+        state = "state/team.json"
+        lookback = "1h"
+        [[exporters]]
+        type = "jsonl"
+        path = "out/audit-{since}.jsonl"
+        "#,
+    )
+    .unwrap();
+    let out = connect_audit(root, &["report", "--incremental"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let written = id_counts(&files(&root.join("out")));
+    assert_eq!(
+        written.keys().cloned().collect::<Vec<_>>(),
+        [2, 3]
+            .map(|i| format!("00000000-0000-4000-8000-{i:012}"))
+            .to_vec(),
+        "the lookback's undelivered event and the new one: {}",
+        stderr(&out)
+    );
+    assert!(
+        files_line(&out).contains("3 read ("),
+        "the files delivered from the lookback on: {}",
+        stderr(&out)
+    );
+    assert_eq!(state(root)["version"], 2);
+    assert!(
+        state(root)["objects"]["folders"].is_object(),
+        "{}",
+        state(root)
+    );
+    let again = connect_audit(root, &["report", "--incremental"]);
+    assert!(
+        files_line(&again).contains(", 0 read ("),
+        "{}",
+        stderr(&again)
+    );
+}
