@@ -456,18 +456,22 @@ impl Claims {
         format!("batches/{id}.json")
     }
 
-    /// The claim of an object, if any.
-    pub async fn claim_of(&self, key: &str) -> Result<Option<Claim>, Error> {
-        let object = Self::claim_key(key);
-        let Some(bytes) = self.store.get(&object).await? else {
+    /// The JSON object at `key`, if any; one that does not read is an error naming it.
+    async fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let Some(bytes) = self.store.get(key).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| Error::BadState {
-                object: self.store.describe(&object),
+                object: self.store.describe(key),
                 reason: e.to_string(),
             })
+    }
+
+    /// The claim of an object, if any.
+    pub async fn claim_of(&self, key: &str) -> Result<Option<Claim>, Error> {
+        self.read(&Self::claim_key(key)).await
     }
 
     /// Claims an object for `batch`, unless a batch already has.
@@ -519,16 +523,7 @@ impl Claims {
 
     /// A batch's manifest.
     pub async fn manifest(&self, id: &str) -> Result<Option<BatchManifest>, Error> {
-        let object = Self::batch_key(id);
-        let Some(bytes) = self.store.get(&object).await? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::BadState {
-                object: self.store.describe(&object),
-                reason: e.to_string(),
-            })
+        self.read(&Self::batch_key(id)).await
     }
 
     /// Forgets the batches done before `cutoff`, and their objects' claims: a notification

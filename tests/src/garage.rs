@@ -31,7 +31,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +39,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+use crate::process::{ServerPid, free_ports, start_watchdog};
 
 /// How long Garage may take to answer `/health` before the harness gives up.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,7 +88,7 @@ impl Garage {
             .tempdir()
             .expect("cannot create a temporary directory for Garage")
             .keep();
-        let [s3_port, rpc_port, admin_port] = free_ports();
+        let [s3_port, rpc_port, admin_port] = free_ports::<3>();
         let access_key = format!("GK{}", random_hex(12));
         let secret_key = random_hex(32);
         let config = format!(
@@ -113,7 +115,7 @@ admin_token = "{admin_token}"
         );
         fs::write(dir.join("garage.toml"), config).expect("cannot write Garage's configuration");
         let child = spawn_garage(&binary, &dir, &access_key, &secret_key);
-        let watchdog = start_watchdog(&dir);
+        let watchdog = start_watchdog(ServerPid::File(&dir.join("garage.pid")), &dir, "Garage");
         let garage = Self {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             admin_endpoint: format!("127.0.0.1:{admin_port}"),
@@ -379,15 +381,6 @@ pub fn garage_binary() -> PathBuf {
         })
 }
 
-/// Three distinct free loopback ports (held together while they are picked, so they differ).
-fn free_ports() -> [u16; 3] {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("cannot bind a loopback port"))
-        .collect();
-    let port = |i: usize| listeners[i].local_addr().unwrap().port();
-    [port(0), port(1), port(2)]
-}
-
 /// `bytes` random bytes from the operating system, hex-encoded.
 fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0; bytes];
@@ -445,25 +438,4 @@ fn spawn_garage(binary: &Path, dir: &Path, access_key: &str, secret_key: &str) -
     fs::write(dir.join("garage.pid"), child.id().to_string())
         .expect("cannot write Garage's pid file");
     child
-}
-
-/// Starts the `sh` loop that stops Garage (the pid in `dir/garage.pid`, so a restarted
-/// server is covered too) and removes `dir` once this process is gone.
-fn start_watchdog(dir: &Path) -> Child {
-    let me = std::process::id();
-    let dir = dir.display();
-    let script = format!(
-        "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
-         garage=$(cat '{dir}/garage.pid'); \
-         kill -TERM $garage 2>/dev/null; i=0; \
-         while kill -0 $garage 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
-         kill -KILL $garage 2>/dev/null; rm -rf '{dir}'"
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start the watchdog that stops Garage")
 }

@@ -26,6 +26,7 @@ pub mod fake_athena;
 pub mod fake_connect;
 pub mod garage;
 pub mod moto;
+pub mod process;
 pub mod s3_proxy;
 pub mod server;
 pub mod siem_receiver;

@@ -45,7 +45,7 @@
 
 use std::fs;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,6 +56,8 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder;
 use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::process::{ServerPid, free_ports, start_watchdog};
 
 /// How long moto may take to answer HTTP before the harness gives up.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -115,7 +117,7 @@ impl Moto {
             .tempdir()
             .expect("cannot create a temporary directory for moto")
             .keep();
-        let port = free_port();
+        let [port] = free_ports::<1>();
         let log = fs::File::create(dir.join("moto.log")).expect("cannot create moto's log file");
         let child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -128,7 +130,7 @@ impl Moto {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let watchdog = start_watchdog(child.id(), &dir);
+        let watchdog = start_watchdog(ServerPid::Known(child.id()), &dir, "moto");
         let moto = Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             dir,
@@ -467,14 +469,6 @@ pub fn moto_server_binary() -> PathBuf {
         })
 }
 
-/// A free loopback port (free when picked: moto binds it a moment later).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("cannot bind a loopback port")
-        .port()
-}
-
 impl Drop for Moto {
     /// A private server is stopped and its directory removed (the shared one is a `static`,
     /// never dropped: its watchdog does that when the test binary is gone).
@@ -492,25 +486,6 @@ impl Drop for Moto {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Starts the `sh` loop that stops moto (`pid`) and removes `dir` once this process is gone.
-fn start_watchdog(pid: u32, dir: &Path) -> Child {
-    let me = std::process::id();
-    let dir = dir.display();
-    let script = format!(
-        "while kill -0 {me} 2>/dev/null; do sleep 1; done; \
-         kill -TERM {pid} 2>/dev/null; i=0; \
-         while kill -0 {pid} 2>/dev/null && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done; \
-         kill -KILL {pid} 2>/dev/null; rm -rf '{dir}'"
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start the watchdog that stops moto")
 }
 
 #[cfg(test)]
