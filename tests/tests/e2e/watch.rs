@@ -19,6 +19,33 @@ use tokio::runtime::Runtime;
 
 use super::helpers::{self, events, files};
 
+/// A `watch` process, killed when the test ends however it ends (a failed assertion must not
+/// leave it running).
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// How a notification reaches the queue.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
@@ -157,12 +184,12 @@ impl Rig {
     }
 
     /// Starts `watch --queue` in the rig's directory, its log in `watch.log`.
-    fn spawn(&self) -> Child {
+    fn spawn(&self) -> Running {
         self.spawn_logging("watch.log", &[])
     }
 
     /// Starts `watch --queue` in the rig's directory, its log in `log`, with `env` added.
-    fn spawn_logging(&self, log: &str, env: &[(&str, &str)]) -> Child {
+    fn spawn_logging(&self, log: &str, env: &[(&str, &str)]) -> Running {
         let mut command = helpers::command(
             self.root(),
             &["watch", "--queue", &self.queue.url],
@@ -181,7 +208,7 @@ impl Rig {
                     .open(self.root().join(log))
                     .unwrap(),
             ));
-        command.spawn().unwrap()
+        Running(command.spawn().unwrap())
     }
 
     /// Every process's log.
@@ -681,14 +708,16 @@ fn polling_a_growing_trail_reads_each_object_once() {
         "#,
     )
     .unwrap();
-    let mut watch = helpers::command(root, &["watch", "--poll", "1s"], &[])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            fs::File::create(root.join("watch.log")).unwrap(),
-        ))
-        .spawn()
-        .unwrap();
+    let mut watch = Running(
+        helpers::command(root, &["watch", "--poll", "1s"], &[])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                fs::File::create(root.join("watch.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
     let log = || fs::read_to_string(root.join("watch.log")).unwrap_or_default();
     let ids_written = || {
         let texts: Vec<Vec<u8>> = files(&root.join("out"))
