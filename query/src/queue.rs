@@ -73,11 +73,13 @@ impl Queue {
         i32::try_from(self.visibility.as_secs()).unwrap_or(43_200)
     }
 
-    /// Receives up to `max` messages (at most [`SQS_BATCH`]), waiting up to `wait` (at most
-    /// 20 s, SQS's long poll) for the first.
+    /// Receives up to `max` messages (at most [`SQS_BATCH`]), waiting up to `wait` for the
+    /// first: whole seconds, rounded up (a part of a second is a long poll of one second, never
+    /// a short poll, which an empty queue answers at once and a caller would spin on), at most
+    /// 20 s (SQS's longest poll).
     pub async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Message>, Error> {
         let max = i32::try_from(max.clamp(1, SQS_BATCH)).unwrap_or(10);
-        let wait = i32::try_from(wait.as_secs().min(20)).unwrap_or(20);
+        let wait = i32::try_from(wait.as_millis().div_ceil(1000).clamp(1, 20)).unwrap_or(20);
         let out = self
             .client
             .receive_message()
