@@ -39,6 +39,7 @@ use connect_audit_query::queue::{Message, Queue};
 use connect_audit_query::stage::ChangeStage;
 use connect_audit_query::{BadInput, ScanSink, SinkError};
 use figment::Figment;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use jiff::Timestamp;
 
 use crate::args::WatchArgs;
@@ -48,6 +49,15 @@ use crate::{ExitCode, UsageError};
 
 /// How long the snapshot store's names are used before they are read again.
 const NAMES_FOR: Duration = Duration::from_mins(10);
+
+/// How many objects' claims are looked up or made at once (each is a round trip or two to
+/// the claims store).
+const CLAIMS_AT_ONCE: usize = 16;
+
+/// How long a process remembers the event ids it wrote, to drop a second delivery of an
+/// event in another object (CloudTrail's duplicates come minutes apart; at 50 events a second
+/// this is 360 000 ids).
+const WRITTEN_KEPT: jiff::SignedDuration = jiff::SignedDuration::from_hours(2);
 
 /// How long finished batches and their objects' claims are kept: SQS keeps a message 14 days
 /// at most, so no queue can deliver one of their objects again after that.
@@ -653,12 +663,28 @@ impl QueueWatch<'_> {
         let mut new = Vec::new();
         let stale_before = Timestamp::now()
             - jiff::SignedDuration::try_from(self.watch.visibility).unwrap_or_default();
-        for (key, object) in wanted {
-            let Some(claim) = self.runtime.block_on(self.claims.claim_of(key))? else {
+        // Each object's claim and its batch, looked up [`CLAIMS_AT_ONCE`] objects at a time.
+        let claims = self.claims.clone();
+        let claims = &claims;
+        let looked_up: Vec<_> = self.runtime.block_on(
+            futures_util::stream::iter(wanted)
+                .map(|(key, object)| async move {
+                    let claim = claims.claim_of(key).await?;
+                    let manifest = match &claim {
+                        Some(c) => claims.manifest(&c.batch).await?,
+                        None => None,
+                    };
+                    Ok::<_, connect_audit_core::Error>((key, object, claim, manifest))
+                })
+                .buffered(CLAIMS_AT_ONCE)
+                .try_collect(),
+        )?;
+        for (key, object, claim, manifest) in looked_up {
+            let Some(claim) = claim else {
                 new.push(object.clone());
                 continue;
             };
-            match self.runtime.block_on(self.claims.manifest(&claim.batch))? {
+            match manifest {
                 Some(m) if m.done_at.is_some() => {
                     self.totals.duplicates += 1;
                     settled.insert(key.to_owned());
@@ -708,14 +734,24 @@ impl QueueWatch<'_> {
         // before any file.
         let now = Timestamp::now();
         let mut manifest = BatchManifest::new(new, now);
+        let id = manifest.id.clone();
+        let claims = self.claims.clone();
+        let claims = &claims;
+        let claimed: Vec<_> = self.runtime.block_on(
+            futures_util::stream::iter(std::mem::take(&mut manifest.objects))
+                .map(|object| {
+                    let id = &id;
+                    async move {
+                        let outcome = claims.claim(&object.key, &object.etag, id, now).await?;
+                        Ok::<_, connect_audit_core::Error>((object, outcome))
+                    }
+                })
+                .buffered(CLAIMS_AT_ONCE)
+                .try_collect(),
+        )?;
         let mut won = Vec::new();
-        for object in std::mem::take(&mut manifest.objects) {
-            match self.runtime.block_on(self.claims.claim(
-                &object.key,
-                &object.etag,
-                &manifest.id,
-                now,
-            ))? {
+        for (object, outcome) in claimed {
+            match outcome {
                 Claimed::Ours => won.push(object),
                 Claimed::By(other) => tracing::info!(
                     object = %self.trail.describe(&object.key),
@@ -779,7 +815,7 @@ impl QueueWatch<'_> {
         // Only now are the ids written for good.
         let now = Timestamp::now();
         self.written.extend(new_ids.into_iter().map(|id| (id, now)));
-        let horizon = now - jiff::SignedDuration::from_hours(6);
+        let horizon = now - WRITTEN_KEPT;
         self.written.retain(|_, t| *t >= horizon);
         self.account(&manifest, &read, bad, rows, dropped, started);
         Ok(Done { read })
@@ -946,6 +982,7 @@ impl QueueWatch<'_> {
             bad,
             events = rows,
             latency_max_secs = latency,
+            batch_secs = started.elapsed().as_secs_f64(),
             "Batch written (latency: from the object's creation to its events' acceptance by every exporter)."
         );
         if !self.health.on {

@@ -395,7 +395,7 @@ pub struct Claim {
 }
 
 /// Where every `watch` on a queue keeps its batches (`batches/<id>.json`) and the claims of
-/// objects by batches (`objects/<hash of the key>.json`): a directory, or an S3 prefix.
+/// objects by batches (`objects/<hash of the key>.json`, in 256 folders): a directory, or an S3 prefix.
 ///
 /// An object (by key: CloudTrail never rewrites one, and one of its notification shapes gives
 /// no `ETag`) is claimed once: the claim is created only where none exists (see
@@ -447,9 +447,11 @@ impl Claims {
         Ok(first && !second)
     }
 
+    /// `objects/<2 hex>/<40 hex>.json`: 256 folders, so a local store keeps its folders small
+    /// (a busy trail claims about a million objects in the days claims are kept).
     fn claim_key(key: &str) -> String {
         let hash = crate::integrity::sha256_hex(key.as_bytes());
-        format!("objects/{}.json", &hash[..40])
+        format!("objects/{}/{}.json", &hash[..2], &hash[..40])
     }
 
     fn batch_key(id: &str) -> String {
