@@ -8,8 +8,11 @@
 //! - The standard layout and file names, `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/
 //!   <account>_CloudTrail_<region>_<YYYYMMDDTHHMMZ>_<16 chars>.json.gz`, several accounts,
 //!   regions and days, digest files beside them.
-//! - Mostly small files, some of several MB and a few of tens of MB (uncompressed), like the
-//!   busy regions of a real trail.
+//! - Two shapes of trail ([`Shape`]): many small files with some of several MB and a few of
+//!   tens of MB (uncompressed), like the busy regions of a real trail (the default); or few
+//!   large ones (about 250 files per GB of JSON, a median of 60–70 kB gzip, 2 % above 10 MB
+//!   gzip, the largest about 20 MB gzip), compressed less (6–7×), like a trail whose files
+//!   are written by a few busy principals.
 //!
 //! The generator also writes `expected-default.txt`: the event ids the engine must report with
 //! the default event selection over [`Plan::window`], one per line, sorted.
@@ -26,6 +29,51 @@ use connect_audit_core::catalogue::GROUPS;
 /// The first day of every generated trail (UTC midnight), as Unix seconds: 2024-05-01.
 pub const FIRST_DAY: i64 = 1_714_521_600;
 const DAY: i64 = 86_400;
+
+/// How the trail's bytes are spread over its files, and how hard they are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shape {
+    /// Many files, most of 20 kB–1 MB of JSON, 8 % of 1–10 MB, 2 % of 20–60 MB (about 600
+    /// files per GB), drawn at random; gzip level 6 (about 8×).
+    #[default]
+    ManySmall,
+    /// Few files (about 250 per GB of JSON), their sizes the quantiles of a fixed distribution
+    /// so that any size has the same shape: 80.7 % of 50 kB–1.5 MB (log-uniform: median about
+    /// 415 kB, 60–70 kB gzip), 17.3 % of 2–16 MB, 2 % of 70–140 MB (above 10 MB gzip; about
+    /// 20 MB gzip for the largest at 1 GB); gzip level [`FEW_LARGE_LEVEL`] (6–7×).
+    FewLarge,
+}
+
+/// The gzip level of [`Shape::FewLarge`]: the lowest whose ratio on these records is 6–7×
+/// (measured with `gen-trail --shape few-large`; BENCHMARKS.md).
+pub const FEW_LARGE_LEVEL: u32 = 2;
+
+impl Shape {
+    /// The shape named `many-small` or `few-large`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "many-small" => Some(Self::ManySmall),
+            "few-large" => Some(Self::FewLarge),
+            _ => None,
+        }
+    }
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ManySmall => "many-small",
+            Self::FewLarge => "few-large",
+        }
+    }
+
+    /// The gzip level its files are written with.
+    pub fn gzip_level(self) -> u32 {
+        match self {
+            Self::ManySmall => 6,
+            Self::FewLarge => FEW_LARGE_LEVEL,
+        }
+    }
+}
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -44,6 +92,8 @@ pub struct Plan {
     pub audited_per_million: u32,
     /// Writer threads.
     pub threads: usize,
+    /// How the bytes are spread over files.
+    pub shape: Shape,
 }
 
 impl Plan {
@@ -57,6 +107,7 @@ impl Plan {
             days: 7,
             audited_per_million: 1000,
             threads: 2,
+            shape: Shape::ManySmall,
         }
     }
 
@@ -85,6 +136,28 @@ pub struct Generated {
     pub expected_default: u64,
     /// The largest file, uncompressed.
     pub largest_json: u64,
+    /// The size of every file, compressed, smallest first.
+    pub gz_sizes: Vec<u64>,
+}
+
+impl Generated {
+    /// The median compressed file (the upper one of an even count).
+    pub fn median_gz(&self) -> u64 {
+        self.gz_sizes
+            .get(self.gz_sizes.len() / 2)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The largest compressed file.
+    pub fn largest_gz(&self) -> u64 {
+        self.gz_sizes.last().copied().unwrap_or(0)
+    }
+
+    /// Files larger than `bytes` compressed.
+    pub fn files_above_gz(&self, bytes: u64) -> usize {
+        self.gz_sizes.iter().filter(|n| **n > bytes).count()
+    }
 }
 
 const REGIONS: [&str; 6] = [
@@ -160,6 +233,8 @@ struct FileSpec {
     json_bytes: u64,
     seed: u64,
     name_suffix: String,
+    /// The plan's shape: [`Shape::FewLarge`] writes STS's full AssumeRole response.
+    shape: Shape,
 }
 
 fn account_id(index: usize) -> String {
@@ -205,11 +280,38 @@ fn time_text(t: i64) -> String {
 
 /// The files of a plan, in a fixed order.
 fn file_specs(plan: &Plan) -> Vec<FileSpec> {
+    match plan.shape {
+        Shape::ManySmall => many_small_specs(plan),
+        Shape::FewLarge => few_large_specs(plan),
+    }
+}
+
+/// A file's place and name: account and region (one of the plan's), a delivery time in the
+/// window, its seed and the random tail of its name.
+fn place(rng: &mut Rng, plan: &Plan, json_bytes: u64) -> FileSpec {
+    let slots = plan.accounts * plan.regions;
+    let days = i64::try_from(plan.days.max(1)).unwrap_or(1);
+    let slot = usize::try_from(rng.below(slots as u64)).unwrap_or(0);
+    // Delivered 15 minutes or more into the window, so every event (up to 15 minutes older
+    // than its file) falls inside it.
+    let span = u64::try_from(days * DAY - 16 * 60).unwrap_or(1);
+    let delivered = FIRST_DAY + 15 * 60 + i64::try_from(rng.below(span)).unwrap_or(0);
+    FileSpec {
+        account: account_id(slot / plan.regions),
+        region: REGIONS[(slot % plan.regions) % REGIONS.len()],
+        delivered,
+        json_bytes,
+        seed: rng.next_u64(),
+        name_suffix: rng.alnum(16),
+        shape: plan.shape,
+    }
+}
+
+/// [`Shape::ManySmall`]: sizes drawn at random until the plan's bytes are written.
+fn many_small_specs(plan: &Plan) -> Vec<FileSpec> {
     let mut rng = Rng::new(plan.seed);
     let mut specs = Vec::new();
     let mut left = plan.bytes;
-    let slots = plan.accounts * plan.regions;
-    let days = i64::try_from(plan.days.max(1)).unwrap_or(1);
     while left > 0 {
         let roll = rng.below(1000);
         let size = if roll < 20 {
@@ -221,21 +323,51 @@ fn file_specs(plan: &Plan) -> Vec<FileSpec> {
         }
         .min(left.max(2_000));
         left = left.saturating_sub(size);
-        let slot = usize::try_from(rng.below(slots as u64)).unwrap_or(0);
-        // Delivered 15 minutes or more into the window, so every event (up to 15 minutes
-        // older than its file) falls inside it.
-        let span = u64::try_from(days * DAY - 16 * 60).unwrap_or(1);
-        let delivered = FIRST_DAY + 15 * 60 + i64::try_from(rng.below(span)).unwrap_or(0);
-        specs.push(FileSpec {
-            account: account_id(slot / plan.regions),
-            region: REGIONS[(slot % plan.regions) % REGIONS.len()],
-            delivered,
-            json_bytes: size,
-            seed: rng.next_u64(),
-            name_suffix: rng.alnum(16),
-        });
+        specs.push(place(&mut rng, plan, size));
     }
     specs
+}
+
+/// The JSON size of [`Shape::FewLarge`]'s file at quantile `u` (in `0..1`), before scaling.
+#[allow(clippy::cast_precision_loss)]
+fn few_large_quantile(u: f64) -> f64 {
+    const SMALL: f64 = 0.807;
+    const LARGE: f64 = 0.98;
+    if u < SMALL {
+        // Log-uniform over 50 kB–1.5 MB.
+        50e3 * 30f64.powf(u / SMALL)
+    } else if u < LARGE {
+        2e6 + (u - SMALL) / (LARGE - SMALL) * 14e6
+    } else {
+        70e6 + (u - LARGE) / (1.0 - LARGE) * 70e6
+    }
+}
+
+/// The mean of [`few_large_quantile`] over `0..1`, about: one file per this many bytes.
+const FEW_LARGE_MEAN: f64 = 4.0e6;
+
+/// [`Shape::FewLarge`]: one file per 4 MB of JSON, file `i` of `n` the size at quantile
+/// `(i + ½) / n`, all scaled so that they add up to the plan's bytes. Places and contents are
+/// random (by the seed); the sizes are not, so every size of trail has the same shape.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+fn few_large_specs(plan: &Plan) -> Vec<FileSpec> {
+    let mut rng = Rng::new(plan.seed);
+    let n = ((plan.bytes as f64 / FEW_LARGE_MEAN).round() as usize).max(1);
+    let sizes: Vec<f64> = (0..n)
+        .map(|i| few_large_quantile((i as f64 + 0.5) / n as f64))
+        .collect();
+    let scale = plan.bytes as f64 / sizes.iter().sum::<f64>();
+    sizes
+        .into_iter()
+        .map(|size| {
+            let json_bytes = ((size * scale) as u64).max(2_000);
+            place(&mut rng, plan, json_bytes)
+        })
+        .collect()
 }
 
 /// The audited event names, every group's, in catalogue order.
@@ -249,6 +381,11 @@ fn audited_names() -> Vec<(&'static str, bool)> {
 /// Writes the trail of `plan` under `out` (which gets `AWSLogs/` and `expected-default.txt`).
 pub fn generate(plan: &Plan, out: &Path) -> io::Result<Generated> {
     let specs = file_specs(plan);
+    // Written largest first, so that no thread is left alone with a large file at the end
+    // (each file's bytes depend only on its spec).
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(specs[*i].json_bytes));
+    let level = flate2::Compression::new(plan.shape.gzip_level());
     let names = audited_names();
     let next = AtomicUsize::new(0);
     let totals = Mutex::new((Generated::default(), Vec::<String>::new()));
@@ -264,14 +401,13 @@ pub fn generate(plan: &Plan, out: &Path) -> io::Result<Generated> {
                 let mut gz = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(spec) = specs.get(i) else {
+                    let Some(spec) = order.get(i).map(|i| &specs[*i]) else {
                         return Ok(());
                     };
                     let mut file = FileOut::default();
                     write_file_json(plan, spec, &names, &mut json, &mut file);
                     gz.clear();
-                    let mut encoder =
-                        flate2::write::GzEncoder::new(&mut gz, flate2::Compression::default());
+                    let mut encoder = flate2::write::GzEncoder::new(&mut gz, level);
                     encoder.write_all(json.as_bytes())?;
                     encoder.finish()?;
                     let key = trail_path(spec);
@@ -297,6 +433,7 @@ pub fn generate(plan: &Plan, out: &Path) -> io::Result<Generated> {
                     t.0.gz_bytes += gz.len() as u64;
                     t.0.audited += file.audited;
                     t.0.largest_json = t.0.largest_json.max(json.len() as u64);
+                    t.0.gz_sizes.push(gz.len() as u64);
                     t.1.append(&mut file.expected);
                 }
             }));
@@ -320,6 +457,7 @@ pub fn generate(plan: &Plan, out: &Path) -> io::Result<Generated> {
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     expected.sort();
+    generated.gz_sizes.sort_unstable();
     generated.expected_default = expected.len() as u64;
     let mut text = expected.join("\n");
     text.push('\n');
@@ -555,6 +693,30 @@ fn noise(rng: &mut Rng, json: &mut String, spec: &FileSpec, time: i64, id: &str)
                 rng.below(200_000),
             );
         }
+        // STS's answer in full, as CloudTrail logs AssumeRole: the temporary credentials with
+        // their session token (base64, hundreds of characters), the assumed role's ids, and
+        // the role as the resource. Only in the few-large shape, whose files are compressed
+        // 6–7× as its real counterpart's are (the many-small trail stays as it was).
+        "sts" if spec.shape == Shape::FewLarge => {
+            let role = format!("app-{}", rng.below(40));
+            let role_session = format!("{role}-{}", rng.below(1_000_000));
+            let token_length = 240 + rng.below(200);
+            let token: String = (0..token_length)
+                .map(|_| {
+                    char::from(
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                            [usize::try_from(rng.below(64)).unwrap_or(0)],
+                    )
+                })
+                .collect();
+            let _ = write!(
+                json,
+                r#""requestParameters":{{"roleArn":"arn:aws:iam::{account}:role/{role}","roleSessionName":"{role_session}","durationSeconds":3600}},"responseElements":{{"credentials":{{"accessKeyId":"ASIA{}","sessionToken":"IQoJb3JpZ2luX2VjE{token}","expiration":"{}"}},"assumedRoleUser":{{"assumedRoleId":"AROA{}:{role_session}","arn":"arn:aws:sts::{account}:assumed-role/{role}/{role_session}"}}}},"resources":[{{"accountId":"{account}","type":"AWS::IAM::Role","ARN":"arn:aws:iam::{account}:role/{role}"}}]"#,
+                rng.alnum(16).to_uppercase(),
+                time_text(time + 3600),
+                rng.alnum(17).to_uppercase(),
+            );
+        }
         "kms" => {
             let _ = write!(
                 json,
@@ -668,10 +830,17 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_trail_and_valid_json() {
+        for shape in [Shape::ManySmall, Shape::FewLarge] {
+            same_trail_and_valid_json(shape);
+        }
+    }
+
+    fn same_trail_and_valid_json(shape: Shape) {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         let mut plan = Plan::new(3_000_000, 7);
         plan.audited_per_million = 20_000;
+        plan.shape = shape;
         let ga = generate(&plan, a.path()).unwrap();
         let gb = generate(&plan, b.path()).unwrap();
         assert_eq!(ga, gb);
@@ -708,6 +877,36 @@ mod tests {
             }
         }
         assert_eq!(records, ga.records);
+    }
+
+    #[test]
+    fn few_large_has_its_shape_at_every_size() {
+        let sizes = |bytes| {
+            let mut plan = Plan::new(bytes, 42);
+            plan.shape = Shape::FewLarge;
+            let mut sizes: Vec<u64> = file_specs(&plan).iter().map(|f| f.json_bytes).collect();
+            sizes.sort_unstable();
+            sizes
+        };
+        // 1 GB: 250 files, a median of about 415 kB of JSON (60–70 kB gzip at 6–7×), 2 % of
+        // 70–140 MB (above 10 MB gzip), the largest about 133 MB (about 20 MB gzip).
+        let gb = sizes(1_000_000_000);
+        assert_eq!(gb.len(), 250);
+        let total: u64 = gb.iter().sum();
+        assert!(total.abs_diff(1_000_000_000) < 1_000_000, "{total}");
+        assert!((390_000..450_000).contains(&gb[125]), "{}", gb[125]);
+        assert_eq!(gb.iter().filter(|n| **n >= 70_000_000).count(), 5);
+        assert!((125_000_000..140_000_000).contains(&gb[249]), "{}", gb[249]);
+        // 100 MB and 4 GB: a tenth and four times the files, the same median within 10 %.
+        for (bytes, files) in [(100_000_000, 25), (4_000_000_000, 1000)] {
+            let s = sizes(bytes);
+            assert_eq!(s.len(), files);
+            assert!(
+                s[files / 2].abs_diff(gb[125]) * 10 < gb[125],
+                "{}",
+                s[files / 2]
+            );
+        }
     }
 
     fn walk(dir: &Path) -> Vec<PathBuf> {

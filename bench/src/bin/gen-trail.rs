@@ -1,13 +1,15 @@
-//! `gen-trail --out DIR [--size 1G] [--seed 42] [--accounts 3] [--regions 2] [--days 7]`:
-//! writes a synthetic CloudTrail trail (see `connect_audit_bench::synth`) and prints what it
-//! wrote.
+//! `gen-trail --out DIR [--size 1G] [--shape many-small|few-large] [--seed 42] [--accounts 3]
+//! [--regions 2] [--days 7]`: writes a synthetic CloudTrail trail (see
+//! `connect_audit_bench::synth`) and prints what it wrote: files, records, bytes, the median
+//! and largest file compressed, the compression ratio and the JSON per record, so that the
+//! shape can be checked.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use connect_audit_bench::synth::{Plan, generate};
+use connect_audit_bench::synth::{Plan, Shape, generate};
 
 fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
             ("--regions", Some(v)) => v.parse().map(|n| plan.regions = n).is_ok(),
             ("--days", Some(v)) => v.parse().map(|n| plan.days = n).is_ok(),
             ("--threads", Some(v)) => v.parse().map(|n| plan.threads = n).is_ok(),
+            ("--shape", Some(v)) => Shape::from_name(v).map(|s| plan.shape = s).is_some(),
             _ => false,
         };
         if !ok {
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
     }
     let Some(out) = out else {
         eprintln!(
-            "usage: gen-trail --out DIR [--size 1G] [--seed 42] [--accounts 3] [--regions 2] [--days 7] [--threads 2]"
+            "usage: gen-trail --out DIR [--size 1G] [--shape many-small|few-large] [--seed 42] [--accounts 3] [--regions 2] [--days 7] [--threads 2]"
         );
         return ExitCode::from(2);
     };
@@ -57,11 +60,18 @@ fn main() -> ExitCode {
         Ok(g) => {
             let (since, until) = plan.window();
             println!(
-                "gen-trail: {} files, {} records, {:.1} MB JSON ({:.1} MB gzip), largest file {:.1} MB, {} audited calls ({} in the default selection), window {since} .. {until}",
+                "gen-trail: shape {} (gzip level {}): {} files, {} records, {:.1} MB JSON ({:.1} MB gzip, ratio {:.2}, {:.0} bytes of JSON per record); gzip: median file {:.1} kB, largest {:.2} MB, {} files above 10 MB; largest file {:.1} MB JSON; {} audited calls ({} in the default selection), window {since} .. {until}",
+                plan.shape.name(),
+                plan.shape.gzip_level(),
                 g.files,
                 g.records,
                 mb(g.json_bytes),
                 mb(g.gz_bytes),
+                ratio(g.json_bytes, g.gz_bytes),
+                ratio(g.json_bytes, g.records),
+                mb(g.median_gz()) * 1000.0,
+                mb(g.largest_gz()),
+                g.files_above_gz(10_000_000),
                 mb(g.largest_json),
                 g.audited,
                 g.expected_default
@@ -78,4 +88,9 @@ fn main() -> ExitCode {
 #[allow(clippy::cast_precision_loss)]
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ratio(a: u64, b: u64) -> f64 {
+    a as f64 / b.max(1) as f64
 }
