@@ -508,9 +508,7 @@ impl Store {
             Backend::Local { root } => {
                 let path = root.join(key);
                 blocking(path.clone(), move || {
-                    let mut file = AtomicFile::create(&path)?;
-                    file.write_all(&body).map_err(|e| Error::io(&path, e))?;
-                    let path = file.commit()?;
+                    let path = AtomicFile::written(&path, &body)?.commit()?;
                     let metadata = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
                     Ok(local_tag(&metadata))
                 })
@@ -548,9 +546,7 @@ impl Store {
             Backend::Local { root } => {
                 let path = root.join(key);
                 blocking(path.clone(), move || {
-                    let mut file = AtomicFile::create(&path)?;
-                    file.write_all(&body).map_err(|e| Error::io(&path, e))?;
-                    file.commit_new()
+                    AtomicFile::written(&path, &body)?.commit_new()
                 })
                 .await
             }
@@ -1128,6 +1124,13 @@ impl AtomicFile {
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(Error::io(&self.path, e.error)),
         }
+    }
+
+    /// [`create`](Self::create), with `body` written: to be committed.
+    pub fn written(path: &Path, body: &[u8]) -> Result<Self, Error> {
+        let mut file = Self::create(path)?;
+        file.write_all(body).map_err(|e| Error::io(path, e))?;
+        Ok(file)
     }
 
     /// The final path.

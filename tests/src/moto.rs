@@ -488,6 +488,37 @@ impl Drop for Moto {
     }
 }
 
+/// The body S3 sends to SQS for an object created (`ObjectCreated:Put`), as the S3 User
+/// Guide's "Event message structure" shows it: the key form-encoded (`%XX` for every byte but
+/// letters, digits and `-_./~`), the `ETag` and size as given, `eventTime` now.
+pub fn s3_notification(bucket: &str, key: &str, etag: &str, size: usize) -> serde_json::Value {
+    let encoded: String = key
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": REGION,
+        "eventTime": jiff::Timestamp::now().to_string(),
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:regionalDeliverySession"},
+        "requestParameters": {"sourceIPAddress": "198.51.100.1"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8"},
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "cloudtrail-logs",
+            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
+            "object": {"key": encoded, "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"}
+        }
+    }]})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,32 +347,7 @@ fn object_key(delivered: Timestamp, suffix: &str) -> String {
 
 /// The body S3 sends to SQS for a new object, as AWS documents it (the key form-encoded).
 fn notification(bucket: &str, key: &str, etag: &str, size: usize) -> String {
-    let encoded: String = key
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    json!({"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": REGION,
-        "eventTime": Timestamp::now().to_string(),
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:regionalDeliverySession"},
-        "requestParameters": {"sourceIPAddress": "198.51.100.1"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "cloudtrail-logs",
-            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {"key": encoded, "size": size, "eTag": etag, "sequencer": "0055AED6DCD90281E5"}
-        }
-    }]})
-    .to_string()
+    connect_audit_tests::moto::s3_notification(bucket, key, etag, size).to_string()
 }
 
 // ---------------------------------------------------------------------------------------------

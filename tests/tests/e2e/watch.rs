@@ -276,32 +276,7 @@ fn gzip(value: &Value) -> Vec<u8> {
 /// The body S3 (through SNS, or EventBridge) sends for a new object, as AWS documents it.
 fn notification(shape: Shape, bucket: &str, key: &str, etag: &str) -> String {
     let now = Timestamp::now().to_string();
-    // S3 event notifications URL-encode the key (form encoding).
-    let encoded: String = key
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let s3 = json!({"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": now,
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:regionalDeliverySession"},
-        "requestParameters": {"sourceIPAddress": "198.51.100.1"},
-        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8"},
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "cloudtrail-logs",
-            "bucket": {"name": bucket, "ownerIdentity": {"principalId": "A3NL1KOZZKExample"}, "arn": format!("arn:aws:s3:::{bucket}")},
-            "object": {"key": encoded, "size": 1024, "eTag": etag, "sequencer": "0055AED6DCD90281E5"}
-        }
-    }]});
+    let s3 = connect_audit_tests::moto::s3_notification(bucket, key, etag, 1024);
     match shape {
         Shape::S3 => s3.to_string(),
         Shape::Sns => json!({
