@@ -211,6 +211,16 @@ impl Rig {
         Running(command.spawn().unwrap())
     }
 
+    /// Waits (at most a minute) until the SIEM receiver has had a request; panics with the
+    /// log otherwise.
+    fn wait_for_siem_request(&self) {
+        let deadline = Instant::now() + Duration::from_mins(1);
+        while self.siem.requests().is_empty() {
+            assert!(Instant::now() < deadline, "{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every process's log.
     fn log(&self) -> String {
         let mut text = String::new();
@@ -492,11 +502,7 @@ fn a_process_killed_between_writing_and_deleting_loses_and_doubles_nothing_on_re
     let b = rig.put(3, 2, minutes_ago(6));
     rig.notify(Shape::S3, &a.0, &a.1);
     rig.notify(Shape::Sns, &b.0, &b.1);
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while rig.siem.requests().is_empty() {
-        assert!(Instant::now() < deadline, "{}", rig.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    rig.wait_for_siem_request();
     watch.kill().unwrap();
     watch.wait().unwrap();
     let written = files(&rig.root().join("out"));
@@ -634,11 +640,7 @@ fn sigterm_finishes_the_batch_in_flight_and_exits_zero() {
     let mut watch = rig.spawn();
     let a = rig.put(0, 4, minutes_ago(4));
     rig.notify(Shape::S3, &a.0, &a.1);
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while rig.siem.requests().is_empty() {
-        assert!(Instant::now() < deadline, "{}", rig.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    rig.wait_for_siem_request();
     assert_eq!(terminate(&mut watch), Some(0), "{}", rig.log());
     // Finished, not abandoned: written, accepted, and its message deleted.
     assert_eq!(rig.ids_in_files().len(), 4, "{}", rig.log());
@@ -870,11 +872,7 @@ fn a_batch_longer_than_the_visibility_timeout_keeps_its_messages_hidden() {
     let mut watch = rig.spawn();
     let object = rig.put(0, 3, minutes_ago(3));
     rig.notify(Shape::S3, &object.0, &object.1);
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while rig.siem.requests().is_empty() {
-        assert!(Instant::now() < deadline, "{}", rig.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    rig.wait_for_siem_request();
     // Received before the first request: past its 2 s timeout now, and the batch not done.
     std::thread::sleep(Duration::from_millis(2800));
     assert_eq!(
