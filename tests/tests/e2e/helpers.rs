@@ -170,6 +170,17 @@ pub(super) fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The texts of the JSON Lines files under `dir`, as written. A writer that is still running
+/// keeps its writes in progress beside them (`.<name>.<random>.tmp`, renamed when done); those
+/// are not `.jsonl` files and are skipped.
+pub(super) fn jsonl_texts(dir: &Path) -> Vec<Vec<u8>> {
+    files(dir)
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| fs::read(p).unwrap())
+        .collect()
+}
+
 /// The row key of an audit record in its JSON form: the event id, `#<target_index>` after it
 /// for the second and later targets of one call (`AuditRecord::row_key`).
 pub(super) fn row_key(record: &Value) -> String {

@@ -235,11 +235,7 @@ impl Rig {
 
     /// How often each event id occurs across the JSON Lines files written.
     fn ids_in_files(&self) -> BTreeMap<String, usize> {
-        let texts: Vec<Vec<u8>> = files(&self.root().join("out"))
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-            .map(|p| fs::read(p).unwrap())
-            .collect();
+        let texts = helpers::jsonl_texts(&self.root().join("out"));
         helpers::id_counts(texts.iter().map(Vec::as_slice))
     }
 
@@ -697,10 +693,7 @@ fn polling_a_growing_trail_reads_each_object_once() {
     );
     let log = || fs::read_to_string(root.join("watch.log")).unwrap_or_default();
     let ids_written = || {
-        let texts: Vec<Vec<u8>> = files(&root.join("out"))
-            .iter()
-            .map(|p| fs::read(p).unwrap())
-            .collect();
+        let texts = helpers::jsonl_texts(&root.join("out"));
         helpers::id_counts(texts.iter().map(Vec::as_slice))
     };
     let wait_for = |want: &[usize]| {
