@@ -2,10 +2,12 @@
 //! (JSON Lines to a file), DuckDB in two forms of the same query (`scripts/duckdb-scan.py
 //! --form today|narrow`: `read_json` + `unnest(Records)`, the same filter, CSV out; see the
 //! script for what each types how) and the decompression floor with each inflater the project
-//! could use (every file inflated whole, 2 threads, output discarded: zlib-rs, the engine's;
-//! libdeflate; zlib-ng was measured once and is not here, see BENCHMARKS.md: calling its C API
-//! needs `unsafe`, which the workspace forbids, and it was no faster than zlib-rs). Each runs
-//! in its own process, so each peak RSS is its own.
+//! could use (2 threads, output discarded: zlib-rs and libdeflate, each file inflated whole
+//! into a buffer of its whole text; and `scan`, the engine's own inflate within its memory:
+//! libdeflate whole for a file of at most 16 MiB of text, zlib-rs in 1 MiB windows above;
+//! zlib-ng was measured once and is not here, see BENCHMARKS.md: calling its C API needs
+//! `unsafe`, which the workspace forbids, and it was no faster than zlib-rs). Each runs in its
+//! own process, so each peak RSS is its own.
 //!
 //! ```sh
 //! cargo run --release -p connect-audit-bench --bin gen-trail -- --out /var/tmp/trail-1g --size 1G
@@ -20,7 +22,11 @@
 //! DuckDB runs under `$DUCKDB_PYTHON`, else the virtual environment beside the build
 //! (`$CARGO_TARGET_DIR/duckdb-venv`, as BENCHMARKS.md installs it), else `python3`.
 //!
-//! Subcommands (run by the benchmark itself): `floor DIR [zlib-rs|libdeflate]`,
+//! `--pairs N`: N rounds of every floor and the engine, each its own process, and the median
+//! ratios; `--race N`: the same with DuckDB's faster form (`narrow`) in every round, and the
+//! engine's median wall against DuckDB's.
+//!
+//! Subcommands (run by the benchmark itself): `floor DIR [zlib-rs|libdeflate|scan]`,
 //! `engine DIR OUT`.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -119,16 +125,21 @@ enum Inflater {
     ZlibRs,
     /// libdeflate (`libdeflater`): whole-buffer only, which suits a gzip member inflated whole.
     Libdeflate,
+    /// The scan's own inflate within its memory (`connect_audit_query::local::inflate_only`):
+    /// libdeflate for a file of at most `WHOLE_MAX` bytes of text, zlib-rs in 1 MiB windows
+    /// for a larger one, every file kept in memory whole (its bytes, not its text).
+    Scan,
 }
 
 impl Inflater {
     /// Every contestant, the engine's own first.
-    const ALL: [Self; 2] = [Self::ZlibRs, Self::Libdeflate];
+    const ALL: [Self; 3] = [Self::ZlibRs, Self::Libdeflate, Self::Scan];
 
     fn name(self) -> &'static str {
         match self {
             Self::ZlibRs => "zlib-rs",
             Self::Libdeflate => "libdeflate",
+            Self::Scan => "scan",
         }
     }
 
@@ -146,6 +157,8 @@ impl Inflater {
 enum Inflate {
     ZlibRs(flate2::Decompress),
     Libdeflate(libdeflater::Decompressor),
+    /// libdeflate's state, the whole-text buffer and the window.
+    Scan(libdeflater::Decompressor, Vec<u8>, Vec<u8>),
 }
 
 impl Inflate {
@@ -153,12 +166,14 @@ impl Inflate {
         match inflater {
             Inflater::ZlibRs => Self::ZlibRs(flate2::Decompress::new(false)),
             Inflater::Libdeflate => Self::Libdeflate(libdeflater::Decompressor::new()),
+            Inflater::Scan => Self::Scan(libdeflater::Decompressor::new(), Vec::new(), Vec::new()),
         }
     }
 
     /// Inflates the raw deflate stream `input` into `output`; the bytes written.
     fn inflate(&mut self, input: &[u8], output: &mut [u8]) -> io::Result<usize> {
         match self {
+            Self::Scan(..) => Err(io::Error::other("the scan's inflate takes the whole file")),
             Self::ZlibRs(inflate) => {
                 inflate.reset(false);
                 match inflate.decompress(input, output, flate2::FlushDecompress::Finish) {
@@ -204,11 +219,19 @@ fn floor(dir: &Path, inflater: Inflater) -> Result<(), Box<dyn std::error::Error
                         let (deflate, size) = gzip_member(&input).ok_or_else(|| {
                             io::Error::other(format!("{}: not gzip", path.display()))
                         })?;
-                        if output.len() < size {
-                            // Zeroed by the allocator, not written here.
-                            output = vec![0; size];
-                        }
-                        let written = inflate.inflate(deflate, &mut output[..size])?;
+                        let written = if let Inflate::Scan(libdeflate, whole, window) = &mut inflate
+                        {
+                            connect_audit_query::local::inflate_only(
+                                &input, libdeflate, whole, window,
+                            )
+                            .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?
+                        } else {
+                            if output.len() < size {
+                                // Zeroed by the allocator, not written here.
+                                output = vec![0; size];
+                            }
+                            inflate.inflate(deflate, &mut output[..size])?
+                        };
                         if written != size {
                             return Err(io::Error::other(format!(
                                 "{}: {} inflated {written} bytes of {size}",
@@ -543,31 +566,41 @@ fn duckdb_forms(
     work: &Path,
     expected: &BTreeSet<String>,
 ) -> Result<(DuckdbRuns, bool), Box<dyn std::error::Error>> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/duckdb-scan.py");
-    let names: Vec<&str> = EventSelection::defaults().names().collect();
-    let names = names.join(",");
-    let python = duckdb_python();
     let mut runs = Vec::new();
     let mut csvs = Vec::new();
     for form in DUCKDB_FORMS {
-        let csv = work.join(format!("duckdb-{form}.csv"));
-        let mut run = measure(
-            &python,
-            &[
-                script.to_str().ok_or("path")?,
-                "--form",
-                form,
-                dir,
-                csv.to_str().ok_or("path")?,
-                &names,
-            ],
-        );
-        run["exact"] = (csv_ids(&csv)? == *expected).into();
+        let (run, csv) = duckdb_form(dir, work, form, expected)?;
         runs.push((form, run));
-        csvs.push(fs::read(&csv)?);
+        csvs.push(csv);
     }
     let same = csvs.windows(2).all(|w| w[0] == w[1]);
     Ok((runs, same))
+}
+
+/// One DuckDB form, run once: its measurement (with `exact`: whether it wrote exactly the
+/// expected ids) and the CSV it wrote.
+fn duckdb_form(
+    dir: &str,
+    work: &Path,
+    form: &str,
+    expected: &BTreeSet<String>,
+) -> Result<(serde_json::Value, Vec<u8>), Box<dyn std::error::Error>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/duckdb-scan.py");
+    let names: Vec<&str> = EventSelection::defaults().names().collect();
+    let csv = work.join(format!("duckdb-{form}.csv"));
+    let mut run = measure(
+        &duckdb_python(),
+        &[
+            script.to_str().ok_or("path")?,
+            "--form",
+            form,
+            dir,
+            csv.to_str().ok_or("path")?,
+            &names.join(","),
+        ],
+    );
+    run["exact"] = (csv_ids(&csv)? == *expected).into();
+    Ok((run, fs::read(&csv)?))
 }
 
 #[allow(clippy::cast_precision_loss, clippy::too_many_lines)]
@@ -717,7 +750,7 @@ fn bench(dir: &Path, skip_duckdb: bool) -> Result<bool, Box<dyn std::error::Erro
 struct Runs {
     me: PathBuf,
     trail: String,
-    _work: tempfile::TempDir,
+    work: tempfile::TempDir,
     out: PathBuf,
     expected: BTreeSet<String>,
 }
@@ -732,7 +765,7 @@ impl Runs {
                 .ok_or("the trail path is not UTF-8")?
                 .to_owned(),
             out: work.path().join("engine.jsonl"),
-            _work: work,
+            work,
             expected: expected_ids(dir)?,
         })
     }
@@ -756,21 +789,23 @@ fn median(values: &mut [f64]) -> f64 {
 /// Each floor and the engine run alternately `n` times, each in its own process: on a cloud
 /// machine whose speed wanders from one minute to the next, only runs taken back to back give
 /// a ratio worth reading. Prints each round, then the medians, and the ratio to the engine of
-/// the floor whose median is lowest; `Ok(false)` when the engine's output differs from the
-/// generator's expected events in any run.
+/// the floor whose median is lowest; with `duckdb`, that DuckDB form runs in each round too,
+/// and the engine's median wall is rated against its median. `Ok(false)` when the engine's
+/// output (or DuckDB's) differs from the generator's expected events in any run.
 #[allow(clippy::too_many_lines)]
-fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
+fn pairs(dir: &Path, n: usize, duckdb: Option<&str>) -> Result<bool, Box<dyn std::error::Error>> {
     let runs = Runs::new(dir)?;
     let (me, d, out, out_arg) = (&runs.me, runs.trail.as_str(), &runs.out, runs.out_arg());
     let expected = &runs.expected;
     let inflaters = Inflater::available();
     println!(
-        "{n} rounds of floors ({}, {FLOOR_THREADS} threads) and engine; engine's structural pass: {}",
+        "{n} rounds of floors ({}, {FLOOR_THREADS} threads), engine{}; engine's structural pass: {}",
         inflaters
             .iter()
             .map(|i| i.name())
             .collect::<Vec<_>>()
             .join(", "),
+        duckdb.map_or(String::new(), |form| format!(" and DuckDB (form {form})")),
         connect_audit_query::simd_level(requested_simd())
     );
     println!();
@@ -779,12 +814,23 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
         .map(|i| format!(" {} floor (s) |", i.name()))
         .collect::<Vec<_>>()
         .concat();
+    let duckdb_columns = if duckdb.is_some() {
+        " DuckDB wall (s) | engine wall / DuckDB wall |"
+    } else {
+        ""
+    };
     println!(
-        "| round |{floor_columns} engine wall (s) | fastest floor wall / engine wall | engine peak RSS (MiB) |"
+        "| round |{floor_columns} engine wall (s) | fastest floor wall / engine wall | engine peak RSS (MiB) |{duckdb_columns}"
     );
-    println!("|---|{}---|---|---|", "---|".repeat(inflaters.len()));
+    println!(
+        "|---|{}---|---|---|{}",
+        "---|".repeat(inflaters.len()),
+        if duckdb.is_some() { "---|---|" } else { "" }
+    );
     let mut floors: Vec<Vec<f64>> = vec![Vec::new(); inflaters.len()];
     let mut engines = Vec::new();
+    let mut rss = Vec::new();
+    let mut duckdbs = Vec::new();
     let mut correct = true;
     for round in 1..=n {
         let walls: Vec<f64> = inflaters
@@ -798,15 +844,26 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
         let engine = measure(me, &["engine", d, out_arg]);
         correct &= ids_of(out)? == *expected;
         let wall = engine["wall"].as_f64().unwrap_or(f64::NAN);
-        let rss = engine["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+        let peak = engine["rss_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+        rss.push(peak);
         let fastest = walls.iter().copied().fold(f64::INFINITY, f64::min);
         let cells = walls
             .iter()
             .map(|w| format!(" {w:.3} |"))
             .collect::<Vec<_>>()
             .concat();
+        let duckdb_cells = match duckdb {
+            Some(form) => {
+                let (run, _) = duckdb_form(d, runs.work.path(), form, expected)?;
+                correct &= run["exact"].as_bool().unwrap_or(false);
+                let duck = run["wall"].as_f64().unwrap_or(f64::NAN);
+                duckdbs.push(duck);
+                format!(" {duck:.3} | {:.3} |", wall / duck)
+            }
+            None => String::new(),
+        };
         println!(
-            "| {round} |{cells} {wall:.3} | {:.3} | {rss:.0} |",
+            "| {round} |{cells} {wall:.3} | {:.3} | {peak:.0} |{duckdb_cells}",
             fastest / wall
         );
         for (series, w) in floors.iter_mut().zip(walls) {
@@ -830,16 +887,42 @@ fn pairs(dir: &Path, n: usize) -> Result<bool, Box<dyn std::error::Error>> {
         ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
     println!();
+    let engine_median = median(&mut engines.clone());
     println!(
-        "median floor walls: {}; median engine wall {:.3} s",
+        "median floor walls: {}; median engine wall {engine_median:.3} s; engine peak RSS {:.0}–{:.0} MiB",
         inflaters
             .iter()
             .zip(&medians)
             .map(|(i, m)| format!("{} {m:.3} s", i.name()))
             .collect::<Vec<_>>()
             .join(", "),
-        median(&mut engines),
+        rss.iter().copied().fold(f64::INFINITY, f64::min),
+        rss.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     );
+    println!(
+        "floor wall / engine wall, each floor, median of the pairs: {}",
+        floors
+            .iter()
+            .zip(&inflaters)
+            .map(|(f, i)| {
+                let mut r: Vec<f64> = f.iter().zip(&engines).map(|(f, e)| f / e).collect();
+                format!("{} {:.3}", i.name(), median(&mut r))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(form) = duckdb {
+        let mut ratios: Vec<f64> = engines.iter().zip(&duckdbs).map(|(e, d)| e / d).collect();
+        let duck_median = median(&mut duckdbs.clone());
+        println!(
+            "engine wall / DuckDB (form {form}) wall: median of the pairs {:.3}, {:.3}–{:.3}; of the medians {:.3} ({duck_median:.3} s); the engine {:.1}x faster (target <= {DUCKDB_TARGET})",
+            median(&mut ratios),
+            ratios[0],
+            ratios[ratios.len() - 1],
+            engine_median / duck_median,
+            duck_median / engine_median,
+        );
+    }
     println!(
         "floor ({}, the fastest by median) wall / engine wall: median {:.3}, {low:.3}–{high:.3}, {at_target} of {n} pairs >= {FLOOR_TARGET} (target: >= {FLOOR_TARGET})",
         inflaters[best].name(),
@@ -951,7 +1034,7 @@ fn main() -> ExitCode {
         ["floor", dir] => floor(Path::new(dir), Inflater::ZlibRs).map(|()| true),
         ["floor", dir, name] => match Inflater::from_name(name) {
             Some(inflater) => floor(Path::new(dir), inflater).map(|()| true),
-            None => Err(format!("no inflater {name:?}: zlib-rs or libdeflate").into()),
+            None => Err(format!("no inflater {name:?}: zlib-rs, libdeflate or scan").into()),
         },
         ["engine", dir, out] => engine(Path::new(dir), Path::new(out), true).map(|()| true),
         ["engine-raw", dir, out] => engine(Path::new(dir), Path::new(out), false).map(|()| true),
@@ -969,13 +1052,19 @@ fn main() -> ExitCode {
         [dir] => bench(Path::new(dir), false),
         [dir, "--no-duckdb"] => bench(Path::new(dir), true),
         [dir, "--s3", s3] => bench_s3(Path::new(dir), s3),
+        [dir, "--race", n] => match n.parse() {
+            // The faster form (`bench-scan DIR` runs both): DuckDB's best against each floor
+            // and the engine, round by round.
+            Ok(n) if n > 0 => pairs(Path::new(dir), n, Some("narrow")),
+            _ => Err(format!("--race takes a count, not {n:?}").into()),
+        },
         [dir, "--pairs", n] => match n.parse() {
-            Ok(n) if n > 0 => pairs(Path::new(dir), n),
+            Ok(n) if n > 0 => pairs(Path::new(dir), n, None),
             _ => Err(format!("--pairs takes a count, not {n:?}").into()),
         },
         _ => {
             eprintln!(
-                "usage: bench-scan TRAIL_DIR [--no-duckdb | --pairs N | --stage-pairs N | --verify-pairs N | --s3 s3://BUCKET/PREFIX]"
+                "usage: bench-scan TRAIL_DIR [--no-duckdb | --pairs N | --race N | --stage-pairs N | --verify-pairs N | --s3 s3://BUCKET/PREFIX]"
             );
             return ExitCode::from(2);
         }

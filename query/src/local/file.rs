@@ -21,7 +21,7 @@ use jiff::Timestamp;
 
 use super::ScanOptions;
 use super::discover::TrailFile;
-use super::inflate::{Gunzip, MAX_TRAIL_JSON, WINDOW};
+use super::inflate::{Gunzip, MAX_TRAIL_JSON, WHOLE_MAX, WINDOW, inflate_whole, whole_size};
 use super::split::RecordSplitter;
 use super::structural::Isa;
 use crate::sink::{BadInput, clipped};
@@ -118,24 +118,58 @@ pub(super) fn scan_file(
     result
 }
 
-/// The buffers a scanning thread reuses from file to file (no new pages to fault in for each):
-/// the compressed file, and the window of its text.
+/// The buffers a scanning thread reuses from file to file (no new pages to fault in for each).
 #[derive(Default)]
 struct Buffers {
-    input: Vec<u8>,
+    /// A file's compressed bytes at its start and, for a file inflated whole, its text right
+    /// after them. Its length is the most any file has needed, every byte of it initialised
+    /// once, when it grew: reading and inflating write over it, nothing zeroes it again. One
+    /// buffer for both, so that a thread holds a large file's bytes or a small file's bytes
+    /// and text in the same pages, never the one beside the other.
+    file: Vec<u8>,
+    /// The window of a text inflated window by window.
     text: Vec<u8>,
+    libdeflate: Option<libdeflater::Decompressor>,
 }
 
 impl Buffers {
-    /// Drops a buffer that grew for one unusual file (a huge record, a huge `.json`), so that
-    /// it is not held for the rest of the run.
+    /// Drops a buffer that grew for one unusual file (a huge record, a huge file), so that it
+    /// is not held for the rest of the run.
     fn release_large(&mut self) {
         if self.text.capacity() > 2 * WINDOW {
             self.text = Vec::new();
         }
-        if self.input.capacity() > 16 * WINDOW {
-            self.input = Vec::new();
+        if self.file.len() > 2 * WHOLE_MAX {
+            self.file = Vec::new();
         }
+    }
+
+    /// Reads all of `reader` into the start of [`Buffers::file`]; how many bytes.
+    /// `expected` (the size the listing gave) sizes the buffer before the first read.
+    fn read(&mut self, reader: &mut impl io::Read, expected: u64) -> io::Result<usize> {
+        // A byte more than expected: the end is seen without growing.
+        let expected = usize::try_from(expected).unwrap_or(usize::MAX - 1) + 1;
+        grow(&mut self.file, expected);
+        let mut n = 0;
+        loop {
+            if n == self.file.len() {
+                grow(&mut self.file, n + n / 2 + (64 << 10));
+            }
+            match reader.read(&mut self.file[n..]) {
+                Ok(0) => return Ok(n),
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Makes `buffer` at least `len` bytes long, the new ones zeroed (and so, in memory).
+fn grow(buffer: &mut Vec<u8>, len: usize) {
+    if buffer.len() < len {
+        buffer.reserve_exact(len - buffer.len());
+        buffer.resize(len, 0);
     }
 }
 
@@ -155,11 +189,11 @@ fn scan_file_with(
         ..FileResult::default()
     };
     let gz = file.path.extension().is_some_and(|e| e == "gz");
-    buffers.input.clear();
-    let read = reader
-        .read_to_end(&mut buffers.input)
+    let read = buffers
+        .read(&mut reader, file.bytes)
         .map_err(|e| format!("cannot read: {e}"));
     let read_whole = read.is_ok();
+    let len = read.as_ref().map_or(0, |n| *n);
     let mut records = RecordReader {
         file,
         options,
@@ -172,19 +206,14 @@ fn scan_file_with(
         .then(connect_audit_core::integrity::Sha256::default);
     let outcome = read.and_then(|_| {
         if gz {
-            split_gzip(
-                &buffers.input,
-                &mut buffers.text,
-                &mut splitter,
-                &mut records,
-                hash.as_mut(),
-            )
+            split_gzip(buffers, len, &mut splitter, &mut records, hash.as_mut())
         } else {
+            let input = &buffers.file[..len];
             if let Some(h) = hash.as_mut() {
-                h.update(&buffers.input);
+                h.update(input);
             }
             let mut record = |index, raw, escapes| records.record(index, raw, escapes);
-            splitter.feed(&buffers.input, true, &mut record).map(drop)
+            splitter.feed(input, true, &mut record).map(drop)
         }
     });
     if let Some(h) = hash {
@@ -196,9 +225,11 @@ fn scan_file_with(
             Ok(()) => Ok(h.finish()),
             // A file the parser refuses may still be exactly what CloudTrail delivered: its
             // hash is of all its bytes (a second pass, for such a file only).
-            Err(_) if read_whole && gz => super::inflate::gunzip(&buffers.input)
+            Err(_) if read_whole && gz => super::inflate::gunzip(&buffers.file[..len])
                 .map(|text| connect_audit_core::integrity::sha256_hex(&text)),
-            Err(_) if read_whole => Ok(connect_audit_core::integrity::sha256_hex(&buffers.input)),
+            Err(_) if read_whole => Ok(connect_audit_core::integrity::sha256_hex(
+                &buffers.file[..len],
+            )),
             Err(why) => Err(why.clone()),
         };
         result.sha256 = Some((key, sha256));
@@ -228,20 +259,41 @@ fn scan_file_with(
     result
 }
 
-/// Inflates a `.json.gz` file window by window into `text`, splitting each window into records.
+/// Inflates the `.json.gz` file in the first `len` bytes of `buffers.file` and splits its text
+/// into records: whole, with libdeflate, into the buffer after the file's bytes, when it is one
+/// member of at most [`WHOLE_MAX`] bytes of text; otherwise window by window with zlib-rs.
 fn split_gzip(
-    input: &[u8],
-    text: &mut Vec<u8>,
+    buffers: &mut Buffers,
+    len: usize,
     splitter: &mut RecordSplitter,
     records: &mut RecordReader<'_, '_>,
     mut hash: Option<&mut connect_audit_core::integrity::Sha256>,
 ) -> Result<(), String> {
-    if input.is_empty() {
+    let Buffers {
+        file,
+        text,
+        libdeflate,
+    } = buffers;
+    if len == 0 {
         return Err("empty file (expected gzip)".into());
     }
-    if !input.starts_with(&[0x1f, 0x8b]) {
+    if !file[..len].starts_with(&[0x1f, 0x8b]) {
         return Err("not gzip (no gzip magic bytes)".into());
     }
+    if let Some(size) = whole_size(&file[..len]) {
+        grow(file, len + size);
+        let (input, rest) = file.split_at_mut(len);
+        let libdeflate = libdeflate.get_or_insert_with(libdeflater::Decompressor::new);
+        if inflate_whole(libdeflate, input, &mut rest[..size]) {
+            let whole: &[u8] = &rest[..size];
+            if let Some(h) = hash.as_deref_mut() {
+                h.update(whole);
+            }
+            let mut record = |index, raw, escapes| records.record(index, raw, escapes);
+            return splitter.feed(whole, true, &mut record).map(drop);
+        }
+    }
+    let input: &[u8] = &file[..len];
     let mut inflater = Gunzip::new(input, MAX_TRAIL_JSON);
     text.clear();
     text.reserve(inflater.first_window());
@@ -376,6 +428,30 @@ mod tests {
         let plain = scan_trail_bytes(Path::new("a.json"), b"{\"Records\":[{}]}", &any_time());
         assert!(plain.readable && plain.bad.is_empty());
         assert_eq!(plain.records_seen, 1);
+    }
+
+    #[test]
+    fn a_file_of_several_members_is_read_to_its_end() {
+        let record = |i: usize| format!("{{\"eventID\":\"{i:08}\",\"eventName\":\"X\"}}");
+        let records: Vec<String> = (0..2000).map(record).collect();
+        let text = format!("{{\"Records\":[{}]}}", records.join(","));
+        let one = gz(text.as_bytes(), None);
+        let scan = scan_trail_bytes(Path::new("a.json.gz"), &one, &any_time());
+        assert!(scan.readable && scan.bad.is_empty(), "{:?}", scan.bad);
+        assert_eq!(scan.records_seen, 2000);
+        // The text in two members: every record, from both.
+        let (a, b) = text.split_at(text.len() / 3);
+        let mut two = gz(a.as_bytes(), None);
+        two.extend(gz(b.as_bytes(), None));
+        let scan = scan_trail_bytes(Path::new("a.json.gz"), &two, &any_time());
+        assert!(scan.readable && scan.bad.is_empty(), "{:?}", scan.bad);
+        assert_eq!(scan.records_seen, 2000);
+        // The same member twice is two Records objects, not one file's worth of records.
+        let mut twice = one.clone();
+        twice.extend_from_slice(&one);
+        let scan = scan_trail_bytes(Path::new("a.json.gz"), &twice, &any_time());
+        assert!(!scan.readable, "{scan:?}");
+        assert_eq!(scan.records_seen, 0);
     }
 
     fn any_time() -> ScanOptions {

@@ -18,6 +18,44 @@ pub(super) const WINDOW: usize = 1 << 20;
 /// MB); a file past this is a gzip bomb or not CloudTrail, and is reported, not read on.
 pub(super) const MAX_TRAIL_JSON: usize = 4 << 30;
 
+/// The largest text a trail file may have to be inflated whole by libdeflate
+/// ([`inflate_whole`]) rather than window by window by zlib-rs: libdeflate inflates 1.6–1.8×
+/// faster here (BENCHMARKS.md), but only into one buffer the size of the whole text, which each
+/// scanning thread keeps. 16 MiB a thread keeps the scan's peak RSS under 64 MiB on trails whose
+/// files reach 133 MB of JSON (the larger ones are inflated in windows).
+pub const WHOLE_MAX: usize = 16 << 20;
+
+/// The text a gzip file declares (the last member's ISIZE), when it is small enough to be
+/// inflated whole ([`WHOLE_MAX`]) and not empty.
+pub(super) fn whole_size(input: &[u8]) -> Option<usize> {
+    let trailer = input.len().checked_sub(4).and_then(|at| input.get(at..))?;
+    let declared = usize::try_from(u32::from_le_bytes(trailer.try_into().ok()?)).ok()?;
+    (declared > 0 && declared <= WHOLE_MAX).then_some(declared)
+}
+
+/// Inflates a one-member gzip file held whole into `out`, exactly [`whole_size`] bytes long,
+/// with libdeflate. `true` only when the file is exactly that one member, checked: libdeflate
+/// checks the first member's CRC-32 and length against the trailer that follows it; the
+/// length is the one the file's last 4 bytes declare, and those 4 bytes occur nowhere earlier
+/// in the file, so the first member's trailer is the file's last 8 bytes (another member or
+/// anything else after it would put a copy of its length earlier). `false` for anything else
+/// (more members, data after the member, a forged trailer, corrupt data, and by chance a file
+/// whose compressed bytes hold its length's 4 bytes): the caller then inflates the file window
+/// by window ([`Gunzip`]), which reads every member and names what is wrong. Never panics.
+pub(super) fn inflate_whole(
+    inflater: &mut libdeflater::Decompressor,
+    input: &[u8],
+    out: &mut [u8],
+) -> bool {
+    let Some(isize_at) = input.len().checked_sub(4) else {
+        return false;
+    };
+    let declared = &input[isize_at..];
+    matches!(inflater.gzip_decompress(input, out), Ok(n) if n == out.len())
+        && whole_size(input) == Some(out.len())
+        && memchr::memmem::find(&input[..input.len() - 1], declared).is_none()
+}
+
 /// Inflates every gzip member of a compressed file held whole, into windows the caller
 /// provides, checking each member's CRC-32 and length. Inflating from the whole input into
 /// large output buffers is several times faster than a streaming decoder's small reads.
@@ -162,6 +200,38 @@ fn gzip_header_len(input: &[u8]) -> Option<usize> {
     (at <= input.len()).then_some(at)
 }
 
+/// The scan's inflate and nothing after it, for a benchmark's floor: one file's text is made
+/// as the scan makes it (whole by libdeflate into `whole` up to [`WHOLE_MAX`], else window by
+/// window by zlib-rs into `window`) and thrown away. Its length, or why the file is bad.
+pub fn inflate_only(
+    input: &[u8],
+    libdeflate: &mut libdeflater::Decompressor,
+    whole: &mut Vec<u8>,
+    window: &mut Vec<u8>,
+) -> Result<usize, String> {
+    if let Some(size) = whole_size(input) {
+        if whole.len() < size {
+            whole.resize(size, 0);
+        }
+        if inflate_whole(libdeflate, input, &mut whole[..size]) {
+            return Ok(size);
+        }
+    }
+    let mut inflater = Gunzip::new(input, MAX_TRAIL_JSON);
+    let mut len = 0;
+    loop {
+        window.clear();
+        if window.capacity() < WINDOW {
+            window.reserve_exact(WINDOW);
+        }
+        let eof = inflater.fill(window)?;
+        len += window.len();
+        if eof {
+            return Ok(len);
+        }
+    }
+}
+
 /// Inflates a whole gzip file (every member, checked) held in memory: a CloudTrail digest
 /// file. At most [`MAX_TRAIL_JSON`] bytes.
 pub fn gunzip(input: &[u8]) -> Result<Vec<u8>, String> {
@@ -243,5 +313,51 @@ pub(super) mod tests {
         forged[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
         let err = inflate(&forged, usize::MAX).unwrap_err();
         assert!(err.contains("length"), "{err}");
+    }
+
+    /// `inflate_whole` on `input`: the text, when it took the file whole.
+    fn whole(input: &[u8]) -> Option<Vec<u8>> {
+        let size = whole_size(input)?;
+        let mut out = vec![0; size];
+        inflate_whole(&mut libdeflater::Decompressor::new(), input, &mut out).then_some(out)
+    }
+
+    #[test]
+    fn a_file_is_inflated_whole_only_when_it_is_exactly_one_member() {
+        let text: Vec<u8> = (0..200_000_u32)
+            .flat_map(|i| format!("{{\"n\":{i}}},").into_bytes())
+            .collect();
+        let one = gz(&text, Some("a.json"));
+        assert_eq!(whole(&one).as_deref(), Some(&text[..]));
+        // Two members: libdeflate alone would give the first and stop. The same member twice
+        // is the case its own checks cannot see (the last trailer is the first's).
+        let mut twice = one.clone();
+        twice.extend_from_slice(&one);
+        assert_eq!(whole(&twice), None);
+        assert_eq!(inflate(&twice, usize::MAX).unwrap().len(), 2 * text.len());
+        let mut two = gz(b"{\"Records\":[", None);
+        two.extend(gz(b"]}", None));
+        assert_eq!(whole(&two), None);
+        let mut after = one.clone();
+        after.extend_from_slice(b"garbage!");
+        assert_eq!(whole(&after), None);
+        // A trailer that lies, a checksum that does not match, data cut or corrupt.
+        for (at, flip) in [
+            (one.len() - 1, 0x01),
+            (one.len() - 8, 0x01),
+            (one.len() / 2, 0x55),
+        ] {
+            let mut bad = one.clone();
+            bad[at] ^= flip;
+            assert_eq!(whole(&bad), None, "byte {at}");
+        }
+        assert_eq!(whole(&one[..one.len() - 9]), None);
+        // Too large a text, or none, is not taken whole at all.
+        let mut large = one.clone();
+        let n = large.len();
+        large[n - 4..].copy_from_slice(&u32::try_from(WHOLE_MAX + 1).unwrap().to_le_bytes());
+        assert_eq!(whole_size(&large), None);
+        assert_eq!(whole_size(&gz(b"", None)), None);
+        assert_eq!(whole_size(b"ab"), None);
     }
 }

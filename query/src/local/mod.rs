@@ -62,7 +62,7 @@ pub use connect_audit_core::objects::{file_delivery_time, is_log_file_name};
 pub use discover::LIST_CONCURRENCY;
 pub use fetch::{FETCH_BUDGET, FETCH_CONCURRENCY};
 pub use file::{FileScan, scan_trail_bytes};
-pub use inflate::gunzip;
+pub use inflate::{WHOLE_MAX, gunzip, inflate_only};
 pub use structural::Simd;
 
 use crate::error::Error;
