@@ -931,9 +931,9 @@ fn pairs(dir: &Path, n: usize, duckdb: Option<&str>) -> Result<bool, Box<dyn std
     println!(
         "correctness: {}",
         if correct {
-            "every engine run reported exactly the generator's expected events"
+            "every engine run (and DuckDB's, in a race) reported exactly the generator's expected events"
         } else {
-            "an engine run DIFFERED from the generator's expected events"
+            "a run DIFFERED from the generator's expected events"
         }
     );
     Ok(correct)

@@ -1,6 +1,9 @@
-//! The gzip inflater: a trail file's compressed bytes, held whole, into windows of text.
+//! The gzip inflaters: a trail file's compressed bytes, held whole, into its whole text or
+//! into windows of it.
 //!
-//! Takes the whole compressed file and a limit; fills the windows its caller provides with
+//! [`inflate_whole`] takes a file of at most [`WHOLE_MAX`] bytes of text that is exactly one
+//! gzip member, and inflates it with libdeflate into one buffer; it refuses anything else.
+//! [`Gunzip`] takes any file and a limit; fills the windows its caller provides with
 //! the text of every gzip member in turn. Guarantees that each member's CRC-32 and length are
 //! checked before the next one starts (and before the end is reported), that no more than the
 //! limit is ever produced (a gzip bomb is an error, not a full memory), and that a forged
@@ -19,7 +22,7 @@ pub(super) const WINDOW: usize = 1 << 20;
 pub(super) const MAX_TRAIL_JSON: usize = 4 << 30;
 
 /// The largest text a trail file may have to be inflated whole by libdeflate
-/// ([`inflate_whole`]) rather than window by window by zlib-rs: libdeflate inflates 1.6–1.8×
+/// ([`inflate_whole`]) rather than window by window by zlib-rs: libdeflate inflates 1.4–1.8×
 /// faster here (BENCHMARKS.md), but only into one buffer the size of the whole text, which each
 /// scanning thread keeps. 16 MiB a thread keeps the scan's peak RSS under 64 MiB on trails whose
 /// files reach 133 MB of JSON (the larger ones are inflated in windows).

@@ -25,13 +25,15 @@
 //! Files are read by `threads` workers; results are put back into path order before they
 //! reach the sink, so output is deterministic: rows come by file (path order), then by event
 //! time. Rows that need a name only a later `CreateUser` can give are held back and come at
-//! the end, named if the trail named them. Memory holds a window of decompressed text per
-//! worker and the audited rows of files not yet in order, never the whole trail. Local files
+//! the end, named if the trail named them. Memory holds, per worker, one compressed file and
+//! either its whole text (a file of at most [`WHOLE_MAX`] bytes of text, inflated by
+//! libdeflate) or a window of it (a larger file, inflated by zlib-rs), and the audited rows of
+//! files not yet in order, never the whole trail. Local files
 //! are started largest of the next few first (see [`LOOKAHEAD`](pool::LOOKAHEAD)).
 //!
 //! The stages, one module each, in the order a file goes through them: `discover` (the trail
 //! files of the window, local or S3), `fetch` (S3 objects within the byte budget), `pool` (the
-//! worker threads), `file` (one file: `inflate`, the gzip inflater with its CRC checks, then
+//! worker threads), `file` (one file: `inflate`, the gzip inflaters with their checks, then
 //! `split`, the record splitter over the `structural` pass, then the audited records), `merge`
 //! (results back in path order) and `dedupe` (each event once, and the rows waiting for a
 //! name). This module wires them: it takes the trail, the [`Directory`] and the options, and
