@@ -145,11 +145,12 @@ impl Buffers {
     }
 
     /// Reads all of `reader` into the start of [`Buffers::file`]; how many bytes.
-    /// `expected` (the size the listing gave) sizes the buffer before the first read.
+    /// `expected` (the size the listing gave) sizes the buffer before the first read, up to
+    /// 64 MiB: a size that lies gets no larger buffer than the bytes that come.
     fn read(&mut self, reader: &mut impl io::Read, expected: u64) -> io::Result<usize> {
         // A byte more than expected: the end is seen without growing.
-        let expected = usize::try_from(expected).unwrap_or(usize::MAX - 1) + 1;
-        grow(&mut self.file, expected);
+        let expected = usize::try_from(expected).map_or(usize::MAX, |n| n.saturating_add(1));
+        grow(&mut self.file, expected.min(64 << 20));
         let mut n = 0;
         loop {
             if n == self.file.len() {
