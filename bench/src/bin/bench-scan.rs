@@ -157,8 +157,8 @@ impl Inflater {
 enum Inflate {
     ZlibRs(flate2::Decompress),
     Libdeflate(libdeflater::Decompressor),
-    /// libdeflate's state, the whole-text buffer and the window.
-    Scan(libdeflater::Decompressor, Vec<u8>, Vec<u8>),
+    /// libdeflate's state and the window (a whole text goes after the file's bytes).
+    Scan(libdeflater::Decompressor, Vec<u8>),
 }
 
 impl Inflate {
@@ -166,7 +166,7 @@ impl Inflate {
         match inflater {
             Inflater::ZlibRs => Self::ZlibRs(flate2::Decompress::new(false)),
             Inflater::Libdeflate => Self::Libdeflate(libdeflater::Decompressor::new()),
-            Inflater::Scan => Self::Scan(libdeflater::Decompressor::new(), Vec::new(), Vec::new()),
+            Inflater::Scan => Self::Scan(libdeflater::Decompressor::new(), Vec::new()),
         }
     }
 
@@ -213,16 +213,22 @@ fn floor(dir: &Path, inflater: Inflater) -> Result<(), Box<dyn std::error::Error
                     let mut sum = 0u64;
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((path, _)) = files.get(i) else { break };
-                        input.clear();
-                        fs::File::open(path)?.read_to_end(&mut input)?;
-                        let (deflate, size) = gzip_member(&input).ok_or_else(|| {
+                        let Some((path, bytes)) = files.get(i) else {
+                            break;
+                        };
+                        // Read over the buffer's start, as the scan reads: its length stays the
+                        // most any file needed, so nothing is zeroed again from file to file.
+                        let n = usize::try_from(*bytes).map_err(io::Error::other)?;
+                        if input.len() < n {
+                            input.resize(n, 0);
+                        }
+                        fs::File::open(path)?.read_exact(&mut input[..n])?;
+                        let (deflate, size) = gzip_member(&input[..n]).ok_or_else(|| {
                             io::Error::other(format!("{}: not gzip", path.display()))
                         })?;
-                        let written = if let Inflate::Scan(libdeflate, whole, window) = &mut inflate
-                        {
+                        let written = if let Inflate::Scan(libdeflate, window) = &mut inflate {
                             connect_audit_query::local::inflate_only(
-                                &input, libdeflate, whole, window,
+                                libdeflate, &mut input, n, window,
                             )
                             .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?
                         } else {

@@ -21,7 +21,7 @@ use jiff::Timestamp;
 
 use super::ScanOptions;
 use super::discover::TrailFile;
-use super::inflate::{Gunzip, MAX_TRAIL_JSON, WHOLE_MAX, WINDOW, inflate_whole, whole_size};
+use super::inflate::{Gunzip, MAX_TRAIL_JSON, WHOLE_MAX, WINDOW, grow, inflate_whole_after};
 use super::split::RecordSplitter;
 use super::structural::Isa;
 use crate::sink::{BadInput, clipped};
@@ -166,14 +166,6 @@ impl Buffers {
     }
 }
 
-/// Makes `buffer` at least `len` bytes long, the new ones zeroed (and so, in memory).
-fn grow(buffer: &mut Vec<u8>, len: usize) {
-    if buffer.len() < len {
-        buffer.reserve_exact(len - buffer.len());
-        buffer.resize(len, 0);
-    }
-}
-
 thread_local! {
     static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
 }
@@ -281,18 +273,14 @@ fn split_gzip(
     if !file[..len].starts_with(&[0x1f, 0x8b]) {
         return Err("not gzip (no gzip magic bytes)".into());
     }
-    if let Some(size) = whole_size(&file[..len]) {
-        grow(file, len + size);
-        let (input, rest) = file.split_at_mut(len);
-        let libdeflate = libdeflate.get_or_insert_with(libdeflater::Decompressor::new);
-        if inflate_whole(libdeflate, input, &mut rest[..size]) {
-            let whole: &[u8] = &rest[..size];
-            if let Some(h) = hash.as_deref_mut() {
-                h.update(whole);
-            }
-            let mut record = |index, raw, escapes| records.record(index, raw, escapes);
-            return splitter.feed(whole, true, &mut record).map(drop);
+    let libdeflate = libdeflate.get_or_insert_with(libdeflater::Decompressor::new);
+    if let Some(size) = inflate_whole_after(libdeflate, file, len) {
+        let whole: &[u8] = &file[len..len + size];
+        if let Some(h) = hash.as_deref_mut() {
+            h.update(whole);
         }
+        let mut record = |index, raw, escapes| records.record(index, raw, escapes);
+        return splitter.feed(whole, true, &mut record).map(drop);
     }
     let input: &[u8] = &file[..len];
     let mut inflater = Gunzip::new(input, MAX_TRAIL_JSON);

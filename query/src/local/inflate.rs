@@ -203,34 +203,52 @@ fn gzip_header_len(input: &[u8]) -> Option<usize> {
     (at <= input.len()).then_some(at)
 }
 
-/// The scan's inflate and nothing after it, for a benchmark's floor: one file's text is made
-/// as the scan makes it (whole by libdeflate into `whole` up to [`WHOLE_MAX`], else window by
-/// window by zlib-rs into `window`) and thrown away. Its length, or why the file is bad.
-pub fn inflate_only(
-    input: &[u8],
+/// Inflates the gzip file in `file[..len]` whole ([`inflate_whole`]) into `file[len..]`,
+/// growing the buffer as needed; the text's length when it was taken whole, `None` when the
+/// file is to be inflated window by window ([`Gunzip`]).
+pub(super) fn inflate_whole_after(
     libdeflate: &mut libdeflater::Decompressor,
-    whole: &mut Vec<u8>,
+    file: &mut Vec<u8>,
+    len: usize,
+) -> Option<usize> {
+    let size = whole_size(&file[..len])?;
+    grow(file, len + size);
+    let (input, rest) = file.split_at_mut(len);
+    inflate_whole(libdeflate, input, &mut rest[..size]).then_some(size)
+}
+
+/// Makes `buffer` at least `len` bytes long, the new ones zeroed (and so, in memory).
+pub(super) fn grow(buffer: &mut Vec<u8>, len: usize) {
+    if buffer.len() < len {
+        buffer.reserve_exact(len - buffer.len());
+        buffer.resize(len, 0);
+    }
+}
+
+/// The scan's inflate and nothing after it, for a benchmark's floor: the gzip file in
+/// `file[..len]` is inflated as the scan inflates it (whole by libdeflate after its bytes, up
+/// to [`WHOLE_MAX`] of text, else window by window by zlib-rs into `window`) and its text
+/// thrown away. Its length, or why the file is bad.
+pub fn inflate_only(
+    libdeflate: &mut libdeflater::Decompressor,
+    file: &mut Vec<u8>,
+    len: usize,
     window: &mut Vec<u8>,
 ) -> Result<usize, String> {
-    if let Some(size) = whole_size(input) {
-        if whole.len() < size {
-            whole.resize(size, 0);
-        }
-        if inflate_whole(libdeflate, input, &mut whole[..size]) {
-            return Ok(size);
-        }
+    if let Some(size) = inflate_whole_after(libdeflate, file, len) {
+        return Ok(size);
     }
-    let mut inflater = Gunzip::new(input, MAX_TRAIL_JSON);
-    let mut len = 0;
+    let mut inflater = Gunzip::new(&file[..len], MAX_TRAIL_JSON);
+    let mut total = 0;
     loop {
         window.clear();
         if window.capacity() < WINDOW {
             window.reserve_exact(WINDOW);
         }
         let eof = inflater.fill(window)?;
-        len += window.len();
+        total += window.len();
         if eof {
-            return Ok(len);
+            return Ok(total);
         }
     }
 }
